@@ -1,0 +1,723 @@
+"""The batched Warehouse Brawl core: N matches advanced one frame at a time.
+
+``BrawlEngine.step(keys[N, 2, 10])`` runs the frame as a fixed recipe of phase
+functions, each ``(state, params, ...)`` updating the struct-of-arrays in place
+(in place so that a step allocates little; each phase reads as a pure rule):
+
+    inputs → timers → state machine → actions → movement → platform & collisions
+    → hits (damage, knockback, stun, combos) → move phases → weapons
+    → knockouts → match end
+
+Masks replace branches: every rule runs on all matches at once and there is no
+Python object per match. Both players are processed in one array along axis 1
+and interactions are resolved from the pre-interaction state, so swapping the
+players swaps the outcome exactly (the mirror-symmetry test relies on this).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from environment import params as P
+from environment.params import DEFAULT_PARAMS, GameParams
+from environment.state import MatchState, allocate, draw_uniform, seed_streams
+
+
+@dataclass
+class StepEvents:
+    """What happened during one frame, for every match. Player arrays are (n, 2)."""
+
+    hit: np.ndarray  # player landed a hit
+    damage_dealt: np.ndarray  # damage the player dealt this frame (after the 700 cap)
+    combo: np.ndarray  # player hit an opponent who was already stunned
+    knocked_out: np.ndarray  # player lost a stock
+    weapon_equip: np.ndarray  # weapon the player picked up (0 none, 1 Spear, 2 Hammer)
+    weapon_drop: np.ndarray  # player dropped its weapon
+    done: np.ndarray  # (n,) the match ended this frame
+    truncated: np.ndarray  # (n,) ...because it reached max_timesteps
+    result: np.ndarray  # (n,) RESULT_* once done
+
+    @classmethod
+    def allocate(cls, n: int) -> StepEvents:
+        return cls(
+            hit=np.zeros((n, 2), bool),
+            damage_dealt=np.zeros((n, 2), np.float32),
+            combo=np.zeros((n, 2), bool),
+            knocked_out=np.zeros((n, 2), bool),
+            weapon_equip=np.zeros((n, 2), np.int8),
+            weapon_drop=np.zeros((n, 2), bool),
+            done=np.zeros(n, bool),
+            truncated=np.zeros(n, bool),
+            result=np.zeros(n, np.int8),
+        )
+
+    def clear(self) -> None:
+        for arr in vars(self).values():
+            arr.fill(0)
+
+
+@dataclass
+class Inputs:
+    held: np.ndarray  # (n, 2, 10) bool
+    pressed: np.ndarray  # (n, 2, 10) bool, held now and not last frame
+    horizontal: np.ndarray  # (n, 2) float32 in {-1, 0, 1}: d minus a
+
+
+# States in which a player takes new commands (attack, dodge, dash, jump, taunt).
+_ACTIONABLE = np.zeros(13, bool)
+_ACTIONABLE[[P.WALKING, P.STANDING, P.SPRINTING, P.IN_AIR, P.DASH]] = True
+# States whose end is driven by state_timer.
+_TIMED = np.zeros(13, bool)
+_TIMED[[P.TURNAROUND, P.AIR_TURNAROUND, P.DODGE, P.DASH, P.BACKDASH, P.KO, P.TAUNT]] = True
+# Ground-only states, which become InAir when the floor disappears.
+_GROUND_ONLY = np.zeros(13, bool)
+_GROUND_ONLY[[P.WALKING, P.STANDING, P.TURNAROUND, P.SPRINTING, P.DASH, P.BACKDASH, P.TAUNT]] = True
+_FIRST_AIR_MOVE = P.NAIR
+# Grounded states in which friction slows the player down.
+_BRAKING = np.zeros(13, bool)
+_BRAKING[[P.STANDING, P.TAUNT, P.TURNAROUND, P.ATTACK, P.STUN]] = True
+
+
+def validate_keys(keys: np.ndarray, n: int) -> np.ndarray:
+    """Keys as a bool (n, 2, 10) array; raises on a wrong shape, dtype or NaN."""
+    keys = np.asarray(keys)
+    if keys.shape != (n, 2, P.N_KEYS):
+        raise ValueError(f"keys must have shape ({n}, 2, {P.N_KEYS}), got {keys.shape}")
+    if keys.dtype == bool:
+        return keys
+    if not (np.issubdtype(keys.dtype, np.number)):
+        raise TypeError(f"keys must be bool or numeric, got dtype {keys.dtype}")
+    if np.issubdtype(keys.dtype, np.floating) and not np.isfinite(keys).all():
+        raise ValueError("keys contain NaN or infinite values")
+    return keys > 0.5
+
+
+class BrawlEngine:
+    """N Warehouse Brawl matches as arrays.
+
+    :param n: number of matches
+    :param max_timesteps: frames after which a match ends on stocks (draw if equal)
+    :param seed: base seed; match i is seeded with ``seed + i``
+    """
+
+    def __init__(self, n: int, max_timesteps: int = 2700, seed: int | None = 0, params: GameParams = DEFAULT_PARAMS):
+        if not isinstance(n, (int, np.integer)) or n <= 0:
+            raise ValueError(f"n (number of matches) must be a positive integer, got {n!r}")
+        if not isinstance(max_timesteps, (int, np.integer)) or max_timesteps <= 0:
+            raise ValueError(f"max_timesteps must be a positive integer, got {max_timesteps!r}")
+        self.n = int(n)
+        self.max_timesteps = int(max_timesteps)
+        self.params = params
+        self.state: MatchState = allocate(self.n)
+        self.events = StepEvents.allocate(self.n)
+        self._needs_reset = np.ones(self.n, bool)
+        base = 0 if seed is None else int(seed)
+        self.state.rng[:] = seed_streams(base + np.arange(self.n))
+
+    # --- lifecycle ---------------------------------------------------------------
+    def reset(self, rows=None, seeds=None, p0_side: int | None = None) -> None:
+        """Start new matches in ``rows`` (all by default).
+
+        :param seeds: reseed those matches (one int each, or one int for all, offset
+            by the row's position in ``rows``); otherwise their streams continue
+        :param p0_side: +1/-1 to put player 0 on the right/left start point instead
+            of drawing the side from the match's stream (tests use this)
+        """
+        rows = np.arange(self.n) if rows is None else np.atleast_1d(np.asarray(rows, dtype=np.intp))
+        if rows.size == 0:
+            return
+        s = self.state
+        if seeds is not None:
+            seeds = np.asarray(seeds, dtype=np.int64)
+            seeds = seeds + np.arange(rows.size) if seeds.ndim == 0 else seeds
+            s.rng[rows] = seed_streams(seeds)
+        reset_matches(s, self.params, rows, p0_side)
+        self._needs_reset[rows] = False
+
+    def step(self, keys: np.ndarray) -> StepEvents:
+        """Advance every match one frame; returns this frame's events (reused buffers)."""
+        held = validate_keys(keys, self.n)
+        if self._needs_reset.any():
+            bad = np.flatnonzero(self._needs_reset)[:5].tolist()
+            raise RuntimeError(f"step() on matches that ended or were never reset (rows {bad}); call reset() first")
+        ev = self.events
+        ev.clear()
+        step_matches(self.state, self.params, held, ev, self.max_timesteps)
+        self._needs_reset |= ev.done
+        return ev
+
+
+# ==================================================================================
+# Reset
+# ==================================================================================
+def reset_matches(s: MatchState, p: GameParams, rows: np.ndarray, p0_side: int | None = None) -> None:
+    if p0_side is None:
+        side = np.where(draw_uniform(s.rng, rows) < 0.5, 1.0, -1.0).astype(np.float32)
+    else:
+        side = np.full(rows.size, float(np.sign(p0_side)), np.float32)
+    spawn = np.stack([side * p.spawn_x, -side * p.spawn_x], axis=1)
+    s.spawn_x[rows] = spawn
+    for name in ("vx", "vy", "state_timer", "jump_cooldown", "dodge_cooldown", "stun_frames", "damage",
+                 "move", "move_phase", "phase_timer", "charge", "weapon"):  # fmt: skip
+        getattr(s, name)[rows] = 0
+    for name in ("grounded", "on_platform", "dodge_in_air", "phase_hit", "prev_keys"):
+        getattr(s, name)[rows] = False
+    s.x[rows] = spawn
+    s.y[rows] = p.spawn_y
+    s.facing[rows] = -np.sign(spawn)  # face the centre
+    s.state[rows] = P.IN_AIR
+    s.jumps_left[rows] = p.air_jumps
+    s.recoveries_left[rows] = p.recoveries_per_airtime
+    s.stocks[rows] = p.stocks
+    s.frame[rows] = 0
+    s.done[rows] = False
+    s.result[rows] = P.RESULT_NONE
+    s.platform_progress[rows] = 0.0
+    s.platform_dir[rows] = 1.0
+    s.platform_x[rows], s.platform_y[rows] = p.platform_a
+    s.platform_vx[rows] = 0.0
+    s.platform_vy[rows] = 0.0
+    for name in ("slot_x", "slot_y", "slot_vy", "slot_kind", "slot_timer", "slot_lock"):
+        getattr(s, name)[rows] = 0
+    lo, hi = p.spawn_interval
+    for spawner in range(2):
+        s.spawn_timer[rows, spawner] = (lo + draw_uniform(s.rng, rows) * (hi - lo)).astype(np.int32)
+
+
+# ==================================================================================
+# Step
+# ==================================================================================
+def step_matches(s: MatchState, p: GameParams, held: np.ndarray, ev: StepEvents, max_timesteps: int) -> None:
+    inp = decode_inputs(s, held)
+    tick_timers(s)
+    end_timed_states(s, p, inp)
+    start_actions(s, p, inp)
+    apply_movement(s, p, inp)
+    move_platform_and_collide(s, p)
+    resolve_hits(s, p, ev)
+    advance_moves(s, p, inp)
+    update_weapons(s, p, inp, ev)
+    resolve_knockouts(s, p, ev)
+    check_match_end(s, p, ev, max_timesteps)
+
+
+def decode_inputs(s: MatchState, held: np.ndarray) -> Inputs:
+    pressed = held & ~s.prev_keys
+    s.prev_keys[:] = held
+    horizontal = held[..., P.K_D].astype(np.float32) - held[..., P.K_A]
+    return Inputs(held, pressed, horizontal)
+
+
+def _count_down(arr: np.ndarray) -> None:
+    np.subtract(arr, 1, out=arr, where=arr > 0)
+
+
+def tick_timers(s: MatchState) -> None:
+    _count_down(s.jump_cooldown)
+    _count_down(s.dodge_cooldown)
+    _count_down(s.stun_frames)
+    _count_down(s.state_timer)
+
+
+def _settle(s: MatchState, mask: np.ndarray) -> None:
+    """Return players to their idle state for where they are (ground or air)."""
+    s.state[mask] = np.where(s.grounded[mask], P.STANDING, P.IN_AIR)
+
+
+def end_timed_states(s: MatchState, p: GameParams, inp: Inputs) -> None:
+    st = s.state
+    ended = _TIMED[st] & (s.state_timer <= 0)
+    if ended.any():
+        turned = ended & ((st == P.TURNAROUND) | (st == P.AIR_TURNAROUND))
+        s.facing[turned] *= -1
+        dodged = ended & (st == P.DODGE)
+        s.dodge_cooldown[dodged] = np.where(s.dodge_in_air[dodged], p.dodge_cooldown_air, p.dodge_cooldown_ground)
+        respawned = ended & (st == P.KO)
+        dashed = ended & (st == P.DASH)
+        sprint = dashed & (inp.horizontal == s.facing) & s.grounded
+        _settle(s, ended)
+        st[turned & s.grounded] = P.WALKING
+        st[sprint] = P.SPRINTING
+        if respawned.any():
+            _respawn(s, p, respawned)
+    unstunned = (st == P.STUN) & (s.stun_frames <= 0)
+    _settle(s, unstunned)
+
+
+def _respawn(s: MatchState, p: GameParams, mask: np.ndarray) -> None:
+    s.x[mask] = s.spawn_x[mask]
+    s.y[mask] = p.spawn_y
+    s.vx[mask] = 0.0
+    s.vy[mask] = 0.0
+    s.facing[mask] = -np.sign(s.spawn_x[mask])
+    s.grounded[mask] = False
+    s.on_platform[mask] = False
+    s.state[mask] = P.IN_AIR
+    s.jumps_left[mask] = p.air_jumps
+    s.recoveries_left[mask] = p.recoveries_per_airtime
+
+
+def start_actions(s: MatchState, p: GameParams, inp: Inputs) -> None:
+    """New commands from actionable players, by priority: attack, l, jump, taunt, walk."""
+    free = _ACTIONABLE[s.state]
+    held, pressed, horiz = inp.held, inp.pressed, inp.horizontal
+    free &= ~s.done[:, None]
+    if not free.any():
+        return
+    acted = _start_attacks(s, p, free, held, horiz)
+    free &= ~acted
+    acted = _start_dodge_or_dash(s, p, free, pressed[..., P.K_DODGE], horiz)
+    free &= ~acted
+    jump = free & pressed[..., P.K_JUMP] & (s.jumps_left > 0) & (s.jump_cooldown == 0)
+    if jump.any():
+        s.vy[jump] = -p.jump_velocity
+        s.jumps_left[jump] -= 1
+        s.jump_cooldown[jump] = p.jump_cooldown
+        s.grounded[jump] = False
+        s.on_platform[jump] = False
+        s.state[jump] = np.where(horiz[jump] == -s.facing[jump], P.AIR_TURNAROUND, P.IN_AIR)
+        s.state_timer[jump] = p.turnaround_frames
+    free &= ~jump
+    taunt = free & pressed[..., P.K_TAUNT] & s.grounded
+    s.state[taunt] = P.TAUNT
+    s.state_timer[taunt] = p.taunt_frames
+    free &= ~taunt
+    _choose_locomotion(s, p, free, horiz)
+
+
+def _start_attacks(s: MatchState, p: GameParams, free, held, horiz) -> np.ndarray:
+    heavy = held[..., P.K_HEAVY]
+    light = held[..., P.K_LIGHT] & ~heavy
+    want = free & (heavy | light)
+    if not want.any():
+        return want
+    up, down = held[..., P.K_W], held[..., P.K_S]
+    neutral = up | ((horiz == 0) & ~down)
+    is_down = ~neutral & down
+    # direction index: 0 neutral, 1 down, 2 side
+    direction = np.where(neutral, 0, np.where(is_down, 1, 2))
+    air = ~s.grounded
+    ground_move = np.where(heavy, P.NSIG, P.NLIGHT) + direction
+    air_light = P.NAIR + direction
+    air_heavy = np.where(is_down, P.GROUNDPOUND, P.RECOVERY)
+    move = np.where(air, np.where(heavy, air_heavy, air_light), ground_move)
+    # One recovery per airtime: without one left, the air heavy does nothing.
+    blocked = air & heavy & (move == P.RECOVERY) & (s.recoveries_left <= 0)
+    start = want & ~blocked
+    side = start & (direction == 2)
+    s.facing[side] = horiz[side]
+    s.recoveries_left[start & (move == P.RECOVERY)] -= 1
+    s.move[start] = move[start]
+    s.move_phase[start] = 0
+    s.charge[start] = 0
+    s.phase_hit[start] = False
+    s.state[start] = P.ATTACK
+    flat = _flat_phase_index(s, p)
+    s.phase_timer[start] = p.moves.frames.reshape(-1)[flat[start]]
+    return want
+
+
+def _start_dodge_or_dash(s: MatchState, p: GameParams, free, pressed_l, horiz) -> np.ndarray:
+    want = free & pressed_l
+    if not want.any():
+        return want
+    ground = s.grounded
+    still = (horiz == 0) & (np.abs(s.vx) < p.still_speed)
+    dodge = want & (s.dodge_cooldown == 0) & (~ground | still)
+    dash = want & ground & (horiz == s.facing)
+    backdash = want & ground & (horiz == -s.facing)
+    s.state[dodge] = P.DODGE
+    s.state_timer[dodge] = p.dodge_frames
+    s.dodge_in_air[dodge] = ~ground[dodge]
+    s.vx[dodge] = 0.0
+    s.vy[dodge] = 0.0
+    s.state[dash] = P.DASH
+    s.state_timer[dash] = p.dash_frames
+    s.state[backdash] = P.BACKDASH
+    s.state_timer[backdash] = p.backdash_frames
+    return dodge | dash | backdash
+
+
+def _choose_locomotion(s: MatchState, p: GameParams, free, horiz) -> None:
+    """Walk, turn, stand or keep sprinting/dashing, for players that started nothing."""
+    st = s.state
+    ground = free & s.grounded
+    toward = horiz == s.facing
+    away = (horiz == -s.facing) & (horiz != 0)
+    running = (st == P.SPRINTING) | (st == P.DASH)
+    st[ground & toward & ~running] = P.WALKING
+    st[ground & (horiz == 0) & (st != P.DASH)] = P.STANDING
+    turn = ground & away
+    st[turn] = P.TURNAROUND
+    air_turn = free & ~s.grounded & away
+    st[air_turn] = P.AIR_TURNAROUND
+    s.state_timer[turn | air_turn] = p.turnaround_frames
+    st[free & ~s.grounded & ~away] = P.IN_AIR
+
+
+def apply_movement(s: MatchState, p: GameParams, inp: Inputs) -> None:
+    st, vx, vy, facing = s.state, s.vx, s.vy, s.facing
+    ground, air = s.grounded, ~s.grounded
+    vx[st == P.WALKING] = p.walk_speed * facing[st == P.WALKING]
+    vx[st == P.SPRINTING] = p.sprint_speed * facing[st == P.SPRINTING]
+    vx[st == P.DASH] = p.dash_speed * facing[st == P.DASH]
+    vx[st == P.BACKDASH] = -p.backdash_speed * facing[st == P.BACKDASH]
+    braking = ground & _BRAKING[st]
+    vx[braking] *= p.ground_friction
+    frozen = (st == P.DODGE) | (st == P.KO)
+    # Gravity, fast-fall and the fall-speed cap (knockback may exceed the cap).
+    falling = air & ~frozen
+    vy[falling] += p.gravity * P.DT
+    stunned = st == P.STUN
+    fast_fall = falling & ~stunned & inp.held[..., P.K_S] & (st != P.ATTACK)
+    vy[fast_fall] += p.fast_fall_accel
+    capped = falling & ~stunned & (vy > p.max_fall_speed)
+    vy[capped] = p.max_fall_speed
+    # Air steering never pushes past walking speed, but does not brake knockback.
+    steer = air & ((st == P.IN_AIR) | (st == P.AIR_TURNAROUND) | (st == P.ATTACK)) & (inp.horizontal != 0)
+    if steer.any():
+        h = inp.horizontal[steer]
+        v = vx[steer]
+        limit = np.maximum(p.walk_speed, v * h)  # current speed along h, if faster
+        vx[steer] = np.clip(v + p.air_steer_accel * h, -limit, limit)
+    vx[frozen] = 0.0
+    vy[frozen] = 0.0
+    attacking = st == P.ATTACK
+    if attacking.any():
+        flat = _flat_phase_index(s, p)
+        drive = attacking & p.moves.drives_velocity.reshape(-1)[flat]
+        if drive.any():
+            vel = p.moves.velocity.reshape(-1, 2)[flat[drive]]
+            vx[drive] = vel[:, 0] * facing[drive]
+            vy[drive] = vel[:, 1]  # upward drive lifts off: the collision pass will not land it
+
+
+def _flat_phase_index(s: MatchState, p: GameParams) -> np.ndarray:
+    """Index into the flattened move table for each player's current phase."""
+    move = np.maximum(s.move.astype(np.intp) - P.FIRST_MOVE_ID, 0)
+    return (s.weapon.astype(np.intp) * P.N_MOVES + move) * P.MAX_PHASES + s.move_phase
+
+
+def move_platform_and_collide(s: MatchState, p: GameParams) -> None:
+    old_px, old_py = s.platform_x.copy(), s.platform_y.copy()
+    # Bottoms before anything moves: a surface catches players that were above it.
+    prev_bottom = s.y + p.body_h / 2
+    _move_platform(s, p)
+    # Riders move with the platform.
+    ride = s.grounded & s.on_platform
+    s.x += np.where(ride, (s.platform_x - old_px)[:, None], 0.0)
+    s.y += np.where(ride, (s.platform_y - old_py)[:, None], 0.0)
+    prev_x = s.x.copy()
+    s.x += s.vx * P.DT
+    s.y += s.vy * P.DT
+    was_grounded = s.grounded.copy()
+    s.grounded[:] = False
+    s.on_platform[:] = False
+    half_w, half_h = p.body_w / 2, p.body_h / 2
+    for x_min, x_max, top in (p.right_ground, p.left_ground):
+        overlap_x = (s.x + half_w > x_min) & (s.x - half_w < x_max)
+        below_top = s.y + half_h >= top - 1e-4
+        land = overlap_x & below_top & (prev_bottom <= top + 1e-3) & (s.vy >= 0)
+        _land(s, p, land, top)
+        # Side walls: pushed back out the way the player came.
+        wall = overlap_x & (s.y + half_h > top + 1e-3) & ~land
+        if wall.any():
+            left_side = prev_x < (x_min + x_max) / 2
+            s.x[wall] = np.where(left_side[wall], x_min - half_w, x_max + half_w)
+            s.vx[wall] = 0.0
+    # The platform is one-way: it catches players falling onto its top.
+    plat_w, plat_h = p.platform_size
+    plat_top = (s.platform_y - plat_h / 2)[:, None]
+    old_top = (old_py - plat_h / 2)[:, None]
+    overlap_x = np.abs(s.x - s.platform_x[:, None]) < (plat_w + p.body_w) / 2
+    catch = overlap_x & (s.y + half_h >= plat_top - 1e-4) & (prev_bottom <= old_top + 1e-3) & (s.vy >= 0)
+    catch &= ~s.grounded
+    _land(s, p, catch, plat_top)
+    s.on_platform |= catch & s.grounded
+    _landing_and_takeoff(s, p, was_grounded)
+
+
+def _move_platform(s: MatchState, p: GameParams) -> None:
+    (ax, ay), (bx, by) = p.platform_a, p.platform_b
+    length = float(np.hypot(bx - ax, by - ay))
+    speed = np.sin(np.pi * s.platform_progress) + p.platform_speed_floor  # units / s
+    progress = s.platform_progress + s.platform_dir * speed * P.DT / length
+    turn = (progress >= 1.0) | (progress <= 0.0)
+    s.platform_dir[turn] *= -1
+    np.clip(progress, 0.0, 1.0, out=s.platform_progress)
+    s.platform_vx[:] = ((bx - ax) / length) * speed * s.platform_dir
+    s.platform_vy[:] = ((by - ay) / length) * speed * s.platform_dir
+    s.platform_x[:] = ax + (bx - ax) * s.platform_progress
+    s.platform_y[:] = ay + (by - ay) * s.platform_progress
+
+
+def _land(s: MatchState, p: GameParams, mask: np.ndarray, top) -> None:
+    """Put players on a surface; stunned players falling fast bounce instead."""
+    if not mask.any():
+        return
+    top_arr = np.broadcast_to(top, mask.shape)
+    bounce = mask & (s.state == P.STUN) & (s.vy > 3.0)
+    stay = mask & ~bounce
+    s.y[mask] = top_arr[mask] - p.body_h / 2
+    s.vy[bounce] *= -p.stun_bounce
+    s.vy[stay] = 0.0
+    s.grounded[stay] = True
+
+
+def _landing_and_takeoff(s: MatchState, p: GameParams, was_grounded: np.ndarray) -> None:
+    st = s.state
+    landed = s.grounded & ~was_grounded
+    if landed.any():
+        s.jumps_left[landed] = p.ground_jumps + p.air_jumps
+        s.recoveries_left[landed] = p.recoveries_per_airtime
+        # Air moves end on landing.
+        air_move_ended = landed & (st == P.ATTACK) & (s.move >= _FIRST_AIR_MOVE)
+        s.move[air_move_ended] = 0
+        airborne_idle = landed & ((st == P.IN_AIR) | (st == P.AIR_TURNAROUND) | air_move_ended)
+        st[airborne_idle] = P.STANDING
+    grounded_now = s.grounded
+    s.jumps_left[grounded_now] = p.ground_jumps + p.air_jumps
+    took_off = ~s.grounded & was_grounded
+    if took_off.any():
+        # Walking off a ledge spends the ground jump.
+        np.minimum(s.jumps_left, p.air_jumps, out=s.jumps_left, where=took_off)
+        st[took_off & _GROUND_ONLY[st]] = P.IN_AIR
+
+
+def resolve_hits(s: MatchState, p: GameParams, ev: StepEvents) -> None:
+    attacking = (s.state == P.ATTACK) & ~s.phase_hit
+    if not attacking.any():
+        return
+    t = p.moves
+    flat = _flat_phase_index(s, p)
+    active = attacking & t.active.reshape(-1)[flat]
+    if not active.any():
+        return
+    box = t.hitbox.reshape(-1, 4)[flat]  # (n, 2, 4)
+    hx = s.x + s.facing * box[..., 0]
+    hy = s.y + box[..., 1]
+    tx, ty = s.x[:, ::-1], s.y[:, ::-1]
+    vulnerable = (s.state != P.DODGE) & (s.state != P.KO)
+    hit = (
+        active
+        & vulnerable[:, ::-1]
+        & (np.abs(hx - tx) < (box[..., 2] + p.hurt_w) / 2)
+        & (np.abs(hy - ty) < (box[..., 3] + p.hurt_h) / 2)
+    )
+    if not hit.any():
+        return
+    # Everything below is computed from the pre-hit state of both players, so a
+    # trade (both hitting on the same frame) resolves symmetrically.
+    charge_min = t.charge_min[s.weapon, np.maximum(s.move - P.FIRST_MOVE_ID, 0)]
+    charge_max = t.charge_max[s.weapon, np.maximum(s.move - P.FIRST_MOVE_ID, 0)]
+    span = np.maximum(charge_max - charge_min, 1)
+    charge_mult = 1.0 + 0.5 * np.clip((s.charge - charge_min) / span, 0.0, 1.0) * (charge_max > 0)
+    dmg = t.damage.reshape(-1)[flat] * charge_mult
+    target_damage = s.damage[:, ::-1]
+    new_damage = np.minimum(target_damage + dmg, p.max_damage)
+    X = new_damage
+    force = t.kb_fixed.reshape(-1)[flat] + t.kb_var.reshape(-1)[flat] * (X / 70.0 + X * X / 12000.0)
+    direction = t.direction.reshape(-1, 2)[flat]
+    kb_vx = direction[..., 0] * s.facing * force * p.knockback_scale
+    kb_vy = direction[..., 1] * force * p.knockback_scale
+    stun = t.stun.reshape(-1)[flat]
+    was_stunned = s.state[:, ::-1] == P.STUN
+    ev.hit |= hit
+    ev.damage_dealt += np.where(hit, new_damage - target_damage, 0.0)
+    ev.combo |= hit & was_stunned
+    s.phase_hit |= hit
+    got_hit = hit[:, ::-1]  # the player on the receiving end of each hit
+    s.damage[got_hit] = new_damage[:, ::-1][got_hit]
+    s.vx[got_hit] = kb_vx[:, ::-1][got_hit]
+    s.vy[got_hit] = kb_vy[:, ::-1][got_hit]
+    s.stun_frames[got_hit] = stun[:, ::-1][got_hit]
+    s.state[got_hit] = P.STUN
+    s.move[got_hit] = 0
+    s.grounded[got_hit] = False
+    s.on_platform[got_hit] = False
+
+
+def advance_moves(s: MatchState, p: GameParams, inp: Inputs) -> None:
+    attacking = s.state == P.ATTACK
+    if not attacking.any():
+        return
+    t = p.moves
+    move_idx = np.maximum(s.move - P.FIRST_MOVE_ID, 0)
+    charge_max = t.charge_max[s.weapon, move_idx]
+    charging = attacking & (charge_max > 0) & (s.move_phase == 0)
+    s.charge[charging] += 1
+    # A signature move keeps charging while k is held, up to its maximum.
+    extend = charging & inp.held[..., P.K_HEAVY] & (s.charge < charge_max) & (s.phase_timer <= 1)
+    _count_down(s.phase_timer)
+    s.phase_timer[extend] = 1
+    ended = attacking & (s.phase_timer <= 0)
+    if not ended.any():
+        return
+    flat = _flat_phase_index(s, p)
+    nxt = np.where(s.phase_hit, t.next_hit.reshape(-1)[flat], t.next_miss.reshape(-1)[flat])
+    finished = ended & (nxt < 0)
+    s.move[finished] = 0
+    _settle(s, finished)
+    cont = ended & (nxt >= 0)
+    s.move_phase[cont] = nxt[cont]
+    s.phase_hit[cont] = False
+    flat = _flat_phase_index(s, p)
+    s.phase_timer[cont] = t.frames.reshape(-1)[flat[cont]]
+
+
+def update_weapons(s: MatchState, p: GameParams, inp: Inputs, ev: StepEvents) -> None:
+    _tick_spawners(s, p)
+    _tick_dropped(s, p)
+    press_h = inp.pressed[..., P.K_PICKUP] & (s.state != P.ATTACK) & (s.state != P.KO) & ~s.done[:, None]
+    if not press_h.any():
+        return
+    _drop_weapons(s, p, press_h & (s.weapon > 0), ev)
+    _pick_up_weapons(s, p, press_h & (s.weapon == 0) & ~ev.weapon_drop, ev)
+
+
+def _tick_spawners(s: MatchState, p: GameParams) -> None:
+    spawned = s.slot_kind[:, :2] > 0
+    timers = s.slot_timer[:, :2]
+    _count_down(timers)
+    expired = spawned & (timers <= 0)
+    s.slot_kind[:, :2][expired] = 0
+    waiting = ~spawned
+    s.spawn_timer[waiting] -= 1
+    _reroll_spawn_timers(s, p, expired)
+    due = waiting & (s.spawn_timer <= 0)
+    if not due.any():
+        return
+    for spawner, (x_min, x_max, y) in enumerate((p.right_spawner, p.left_spawner)):
+        rows = np.flatnonzero(due[:, spawner])
+        if rows.size == 0:
+            continue
+        kind = np.where(draw_uniform(s.rng, rows) < 0.5, P.SPEAR, P.HAMMER)
+        s.slot_kind[rows, spawner] = kind
+        s.slot_x[rows, spawner] = x_min + draw_uniform(s.rng, rows) * (x_max - x_min)
+        s.slot_y[rows, spawner] = y
+        s.slot_timer[rows, spawner] = p.spawned_lifetime
+        s.slot_lock[rows, spawner] = 0
+
+
+def _reroll_spawn_timers(s: MatchState, p: GameParams, emptied: np.ndarray) -> None:
+    """After a spawner's weapon despawns or is taken, draw its next interval."""
+    lo, hi = p.spawn_interval
+    r_lo, r_hi = p.respawn_reroll
+    for spawner in range(2):
+        rows = np.flatnonzero(emptied[:, spawner])
+        if rows.size:
+            base = lo + draw_uniform(s.rng, rows) * (hi - lo)
+            scale = r_lo + draw_uniform(s.rng, rows) * (r_hi - r_lo)
+            s.spawn_timer[rows, spawner] = (base * scale).astype(np.int32)
+
+
+def _tick_dropped(s: MatchState, p: GameParams) -> None:
+    kind = s.slot_kind[:, 2:]
+    present = kind > 0
+    if not present.any():
+        return
+    _count_down(s.slot_timer[:, 2:])
+    _count_down(s.slot_lock[:, 2:])
+    kind[present & (s.slot_timer[:, 2:] <= 0)] = 0
+    # Dropped weapons fall until they rest on a ground, or vanish past the blast line.
+    x, y, vy = s.slot_x[:, 2:], s.slot_y[:, 2:], s.slot_vy[:, 2:]
+    vy += np.where(present, p.gravity * P.DT, 0.0).astype(np.float32)
+    np.minimum(vy, p.max_fall_speed, out=vy)
+    new_y = y + vy * P.DT
+    for x_min, x_max, top in (p.right_ground, p.left_ground):
+        rest = present & (x >= x_min) & (x <= x_max) & (y <= top) & (new_y >= top)
+        new_y[rest] = top
+        vy[rest] = 0.0
+    y[:] = np.where(present, new_y, y)
+    kind[present & (y > p.blast_y)] = 0
+
+
+def _drop_weapons(s: MatchState, p: GameParams, drop: np.ndarray, ev: StepEvents) -> None:
+    if not drop.any():
+        return
+    # Player i's weapon lands in slot 2 + i, replacing any it dropped before.
+    s.slot_kind[:, 2:][drop] = s.weapon[drop]
+    s.slot_x[:, 2:][drop] = s.x[drop]
+    s.slot_y[:, 2:][drop] = s.y[drop]
+    s.slot_vy[:, 2:][drop] = 0.0
+    s.slot_timer[:, 2:][drop] = p.dropped_lifetime
+    s.slot_lock[:, 2:][drop] = p.repickup_lock
+    s.weapon[drop] = 0
+    ev.weapon_drop |= drop
+
+
+def _pick_up_weapons(s: MatchState, p: GameParams, want: np.ndarray, ev: StepEvents) -> None:
+    if not want.any():
+        return
+    area_w, area_h = p.pickup_area
+    # (n, 2 players, 4 slots)
+    dx = np.abs(s.x[:, :, None] - s.slot_x[:, None, :])
+    dy = np.abs(s.y[:, :, None] - s.slot_y[:, None, :])
+    reachable = (
+        want[:, :, None]
+        & (s.slot_kind[:, None, :] > 0)
+        & (s.slot_lock[:, None, :] <= 0)
+        & (dx < (area_w + p.body_w) / 2)
+        & (dy < (area_h + p.body_h) / 2)
+    )
+    if not reachable.any():
+        return
+    dist = np.where(reachable, dx * dx + dy * dy, np.inf)
+    choice = np.argmin(dist, axis=2)  # (n, 2)
+    best = np.take_along_axis(dist, choice[..., None], axis=2)[..., 0]
+    has = np.isfinite(best)
+    # Both players reaching for the same weapon: the closer one gets it; a tie, nobody.
+    same = has[:, 0] & has[:, 1] & (choice[:, 0] == choice[:, 1])
+    loses = np.zeros_like(has)
+    loses[:, 0] = same & (best[:, 0] >= best[:, 1])
+    loses[:, 1] = same & (best[:, 1] >= best[:, 0])
+    take = has & ~loses
+    if not take.any():
+        return
+    rows, players = np.nonzero(take)
+    slots = choice[rows, players]
+    s.weapon[rows, players] = s.slot_kind[rows, slots]
+    ev.weapon_equip[rows, players] = s.slot_kind[rows, slots]
+    s.slot_kind[rows, slots] = 0
+    emptied = np.zeros((s.n, 2), bool)
+    spawner_taken = slots < 2
+    emptied[rows[spawner_taken], slots[spawner_taken]] = True
+    _reroll_spawn_timers(s, p, emptied)
+
+
+def resolve_knockouts(s: MatchState, p: GameParams, ev: StepEvents) -> None:
+    out = ((np.abs(s.x) > p.blast_x) | (np.abs(s.y) > p.blast_y)) & (s.state != P.KO)
+    if not out.any():
+        return
+    s.stocks[out] -= 1
+    ev.knocked_out |= out
+    s.state[out] = P.KO
+    s.state_timer[out] = p.respawn_frames
+    s.x[out] = s.spawn_x[out]
+    s.y[out] = p.spawn_y
+    s.vx[out] = 0.0
+    s.vy[out] = 0.0
+    s.damage[out] = 0.0
+    s.weapon[out] = 0
+    s.move[out] = 0
+    s.stun_frames[out] = 0
+    s.grounded[out] = False
+    s.on_platform[out] = False
+
+
+def check_match_end(s: MatchState, p: GameParams, ev: StepEvents, max_timesteps: int) -> None:
+    s.frame += 1
+    out_of_stocks = (s.stocks <= 0).any(axis=1)
+    timed_out = (s.frame >= max_timesteps) & ~out_of_stocks
+    done = out_of_stocks | timed_out
+    if not done.any():
+        return
+    st0, st1 = s.stocks[:, 0], s.stocks[:, 1]
+    result = np.where(st0 > st1, P.RESULT_P0_WINS, np.where(st1 > st0, P.RESULT_P1_WINS, P.RESULT_DRAW))
+    s.result[done] = result[done]
+    s.done |= done
+    ev.done[:] = done
+    ev.truncated[:] = timed_out
+    ev.result[:] = np.where(done, result, P.RESULT_NONE)
