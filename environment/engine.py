@@ -77,7 +77,7 @@ _GROUND_ONLY[[P.WALKING, P.STANDING, P.TURNAROUND, P.SPRINTING, P.DASH, P.BACKDA
 _FIRST_AIR_MOVE = P.NAIR
 # Grounded states in which friction slows the player down.
 _BRAKING = np.zeros(13, bool)
-_BRAKING[[P.STANDING, P.TAUNT, P.TURNAROUND, P.ATTACK, P.STUN]] = True
+_BRAKING[[P.STANDING, P.TAUNT, P.TURNAROUND, P.STUN]] = True
 
 
 def validate_keys(keys: np.ndarray, n: int) -> np.ndarray:
@@ -366,6 +366,7 @@ def apply_movement(s: MatchState, p: GameParams, inp: Inputs) -> None:
     vx[st == P.BACKDASH] = -p.backdash_speed * facing[st == P.BACKDASH]
     braking = ground & _BRAKING[st]
     vx[braking] *= p.ground_friction
+    vx[ground & (st == P.ATTACK)] *= p.attack_friction
     frozen = (st == P.DODGE) | (st == P.KO)
     # Gravity, fast-fall and the fall-speed cap (knockback may exceed the cap).
     falling = air & ~frozen

@@ -88,6 +88,7 @@ class GameParams:
     fast_fall_accel: float = 0.475  # per frame, while s is held in the air
     air_steer_accel: float = 0.358  # per frame
     ground_friction: float = 0.6  # fraction of vx kept per frame when idle on ground
+    attack_friction: float = 0.85  # ...while attacking on the ground: attacks carry momentum
     dodge_frames: int = 10
     dodge_cooldown_ground: int = 30
     dodge_cooldown_air: int = 82
@@ -210,7 +211,7 @@ def _weapon_moves(reach: float, width: float, power: float, speed: int, multi: b
     side_light = (
         _chain(3 + s, 2, 8 + s, (reach, 0.0, width, 0.5), [3.0 * power] * 3, (14, 10), fwd, 12)
         if multi
-        else _strike(4 + s, 3, 9 + s, (reach, 0.0, width, 0.5), 6.0 * power, (18, 14), fwd, 14)
+        else _strike(4 + s, 3, 9 + s, (reach, 0.0, width, 0.5), 6.0 * power, (18, 14), fwd, 14, lunge=(3.0, 0.0))
     )
     neutral_sig = (
         _chain(6 + s, 3, 14 + s, (reach * 0.9, -0.3, width, 0.9), [5.0 * power, 5.0 * power, 9.0 * power],
@@ -245,9 +246,9 @@ def _weapon_moves(reach: float, width: float, power: float, speed: int, multi: b
 
 # Punch: fast and short. Spear: long reach and multi-hit. Hammer: slow and strong.
 WEAPON_MOVES: tuple[tuple[Move, ...], ...] = (
-    _weapon_moves(reach=0.75, width=0.6, power=1.0, speed=0, multi=False),
-    _weapon_moves(reach=1.35, width=1.3, power=1.05, speed=2, multi=True),
-    _weapon_moves(reach=0.95, width=1.0, power=1.9, speed=6, multi=False),
+    _weapon_moves(reach=1.0, width=0.8, power=1.0, speed=0, multi=False),
+    _weapon_moves(reach=1.6, width=1.4, power=1.05, speed=2, multi=True),
+    _weapon_moves(reach=1.2, width=1.1, power=1.9, speed=6, multi=False),
 )
 
 

@@ -1,0 +1,245 @@
+"""The Agent API (as the tournament's) and the basic built-in agents.
+
+Every agent answers ``predict(obs[64]) -> action[10]`` for one match and
+``predict_batch(obs[N, 64], episode_start[N], env_ids=None) -> actions[N, 10]``
+for many. ``env_ids`` names the persistent match slot behind each row, so an
+agent with memory (a frame counter, an LSTM state) keeps it per match even when
+the rows it is handed change from step to step; when omitted, row i is match i.
+
+Scripted agents subclass :class:`ScriptedAgent` and implement ``act`` on the
+whole batch at once. Any other Agent gets a per-row fallback for
+``predict_batch`` that calls ``predict`` row by row (fine for stateless agents;
+agents with memory should vectorise).
+
+The scripted roster lives in ``roster.py``; every agent is reachable by name
+through :func:`make_agent` / :data:`AGENT_REGISTRY`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from gymnasium import spaces
+
+from environment import params as P
+from environment.observation import OBS_SIZE, observation_bounds
+
+# Observation indices used by scripted agents (own half; add 32 for the opponent).
+X, Y, VX, VY, FACING, GROUNDED, AERIAL, JUMPS, STATE, RECOVERIES = range(10)
+DODGE_LEFT, STUN_LEFT, DAMAGE, STOCKS, MOVE, WEAPON = range(10, 16)
+SLOTS = 16  # 4 × [x, y, type]
+OPP = 32
+
+
+def action_space() -> spaces.MultiBinary:
+    return spaces.MultiBinary(P.N_KEYS)
+
+
+def observation_space() -> spaces.Box:
+    low, high = observation_bounds()
+    return spaces.Box(low=low, high=high, shape=(OBS_SIZE,), dtype=np.float32)
+
+
+def check_observation_batch(obs: np.ndarray) -> np.ndarray:
+    obs = np.asarray(obs, dtype=np.float32)
+    if obs.ndim != 2 or obs.shape[1] != OBS_SIZE:
+        raise ValueError(f"observations must have shape (N, {OBS_SIZE}), got {obs.shape}")
+    return obs
+
+
+class Agent:
+    """Base class with the tournament's API.
+
+    :param file_path: weights to load; agents without weights ignore it
+    """
+
+    name = "agent"
+
+    def __init__(self, file_path: str | None = None):
+        self.file_path = file_path
+        self.observation_space = observation_space()
+        self.action_space = action_space()
+        self.initialized = False
+        if file_path is not None:
+            self._initialize()
+
+    def _initialize(self) -> None:
+        """Load weights from ``self.file_path`` (agents with weights override this)."""
+        self.initialized = True
+
+    def get_env_info(self, env) -> None:
+        """Take the spaces from an env (the tournament calls this before playing)."""
+        obs_space = getattr(env, "observation_space", None)
+        self.observation_space = obs_space("player_0") if callable(obs_space) else (obs_space or self.observation_space)
+        act_space = getattr(env, "action_space", None)
+        self.action_space = act_space("player_0") if callable(act_space) else (act_space or self.action_space)
+        if not self.initialized:
+            self._initialize()
+
+    def predict(self, obs: np.ndarray) -> np.ndarray:
+        """One action (10 keys, 0/1) for one observation of 64 values."""
+        raise NotImplementedError(f"{type(self).__name__} must implement predict()")
+
+    def predict_batch(self, obs: np.ndarray, episode_start: np.ndarray, env_ids: np.ndarray | None = None) -> np.ndarray:
+        """Actions for a batch; this fallback calls ``predict`` row by row."""
+        obs = check_observation_batch(obs)
+        if obs.shape[0] == 0:
+            return np.zeros((0, P.N_KEYS), np.int8)
+        return np.stack([np.asarray(self.predict(row), dtype=np.int8).reshape(P.N_KEYS) for row in obs])
+
+    def reset(self) -> None:
+        """Forget any memory (called at the start of a match)."""
+
+    def save(self, file_path: str) -> None:
+        raise TypeError(f"{type(self).__name__} has no weights to save")
+
+    def learn(self, env, total_timesteps: int, log_interval: int = 1, verbose: int = 0):
+        raise TypeError(f"{type(self).__name__} does not learn")
+
+
+class ScriptedAgent(Agent):
+    """A rule-based agent vectorised over matches, with optional per-match memory.
+
+    Subclasses implement :meth:`act` and list per-match memory in ``memory``
+    (name → dtype); it is kept in arrays indexed by env id, zeroed at episode
+    start, and reachable as ``self.mem[name][ids]``.
+    """
+
+    memory: dict[str, type] = {}
+
+    def __init__(self, file_path: str | None = None, seed: int | None = None):
+        super().__init__(file_path)
+        self.rng = np.random.default_rng(seed)
+        self.mem: dict[str, np.ndarray] = {k: np.zeros(0, dt) for k, dt in self.memory.items()}
+        self.initialized = True
+
+    def _ensure_capacity(self, max_id: int) -> None:
+        size = next(iter(self.mem.values())).shape[0] if self.mem else max_id + 1
+        if max_id < size:
+            return
+        new_size = max(max_id + 1, 2 * size)
+        for k, arr in self.mem.items():
+            grown = np.zeros(new_size, arr.dtype)
+            grown[: arr.shape[0]] = arr
+            self.mem[k] = grown
+
+    def predict(self, obs: np.ndarray) -> np.ndarray:
+        obs = np.asarray(obs, dtype=np.float32).reshape(1, OBS_SIZE)
+        first = not getattr(self, "_single_started", False)
+        self._single_started = True
+        return self.predict_batch(obs, np.array([first]), np.array([0]))[0]
+
+    def reset(self) -> None:
+        self._single_started = False
+        for arr in self.mem.values():
+            arr.fill(0)
+
+    def predict_batch(self, obs: np.ndarray, episode_start: np.ndarray, env_ids: np.ndarray | None = None) -> np.ndarray:
+        obs = check_observation_batch(obs)
+        n = obs.shape[0]
+        ids = np.arange(n) if env_ids is None else np.asarray(env_ids, dtype=np.intp)
+        if self.mem and n:
+            self._ensure_capacity(int(ids.max()))
+            starts = ids[np.asarray(episode_start, dtype=bool)]
+            for arr in self.mem.values():
+                arr[starts] = 0
+        keys = np.zeros((n, P.N_KEYS), bool)
+        if n:
+            self.act(obs, keys, ids)
+        return keys.astype(np.int8)
+
+    def act(self, obs: np.ndarray, keys: np.ndarray, ids: np.ndarray) -> None:
+        """Set ``keys`` (n, 10) for observations ``obs`` (n, 64) of matches ``ids``."""
+        raise NotImplementedError
+
+    def save(self, file_path: str) -> None:
+        """Scripted agents have no weights: this writes their name only."""
+        Path(file_path).write_text(json.dumps({"scripted_agent": self.name}))
+
+    # --- helpers shared by scripted styles ------------------------------------------
+    @staticmethod
+    def press(keys: np.ndarray, mask: np.ndarray, key: int) -> None:
+        keys[mask, key] = True
+
+    @staticmethod
+    def walk_towards(keys: np.ndarray, mask: np.ndarray, target_x: np.ndarray, x: np.ndarray) -> None:
+        keys[:, P.K_D] |= mask & (target_x > x)
+        keys[:, P.K_A] |= mask & (target_x < x)
+
+
+class ConstantAgent(ScriptedAgent):
+    """Holds no keys: stands where it lands."""
+
+    name = "constant"
+
+    def act(self, obs, keys, ids) -> None:
+        return None
+
+
+class RandomAgent(ScriptedAgent):
+    """Presses each key at random (probability 0.5), every frame."""
+
+    name = "random"
+
+    def act(self, obs, keys, ids) -> None:
+        keys[:] = self.rng.random(keys.shape) < 0.5
+
+
+class BasedAgent(ScriptedAgent):
+    """The tournament's baseline bot.
+
+    If |x| > 5.335 it walks back to the centre; otherwise it walks toward the
+    opponent unless the opponent is stunned or KO. It jumps every 2nd frame when
+    low (y > 1.6) or below the opponent, and light-attacks within distance 2.
+    """
+
+    name = "based"
+    memory = {"frame": np.int64}
+
+    def act(self, obs, keys, ids) -> None:
+        x, y = obs[:, X], obs[:, Y]
+        ox, oy = obs[:, OPP + X], obs[:, OPP + Y]
+        opp_state = obs[:, OPP + STATE]
+        frame = self.mem["frame"]
+        frame[ids] += 1
+        off_centre = np.abs(x) > 5.335
+        chase = ~off_centre & (opp_state != P.STUN) & (opp_state != P.KO)
+        self.walk_towards(keys, off_centre, np.zeros_like(x), x)
+        self.walk_towards(keys, chase, ox, x)
+        low_or_below = (y > 1.6) | (y > oy)
+        keys[:, P.K_JUMP] = low_or_below & (frame[ids] % 2 == 0)
+        keys[:, P.K_LIGHT] = np.hypot(ox - x, oy - y) < 2.0
+
+
+# --- registry ---------------------------------------------------------------------
+AgentFactory = Callable[..., Agent]
+AGENT_REGISTRY: dict[str, AgentFactory] = {
+    "constant": ConstantAgent,
+    "random": RandomAgent,
+    "based": BasedAgent,
+}
+
+
+def register_agent(name: str, factory: AgentFactory) -> None:
+    AGENT_REGISTRY[name] = factory
+
+
+def agent_names() -> list[str]:
+    _load_roster()
+    return sorted(AGENT_REGISTRY)
+
+
+def make_agent(name: str, **kwargs) -> Agent:
+    """A new agent by registry name, e.g. ``make_agent("based")``."""
+    _load_roster()
+    if name not in AGENT_REGISTRY:
+        raise KeyError(f"unknown agent {name!r}; known agents: {', '.join(sorted(AGENT_REGISTRY))}")
+    return AGENT_REGISTRY[name](**kwargs)
+
+
+def _load_roster() -> None:
+    # The roster registers itself on import; imported lazily to avoid a cycle.
+    import environment.roster  # noqa: F401

@@ -1,0 +1,1 @@
+"""Scripted roster (placeholder import target; filled in by the roster work)."""
