@@ -209,38 +209,38 @@ def _weapon_moves(reach: float, width: float, power: float, speed: int, multi: b
     s = speed
     up, fwd, low = (0.1, -1.0), (1.0, -0.35), (0.6, -0.6)
     side_light = (
-        _chain(3 + s, 2, 8 + s, (reach, 0.0, width, 0.5), [3.0 * power] * 3, (14, 10), fwd, 12)
+        _chain(3 + s, 2, 8 + s, (reach, 0.0, width, 0.5), [3.0 * power] * 3, (14, 10), fwd, 16)
         if multi
-        else _strike(4 + s, 3, 9 + s, (reach, 0.0, width, 0.5), 6.0 * power, (18, 14), fwd, 14, lunge=(3.0, 0.0))
+        else _strike(4 + s, 3, 9 + s, (reach, 0.0, width, 0.5), 6.0 * power, (18, 14), fwd, 18, lunge=(3.0, 0.0))
     )
     neutral_sig = (
         _chain(6 + s, 3, 14 + s, (reach * 0.9, -0.3, width, 0.9), [5.0 * power, 5.0 * power, 9.0 * power],
-               (20, 16), up, 16)
+               (20, 16), up, 20)
         if multi
-        else _signature((8, 24), 5 + s, 4, 16 + s, (reach * 0.6, -0.7, width, 0.9), 13.0 * power, (30, 30), up, 20)
+        else _signature((8, 24), 5 + s, 4, 16 + s, (reach * 0.6, -0.7, width, 0.9), 13.0 * power, (30, 30), up, 24)
     )  # fmt: skip
     return (
         # NLight: quick jab
-        _strike(3 + s, 2, 7 + s, (reach * 0.7, -0.1, width * 0.8, 0.45), 4.0 * power, (14, 10), fwd, 12),
+        _strike(3 + s, 2, 7 + s, (reach * 0.7, -0.1, width * 0.8, 0.45), 4.0 * power, (14, 10), fwd, 16),
         # DLight: low poke
-        _strike(4 + s, 3, 8 + s, (reach * 0.8, 0.35, width, 0.35), 5.0 * power, (16, 10), low, 12),
+        _strike(4 + s, 3, 8 + s, (reach * 0.8, 0.35, width, 0.35), 5.0 * power, (16, 10), low, 16),
         side_light,  # SLight
         neutral_sig,  # NSig
         # DSig: charged sweep, both sides via a wide low box
-        _signature((10, 30), 5 + s, 4, 18 + s, (0.0, 0.35, 2 * reach + width, 0.4), 12.0 * power, (30, 28), low, 20),
+        _signature((10, 30), 5 + s, 4, 18 + s, (0.0, 0.35, 2 * reach + width, 0.4), 12.0 * power, (30, 28), low, 24),
         # SSig: charged dashing strike
-        _signature((10, 30), 6 + s, 5, 18 + s, (reach, -0.1, width * 1.2, 0.6), 15.0 * power, (34, 34), fwd, 22,
+        _signature((10, 30), 6 + s, 5, 18 + s, (reach, -0.1, width * 1.2, 0.6), 15.0 * power, (34, 34), fwd, 26,
                    lunge=(6.0, 0.0)),
         # NAir: spinning box around the body
-        _strike(3 + s, 4, 8 + s, (0.0, 0.0, 1.6 + width * 0.5, 1.4), 5.0 * power, (16, 12), up, 12),
+        _strike(3 + s, 4, 8 + s, (0.0, 0.0, 1.6 + width * 0.5, 1.4), 5.0 * power, (16, 12), up, 16),
         # DAir: downward spike
-        _strike(5 + s, 4, 10 + s, (0.2, 0.7, width * 0.8, 0.6), 7.0 * power, (20, 18), (0.2, 1.0), 14),
+        _strike(5 + s, 4, 10 + s, (0.2, 0.7, width * 0.8, 0.6), 7.0 * power, (20, 18), (0.2, 1.0), 18),
         # SAir: forward air swing
-        _strike(4 + s, 3, 9 + s, (reach, -0.1, width, 0.6), 6.5 * power, (18, 16), fwd, 14),
+        _strike(4 + s, 3, 9 + s, (reach, -0.1, width, 0.6), 6.5 * power, (18, 16), fwd, 18),
         # Recovery: rising upper cut, launches its user upwards
-        _strike(2, 8, 10 + s, (0.3, -0.6, 1.0, 1.0), 6.0 * power, (22, 16), up, 14, lunge=(2.0, -9.5)),
+        _strike(2, 8, 10 + s, (0.3, -0.6, 1.0, 1.0), 6.0 * power, (22, 16), up, 18, lunge=(2.0, -9.5)),
         # GroundPound: dive with a hitbox under the feet
-        _strike(6 + s, 12, 12 + s, (0.0, 0.6, 1.2, 0.6), 9.0 * power, (26, 24), (0.3, 1.0), 18, lunge=(0.0, 14.0)),
+        _strike(6 + s, 12, 12 + s, (0.0, 0.6, 1.2, 0.6), 9.0 * power, (26, 24), (0.3, 1.0), 22, lunge=(0.0, 14.0)),
     )  # fmt: skip
 
 

@@ -1,0 +1,445 @@
+"""Warehouse Brawl environments: PettingZoo, gymnasium and SB3 VecEnv.
+
+Spec card
+---------
+| env                      | API                          | agents / batch                 |
+|--------------------------|------------------------------|--------------------------------|
+| ``WarehouseBrawl``       | PettingZoo ``ParallelEnv``   | ``player_0``, ``player_1``     |
+| ``SelfPlayWarehouseBrawl``| ``gymnasium.Env``           | learner (slot 0) vs an Agent   |
+| ``BrawlVecEnv``          | SB3 ``VecEnv``               | N learners vs an opponent mix  |
+
+- Observation: ``Box(64,)`` float32, 32 values for the observer then 32 for the
+  opponent (table in ``observation.py``); the declared bounds hold.
+- Action: ``MultiBinary(10)``, keys ``w a s d space h l j k g``; float arrays are
+  accepted (> 0.5 is pressed); NaN or a wrong shape raises.
+- Reward: a :class:`~environment.rewards.RewardManager` for the learner
+  (default :func:`~environment.rewards.default_reward_manager`).
+- Episode: a match: 3 stocks each, ends on stocks (terminated) or after
+  ``max_timesteps`` frames at 30 FPS (truncated; more stocks wins, else draw).
+- ``BrawlVecEnv`` follows SB3's same-step autoreset: a finished match's last
+  observation is in ``info["terminal_observation"]``, ``info["TimeLimit.truncated"]``
+  tells a time-out, and ``info["episode"]`` holds ``r``, ``l`` and the match stats.
+- Version: v1 (engine rules of DESIGN.md §3; move table in ``params.py``).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from pettingzoo import ParallelEnv
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
+
+from environment import params as P
+from environment.agents import Agent, BasedAgent, action_space, observation_space
+from environment.engine import BrawlEngine, StepEvents
+from environment.match import StatsAccumulator, result_for_player
+from environment.observation import ObservationBuilder
+from environment.self_play import OpponentsCfg
+
+# Agents with more distinct instances than this are compacted out of the grouping list.
+_MAX_OPPONENT_GROUPS = 64
+
+
+def validate_actions(actions: Any, n: int) -> np.ndarray:
+    """Learner actions as a bool (n, 10) array; raises on a wrong shape/dtype or NaN."""
+    arr = np.asarray(actions)
+    if arr.shape != (n, P.N_KEYS):
+        raise ValueError(f"actions must have shape ({n}, {P.N_KEYS}), got {arr.shape}")
+    if arr.dtype == bool:
+        return arr
+    if not np.issubdtype(arr.dtype, np.number):
+        raise TypeError(f"actions must be numeric or bool, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+        raise ValueError("actions contain NaN or infinite values")
+    return arr > 0.5
+
+
+def _default_reward_manager(player: int = 0):
+    from environment.rewards import default_reward_manager
+
+    manager = default_reward_manager()
+    manager.player = player
+    return manager
+
+
+class LearnerMatches:
+    """N matches of a learner (slot 0) against opponents drawn per episode from an OpponentsCfg.
+
+    The shared core of SelfPlayWarehouseBrawl (N=1) and BrawlVecEnv. Opponents are
+    stepped in batches: one ``predict_batch`` call per distinct opponent agent.
+    """
+
+    def __init__(self, n: int, opponents: OpponentsCfg, reward_manager, max_timesteps: int, seed: int | None):
+        from environment.rewards import RewardContext
+
+        self.n = n
+        self.engine = BrawlEngine(n, max_timesteps=max_timesteps, seed=seed)
+        self.builder = ObservationBuilder(n)
+        self.stats = StatsAccumulator(n)
+        self.opponents = opponents
+        self.reward_manager = reward_manager
+        self.reward_manager.reset(n)
+        self.rng = np.random.default_rng(seed)
+        self.opponent_name = np.zeros(n, np.intp)  # index into opponents.names
+        self.opponent_group = np.zeros(n, np.intp)  # index into self.groups
+        self.groups: list[Agent] = []
+        self.episode_start = np.ones(n, bool)
+        self.returns = np.zeros(n, np.float64)
+        self.keys = np.zeros((n, 2, P.N_KEYS), bool)
+        self.obs = np.zeros((n, 2, 64), np.float32)
+        self.ctx = RewardContext(
+            state=self.engine.state,
+            prev_x=np.zeros((n, 2), np.float32),
+            prev_y=np.zeros((n, 2), np.float32),
+            events=self.engine.events,
+            keys=self.keys,
+            params=self.engine.params,
+            player=0,
+        )
+        self.episode_t0 = time.perf_counter()
+
+    # --- opponents --------------------------------------------------------------------
+    def _assign_opponents(self, rows: np.ndarray) -> None:
+        picks = self.opponents.sample(self.rng, rows.size)
+        self.opponent_name[rows] = picks
+        names = self.opponents.names
+        for row, pick in zip(rows.tolist(), picks.tolist(), strict=True):
+            self.opponent_group[row] = self._group_of(self.opponents.agent_for(names[pick]))
+
+    def _group_of(self, agent: Agent) -> int:
+        for k, known in enumerate(self.groups):
+            if known is agent:
+                return k
+        if len(self.groups) >= _MAX_OPPONENT_GROUPS:
+            self._compact_groups()
+        self.groups.append(agent)
+        return len(self.groups) - 1
+
+    def _compact_groups(self) -> None:
+        used = np.unique(self.opponent_group)
+        remap = np.zeros(len(self.groups), np.intp)
+        remap[used] = np.arange(used.size)
+        self.groups = [self.groups[k] for k in used]
+        self.opponent_group = remap[self.opponent_group]
+
+    def opponent_names(self, rows) -> list[str]:
+        names = self.opponents.names
+        return [names[k] for k in self.opponent_name[rows]]
+
+    # --- lifecycle --------------------------------------------------------------------
+    def reset(self, rows: np.ndarray | None = None, seeds=None, p0_side: int | None = None) -> np.ndarray:
+        rows = np.arange(self.n) if rows is None else rows
+        self.engine.reset(rows, seeds=seeds, p0_side=p0_side)
+        self.stats.clear(rows)
+        self.reward_manager.pop_episode_sums(rows)
+        self.returns[rows] = 0.0
+        self.episode_start[rows] = True
+        self._assign_opponents(rows)
+        return self.builder.build(self.engine.state)
+
+    def step(self, learner_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, StepEvents]:
+        """Advance all matches a frame; returns (obs (n,2,64) before autoreset, reward, events)."""
+        obs = self.builder.out  # the observation every player acted on
+        self.keys[:, 0] = learner_keys
+        for k in np.unique(self.opponent_group):
+            rows = np.flatnonzero(self.opponent_group == k)
+            self.keys[rows, 1] = self.groups[k].predict_batch(obs[rows, 1], self.episode_start[rows], rows) > 0.5
+        self.episode_start[:] = False
+        s = self.engine.state
+        self.ctx.prev_x[:] = s.x
+        self.ctx.prev_y[:] = s.y
+        ev = self.engine.step(self.keys)
+        self.stats.add(ev)
+        reward = self.reward_manager.compute(self.ctx)
+        self.returns += reward
+        return self.builder.build(s), reward, ev
+
+    def episode_info(self, row: int, elapsed: float) -> dict[str, Any]:
+        """info["episode"] for a finished match: SB3's r / l / t plus the match stats."""
+        s = self.engine.state
+        stats = self.stats.match_stats(row, s.stocks[row], int(s.result[row]))
+        me, opp = stats.player_1, stats.player_2
+        return {
+            "r": float(self.returns[row]),
+            "l": int(self.stats.frames[row]),
+            "t": round(elapsed, 6),
+            "result": result_for_player(int(s.result[row]), 0),
+            "opponent": self.opponent_names([row])[0],
+            "damage_dealt": me.damage_dealt,
+            "damage_taken": me.damage_taken,
+            "knockouts": me.knockouts,
+            "falls": me.falls,
+            "weapon_pickups": me.weapon_pickups,
+            "weapon_drops": me.weapon_drops,
+            "hits": me.hits,
+            "combos": me.combos,
+            "stocks_left": me.stocks_left,
+            "opponent_stocks_left": opp.stocks_left,
+        }
+
+    def get_state(self) -> dict:
+        """Sampling state that a resumed run restores (opponent sequence continues)."""
+        return {"rng": self.rng.bit_generator.state}
+
+    def set_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+
+
+# ==================================================================================
+# SB3 VecEnv
+# ==================================================================================
+class BrawlVecEnv(VecEnv):
+    """N matches as one SB3 VecEnv: a learner in slot 0 of each, opponents from ``opponents``.
+
+    :param n_envs: number of matches stepped together
+    :param opponents: the opponent mix (default: BasedAgent only)
+    :param reward_manager: the learner's rewards (default: ``default_reward_manager()``)
+    :param max_timesteps: frames per match before a time-out
+    :param seed: match i is seeded ``seed + i``; also seeds opponent sampling
+    """
+
+    def __init__(
+        self,
+        n_envs: int,
+        opponents: OpponentsCfg | None = None,
+        reward_manager=None,
+        max_timesteps: int = 2700,
+        seed: int | None = None,
+    ):
+        if not isinstance(n_envs, (int, np.integer)) or n_envs <= 0:
+            raise ValueError(f"n_envs must be a positive integer, got {n_envs!r}")
+        super().__init__(int(n_envs), observation_space(), action_space())
+        self.core = LearnerMatches(
+            int(n_envs),
+            opponents or OpponentsCfg({"based": (1.0, BasedAgent)}),
+            reward_manager or _default_reward_manager(),
+            max_timesteps,
+            seed,
+        )
+        self.render_mode = "rgb_array"
+        self._actions: np.ndarray | None = None
+        self._started = np.zeros(self.num_envs, np.float64)
+        self._renderer = None
+
+    @property
+    def reward_manager(self):
+        return self.core.reward_manager
+
+    @property
+    def opponents(self) -> OpponentsCfg:
+        return self.core.opponents
+
+    def reset(self) -> np.ndarray:
+        seeds = None if self._seeds[0] is None else np.asarray(self._seeds, np.int64)
+        self._reset_seeds()
+        self._reset_options()
+        obs = self.core.reset(seeds=seeds)
+        self._started[:] = time.perf_counter()
+        return obs[:, 0].copy()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = validate_actions(actions, self.num_envs)
+
+    def step_wait(self):
+        if self._actions is None:
+            raise RuntimeError("step_wait() called without step_async()")
+        obs_all, reward, ev = self.core.step(self._actions)
+        self._actions = None
+        obs = obs_all[:, 0].copy()
+        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        done_rows = np.flatnonzero(ev.done)
+        if done_rows.size:
+            self._finish(done_rows, obs, ev, infos)
+            obs[done_rows] = self.core.builder.out[done_rows, 0]
+        return obs, reward.astype(np.float32), ev.done.copy(), infos
+
+    def _finish(self, rows: np.ndarray, obs: np.ndarray, ev: StepEvents, infos: list[dict]) -> None:
+        now = time.perf_counter()
+        terms = self.core.reward_manager.pop_episode_sums(rows)
+        for i, row in enumerate(rows.tolist()):
+            info = infos[row]
+            info["terminal_observation"] = obs[row].copy()
+            info["TimeLimit.truncated"] = bool(ev.truncated[row])
+            info["episode"] = self.core.episode_info(row, now - self._started[row])
+            info["reward_terms"] = {name: float(values[i]) for name, values in terms.items()}
+        self._started[rows] = now
+        self.core.reset(rows)
+
+    def close(self) -> None:
+        self._renderer = None
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        return [getattr(self, attr_name) for _ in self._get_indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        setattr(self, attr_name, value)
+
+    def env_method(self, method_name: str, *method_args, indices: VecEnvIndices = None, **method_kwargs) -> list[Any]:
+        method = getattr(self, method_name)
+        return [method(*method_args, **method_kwargs) for _ in self._get_indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
+        return [False for _ in self._get_indices(indices)]
+
+    def get_images(self) -> list[np.ndarray]:
+        """Frames of every match (slow for large N: meant for a few envs)."""
+        from environment.render import MatchRenderer
+
+        self._renderer = self._renderer or MatchRenderer()
+        e = self.core.engine
+        return [self._renderer.render(e.state, row, e.max_timesteps) for row in range(self.num_envs)]
+
+
+# ==================================================================================
+# gymnasium Env
+# ==================================================================================
+class SelfPlayWarehouseBrawl(gym.Env):
+    """One learner (slot 0) against an opponent Agent, as a gymnasium Env.
+
+    :param opponent: the opponent Agent (default BasedAgent); its ``seed`` is reset
+        with the env's when it has one, so seeded episodes repeat exactly
+    :param reward_manager: the learner's rewards (default ``default_reward_manager()``)
+    :param max_timesteps: frames before a time-out
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": P.FPS}
+
+    def __init__(self, opponent: Agent | None = None, reward_manager=None, max_timesteps: int = 2700,
+                 render_mode: str | None = None):  # fmt: skip
+        super().__init__()
+        self.observation_space = observation_space()
+        self.action_space = action_space()
+        self.render_mode = render_mode
+        self.opponent = opponent or BasedAgent()
+        self.core = LearnerMatches(
+            1, OpponentsCfg({"opponent": (1.0, self.opponent)}), reward_manager or _default_reward_manager(),
+            max_timesteps, seed=None,
+        )  # fmt: skip
+        self._done = True
+        self._renderer = None
+        self._t0 = time.perf_counter()
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if seed is not None and hasattr(self.opponent, "rng"):
+            self.opponent.rng = np.random.default_rng(seed)
+        self.opponent.reset()
+        side = (options or {}).get("p0_side")
+        obs = self.core.reset(np.array([0]), seeds=seed, p0_side=side)
+        self._done = False
+        self._t0 = time.perf_counter()
+        return obs[0, 0].copy(), {}
+
+    def step(self, action):
+        if self._done:
+            raise RuntimeError("step() called after the match ended; call reset() first")
+        keys = validate_actions(np.asarray(action).reshape(1, -1) if np.ndim(action) == 1 else action, 1)
+        obs, reward, ev = self.core.step(keys)
+        terminated = bool(ev.done[0] and not ev.truncated[0])
+        truncated = bool(ev.truncated[0])
+        info: dict[str, Any] = {}
+        if ev.done[0]:
+            self._done = True
+            info["episode"] = self.core.episode_info(0, time.perf_counter() - self._t0)
+        return obs[0, 0].copy(), float(reward[0]), terminated, truncated, info
+
+    def render(self):
+        from environment.render import MatchRenderer
+
+        self._renderer = self._renderer or MatchRenderer()
+        e = self.core.engine
+        return self._renderer.render(e.state, 0, e.max_timesteps)
+
+
+# ==================================================================================
+# PettingZoo ParallelEnv
+# ==================================================================================
+class WarehouseBrawl(ParallelEnv):
+    """Two players, both controlled from outside: the PettingZoo parallel API.
+
+    Each player's reward comes from its own RewardManager (default
+    ``default_reward_manager()``, zero-sum in damage, knockouts and the win).
+    """
+
+    metadata = {"name": "warehouse_brawl_v1", "render_modes": ["rgb_array"], "render_fps": P.FPS}
+
+    def __init__(self, max_timesteps: int = 2700, reward_managers=None, render_mode: str | None = None):
+        self.possible_agents = ["player_0", "player_1"]
+        self.agents: list[str] = []
+        self.render_mode = render_mode
+        self.engine = BrawlEngine(1, max_timesteps=max_timesteps, seed=None)
+        self.builder = ObservationBuilder(1)
+        self.managers = reward_managers or [_default_reward_manager(0), _default_reward_manager(1)]
+        self._keys = np.zeros((1, 2, P.N_KEYS), bool)
+        self._prev = np.zeros((2, 1, 2), np.float32)
+        self._contexts = [self._context(k) for k in range(2)]
+        for manager in self.managers:
+            manager.reset(1)
+        self._renderer = None
+
+    def _context(self, player: int):
+        from environment.rewards import RewardContext
+
+        return RewardContext(
+            state=self.engine.state, prev_x=self._prev[0], prev_y=self._prev[1], events=self.engine.events,
+            keys=self._keys, params=self.engine.params, player=player,
+        )  # fmt: skip
+
+    @functools.lru_cache(maxsize=None)  # noqa: B019 - PettingZoo wants the same space object each call
+    def observation_space(self, agent: str):
+        return observation_space()
+
+    @functools.lru_cache(maxsize=None)  # noqa: B019
+    def action_space(self, agent: str):
+        return action_space()
+
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        side = (options or {}).get("p0_side")
+        self.engine.reset(seeds=seed, p0_side=side)
+        for manager in self.managers:
+            manager.pop_episode_sums(np.array([0]))
+        self.agents = list(self.possible_agents)
+        obs = self.builder.build(self.engine.state)
+        return {a: obs[0, k].copy() for k, a in enumerate(self.possible_agents)}, {a: {} for a in self.agents}
+
+    def step(self, actions: dict[str, Any]):
+        if not self.agents:
+            raise RuntimeError("step() called after the match ended; call reset() first")
+        missing = set(self.agents) - set(actions)
+        if missing:
+            raise ValueError(f"missing actions for {sorted(missing)}")
+        for k, agent in enumerate(self.possible_agents):
+            self._keys[0, k] = validate_actions(np.asarray(actions[agent]).reshape(1, -1), 1)[0]
+        s = self.engine.state
+        self._prev[0], self._prev[1] = s.x, s.y
+        ev = self.engine.step(self._keys)
+        rewards = [float(m.compute(ctx)[0]) for m, ctx in zip(self.managers, self._contexts, strict=True)]
+        obs = self.builder.build(s)
+        done, truncated = bool(ev.done[0]), bool(ev.truncated[0])
+        agents = self.possible_agents
+        observations = {a: obs[0, k].copy() for k, a in enumerate(agents)}
+        infos: dict[str, dict] = {a: {} for a in agents}
+        if done:
+            for k, a in enumerate(agents):
+                infos[a]["result"] = result_for_player(int(s.result[0]), k)
+            self.agents = []
+        return (
+            observations,
+            dict(zip(agents, rewards, strict=True)),
+            {a: done and not truncated for a in agents},
+            {a: truncated for a in agents},
+            infos,
+        )
+
+    def render(self):
+        from environment.render import MatchRenderer
+
+        self._renderer = self._renderer or MatchRenderer()
+        return self._renderer.render(self.engine.state, 0, self.engine.max_timesteps)
+
+    def close(self) -> None:
+        self._renderer = None
