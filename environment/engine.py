@@ -75,9 +75,61 @@ _TIMED[[P.TURNAROUND, P.AIR_TURNAROUND, P.DODGE, P.DASH, P.BACKDASH, P.KO, P.TAU
 _GROUND_ONLY = np.zeros(13, bool)
 _GROUND_ONLY[[P.WALKING, P.STANDING, P.TURNAROUND, P.SPRINTING, P.DASH, P.BACKDASH, P.TAUNT]] = True
 _FIRST_AIR_MOVE = P.NAIR
-# Grounded states in which friction slows the player down.
-_BRAKING = np.zeros(13, bool)
-_BRAKING[[P.STANDING, P.TAUNT, P.TURNAROUND, P.STUN]] = True
+
+
+@dataclass(frozen=True)
+class _Tables:
+    """Lookups derived from the params once: per-state movement rules and the stage."""
+
+    params: GameParams
+    runs: np.ndarray  # (13,) states that set vx from a running speed
+    run_speed: np.ndarray  # (13,) that speed, forward-signed
+    ground_friction: np.ndarray  # (13,) fraction of vx kept per grounded frame
+    frozen: np.ndarray  # (13,) no motion at all (dodge, KO)
+    can_fast_fall: np.ndarray  # (13,)
+    steers: np.ndarray  # (13,) air steering allowed
+    ground_x_min: np.ndarray  # (2,) right ground, left ground
+    ground_x_max: np.ndarray
+    ground_top: np.ndarray
+    platform_path: np.ndarray  # (period, 5) x, y, vx, vy, progress, by frame since reset
+
+
+_TABLE_CACHE: dict[int, _Tables] = {}
+
+
+def _tables(p: GameParams) -> _Tables:
+    cached = _TABLE_CACHE.get(id(p))
+    if cached is None or cached.params is not p:
+        cached = _TABLE_CACHE[id(p)] = _build_tables(p)
+    return cached
+
+
+def _build_tables(p: GameParams) -> _Tables:
+    def states(*members, dtype=bool, value=True, default=0):
+        arr = np.full(13, default, dtype)
+        arr[list(members)] = value
+        return arr
+
+    run_speed = np.zeros(13, np.float32)
+    run_speed[[P.WALKING, P.SPRINTING, P.DASH, P.BACKDASH]] = (
+        p.walk_speed, p.sprint_speed, p.dash_speed, -p.backdash_speed,
+    )  # fmt: skip
+    friction = states(P.STANDING, P.TAUNT, P.TURNAROUND, P.STUN, dtype=np.float32, value=p.ground_friction, default=1)
+    friction[P.ATTACK] = p.attack_friction  # attacks carry some momentum
+    grounds = np.array([p.right_ground, p.left_ground], np.float32)
+    return _Tables(
+        params=p,
+        runs=states(P.WALKING, P.SPRINTING, P.DASH, P.BACKDASH),
+        run_speed=run_speed,
+        ground_friction=friction,
+        frozen=states(P.DODGE, P.KO),
+        can_fast_fall=~states(P.STUN, P.ATTACK, P.DODGE, P.KO),
+        steers=states(P.IN_AIR, P.AIR_TURNAROUND, P.ATTACK),
+        ground_x_min=grounds[:, 0],
+        ground_x_max=grounds[:, 1],
+        ground_top=grounds[:, 2],
+        platform_path=platform_period(p),
+    )
 
 
 def validate_keys(keys: np.ndarray, n: int) -> np.ndarray:
@@ -175,7 +227,6 @@ def reset_matches(s: MatchState, p: GameParams, rows: np.ndarray, p0_side: int |
     s.done[rows] = False
     s.result[rows] = P.RESULT_NONE
     s.platform_progress[rows] = 0.0
-    s.platform_dir[rows] = 1.0
     s.platform_x[rows], s.platform_y[rows] = p.platform_a
     s.platform_vx[rows] = 0.0
     s.platform_vy[rows] = 0.0
@@ -358,41 +409,34 @@ def _choose_locomotion(s: MatchState, p: GameParams, free, horiz) -> None:
 
 
 def apply_movement(s: MatchState, p: GameParams, inp: Inputs) -> None:
-    st, vx, vy, facing = s.state, s.vx, s.vy, s.facing
-    ground, air = s.grounded, ~s.grounded
-    vx[st == P.WALKING] = p.walk_speed * facing[st == P.WALKING]
-    vx[st == P.SPRINTING] = p.sprint_speed * facing[st == P.SPRINTING]
-    vx[st == P.DASH] = p.dash_speed * facing[st == P.DASH]
-    vx[st == P.BACKDASH] = -p.backdash_speed * facing[st == P.BACKDASH]
-    braking = ground & _BRAKING[st]
-    vx[braking] *= p.ground_friction
-    vx[ground & (st == P.ATTACK)] *= p.attack_friction
-    frozen = (st == P.DODGE) | (st == P.KO)
+    t = _tables(p)
+    st, vx, vy = s.state, s.vx, s.vy
+    ground = s.grounded
+    np.copyto(vx, t.run_speed[st] * s.facing, where=t.runs[st])
+    vx *= np.where(ground, t.ground_friction[st], 1.0)
+    frozen = t.frozen[st]
     # Gravity, fast-fall and the fall-speed cap (knockback may exceed the cap).
-    falling = air & ~frozen
-    vy[falling] += p.gravity * P.DT
-    stunned = st == P.STUN
-    fast_fall = falling & ~stunned & inp.held[..., P.K_S] & (st != P.ATTACK)
-    vy[fast_fall] += p.fast_fall_accel
-    capped = falling & ~stunned & (vy > p.max_fall_speed)
-    vy[capped] = p.max_fall_speed
+    falling = ~ground & ~frozen
+    fast_fall = falling & t.can_fast_fall[st] & inp.held[..., P.K_S]
+    vy += np.where(falling, p.gravity * P.DT, 0.0) + np.where(fast_fall, p.fast_fall_accel, 0.0)
+    np.copyto(vy, np.minimum(vy, p.max_fall_speed), where=falling & (st != P.STUN))
     # Air steering never pushes past walking speed, but does not brake knockback.
-    steer = air & ((st == P.IN_AIR) | (st == P.AIR_TURNAROUND) | (st == P.ATTACK)) & (inp.horizontal != 0)
+    steer = ~ground & t.steers[st] & (inp.horizontal != 0)
     if steer.any():
-        h = inp.horizontal[steer]
-        v = vx[steer]
-        limit = np.maximum(p.walk_speed, v * h)  # current speed along h, if faster
-        vx[steer] = np.clip(v + p.air_steer_accel * h, -limit, limit)
-    vx[frozen] = 0.0
-    vy[frozen] = 0.0
+        h = inp.horizontal
+        limit = np.maximum(p.walk_speed, vx * h)  # current speed along h, if faster
+        np.copyto(vx, np.clip(vx + p.air_steer_accel * h, -limit, limit), where=steer)
+    if frozen.any():
+        np.copyto(vx, 0.0, where=frozen)
+        np.copyto(vy, 0.0, where=frozen)
     attacking = st == P.ATTACK
     if attacking.any():
         flat = _flat_phase_index(s, p)
         drive = attacking & p.moves.drives_velocity.reshape(-1)[flat]
         if drive.any():
-            vel = p.moves.velocity.reshape(-1, 2)[flat[drive]]
-            vx[drive] = vel[:, 0] * facing[drive]
-            vy[drive] = vel[:, 1]  # upward drive lifts off: the collision pass will not land it
+            vel = p.moves.velocity.reshape(-1, 2)[flat]
+            np.copyto(vx, vel[..., 0] * s.facing, where=drive)
+            np.copyto(vy, vel[..., 1], where=drive)  # an upward drive lifts off: collisions won't land it
 
 
 def _flat_phase_index(s: MatchState, p: GameParams) -> np.ndarray:
@@ -402,69 +446,106 @@ def _flat_phase_index(s: MatchState, p: GameParams) -> np.ndarray:
 
 
 def move_platform_and_collide(s: MatchState, p: GameParams) -> None:
-    old_px, old_py = s.platform_x.copy(), s.platform_y.copy()
+    t = _tables(p)
+    half_w, half_h = p.body_w / 2, p.body_h / 2
+    plat_w, plat_h = p.platform_size
     # Bottoms before anything moves: a surface catches players that were above it.
-    prev_bottom = s.y + p.body_h / 2
-    _move_platform(s, p)
-    # Riders move with the platform.
+    prev_bottom = s.y + half_h
+    old_top = s.platform_y - plat_h / 2
+    dx, dy = _move_platform(s, p)
     ride = s.grounded & s.on_platform
-    s.x += np.where(ride, (s.platform_x - old_px)[:, None], 0.0)
-    s.y += np.where(ride, (s.platform_y - old_py)[:, None], 0.0)
+    if ride.any():
+        s.x += np.where(ride, dx[:, None], 0.0)
+        s.y += np.where(ride, dy[:, None], 0.0)
     prev_x = s.x.copy()
     s.x += s.vx * P.DT
     s.y += s.vy * P.DT
     was_grounded = s.grounded.copy()
-    s.grounded[:] = False
-    s.on_platform[:] = False
-    half_w, half_h = p.body_w / 2, p.body_h / 2
-    for x_min, x_max, top in (p.right_ground, p.left_ground):
-        overlap_x = (s.x + half_w > x_min) & (s.x - half_w < x_max)
-        below_top = s.y + half_h >= top - 1e-4
-        land = overlap_x & below_top & (prev_bottom <= top + 1e-3) & (s.vy >= 0)
-        _land(s, p, land, top)
-        # Side walls: pushed back out the way the player came.
-        wall = overlap_x & (s.y + half_h > top + 1e-3) & ~land
-        if wall.any():
-            left_side = prev_x < (x_min + x_max) / 2
-            s.x[wall] = np.where(left_side[wall], x_min - half_w, x_max + half_w)
-            s.vx[wall] = 0.0
+    bottom = s.y + half_h
+    descending = s.vy >= 0
+    # Grounds, both at once on a trailing axis: (n, 2 players, 2 grounds).
+    x3, bottom3 = s.x[..., None], bottom[..., None]
+    over_ground = (x3 + half_w > t.ground_x_min) & (x3 - half_w < t.ground_x_max)
+    on_ground = (
+        over_ground
+        & (bottom3 >= t.ground_top - 1e-4)
+        & (prev_bottom[..., None] <= t.ground_top + 1e-3)
+        & descending[..., None]
+    )
     # The platform is one-way: it catches players falling onto its top.
-    plat_w, plat_h = p.platform_size
-    plat_top = (s.platform_y - plat_h / 2)[:, None]
-    old_top = (old_py - plat_h / 2)[:, None]
-    overlap_x = np.abs(s.x - s.platform_x[:, None]) < (plat_w + p.body_w) / 2
-    catch = overlap_x & (s.y + half_h >= plat_top - 1e-4) & (prev_bottom <= old_top + 1e-3) & (s.vy >= 0)
-    catch &= ~s.grounded
-    _land(s, p, catch, plat_top)
-    s.on_platform |= catch & s.grounded
+    new_top = (s.platform_y - plat_h / 2)[:, None]
+    on_platform = (
+        (np.abs(s.x - s.platform_x[:, None]) < (plat_w + p.body_w) / 2)
+        & (bottom >= new_top - 1e-4)
+        & (prev_bottom <= old_top[:, None] + 1e-3)
+        & descending
+    )
+    landed_ground = on_ground.any(axis=2)
+    landing = landed_ground | on_platform
+    top = np.where(landed_ground, np.where(on_ground[..., 0], t.ground_top[0], t.ground_top[1]), new_top)
+    wall = over_ground & (bottom3 > t.ground_top + 1e-3) & ~landing[..., None]
+    if wall.any():
+        _push_out_of_walls(s, t, wall, prev_x, half_w)
+    _land(s, p, landing, top, on_platform & ~landed_ground)
     _landing_and_takeoff(s, p, was_grounded)
 
 
-def _move_platform(s: MatchState, p: GameParams) -> None:
+def _push_out_of_walls(s: MatchState, t: _Tables, wall: np.ndarray, prev_x: np.ndarray, half_w: float) -> None:
+    """Side walls of the grounds: pushed back out the way the player came."""
+    for k in range(2):
+        hit = wall[..., k]
+        mid = (t.ground_x_min[k] + t.ground_x_max[k]) / 2
+        outside = np.where(prev_x < mid, t.ground_x_min[k] - half_w, t.ground_x_max[k] + half_w)
+        np.copyto(s.x, outside, where=hit)
+        np.copyto(s.vx, 0.0, where=hit)
+
+
+def _move_platform(s: MatchState, p: GameParams) -> tuple[np.ndarray, np.ndarray]:
+    """Advance the shuttle; returns its displacement (dx, dy) this frame.
+
+    The platform's path depends only on the frame number (every match starts it
+    at end A), so it is read from one precomputed period of the motion.
+    """
+    path = _tables(p).platform_path
+    k = (s.frame + 1) % path.shape[0]
+    old_x, old_y = s.platform_x.copy(), s.platform_y.copy()
+    s.platform_x[:], s.platform_y[:], s.platform_vx[:], s.platform_vy[:], s.platform_progress[:] = path[k].T
+    return s.platform_x - old_x, s.platform_y - old_y
+
+
+def platform_period(p: GameParams) -> np.ndarray:
+    """One full round trip of the platform, frame by frame: rows of (x, y, vx, vy, progress).
+
+    Row k is the platform k frames after a reset. Speed profile sin(pi*progress)
+    + floor units/s along the segment A→B; it clips at each end and reverses, so
+    after reaching A again it is back in its reset state and the path repeats.
+    """
     (ax, ay), (bx, by) = p.platform_a, p.platform_b
     length = float(np.hypot(bx - ax, by - ay))
-    speed = np.sin(np.pi * s.platform_progress) + p.platform_speed_floor  # units / s
-    progress = s.platform_progress + s.platform_dir * speed * P.DT / length
-    turn = (progress >= 1.0) | (progress <= 0.0)
-    s.platform_dir[turn] *= -1
-    np.clip(progress, 0.0, 1.0, out=s.platform_progress)
-    s.platform_vx[:] = ((bx - ax) / length) * speed * s.platform_dir
-    s.platform_vy[:] = ((by - ay) / length) * speed * s.platform_dir
-    s.platform_x[:] = ax + (bx - ax) * s.platform_progress
-    s.platform_y[:] = ay + (by - ay) * s.platform_progress
+    ux, uy = (bx - ax) / length, (by - ay) / length
+    rows = [(ax, ay, 0.0, 0.0, 0.0)]
+    progress, direction = 0.0, 1.0
+    while True:
+        speed = np.sin(np.pi * progress) + p.platform_speed_floor
+        progress += direction * speed * P.DT / length
+        if progress >= 1.0 or progress <= 0.0:
+            direction = -direction
+        progress = min(max(progress, 0.0), 1.0)
+        back_home = progress == 0.0 and direction > 0
+        if back_home:
+            return np.array(rows, np.float32)
+        rows.append((ax + (bx - ax) * progress, ay + (by - ay) * progress,
+                     ux * speed * direction, uy * speed * direction, progress))  # fmt: skip
 
 
-def _land(s: MatchState, p: GameParams, mask: np.ndarray, top) -> None:
-    """Put players on a surface; stunned players falling fast bounce instead."""
-    if not mask.any():
-        return
-    top_arr = np.broadcast_to(top, mask.shape)
-    bounce = mask & (s.state == P.STUN) & (s.vy > 3.0)
-    stay = mask & ~bounce
-    s.y[mask] = top_arr[mask] - p.body_h / 2
-    s.vy[bounce] *= -p.stun_bounce
-    s.vy[stay] = 0.0
-    s.grounded[stay] = True
+def _land(s: MatchState, p: GameParams, landing: np.ndarray, top: np.ndarray, on_platform: np.ndarray) -> None:
+    """Put players on the surface below; stunned players falling fast bounce instead."""
+    bounce = landing & (s.state == P.STUN) & (s.vy > 3.0)
+    stay = landing & ~bounce
+    np.copyto(s.y, top - p.body_h / 2, where=landing)
+    s.vy[:] = np.where(bounce, -p.stun_bounce * s.vy, np.where(stay, 0.0, s.vy))
+    s.grounded[:] = stay
+    s.on_platform[:] = stay & on_platform
 
 
 def _landing_and_takeoff(s: MatchState, p: GameParams, was_grounded: np.ndarray) -> None:
@@ -583,10 +664,11 @@ def _tick_spawners(s: MatchState, p: GameParams) -> None:
     timers = s.slot_timer[:, :2]
     _count_down(timers)
     expired = spawned & (timers <= 0)
-    s.slot_kind[:, :2][expired] = 0
     waiting = ~spawned
-    s.spawn_timer[waiting] -= 1
-    _reroll_spawn_timers(s, p, expired)
+    s.spawn_timer -= waiting
+    if expired.any():
+        s.slot_kind[:, :2][expired] = 0
+        _reroll_spawn_timers(s, p, expired)
     due = waiting & (s.spawn_timer <= 0)
     if not due.any():
         return

@@ -58,12 +58,10 @@ def validate_actions(actions: Any, n: int) -> np.ndarray:
     return arr > 0.5
 
 
-def _default_reward_manager(player: int = 0):
+def _default_reward_manager():
     from environment.rewards import default_reward_manager
 
-    manager = default_reward_manager()
-    manager.player = player
-    return manager
+    return default_reward_manager()
 
 
 class LearnerMatches:
@@ -88,6 +86,7 @@ class LearnerMatches:
         self.opponent_group = np.zeros(n, np.intp)  # index into self.groups
         self.groups: list[Agent] = []
         self.episode_start = np.ones(n, bool)
+        self.all_rows = np.arange(n)
         self.returns = np.zeros(n, np.float64)
         self.keys = np.zeros((n, 2, P.N_KEYS), bool)
         self.obs = np.zeros((n, 2, 64), np.float32)
@@ -145,9 +144,12 @@ class LearnerMatches:
         """Advance all matches a frame; returns (obs (n,2,64) before autoreset, reward, events)."""
         obs = self.builder.out  # the observation every player acted on
         self.keys[:, 0] = learner_keys
-        for k in np.unique(self.opponent_group):
-            rows = np.flatnonzero(self.opponent_group == k)
-            self.keys[rows, 1] = self.groups[k].predict_batch(obs[rows, 1], self.episode_start[rows], rows) > 0.5
+        if len(self.groups) == 1:  # one opponent for every match: no grouping needed
+            self.keys[:, 1] = self.groups[0].predict_batch(obs[:, 1], self.episode_start, self.all_rows) > 0.5
+        else:
+            for k in np.unique(self.opponent_group):
+                rows = np.flatnonzero(self.opponent_group == k)
+                self.keys[rows, 1] = self.groups[k].predict_batch(obs[rows, 1], self.episode_start[rows], rows) > 0.5
         self.episode_start[:] = False
         s = self.engine.state
         self.ctx.prev_x[:] = s.x
@@ -212,6 +214,7 @@ class BrawlVecEnv(VecEnv):
     ):
         if not isinstance(n_envs, (int, np.integer)) or n_envs <= 0:
             raise ValueError(f"n_envs must be a positive integer, got {n_envs!r}")
+        self.render_mode = "rgb_array"  # read back by VecEnv.__init__ through get_attr
         super().__init__(int(n_envs), observation_space(), action_space())
         self.core = LearnerMatches(
             int(n_envs),
@@ -220,7 +223,6 @@ class BrawlVecEnv(VecEnv):
             max_timesteps,
             seed,
         )
-        self.render_mode = "rgb_array"
         self._actions: np.ndarray | None = None
         self._started = np.zeros(self.num_envs, np.float64)
         self._renderer = None
@@ -373,7 +375,7 @@ class WarehouseBrawl(ParallelEnv):
         self.render_mode = render_mode
         self.engine = BrawlEngine(1, max_timesteps=max_timesteps, seed=None)
         self.builder = ObservationBuilder(1)
-        self.managers = reward_managers or [_default_reward_manager(0), _default_reward_manager(1)]
+        self.managers = reward_managers or [_default_reward_manager(), _default_reward_manager()]
         self._keys = np.zeros((1, 2, P.N_KEYS), bool)
         self._prev = np.zeros((2, 1, 2), np.float32)
         self._contexts = [self._context(k) for k in range(2)]

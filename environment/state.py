@@ -53,7 +53,6 @@ class MatchState:
     done: np.ndarray
     result: np.ndarray
     platform_progress: np.ndarray  # 0 at end A, 1 at end B
-    platform_dir: np.ndarray  # +1 towards B, -1 towards A
     platform_x: np.ndarray
     platform_y: np.ndarray
     platform_vx: np.ndarray
@@ -95,7 +94,7 @@ _PLAYER_FIELDS = {
 }  # fmt: skip
 _MATCH_FIELDS = {
     "frame": np.int32, "done": bool, "result": np.int8, "platform_progress": np.float32,
-    "platform_dir": np.float32, "platform_x": np.float32, "platform_y": np.float32,
+    "platform_x": np.float32, "platform_y": np.float32,
     "platform_vx": np.float32, "platform_vy": np.float32, "rng": np.uint64,
 }  # fmt: skip
 _SLOT_FIELDS = {

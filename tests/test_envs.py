@@ -1,0 +1,203 @@
+"""The three env APIs against their ecosystems' own checkers, and the VecEnv contract."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from pettingzoo.test import parallel_api_test, parallel_seed_test, seed_test
+from pettingzoo.utils.conversions import parallel_to_aec
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+from environment.agents import Agent, BasedAgent, ConstantAgent, RandomAgent, make_agent
+from environment.envs import BrawlVecEnv, SelfPlayWarehouseBrawl, WarehouseBrawl
+from environment.observation import observation_bounds
+from environment.self_play import OpponentsCfg
+
+
+def test_gymnasium_check_env():
+    gym_check_env(SelfPlayWarehouseBrawl(max_timesteps=300), skip_render_check=True)
+
+
+def test_sb3_check_env():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # SB3 warns about anything non-standard
+        sb3_check_env(SelfPlayWarehouseBrawl(opponent=RandomAgent(), max_timesteps=300), warn=True)
+
+
+def test_pettingzoo_parallel_api_test():
+    parallel_api_test(WarehouseBrawl(max_timesteps=400), num_cycles=500)
+
+
+def test_pettingzoo_seed_tests():
+    parallel_seed_test(lambda: WarehouseBrawl(max_timesteps=300), num_cycles=300)
+    seed_test(lambda: parallel_to_aec(WarehouseBrawl(max_timesteps=300)), num_cycles=300)
+
+
+def test_parallel_env_removes_agents_at_the_end_and_refuses_more_steps():
+    env = WarehouseBrawl(max_timesteps=5)
+    env.reset(seed=1)
+    for _ in range(5):
+        _, _, term, trunc, infos = env.step({a: np.zeros(10, np.int8) for a in env.agents})
+    assert env.agents == [] and all(trunc.values()) and not any(term.values())
+    assert {infos[a]["result"] for a in infos} == {"draw"}
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step({})
+
+
+def test_gym_env_bad_input_and_step_after_end():
+    env = SelfPlayWarehouseBrawl(opponent=ConstantAgent(), max_timesteps=3)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="shape"):
+        env.step(np.zeros(9))
+    with pytest.raises(ValueError, match="NaN"):
+        env.step(np.full(10, np.nan))
+    for _ in range(3):
+        _, _, terminated, truncated, info = env.step(np.zeros(10))
+    assert truncated and not terminated and info["episode"]["l"] == 3
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.zeros(10))
+
+
+def _run_vec(env: BrawlVecEnv, steps: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    obs = env.reset()
+    history = [obs]
+    finished = []
+    for _ in range(steps):
+        obs, rew, done, infos = env.step(rng.random((env.num_envs, 10)) < 0.3)
+        history.append(obs)
+        finished += [info for info in infos if "episode" in info]
+        assert rew.shape == (env.num_envs,) and rew.dtype == np.float32 and np.isfinite(rew).all()
+        assert done.shape == (env.num_envs,)
+    return np.stack(history), finished
+
+
+def test_vecenv_same_step_autoreset_contract():
+    env = BrawlVecEnv(6, max_timesteps=50, seed=3)
+    low, high = observation_bounds()
+    rng = np.random.default_rng(0)
+    obs = env.reset()
+    assert obs.shape == (6, 64) and obs.dtype == np.float32
+    for step in range(1, 101):
+        previous = obs
+        obs, rew, done, infos = env.step(rng.random((6, 10)))
+        assert (obs >= low).all() and (obs <= high).all()
+        if step % 50 == 0:
+            assert done.all()
+            for i, info in enumerate(infos):
+                term = info["terminal_observation"]
+                assert term.shape == (64,) and not np.array_equal(term, obs[i])
+                assert info["TimeLimit.truncated"] is True
+                ep = info["episode"]
+                assert ep["l"] == 50 and {"r", "t", "result", "opponent", "damage_dealt", "knockouts"} <= set(ep)
+                assert isinstance(info["reward_terms"], dict)
+            # The returned observation is the first of the new match (players back in the air).
+            assert (obs[:, 6] == 1).all()
+        else:
+            assert not done.any() and all(info == {} for info in infos)
+        assert previous is not obs
+
+
+def test_vecenv_episode_return_matches_summed_rewards():
+    env = BrawlVecEnv(4, max_timesteps=120, seed=1)
+    env.reset()
+    rng = np.random.default_rng(1)
+    total = np.zeros(4)
+    for _ in range(120):
+        _, rew, done, infos = env.step(rng.random((4, 10)) < 0.3)
+        total += rew
+    assert done.all()
+    for i, info in enumerate(infos):
+        assert info["episode"]["r"] == pytest.approx(total[i], rel=1e-4, abs=1e-4)
+        assert sum(info["reward_terms"].values()) == pytest.approx(total[i], rel=1e-4, abs=1e-4)
+
+
+def test_vecenv_seeding_is_deterministic():
+    def run(seed):
+        env = BrawlVecEnv(4, opponents=OpponentsCfg({"based": (1, "based"), "random": (1, RandomAgent(seed=0))}),
+                          max_timesteps=200, seed=seed)  # fmt: skip
+        return _run_vec(env, 250)
+
+    (a, ea), (b, eb), (c, _) = run(5), run(5), run(6)
+    np.testing.assert_array_equal(a, b)
+    assert [e["episode"]["opponent"] for e in ea] == [e["episode"]["opponent"] for e in eb]
+    assert len({e["episode"]["opponent"] for e in ea}) == 2
+    assert not np.array_equal(a, c)
+
+
+def test_vecenv_seed_method_reseeds_matches_like_sb3():
+    env = BrawlVecEnv(3, max_timesteps=100)
+    env.seed(42)
+    first = env.reset()
+    env.seed(42)
+    np.testing.assert_array_equal(env.reset(), first)
+
+
+def test_opponents_are_batched_and_mixed_by_weight():
+    calls = []
+
+    class CountingAgent(ConstantAgent):
+        def predict_batch(self, obs, episode_start, env_ids=None):
+            calls.append(obs.shape[0])
+            return super().predict_batch(obs, episode_start, env_ids)
+
+    counting = CountingAgent()
+    cfg = OpponentsCfg({"counting": (3.0, counting), "based": (1.0, "based")})
+    env = BrawlVecEnv(64, opponents=cfg, max_timesteps=30, seed=0)
+    env.reset()
+    names = env.core.opponent_names(np.arange(64))
+    assert 30 < names.count("counting") < 64
+    env.step(np.zeros((64, 10)))
+    assert calls == [names.count("counting")], "one batched call per opponent agent per step"
+
+
+class RowByRowAgent(Agent):
+    """A plain tournament-style Agent: only predict(), no vectorisation."""
+
+    def predict(self, obs):
+        action = np.zeros(10, np.int8)
+        action[3] = obs[32] > obs[0]  # walk right towards an opponent on the right
+        action[1] = obs[32] < obs[0]
+        return action
+
+
+def test_any_agent_works_through_the_per_row_fallback():
+    env = BrawlVecEnv(3, opponents=OpponentsCfg({"plain": (1.0, RowByRowAgent())}), max_timesteps=40, seed=0)
+    env.reset()
+    for _ in range(40):
+        _, _, done, infos = env.step(np.zeros((3, 10)))
+    assert done.all() and all(info["episode"]["opponent"] == "plain" for info in infos)
+
+
+def test_vecenv_bad_input():
+    with pytest.raises(ValueError, match="n_envs"):
+        BrawlVecEnv(0)
+    with pytest.raises(ValueError, match="max_timesteps"):
+        BrawlVecEnv(2, max_timesteps=-1)
+    env = BrawlVecEnv(2)
+    env.reset()
+    with pytest.raises(ValueError, match="shape"):
+        env.step(np.zeros((3, 10)))
+    with pytest.raises(ValueError, match="NaN"):
+        env.step(np.full((2, 10), np.nan))
+    with pytest.raises(KeyError, match="unknown agent"):
+        BrawlVecEnv(2, opponents=OpponentsCfg({"x": (1.0, "no_such_bot")}))
+    with pytest.raises(ValueError, match="weight"):
+        OpponentsCfg({"based": (-1.0, "based")})
+
+
+def test_unknown_agent_name_lists_known_ones():
+    with pytest.raises(KeyError, match="based"):
+        make_agent("nobody")
+
+
+def test_sb3_ppo_learns_on_the_vecenv_for_a_few_steps():
+    from stable_baselines3 import PPO
+
+    env = BrawlVecEnv(8, opponents=OpponentsCfg({"based": (1.0, BasedAgent)}), max_timesteps=64, seed=0)
+    model = PPO("MlpPolicy", env, n_steps=32, batch_size=64, n_epochs=1, policy_kwargs={"net_arch": [16]}, seed=0)
+    model.learn(512)
+    assert len(model.ep_info_buffer) > 0 and "r" in model.ep_info_buffer[0]
