@@ -129,14 +129,18 @@ class SaveHandler:
         self.record(path)
         return path
 
-    def record(self, path: Path) -> None:
-        """Register a snapshot written by someone else (e.g. the trainer's atomic saver)."""
+    def record(self, path: Path) -> list[Path]:
+        """Register a snapshot written by someone else (e.g. the trainer's atomic saver).
+
+        Returns the snapshots deleted to stay within ``max_saved``.
+        """
         path = Path(path)
         self.history = [p for p in self.history if p != path] + [path]
         self.last_save_step = snapshot_steps(path)
-        self.enforce_max_saved()
+        doomed = self.enforce_max_saved()
         for listener in self.listeners:
             listener(path)
+        return doomed
 
     def enforce_max_saved(self) -> list[Path]:
         """Delete the oldest unprotected snapshots beyond ``max_saved``; returns them."""
