@@ -1,0 +1,273 @@
+"""user/train_agent.py: configs and their validation, models, agent save/load, rewards, self-play, end to end."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from environment import params as P
+from environment.engine import StepEvents
+from environment.rewards import RewardContext
+from environment.state import allocate
+from user import train_agent as T
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Small enough to train a few hundred steps in seconds on a CPU.
+TINY_SETS = [
+    "agent.latent_dim=16", "agent.num_heads=2", "agent.num_layers=1", "agent.sequence_length=8",
+    "agent.lstm_hidden_size=16", "agent.net_arch={pi: [16], vf: [16]}", "agent.n_steps=32",
+    "agent.batch_size=64", "agent.n_epochs=1", "env.n_envs=4", "env.max_timesteps=120",
+    "training.total_timesteps=512", "training.save_freq=128", "training.max_saved=3",
+    "eval.eval_freq=256", "eval.matches_per_opponent=2", "eval.max_timesteps=120", "training.final_video=false",
+]  # fmt: skip
+
+
+def tiny_config(**sections) -> dict:
+    config = T.apply_overrides(copy.deepcopy(T.TRAIN_CONFIG_TEST), TINY_SETS)
+    for dotted, value in sections.items():
+        config = T.apply_overrides(config, [f"{dotted.replace('__', '.')}={value}"])
+    return T.validate_config(config)
+
+
+# --- configs -----------------------------------------------------------------------------
+def test_test_and_10m_configs_share_every_hyperparameter():
+    for section in ("agent", "reward", "self_play", "env"):
+        assert T.TRAIN_CONFIG_TEST[section] == T.TRAIN_CONFIG_10M[section], section
+    test_tr, big_tr = T.TRAIN_CONFIG_TEST["training"], T.TRAIN_CONFIG_10M["training"]
+    differing = {k for k in test_tr if test_tr[k] != big_tr[k]}
+    assert differing <= {"total_timesteps", "save_freq", "max_saved", "debug_csvs"}
+    assert (test_tr["total_timesteps"], test_tr["save_freq"], test_tr["max_saved"]) == (50_000, 5_000, 10)
+    assert (big_tr["total_timesteps"], big_tr["save_freq"], big_tr["max_saved"]) == (10_000_000, 100_000, 100)
+    assert T.TRAIN_CONFIG_TEST["eval"]["eval_freq"] == 10_000 and test_tr["debug_csvs"]
+
+
+def test_shared_agent_config_matches_the_spec():
+    a = T._SHARED_AGENT_CONFIG
+    assert (a["type"], a["latent_dim"], a["num_heads"], a["num_layers"], a["sequence_length"]) == (
+        "transformer_strategy", 256, 8, 6, 90)  # fmt: skip
+    assert a["lstm_hidden_size"] == 512 and a["shared_lstm"] and a["net_arch"] == {"pi": [96, 96], "vf": [96, 96]}
+    assert (a["batch_size"], a["n_epochs"], a["learning_rate"], a["clip_range"], a["gamma"], a["gae_lambda"]) == (
+        128, 10, 2.5e-4, 0.2, 0.99, 0.95)  # fmt: skip
+    weights = {name: w for name, (w, _) in T._SHARED_SELF_PLAY_CONFIG["opponents"].items()}
+    assert weights == {"self_play": 0.8, "based": 0.15, "constant": 0.05}
+
+
+def test_every_named_config_validates():
+    for name, config in T.CONFIGS.items():
+        T.validate_config(copy.deepcopy(config)), name
+    assert T.TRAIN_CONFIG_CURRICULUM["self_play"]["opponents"] == {"constant": (1.0, "constant")}
+    assert T.TRAIN_CONFIG_CURRICULUM_STAGE2["self_play"]["opponents"] == {"based": (1.0, "based")}
+    assert T.TRAIN_CONFIG_CPU["agent"]["type"] == "transformer_strategy"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("agent.no_such_key=1", "unknown config key 'agent.no_such_key'"),
+        ("agent.batch_size=100", "agent.batch_size \\(100\\) must divide"),
+        ("env.n_envs=0", "env.n_envs must be a positive integer"),
+        ("agent.n_steps=-5", "agent.n_steps must be a positive integer"),
+        ("agent.num_heads=3", "divisible by agent.num_heads"),
+        ("agent.type=transformer", "agent.type must be one of"),
+        ("agent.gamma=1.5", "agent.gamma must be in"),
+        ("reward.terms={damage: 1.0}", "unknown config key 'reward.terms.damage'"),
+        ("self_play.opponents={based: [1.0, nobody]}", "unknown agent 'nobody'"),
+        ("self_play.opponents={bot: [1.0, null]}", "only 'self_play' may have entry None"),
+        ("training.device=tpu", "training.device must be"),
+        ("agent.shared_lstm=true", None),  # valid on its own
+    ],
+)
+def test_config_validation_names_the_key(override, message):
+    config = copy.deepcopy(T.TRAIN_CONFIG_TEST)
+    if message is None:
+        T.validate_config(T.apply_overrides(config, [override]))
+        return
+    with pytest.raises(T.ConfigError, match=message):
+        T.validate_config(T.apply_overrides(config, [override]))
+
+
+def test_impossible_lstm_combination_is_rejected():
+    config = T.apply_overrides(copy.deepcopy(T.TRAIN_CONFIG_TEST), ["agent.enable_critic_lstm=true"])
+    with pytest.raises(T.ConfigError, match="shared_lstm and agent.enable_critic_lstm"):
+        T.validate_config(config)
+
+
+def test_set_overrides_parse_yaml_values():
+    config = T.apply_overrides(copy.deepcopy(T.TRAIN_CONFIG_TEST),
+                               ["training.total_timesteps=1234", "agent.net_arch={pi: [8], vf: [8]}"])  # fmt: skip
+    assert config["training"]["total_timesteps"] == 1234
+    assert config["agent"]["net_arch"] == {"pi": [8], "vf": [8]}
+    with pytest.raises(T.ConfigError, match="key.path=value"):
+        T.apply_overrides(config, ["training.total_timesteps"])
+
+
+# --- models ------------------------------------------------------------------------------
+def test_encoder_shapes_and_attention_pooling():
+    encoder = T.TransformerStrategyEncoder(latent_dim=16, num_heads=2, num_layers=2, sequence_length=8)
+    latent, tokens, weights = encoder(torch.randn(5, 8, 32))
+    assert latent.shape == (5, 16) and tokens.shape == (5, 8, 16) and weights.shape == (5, 8)
+    torch.testing.assert_close(weights.sum(dim=1), torch.ones(5))
+    assert T.sinusoidal_positions(8, 16).shape == (8, 16)
+
+
+def test_opponent_history_is_batched_and_zero_filled_at_reset():
+    from environment.envs import BrawlVecEnv
+
+    env = T.OpponentHistory(BrawlVecEnv(3, max_timesteps=5, seed=0), sequence_length=4)
+    obs = env.reset()
+    assert obs.shape == (3, 64 + 4 * 32)
+    history = obs[:, 64:].reshape(3, 4, 32)
+    assert (history[:, :3] == 0).all() and np.array_equal(history[:, 3], obs[:, 32:64])
+    for _ in range(5):
+        obs, _, dones, infos = env.step(np.zeros((3, 10)))
+    assert dones.all()
+    terminal = infos[0]["terminal_observation"]
+    assert terminal.shape == (64 + 4 * 32,) and (terminal[64:] != 0).any()
+    new_history = obs[:, 64:].reshape(3, 4, 32)
+    assert (new_history[:, :3] == 0).all(), "a new match starts with an empty history"
+
+
+def _tiny_run_objects(tmp_path, agent_type="transformer_strategy"):
+    config = tiny_config(agent__type=agent_type)
+    run = T.TrainingRun(config, tmp_path, torch.device("cpu"))
+    return config, run
+
+
+@pytest.mark.parametrize("agent_type", ["transformer_strategy", "recurrent_ppo", "ppo"])
+def test_agent_gives_identical_actions_after_save_and_load(tmp_path, agent_type):
+    config, run = _tiny_run_objects(tmp_path, agent_type)
+    run.model.learn(128)  # move the weights away from their initial values
+    zip_path = tmp_path / "rl_model_128_steps.zip"
+    files = T.save_checkpoint_pair(run.model, zip_path, config["agent"])
+    assert files[0] == zip_path
+    assert (T.encoder_path_for(zip_path).exists()) == (agent_type == "transformer_strategy")
+    live = T.snapshot_agent(run.model, config["agent"], "cpu")
+    loaded = T.TransformerStrategyAgent.from_checkpoint(zip_path)
+    rng = np.random.default_rng(0)
+    low, high = T.observation_bounds()
+    for frame in range(20):
+        obs = rng.uniform(low, high, size=(6, 64)).astype(np.float32)
+        start = np.full(6, frame % 7 == 0)
+        ids = np.array([0, 3, 5, 7, 9, 11])
+        np.testing.assert_array_equal(live.predict_batch(obs, start, ids), loaded.predict_batch(obs, start, ids))
+    single = loaded.predict(obs[0])
+    assert single.shape == (10,) and set(np.unique(single)) <= {0, 1}
+
+
+def test_loading_a_different_architecture_names_the_mismatch(tmp_path):
+    config, run = _tiny_run_objects(tmp_path)
+    zip_path = tmp_path / "rl_model_1_steps.zip"
+    T.save_checkpoint_pair(run.model, zip_path, config["agent"])
+    bigger = {**config["agent"], "lstm_hidden_size": 32}
+    policy = T.build_policy(bigger)
+    from environment.checkpoints import CheckpointError
+
+    with pytest.raises(CheckpointError, match="different architecture"):
+        T.load_policy_weights(policy, zip_path)
+
+
+# --- rewards -----------------------------------------------------------------------------
+def _context(n=2):
+    state, events = allocate(n), StepEvents.allocate(n)
+    state.weapon[:] = 0
+    keys = np.zeros((n, 2, 10), bool)
+    return RewardContext(state=state, prev_x=state.x.copy(), prev_y=state.y.copy(), events=events, keys=keys,
+                         params=P.DEFAULT_PARAMS, player=0)  # fmt: skip
+
+
+def test_dense_reward_signals_on_hand_built_events():
+    manager = T.gen_reward_manager()
+    manager.reset(2)
+    ctx = _context()
+    ev = ctx.events
+    ev.damage_dealt[0] = (14.0, 7.0)  # match 0: dealt 14, took 7
+    ev.knocked_out[1] = (False, True)  # match 1: the opponent lost a stock
+    ev.combo[1, 0] = True
+    ev.weapon_equip[0, 0] = P.HAMMER
+    total = manager.compute(ctx)
+    assert manager.last_terms["damage_interaction"][0] == pytest.approx(0.05)
+    assert manager.last_terms["knockout"][1] == pytest.approx(8.0)
+    assert manager.last_terms["combo"][1] == pytest.approx(5.0)
+    assert manager.last_terms["equip"][0] == pytest.approx(10.0)
+    assert total[1] == pytest.approx(13.0, abs=0.1)
+
+
+def test_win_loss_knocked_out_and_drop_signals():
+    manager = T.gen_reward_manager()
+    manager.reset(2)
+    ctx = _context()
+    ev = ctx.events
+    ev.done[:] = True
+    ev.result[:] = (P.RESULT_P0_WINS, P.RESULT_P1_WINS)
+    ev.knocked_out[1] = (True, False)
+    ev.weapon_drop[0, 0] = True
+    manager.compute(ctx)
+    assert manager.last_terms["win"].tolist() == [50.0, -50.0]
+    assert manager.last_terms["knocked_out"][1] == pytest.approx(-8.0)
+    assert manager.last_terms["drop"][0] == pytest.approx(-15.0)
+
+
+def test_sparse_rewards_and_the_curriculum_blend():
+    sparse = T.gen_reward_manager_SPARSE()
+    sparse.reset(1)
+    ctx = _context(1)
+    ctx.events.done[:] = True
+    ctx.events.result[:] = P.RESULT_P0_WINS
+    ctx.events.knocked_out[0] = (False, True)
+    assert sparse.compute(ctx)[0] == pytest.approx(150.0)
+    curriculum = T.CurriculumRewardScheduler(T.gen_reward_manager(), T.gen_reward_manager_SPARSE(), 0.3, 0.8)
+    curriculum.reset(1)
+    assert curriculum.update(0.2) == 0.0 and curriculum.update(0.55) == pytest.approx(0.5)
+    assert curriculum.update(0.9) == 1.0
+    assert curriculum.compute(ctx)[0] == pytest.approx(150.0)
+
+
+# --- self-play ---------------------------------------------------------------------------
+def test_self_play_entry_is_filled_with_the_handler(tmp_path):
+    config = tiny_config()
+    save_handler, handler, opponents = T.build_self_play_components(config, tmp_path / "run")
+    assert opponents.opponents["self_play"][1] is handler
+    assert opponents.opponents["based"] == (0.15, "based")
+    assert isinstance(handler, T.SelfPlayRandom) and handler.save_handler is save_handler
+    assert opponents.agent_for("self_play") is handler.fallback  # no snapshot yet
+
+
+def test_snapshot_opponent_is_used_after_its_first_save(tmp_path):
+    config = tiny_config(**{"self_play__opponents": "{self_play: [1.0, null]}"})
+    run = T.run_training_loop(config, tmp_path / "run", progress=False)
+    assert run.self_play.served > 0 and run.self_play.last_choice is not None
+    assert run.self_play.loads == 0, "snapshots played from memory, not re-read from disk"
+    kept = sorted(p.name for p in (tmp_path / "run").glob("rl_model_*_steps.zip"))
+    assert len(kept) == 3 and kept[-1] == "rl_model_512_steps.zip"
+
+
+# --- end to end --------------------------------------------------------------------------
+def test_script_runs_end_to_end_as_a_subprocess(tmp_path):
+    run_dir = tmp_path / "run"
+    args = [sys.executable, "user/train_agent.py", "--config", "test", "--run-dir", str(run_dir), "--progress", "lines"]
+    for item in TINY_SETS:
+        args += ["--set", item]
+    done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for name in ("rl_model_512_steps.zip", "rl_model_512_steps_transformer_encoder.pth", "monitor.csv",
+                 "reward_breakdown.csv", "behavior_metrics.csv", "metrics.csv", "config.json", "training.log",
+                 "manifest.json"):  # fmt: skip
+        assert (run_dir / name).exists(), name
+    monitor = (run_dir / "monitor.csv").read_text().splitlines()
+    assert monitor[0].startswith("#{") and monitor[1].startswith("r,l,t")
+    assert len(monitor) > 2
+
+
+def test_cli_reports_config_errors_without_a_traceback():
+    done = subprocess.run([sys.executable, "user/train_agent.py", "--set", "agent.batch_size=100", "--print-config"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2
+    assert "agent.batch_size (100) must divide" in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr

@@ -1,0 +1,1507 @@
+"""Train a Warehouse Brawl agent: transformer opponent-strategy encoder + RecurrentPPO (LSTM) self-play.
+
+Run
+    python user/train_agent.py                       # TRAIN_CONFIG (the CPU config when no GPU is found)
+    python user/train_agent.py --config 10m          # pick another config by name
+    python user/train_agent.py --set training.total_timesteps=200000 --set agent.ent_coef=0.02
+    python user/train_agent.py --resume checkpoints/<run>      # continue an interrupted run
+    python user/train_agent.py --help                # every mode and flag
+
+Switch configs by editing the one line ``TRAIN_CONFIG = ...`` below, or with ``--config``.
+
+Outputs go to ``checkpoints/<config>__<seed>__<timestamp>/``: the checkpoint pairs
+``rl_model_<N>_steps.zip`` + ``rl_model_<N>_steps_transformer_encoder.pth``,
+``monitor.csv`` (SB3 Monitor format), ``reward_breakdown.csv``, ``behavior_metrics.csv``,
+``evaluation_results.csv``, ``metrics.csv``, ``strategy_analysis.csv``, ``ratings.csv``,
+``training_curves.png``, ``config.json``, ``training.log`` and a match video.
+
+Layout of this file: configs → config validation → device → models → agent →
+rewards → self-play wiring → callbacks → training loop → modes and CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import math
+import os
+import platform
+import random
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+from gymnasium import spaces
+from sb3_contrib import RecurrentPPO
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.vec_env import VecEnvWrapper
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # `python user/train_agent.py` from anywhere
+    sys.path.insert(0, str(REPO_ROOT))
+
+from environment import params as P  # noqa: E402
+from environment.agents import Agent, agent_names, check_observation_batch, make_agent  # noqa: E402
+from environment.envs import BrawlVecEnv  # noqa: E402
+from environment.observation import OBS_HALF, OBS_SIZE, observation_bounds  # noqa: E402
+from environment.rewards import (  # noqa: E402
+    RewardManager,
+    RewTerm,
+    attack_spam,
+    closing_distance,
+    damage_interaction,
+    danger_zone,
+    edge_pressure,
+    on_combo,
+    on_drop,
+    on_equip,
+    on_knockout,
+    on_knockout_dealt,
+    on_knockout_taken,
+    on_win,
+    too_many_keys,
+    toward_weapon,
+)
+from environment.self_play import (  # noqa: E402
+    OpponentsCfg,
+    SaveHandler,
+    SelfPlayHandler,
+    SelfPlayLatest,
+    SelfPlayRandom,
+    SelfPlayRecent,
+)
+
+log = logging.getLogger("train_agent")
+
+# ==================================================================================
+# === Configs ===
+# ==================================================================================
+# Keys that are SB3 / sb3-contrib arguments are spelled exactly as SB3 spells them.
+_SHARED_AGENT_CONFIG: dict[str, Any] = {
+    "type": "transformer_strategy",  # or "recurrent_ppo" (LSTM only) / "ppo" (MLP), for comparison
+    # Transformer opponent-strategy encoder
+    "latent_dim": 256,
+    "num_heads": 8,
+    "num_layers": 6,
+    "sequence_length": 90,  # frames of opponent history (3 s at 30 FPS)
+    # LSTM policy (sb3-contrib RecurrentPPO): one LSTM shared by actor and critic
+    "lstm_hidden_size": 512,
+    "shared_lstm": True,
+    "enable_critic_lstm": False,
+    "net_arch": {"pi": [96, 96], "vf": [96, 96]},
+    # PPO
+    "n_steps": 512,
+    "batch_size": 128,
+    "n_epochs": 10,
+    "learning_rate": 2.5e-4,
+    "clip_range": 0.2,
+    "gamma": 0.99,
+    "gae_lambda": 0.95,
+    "ent_coef": 0.01,
+    "vf_coef": 0.5,
+    "max_grad_norm": 0.5,
+}
+
+# Weights of every reward term and signal (see `gen_reward_manager`).
+_SHARED_REWARD_CONFIG: dict[str, Any] = {
+    "type": "dense",  # "dense" (shaped), "sparse" (outcomes only) or "curriculum" (dense → sparse)
+    "terms": {
+        "damage_interaction": 1.0,  # (dealt − taken) / 140 per frame
+        "danger_zone": 0.5,  # −1/s while low near the bottom blast zone
+        "attack_spam": 0.1,  # −1/s while in the attack state
+        "too_many_keys": 0.2,  # −1/s while holding more than 3 keys
+        "closing_distance": 0.05,  # distance to the opponent closed this frame
+        "edge_pressure": 0.2,  # +1/s scaled by how close the opponent is to a blast zone
+        "toward_weapon": 0.05,  # distance to the nearest weapon closed while unarmed
+    },
+    "signals": {
+        "win": 50.0,  # ±50 at the end of the match
+        "knockout": 8.0,  # +8 per stock taken
+        "knocked_out": -8.0,  # −8 per stock lost
+        "combo": 5.0,  # +5 per hit on a stunned opponent
+        "equip_hammer": 10.0,
+        "equip_spear": 5.0,
+        "drop": -15.0,
+    },
+    # CurriculumRewardScheduler: weight moves from dense to sparse as the
+    # evaluation win rate against BasedAgent rises from `start` to `end`.
+    "curriculum": {"start_win_rate": 0.3, "end_win_rate": 0.8},
+}
+
+_SHARED_SELF_PLAY_CONFIG: dict[str, Any] = {
+    "handler": "random",  # which snapshot to play: "random", "recent" or "latest"
+    "recent_k": 5,
+    "cache_size": 8,  # snapshots kept loaded in memory
+    # name: (weight, entry). A "self_play" entry of None is filled with the self-play
+    # handler; other entries are registry names of scripted agents.
+    "opponents": {"self_play": (0.8, None), "based": (0.15, "based"), "constant": (0.05, "constant")},
+}
+
+_SHARED_ENV_CONFIG: dict[str, Any] = {
+    "n_envs": 16,  # matches stepped together
+    "max_timesteps": 2700,  # frames per match (90 s)
+}
+
+_SHARED_TRAINING_CONFIG: dict[str, Any] = {
+    "total_timesteps": 10_000_000,
+    "seed": 0,
+    "device": "auto",  # "auto" (CUDA → MPS → CPU), "cuda", "mps" or "cpu"
+    "save_freq": 100_000,  # snapshot every this many steps (at the next rollout boundary)
+    "max_saved": 100,  # snapshots kept on disk (the newest, plus the best-rated)
+    "save_path": "checkpoints",
+    "run_name": None,  # default: <config>__<seed>__<timestamp>
+    "debug_csvs": True,  # reward_breakdown.csv and behavior_metrics.csv
+    "progress_interval_s": 10,  # plain progress line when stdout is not a terminal
+    "final_video": True,  # MP4 of the trained agent against BasedAgent at the end
+}
+
+_SHARED_EVAL_CONFIG: dict[str, Any] = {
+    "eval_freq": 100_000,  # steps between evaluations (at the next rollout boundary)
+    "matches_per_opponent": 10,
+    "max_timesteps": 2700,
+    "opponents": "roster",  # "roster" (every scripted agent) or a list of registry names
+}
+
+_BASE_CONFIG: dict[str, Any] = {
+    "name": "base",
+    "agent": _SHARED_AGENT_CONFIG,
+    "reward": _SHARED_REWARD_CONFIG,
+    "self_play": _SHARED_SELF_PLAY_CONFIG,
+    "env": _SHARED_ENV_CONFIG,
+    "training": _SHARED_TRAINING_CONFIG,
+    "eval": _SHARED_EVAL_CONFIG,
+}
+
+# The 50k test run and the 10M run share every hyperparameter (a test asserts it).
+TRAIN_CONFIG_TEST = {
+    **_BASE_CONFIG,
+    "name": "test",
+    "training": {**_SHARED_TRAINING_CONFIG, "total_timesteps": 50_000, "save_freq": 5_000, "max_saved": 10,
+                 "debug_csvs": True},
+    "eval": {**_SHARED_EVAL_CONFIG, "eval_freq": 10_000},
+}  # fmt: skip
+TRAIN_CONFIG_10M = {
+    **_BASE_CONFIG,
+    "name": "10m",
+    "training": {**_SHARED_TRAINING_CONFIG, "total_timesteps": 10_000_000, "save_freq": 100_000, "max_saved": 100},
+}
+# Curriculum: stage 1 learns to hit a standing target, stage 2 faces BasedAgent.
+TRAIN_CONFIG_CURRICULUM = {
+    **TRAIN_CONFIG_10M,
+    "name": "curriculum",
+    "self_play": {**_SHARED_SELF_PLAY_CONFIG, "opponents": {"constant": (1.0, "constant")}},
+    "training": {**TRAIN_CONFIG_10M["training"], "total_timesteps": 1_000_000},
+}
+TRAIN_CONFIG_CURRICULUM_STAGE2 = {
+    **TRAIN_CONFIG_10M,
+    "name": "curriculum_stage2",
+    "self_play": {**_SHARED_SELF_PLAY_CONFIG, "opponents": {"based": (1.0, "based")}},
+    "training": {**TRAIN_CONFIG_10M["training"], "total_timesteps": 3_000_000},
+}
+# The same agent type at small dimensions, for machines without a GPU: it trains
+# against BasedAgent in about 20 minutes on 2 CPU cores (README, "Measured results").
+TRAIN_CONFIG_CPU = {
+    **_BASE_CONFIG,
+    "name": "cpu",
+    "agent": {**_SHARED_AGENT_CONFIG, "latent_dim": 32, "num_heads": 2, "num_layers": 1, "sequence_length": 16,
+              "lstm_hidden_size": 64, "net_arch": {"pi": [64, 64], "vf": [64, 64]},
+              "n_steps": 128, "batch_size": 512, "n_epochs": 4, "learning_rate": 5e-4, "ent_coef": 0.01},
+    "env": {**_SHARED_ENV_CONFIG, "n_envs": 32},
+    "self_play": {**_SHARED_SELF_PLAY_CONFIG,
+                  "opponents": {"self_play": (0.3, None), "based": (0.6, "based"), "constant": (0.1, "constant")}},
+    "training": {**_SHARED_TRAINING_CONFIG, "total_timesteps": 1_000_000, "save_freq": 100_000, "max_saved": 20},
+    "eval": {**_SHARED_EVAL_CONFIG, "eval_freq": 250_000, "matches_per_opponent": 10},
+}  # fmt: skip
+
+CONFIGS: dict[str, dict[str, Any]] = {
+    c["name"]: c
+    for c in (TRAIN_CONFIG_TEST, TRAIN_CONFIG_10M, TRAIN_CONFIG_CURRICULUM, TRAIN_CONFIG_CURRICULUM_STAGE2,
+              TRAIN_CONFIG_CPU)
+}  # fmt: skip
+
+TRAIN_CONFIG = TRAIN_CONFIG_TEST
+
+# ==================================================================================
+# === Config validation ===
+# ==================================================================================
+AGENT_TYPES = ("transformer_strategy", "recurrent_ppo", "ppo")
+REWARD_TYPES = ("dense", "sparse", "curriculum")
+SELF_PLAY_HANDLERS = ("random", "recent", "latest")
+# Agent keys passed straight to the SB3 algorithm.
+_SB3_ALGO_KEYS = ("n_steps", "batch_size", "n_epochs", "learning_rate", "clip_range", "gamma", "gae_lambda",
+                  "ent_coef", "vf_coef")  # fmt: skip
+
+
+class ConfigError(ValueError):
+    """A config that cannot train; the message names the key."""
+
+
+def merge_config(base: dict, override: dict, path: str = "") -> dict:
+    """``base`` with ``override`` applied; an override key that base lacks is an error."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        where = f"{path}{key}"
+        if key not in base:
+            raise ConfigError(f"unknown config key {where!r}; known keys here: {', '.join(sorted(base))}")
+        if isinstance(base[key], dict) and isinstance(value, dict) and key not in ("opponents", "net_arch"):
+            out[key] = merge_config(base[key], value, f"{where}.")
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def apply_overrides(config: dict, overrides: list[str]) -> dict:
+    """Apply ``--set a.b=value`` overrides; values are YAML literals (numbers, lists, ...)."""
+    import yaml
+
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key.path=value, got {item!r}")
+        dotted, raw = item.split("=", 1)
+        value = yaml.safe_load(raw)
+        nested: Any = value
+        for part in reversed(dotted.split(".")):
+            nested = {part: nested}
+        config = merge_config(config, nested)
+    return config
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def _positive_int(config: dict, dotted: str) -> None:
+    value = _lookup(config, dotted)
+    _check(isinstance(value, int) and not isinstance(value, bool) and value > 0,
+           f"{dotted} must be a positive integer, got {value!r}")  # fmt: skip
+
+
+def _lookup(config: dict, dotted: str) -> Any:
+    node: Any = config
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def validate_config(config: dict) -> dict:
+    """Check a config before anything trains; raises ConfigError naming the key."""
+    merge_config(_BASE_CONFIG, {k: v for k, v in config.items()})  # unknown keys anywhere
+    a, env, tr = config["agent"], config["env"], config["training"]
+    _check(a["type"] in AGENT_TYPES, f"agent.type must be one of {AGENT_TYPES}, got {a['type']!r}")
+    for key in ("agent.latent_dim", "agent.num_heads", "agent.num_layers", "agent.sequence_length",
+                "agent.lstm_hidden_size", "agent.n_steps", "agent.batch_size", "agent.n_epochs", "env.n_envs",
+                "env.max_timesteps", "training.total_timesteps", "training.save_freq", "training.max_saved",
+                "eval.eval_freq", "eval.matches_per_opponent", "eval.max_timesteps", "self_play.recent_k",
+                "self_play.cache_size"):  # fmt: skip
+        _positive_int(config, key)
+    _check(a["latent_dim"] % a["num_heads"] == 0,
+           f"agent.latent_dim ({a['latent_dim']}) must be divisible by agent.num_heads ({a['num_heads']})")
+    rollout = a["n_steps"] * env["n_envs"]
+    if rollout % a["batch_size"] != 0:
+        divisors = [b for b in (32, 64, 128, 256, 512, 1024, 2048) if rollout % b == 0]
+        raise ConfigError(
+            f"agent.batch_size ({a['batch_size']}) must divide agent.n_steps × env.n_envs = {a['n_steps']} × "
+            f"{env['n_envs']} = {rollout}; batch sizes that fit: {divisors}, or change agent.n_steps / env.n_envs"
+        )
+    _check(a["batch_size"] > 1, "agent.batch_size must be > 1 (advantages are normalised per minibatch)")
+    for key in ("learning_rate", "clip_range", "vf_coef", "max_grad_norm"):
+        _check(isinstance(a[key], (int, float)) and a[key] > 0, f"agent.{key} must be > 0, got {a[key]!r}")
+    for key in ("gamma", "gae_lambda"):
+        _check(0 < a[key] <= 1, f"agent.{key} must be in (0, 1], got {a[key]!r}")
+    _check(a["ent_coef"] >= 0, f"agent.ent_coef must be >= 0, got {a['ent_coef']!r}")
+    _check(not (a["shared_lstm"] and a["enable_critic_lstm"]),
+           "agent.shared_lstm and agent.enable_critic_lstm cannot both be true (sb3-contrib)")  # fmt: skip
+    _validate_reward(config["reward"])
+    _validate_opponents(config["self_play"])
+    _check(tr["device"] in ("auto", "cuda", "mps", "cpu") or str(tr["device"]).startswith("cuda:"),
+           f"training.device must be auto, cuda, cuda:N, mps or cpu, got {tr['device']!r}")  # fmt: skip
+    ev = config["eval"]["opponents"]
+    if ev != "roster":
+        _check(isinstance(ev, list) and ev, "eval.opponents must be 'roster' or a list of agent names")
+        for name in ev:
+            _check(name in agent_names(), f"eval.opponents: unknown agent {name!r}; known: {agent_names()}")
+    return config
+
+
+def _validate_reward(reward: dict) -> None:
+    _check(reward["type"] in REWARD_TYPES, f"reward.type must be one of {REWARD_TYPES}, got {reward['type']!r}")
+    for group in ("terms", "signals"):
+        known = _SHARED_REWARD_CONFIG[group]
+        for name, weight in reward[group].items():
+            _check(name in known, f"unknown reward.{group} key {name!r}; known: {', '.join(known)}")
+            _check(isinstance(weight, (int, float)) and math.isfinite(weight),
+                   f"reward.{group}.{name} must be a finite number, got {weight!r}")  # fmt: skip
+    c = reward["curriculum"]
+    _check(0 <= c["start_win_rate"] < c["end_win_rate"] <= 1,
+           "reward.curriculum needs 0 <= start_win_rate < end_win_rate <= 1")  # fmt: skip
+
+
+def _validate_opponents(sp: dict) -> None:
+    _check(sp["handler"] in SELF_PLAY_HANDLERS, f"self_play.handler must be one of {SELF_PLAY_HANDLERS}")
+    opponents = sp["opponents"]
+    _check(isinstance(opponents, dict) and opponents, "self_play.opponents must be a non-empty mapping")
+    for name, value in opponents.items():
+        _check(isinstance(value, (list, tuple)) and len(value) == 2,
+               f"self_play.opponents.{name} must be (weight, entry), got {value!r}")  # fmt: skip
+        weight, entry = value
+        _check(isinstance(weight, (int, float)) and weight >= 0,
+               f"self_play.opponents.{name}: weight must be >= 0, got {weight!r}")  # fmt: skip
+        if entry is None:
+            _check(name == "self_play", f"self_play.opponents.{name}: only 'self_play' may have entry None")
+        else:
+            _check(entry in agent_names(),
+                   f"self_play.opponents.{name}: unknown agent {entry!r}; known: {', '.join(agent_names())}")
+    _check(sum(w for w, _ in opponents.values()) > 0, "self_play.opponents weights sum to zero")
+
+
+# ==================================================================================
+# === Device ===
+# ==================================================================================
+T4_CLASS_NAMES = ("T4", "A10G", "L4", "P100", "V100")
+
+
+def pick_device(preference: str = "auto", announce: bool = True) -> torch.device:
+    """CUDA, then MPS, then CPU; prints what it found and tunes torch for it."""
+    if preference == "auto":
+        if torch.cuda.is_available():
+            preference = "cuda"
+        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            preference = "mps"
+        else:
+            preference = "cpu"
+    if preference.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("training.device is 'cuda' but torch sees no CUDA GPU (install the CUDA build of torch)")
+    device = torch.device(preference)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick the fastest kernels
+        props = torch.cuda.get_device_properties(device)
+        if announce:
+            log.info("Device: CUDA %s, %.1f GiB VRAM, CUDA %s, cuDNN %s; cudnn.benchmark on",
+                     props.name, props.total_memory / 2**30, torch.version.cuda,
+                     torch.backends.cudnn.version())  # fmt: skip
+            if any(name in props.name for name in T4_CLASS_NAMES):
+                log.info("Recognised a T4-class GPU: the 10M config fits its 16 GB (see T4_TRAINING_GUIDE.md)")
+    elif device.type == "cpu":
+        threads = max(1, os.cpu_count() or 1)
+        torch.set_num_threads(threads)
+        if announce:
+            log.info("Device: CPU (%s, %d threads); no GPU found", platform.processor() or platform.machine(), threads)
+    elif announce:
+        log.info("Device: Apple MPS")
+    return device
+
+
+# ==================================================================================
+# === Models ===
+# ==================================================================================
+def observation_scale() -> np.ndarray:
+    """Per-value divisor bringing every observation into about [-1, 1]."""
+    low, high = observation_bounds()
+    return np.maximum(np.maximum(np.abs(low), np.abs(high)), 1.0).astype(np.float32)
+
+
+class OpponentHistory(VecEnvWrapper):
+    """Appends a rolling window of the opponent's 32 observation values to each observation.
+
+    Kept batched for all envs in one (n_envs, sequence_length, 32) array, newest
+    frame last, zero-filled when a match starts. The policy sees
+    ``[obs (64), history (sequence_length × 32)]``.
+    """
+
+    def __init__(self, venv, sequence_length: int):
+        self.sequence_length = sequence_length
+        super().__init__(venv, observation_space=history_observation_space(sequence_length))
+        self.history = np.zeros((venv.num_envs, sequence_length, OBS_HALF), np.float32)
+
+    def _augment(self, obs: np.ndarray) -> np.ndarray:
+        self.history[:, :-1] = self.history[:, 1:]
+        self.history[:, -1] = obs[:, OBS_HALF:]
+        return np.concatenate([obs, self.history.reshape(len(obs), -1)], axis=1)
+
+    def reset(self) -> np.ndarray:
+        self.history[:] = 0.0
+        return self._augment(self.venv.reset())
+
+    def step_wait(self):
+        obs, rewards, dones, infos = self.venv.step_wait()
+        for i in np.flatnonzero(dones):
+            # The terminal observation continues the old history; the new match starts empty.
+            terminal = infos[i]["terminal_observation"]
+            window = np.concatenate([self.history[i, 1:], terminal[None, OBS_HALF:]])
+            infos[i]["terminal_observation"] = np.concatenate([terminal, window.reshape(-1)])
+        self.history[dones] = 0.0
+        return self._augment(obs), rewards, dones, infos
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        return {"history": self.history.copy()}
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        self.history[:] = state["history"]
+
+
+def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
+    """Fixed sin/cos position codes (Vaswani et al. 2017), shape (length, dim)."""
+    position = torch.arange(length, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    codes = torch.zeros(length, dim)
+    codes[:, 0::2] = torch.sin(position * freq)
+    codes[:, 1::2] = torch.cos(position * freq[: dim // 2])
+    return codes
+
+
+class TransformerStrategyEncoder(nn.Module):
+    """Encodes the opponent's recent frames into a strategy latent.
+
+    per-frame Linear(32 → d) + LayerNorm + ReLU → + sinusoidal positions →
+    N-layer TransformerEncoder → attention pooling (a learned score per frame,
+    softmaxed, so it learns which frames matter) → 2-layer MLP → latent (d).
+    """
+
+    def __init__(self, frame_dim: int = OBS_HALF, latent_dim: int = 256, num_heads: int = 8, num_layers: int = 6,
+                 sequence_length: int = 90):  # fmt: skip
+        super().__init__()
+        self.embed = nn.Sequential(nn.Linear(frame_dim, latent_dim), nn.LayerNorm(latent_dim), nn.ReLU())
+        self.register_buffer("positions", sinusoidal_positions(sequence_length, latent_dim), persistent=False)
+        layer = nn.TransformerEncoderLayer(latent_dim, num_heads, dim_feedforward=2 * latent_dim, dropout=0.0,
+                                           batch_first=True, norm_first=True)  # fmt: skip
+        self.transformer = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
+        self.pool_score = nn.Linear(latent_dim, 1)
+        self.head = nn.Sequential(nn.Linear(latent_dim, latent_dim), nn.ReLU(), nn.Linear(latent_dim, latent_dim))
+
+    def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """frames (B, L, 32) → (latent (B, d), tokens (B, L, d), pooling weights (B, L))."""
+        tokens = self.transformer(self.embed(frames) + self.positions)
+        weights = torch.softmax(self.pool_score(tokens).squeeze(-1), dim=-1)
+        pooled = (weights.unsqueeze(-1) * tokens).sum(dim=1)
+        return self.head(pooled), tokens, weights
+
+
+class ScaledObservation(BaseFeaturesExtractor):
+    """The 64 observation values scaled to about [-1, 1] (for the ppo / recurrent_ppo types)."""
+
+    def __init__(self, observation_space: spaces.Box):
+        super().__init__(observation_space, features_dim=OBS_SIZE)
+        self.register_buffer("scale", torch.as_tensor(observation_scale()), persistent=False)
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        return observations[:, :OBS_SIZE] / self.scale
+
+
+class TransformerConditionedExtractor(BaseFeaturesExtractor):
+    """Features = the current observation fused with the opponent's strategy.
+
+    The current observation (embedded) cross-attends to the strategy latent and
+    the encoder's per-frame tokens; the attended context, the observation
+    embedding and the latent are fused by a linear layer. The encoder trains end
+    to end with PPO through this extractor.
+    """
+
+    def __init__(self, observation_space: spaces.Box, latent_dim: int = 256, num_heads: int = 8,
+                 num_layers: int = 6, sequence_length: int = 90):  # fmt: skip
+        super().__init__(observation_space, features_dim=latent_dim)
+        self.sequence_length = sequence_length
+        scale = torch.as_tensor(observation_scale())
+        self.register_buffer("scale", scale, persistent=False)
+        self.register_buffer("frame_scale", scale[OBS_HALF:], persistent=False)
+        self.obs_embed = nn.Sequential(nn.Linear(OBS_SIZE, latent_dim), nn.LayerNorm(latent_dim), nn.ReLU())
+        self.encoder = TransformerStrategyEncoder(OBS_HALF, latent_dim, num_heads, num_layers, sequence_length)
+        self.cross_attention = nn.MultiheadAttention(latent_dim, num_heads, batch_first=True)
+        self.fuse = nn.Sequential(nn.Linear(3 * latent_dim, latent_dim), nn.ReLU())
+        self.last_latent: torch.Tensor | None = None  # for strategy analysis and logging
+        self.last_pool_weights: torch.Tensor | None = None
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        batch = observations.shape[0]
+        current = self.obs_embed(observations[:, :OBS_SIZE] / self.scale)
+        frames = observations[:, OBS_SIZE:].reshape(batch, self.sequence_length, OBS_HALF) / self.frame_scale
+        latent, tokens, pool_weights = self.encoder(frames)
+        memory = torch.cat([latent.unsqueeze(1), tokens], dim=1)
+        context, _ = self.cross_attention(current.unsqueeze(1), memory, memory, need_weights=False)
+        self.last_latent = latent.detach()
+        self.last_pool_weights = pool_weights.detach()
+        return self.fuse(torch.cat([current, context.squeeze(1), latent], dim=-1))
+
+
+class DivergenceError(RuntimeError):
+    """A non-finite loss, gradient or parameter: training stopped before it could spread."""
+
+
+class GuardedAdam(torch.optim.Adam):
+    """Adam that clips the gradient norm itself, records it before and after, and refuses NaN.
+
+    SB3 clips with ``max_grad_norm`` but does not report the norm; the trainer
+    passes SB3 an infinite ``max_grad_norm`` and clips here instead, so the
+    norm before and after clipping reaches ``metrics.csv`` and a non-finite
+    gradient stops training within the update that produced it.
+    """
+
+    def __init__(self, params, lr: float = 1e-3, max_grad_norm: float = 0.5, **kwargs):
+        super().__init__(params, lr=lr, **kwargs)
+        self.max_grad_norm = max_grad_norm
+        self.norms_before: list[float] = []
+        self.norms_after: list[float] = []
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        params = [p for group in self.param_groups for p in group["params"] if p.grad is not None]
+        before = float(torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm))
+        if not math.isfinite(before):
+            raise DivergenceError(f"non-finite gradient norm ({before}) in a PPO update")
+        after = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params])))
+        self.norms_before.append(before)
+        self.norms_after.append(after)
+        return super().step(closure)
+
+    def pop_norms(self) -> tuple[float, float]:
+        """Mean gradient norm before / after clipping since the last call (nan if none)."""
+        before = float(np.mean(self.norms_before)) if self.norms_before else float("nan")
+        after = float(np.mean(self.norms_after)) if self.norms_after else float("nan")
+        self.norms_before.clear()
+        self.norms_after.clear()
+        return before, after
+
+
+def float_multibinary(n: int = P.N_KEYS) -> spaces.MultiBinary:
+    """MultiBinary whose samples are stored as float32.
+
+    sb3-contrib's RecurrentRolloutBuffer keeps actions in the space's dtype and,
+    unlike SB3's RolloutBuffer, does not cast them to float before the Bernoulli
+    log-probability, which fails on MultiBinary's int8. The env accepts floats.
+    """
+    space = spaces.MultiBinary(n)
+    space.dtype = np.dtype(np.float32)
+    return space
+
+
+def uses_history(agent_config: dict) -> bool:
+    return agent_config["type"] == "transformer_strategy"
+
+
+def policy_kwargs_for(agent_config: dict) -> dict[str, Any]:
+    """policy_kwargs for the configured agent type (architecture only)."""
+    a = agent_config
+    kwargs: dict[str, Any] = {
+        "net_arch": copy.deepcopy(a["net_arch"]),
+        "optimizer_class": GuardedAdam,
+        "optimizer_kwargs": {"max_grad_norm": a["max_grad_norm"], "eps": 1e-5},
+    }
+    if a["type"] == "transformer_strategy":
+        kwargs["features_extractor_class"] = TransformerConditionedExtractor
+        kwargs["features_extractor_kwargs"] = {k: a[k] for k in ("latent_dim", "num_heads", "num_layers",
+                                                                   "sequence_length")}  # fmt: skip
+    else:
+        kwargs["features_extractor_class"] = ScaledObservation
+    if a["type"] in ("transformer_strategy", "recurrent_ppo"):
+        kwargs.update(lstm_hidden_size=a["lstm_hidden_size"], n_lstm_layers=1, shared_lstm=a["shared_lstm"],
+                      enable_critic_lstm=a["enable_critic_lstm"])  # fmt: skip
+    return kwargs
+
+
+def policy_observation_space(agent_config: dict) -> spaces.Box:
+    """What the policy sees: the 64 values, plus the opponent history for the transformer."""
+    if uses_history(agent_config):
+        return history_observation_space(agent_config["sequence_length"])
+    low, high = observation_bounds()
+    return spaces.Box(low=low, high=high, dtype=np.float32)
+
+
+def history_observation_space(sequence_length: int) -> spaces.Box:
+    """64 observation values then sequence_length × 32 opponent values (0 before the match starts)."""
+    low, high = observation_bounds()
+    return spaces.Box(
+        low=np.concatenate([low, np.tile(np.minimum(low[OBS_HALF:], 0), sequence_length)]),
+        high=np.concatenate([high, np.tile(np.maximum(high[OBS_HALF:], 0), sequence_length)]),
+        dtype=np.float32,
+    )
+
+
+def build_model(config: dict, env, device: torch.device, tensorboard_log: str | None = None):
+    """The SB3 algorithm for ``config['agent']['type']`` on ``env``."""
+    a = config["agent"]
+    algo_kwargs = {k: a[k] for k in _SB3_ALGO_KEYS}
+    common = dict(env=env, device=device, seed=config["training"]["seed"], verbose=0, max_grad_norm=float("inf"),
+                  policy_kwargs=policy_kwargs_for(a), tensorboard_log=tensorboard_log, **algo_kwargs)  # fmt: skip
+    if a["type"] == "ppo":
+        return PPO("MlpPolicy", **common)
+    return RecurrentPPO("MlpLstmPolicy", **common)
+
+
+# ==================================================================================
+# === Agent ===
+# ==================================================================================
+CONFIG_MEMBER = "brawl_agent_config.json"  # plain-JSON member we add to every checkpoint zip
+ENCODER_SUFFIX = "_transformer_encoder.pth"
+
+
+def encoder_path_for(zip_path: Path | str) -> Path:
+    zip_path = Path(zip_path)
+    return zip_path.with_name(zip_path.name.removesuffix(".zip") + ENCODER_SUFFIX)
+
+
+def build_policy(agent_config: dict, device: torch.device | str = "cpu"):
+    """A fresh policy of the configured architecture (no algorithm, no optimizer state)."""
+    from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
+    from stable_baselines3.common.policies import ActorCriticPolicy
+
+    policy_class = ActorCriticPolicy if agent_config["type"] == "ppo" else RecurrentActorCriticPolicy
+    kwargs = policy_kwargs_for(agent_config)
+    policy = policy_class(policy_observation_space(agent_config), spaces.MultiBinary(P.N_KEYS),
+                          lambda _: 0.0, **kwargs)  # fmt: skip
+    return policy.to(device)
+
+
+def save_checkpoint_pair(model, zip_path: Path, agent_config: dict) -> list[Path]:
+    """Write ``<name>.zip`` (SB3 format + our config member) and ``<name>_transformer_encoder.pth``.
+
+    Both are written atomically: a crash leaves the previous files intact.
+    """
+    import zipfile
+
+    from environment.checkpoints import atomic_path
+
+    zip_path = Path(zip_path)
+    with atomic_path(zip_path) as tmp:
+        model.save(tmp)
+        with zipfile.ZipFile(tmp, "a") as archive:
+            archive.writestr(CONFIG_MEMBER, json.dumps(agent_config, default=list))
+    files = [zip_path]
+    extractor = getattr(model.policy, "features_extractor", None)
+    if isinstance(extractor, TransformerConditionedExtractor):
+        encoder_file = encoder_path_for(zip_path)
+        with atomic_path(encoder_file) as tmp:
+            torch.save(extractor.encoder.state_dict(), tmp)
+        files.append(encoder_file)
+    return files
+
+
+def read_agent_config(zip_path: Path) -> dict:
+    """The agent config stored in a checkpoint (plain JSON; nothing is unpickled)."""
+    import zipfile
+
+    from environment.checkpoints import CheckpointError, read_zip_json_member
+
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            has_member = CONFIG_MEMBER in archive.namelist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise CheckpointError(f"{zip_path} is not a readable checkpoint zip: {exc}") from None
+    if has_member:
+        member = read_zip_json_member(zip_path, CONFIG_MEMBER)
+    else:
+        config_json = zip_path.parent / "config.json"
+        if not config_json.exists():
+            raise ConfigError(f"{zip_path} carries no agent config and {config_json} does not exist")
+        member = load_config_json(config_json)["agent"]
+    return {**_SHARED_AGENT_CONFIG, **member}
+
+
+def load_policy_weights(policy, zip_path: Path, device: torch.device | str = "cpu") -> None:
+    """Load a checkpoint's policy (and encoder) weights, weights only; explains shape mismatches."""
+    import io
+    import zipfile
+
+    from environment.checkpoints import CheckpointError, check_sb3_zip, load_state_dict_file
+
+    check_sb3_zip(zip_path)
+    with zipfile.ZipFile(zip_path) as archive:
+        state = torch.load(io.BytesIO(archive.read("policy.pth")), map_location=device, weights_only=True)
+    _load_matching(policy, state, zip_path)
+    encoder_file = encoder_path_for(zip_path)
+    extractor = getattr(policy, "features_extractor", None)
+    if encoder_file.exists() and isinstance(extractor, TransformerConditionedExtractor):
+        _load_matching(extractor.encoder, load_state_dict_file(encoder_file, map_location=device), encoder_file)
+    elif isinstance(extractor, TransformerConditionedExtractor):
+        raise CheckpointError(f"{zip_path}: its transformer encoder file {encoder_file} is missing")
+
+
+def _load_matching(module: nn.Module, state: dict, source: Path) -> None:
+    from environment.checkpoints import CheckpointError
+
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+             for k in own if k in state and state[k].shape != own[k].shape]  # fmt: skip
+    if missing or unexpected or wrong:
+        details = "; ".join(wrong[:3] + [f"missing {missing[:3]}"] * bool(missing)
+                            + [f"unexpected {unexpected[:3]}"] * bool(unexpected))  # fmt: skip
+        raise CheckpointError(f"{source} was saved by a different architecture ({details})")
+    module.load_state_dict(state)
+
+
+class TransformerStrategyAgent(Agent):
+    """A trained policy playing as an environment Agent.
+
+    ``predict`` keeps its own LSTM state and opponent history; ``predict_batch``
+    does the same per match (``env_ids``), vectorised. Loading reads weights
+    only (the zip's ``policy.pth`` and the encoder ``.pth``), never pickled code.
+
+    :param file_path: a checkpoint ``rl_model_<N>_steps.zip`` (its agent config is read from it)
+    :param latent_dim, num_heads, num_layers, sequence_length: the encoder's size
+        when building without a checkpoint (ignored when the checkpoint says)
+    :param policy: use this in-memory policy (a snapshot copy) instead of loading
+    :param agent_config: full agent config (defaults to the shared one with the sizes above)
+    :param deterministic: take the most likely action instead of sampling
+    """
+
+    name = "transformer_strategy"
+
+    def __init__(self, file_path: str | None = None, latent_dim: int = 256, num_heads: int = 8,
+                 num_layers: int = 6, sequence_length: int = 90, *, policy=None, agent_config: dict | None = None,
+                 device: torch.device | str = "cpu", deterministic: bool = True):  # fmt: skip
+        self.device = torch.device(device)
+        self.deterministic = deterministic
+        self.agent_config = agent_config or {**_SHARED_AGENT_CONFIG, "latent_dim": latent_dim,
+                                             "num_heads": num_heads, "num_layers": num_layers,
+                                             "sequence_length": sequence_length}  # fmt: skip
+        self.policy = policy
+        super().__init__(file_path)  # loads file_path through _initialize
+        if self.policy is None:
+            self.policy = build_policy(self.agent_config, self.device)
+        self.policy.set_training_mode(False)
+        self._capacity = 0
+        self._allocate(1)
+
+    @classmethod
+    def from_checkpoint(cls, zip_path: Path | str, device: torch.device | str = "cpu",
+                        deterministic: bool = True) -> TransformerStrategyAgent:  # fmt: skip
+        zip_path = resolve_checkpoint(zip_path)
+        return cls(str(zip_path), agent_config=read_agent_config(zip_path), device=device,
+                   deterministic=deterministic)  # fmt: skip
+
+    def _initialize(self) -> None:
+        zip_path = Path(self.file_path)
+        self.agent_config = read_agent_config(zip_path)
+        self.policy = build_policy(self.agent_config, self.device)
+        load_policy_weights(self.policy, zip_path, self.device)
+        self.initialized = True
+
+    # --- per-match memory --------------------------------------------------------------
+    @property
+    def recurrent(self) -> bool:
+        return self.agent_config["type"] != "ppo"
+
+    def _allocate(self, capacity: int) -> None:
+        a = self.agent_config
+        old = (getattr(self, "_h", None), getattr(self, "_c", None), getattr(self, "_history", None))
+        self._h = np.zeros((1, capacity, a["lstm_hidden_size"]), np.float32)
+        self._c = np.zeros_like(self._h)
+        self._history = np.zeros((capacity, a["sequence_length"], OBS_HALF), np.float32)
+        if old[0] is not None:
+            k = self._capacity
+            self._h[:, :k], self._c[:, :k], self._history[:k] = old[0], old[1], old[2]
+        self._capacity = capacity
+
+    def reset(self) -> None:
+        self._h[:] = 0.0
+        self._c[:] = 0.0
+        self._history[:] = 0.0
+        self._single_started = False
+
+    def predict(self, obs: np.ndarray) -> np.ndarray:
+        obs = np.asarray(obs, np.float32).reshape(1, OBS_SIZE)
+        first = not getattr(self, "_single_started", False)
+        self._single_started = True
+        return self.predict_batch(obs, np.array([first]), np.array([0]))[0]
+
+    def predict_batch(self, obs: np.ndarray, episode_start: np.ndarray, env_ids: np.ndarray | None = None) -> np.ndarray:
+        obs = check_observation_batch(obs)
+        n = obs.shape[0]
+        if n == 0:
+            return np.zeros((0, P.N_KEYS), np.int8)
+        ids = np.arange(n) if env_ids is None else np.asarray(env_ids, np.intp)
+        if ids.max() >= self._capacity:
+            self._allocate(max(int(ids.max()) + 1, 2 * self._capacity))
+        starts = np.asarray(episode_start, bool)
+        policy_obs = self._policy_obs(obs, ids, starts)
+        if self.recurrent:
+            self._h[:, ids[starts]] = 0.0
+            self._c[:, ids[starts]] = 0.0
+            actions, (h, c) = self.policy.predict(policy_obs, state=(self._h[:, ids], self._c[:, ids]),
+                                                  episode_start=starts, deterministic=self.deterministic)  # fmt: skip
+            self._h[:, ids], self._c[:, ids] = h, c
+        else:
+            actions, _ = self.policy.predict(policy_obs, deterministic=self.deterministic)
+        return (np.asarray(actions) > 0.5).astype(np.int8)
+
+    def _policy_obs(self, obs: np.ndarray, ids: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        if not uses_history(self.agent_config):
+            return obs
+        window = self._history[ids]
+        window[starts] = 0.0
+        window[:, :-1] = window[:, 1:]
+        window[:, -1] = obs[:, OBS_HALF:]
+        self._history[ids] = window
+        return np.concatenate([obs, window.reshape(len(obs), -1)], axis=1)
+
+    def strategy_latent(self, obs_history: np.ndarray) -> np.ndarray:
+        """Encoder latents for opponent windows (B, L, 32), for strategy analysis."""
+        extractor = self.policy.features_extractor
+        frames = torch.as_tensor(obs_history, dtype=torch.float32, device=self.device) / extractor.frame_scale
+        with torch.no_grad():
+            latent, _, _ = extractor.encoder(frames)
+        return latent.cpu().numpy()
+
+    def save(self, file_path: str) -> None:
+        raise TypeError("save a TransformerStrategyAgent through the trainer's model (save_checkpoint_pair)")
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        return {"h": self._h.copy(), "c": self._c.copy(), "history": self._history.copy()}
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        self._capacity = state["history"].shape[0]
+        self._h, self._c, self._history = state["h"].copy(), state["c"].copy(), state["history"].copy()
+
+
+def snapshot_agent(model, agent_config: dict, device: torch.device | str) -> TransformerStrategyAgent:
+    """An in-memory opponent copy of the current policy (no disk read)."""
+    policy = build_policy(agent_config, device)
+    policy.load_state_dict(model.policy.state_dict())
+    return TransformerStrategyAgent(policy=policy, agent_config=agent_config, device=device)
+
+
+def resolve_checkpoint(path: Path | str) -> Path:
+    """A checkpoint zip from a file path or a run folder (its newest valid checkpoint)."""
+    from environment.checkpoints import CheckpointManifest, CheckpointNotFoundError
+
+    path = Path(path)
+    if path.is_dir():
+        manifest = CheckpointManifest(path)
+        found = manifest.latest_valid() if (path / "manifest.json").exists() else None
+        if found is not None:
+            _, files = found
+            return next(f for f in files if f.name.endswith(".zip"))
+        zips = sorted(path.glob("rl_model_*_steps.zip"), key=_steps_of)
+        if not zips:
+            raise CheckpointNotFoundError(f"no checkpoint (rl_model_<N>_steps.zip) in run folder {path}")
+        return zips[-1]
+    if not path.exists():
+        hint = ""
+        if path.parent.is_dir():
+            near = sorted(p.name for p in path.parent.glob("*.zip"))[-5:]
+            hint = f"; checkpoints there: {', '.join(near)}" if near else f"; {path.parent} holds no .zip files"
+        raise CheckpointNotFoundError(f"checkpoint not found: {path}{hint}")
+    return path
+
+
+def _steps_of(path: Path) -> int:
+    from environment.self_play import snapshot_steps
+
+    return snapshot_steps(path)
+
+
+# ==================================================================================
+# === Rewards ===
+# ==================================================================================
+def gen_reward_manager(reward_config: dict | None = None) -> RewardManager:
+    """The dense (shaped) rewards; weights from ``reward_config`` (default: the shared one)."""
+    r = reward_config or _SHARED_REWARD_CONFIG
+    t, s = {**_SHARED_REWARD_CONFIG["terms"], **r["terms"]}, {**_SHARED_REWARD_CONFIG["signals"], **r["signals"]}
+    dense_funcs: dict[str, Callable] = {
+        "damage_interaction": damage_interaction, "danger_zone": danger_zone, "attack_spam": attack_spam,
+        "too_many_keys": too_many_keys, "closing_distance": closing_distance, "edge_pressure": edge_pressure,
+        "toward_weapon": toward_weapon,
+    }  # fmt: skip
+    terms = {name: RewTerm(func, t[name]) for name, func in dense_funcs.items() if t[name] != 0}
+    signals = {
+        "win": ("win", RewTerm(on_win, s["win"])),
+        "knockout": ("knockout", RewTerm(on_knockout_dealt, s["knockout"])),
+        "knocked_out": ("knockout", RewTerm(on_knockout_taken, s["knocked_out"])),
+        "combo": ("hit_during_stun", RewTerm(on_combo, s["combo"])),
+        "equip": ("weapon_equip", RewTerm(on_equip, 1.0, {"hammer": s["equip_hammer"], "spear": s["equip_spear"]})),
+        "drop": ("weapon_drop", RewTerm(on_drop, -abs(s["drop"]))),
+    }
+    return RewardManager(terms, {k: v for k, v in signals.items() if v[1].weight != 0})
+
+
+def gen_reward_manager_SPARSE() -> RewardManager:  # noqa: N802 - the tournament's name
+    """Outcomes only: damage ±1 (per 140 damage), win ±100, knockout ±50."""
+    return RewardManager(
+        {"damage_interaction": RewTerm(damage_interaction, 1.0)},
+        {"win": ("win", RewTerm(on_win, 100.0)), "knockout": ("knockout", RewTerm(on_knockout, 50.0))},
+    )
+
+
+class CurriculumRewardScheduler:
+    """Blends dense and sparse rewards: (1 − α)·dense + α·sparse.
+
+    α moves from 0 to 1 as the evaluation win rate against BasedAgent rises from
+    ``start_win_rate`` to ``end_win_rate`` (call :meth:`update` after each
+    evaluation). Acts as a RewardManager for the env.
+    """
+
+    def __init__(self, dense: RewardManager, sparse: RewardManager, start_win_rate: float = 0.3,
+                 end_win_rate: float = 0.8):  # fmt: skip
+        self.dense, self.sparse = dense, sparse
+        self.start, self.end = start_win_rate, end_win_rate
+        self.alpha = 0.0
+
+    def update(self, win_rate: float) -> float:
+        self.alpha = float(np.clip((win_rate - self.start) / (self.end - self.start), 0.0, 1.0))
+        return self.alpha
+
+    def reset(self, n: int) -> None:
+        self.dense.reset(n)
+        self.sparse.reset(n)
+
+    def compute(self, ctx) -> np.ndarray:
+        return ((1 - self.alpha) * self.dense.compute(ctx) + self.alpha * self.sparse.compute(ctx)).astype(np.float32)
+
+    @property
+    def term_names(self) -> list[str]:
+        return [f"dense/{n}" for n in self.dense.term_names] + [f"sparse/{n}" for n in self.sparse.term_names]
+
+    def pop_episode_sums(self, rows) -> dict[str, np.ndarray]:
+        # Per-term sums are unweighted by α: they show what each manager would have paid.
+        out = {f"dense/{k}": v for k, v in self.dense.pop_episode_sums(rows).items()}
+        out |= {f"sparse/{k}": v for k, v in self.sparse.pop_episode_sums(rows).items()}
+        return out
+
+
+def build_reward_manager(reward_config: dict):
+    if reward_config["type"] == "dense":
+        return gen_reward_manager(reward_config)
+    if reward_config["type"] == "sparse":
+        return gen_reward_manager_SPARSE()
+    c = reward_config["curriculum"]
+    return CurriculumRewardScheduler(gen_reward_manager(reward_config), gen_reward_manager_SPARSE(),
+                                     c["start_win_rate"], c["end_win_rate"])  # fmt: skip
+
+
+# ==================================================================================
+# === Self-play wiring ===
+# ==================================================================================
+_HANDLERS: dict[str, type[SelfPlayHandler]] = {"random": SelfPlayRandom, "recent": SelfPlayRecent,
+                                               "latest": SelfPlayLatest}  # fmt: skip
+
+
+def build_self_play_components(config: dict, run_dir: Path | None = None, device: torch.device | str = "cpu",
+                               mode: str = "force") -> tuple[SaveHandler, SelfPlayHandler, OpponentsCfg]:  # fmt: skip
+    """The save handler, the self-play handler and the opponent mix for a config.
+
+    A ``'self_play': (weight, None)`` entry is filled with the self-play handler.
+    Snapshots play from memory: the trainer hands each new snapshot's in-memory
+    copy to the handler, which only reads files it has not seen (after a resume).
+    """
+    tr, sp = config["training"], config["self_play"]
+    run_dir = Path(run_dir) if run_dir else Path(tr["save_path"]) / (tr["run_name"] or config["name"])
+    save_handler = SaveHandler(save_freq=tr["save_freq"], max_saved=tr["max_saved"], save_path=run_dir.parent,
+                               run_name=run_dir.name, mode=mode)  # fmt: skip
+    handler_class = _HANDLERS[sp["handler"]]
+    handler_kwargs: dict[str, Any] = {"k": sp["recent_k"]} if handler_class is SelfPlayRecent else {}
+    handler = handler_class(
+        lambda path: TransformerStrategyAgent.from_checkpoint(path, device=device),
+        save_handler=save_handler,
+        fallback=make_agent("constant"),
+        cache_size=sp["cache_size"],
+        seed=tr["seed"],
+        **handler_kwargs,
+    )
+    opponents = {
+        name: (float(weight), handler if entry is None else entry) for name, (weight, entry) in sp["opponents"].items()
+    }
+    return save_handler, handler, OpponentsCfg(opponents)
+
+
+# ==================================================================================
+# === Callbacks ===
+# ==================================================================================
+MONITOR_COLUMNS = ["r", "l", "t", "result", "opponent"]
+BEHAVIOR_COLUMNS = ["step", "episode", "opponent", "result", "damage_dealt", "damage_taken", "damage_ratio",
+                    "knockouts", "falls", "weapon_pickups", "weapon_drops", "combos", "survival_s", "attack_rate"]
+METRIC_KEYS = {  # metrics.csv column ← SB3 logger key
+    "sps": "time/fps", "policy_loss": "train/policy_gradient_loss", "value_loss": "train/value_loss",
+    "entropy_loss": "train/entropy_loss", "approx_kl": "train/approx_kl", "clip_fraction": "train/clip_fraction",
+    "explained_variance": "train/explained_variance", "learning_rate": "train/learning_rate",
+    "clip_range": "train/clip_range", "ent_coef": "train/ent_coef",
+    "grad_norm_before_clip": "train/grad_norm_before_clip", "grad_norm_after_clip": "train/grad_norm_after_clip",
+    "ep_rew_mean": "rollout/ep_rew_mean", "ep_len_mean": "rollout/ep_len_mean", "n_updates": "train/n_updates",
+}  # fmt: skip
+METRIC_COLUMNS = ["step", *METRIC_KEYS, "entropy"]
+
+
+class StopFlag:
+    """SIGINT/SIGTERM only set this flag; the trainer stops at its next safe point.
+
+    A second Ctrl-C interrupts at once (KeyboardInterrupt) for users who really mean it.
+    """
+
+    def __init__(self):
+        self.reason: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __bool__(self) -> bool:
+        return self.reason is not None
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def uninstall(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _handle(self, signum, frame) -> None:
+        name = signal.Signals(signum).name
+        if self.reason is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.reason = name
+        log.warning("%s received: saving a checkpoint at the next safe point, then exiting", name)
+
+
+class MetricsRecorder:
+    """One metrics.csv row per PPO update, written right after the update.
+
+    SB3 dumps its logger before each update, so a dumped row would mix one
+    rollout's speed with the previous update's losses; reading the logger's
+    values after the update keeps each row about one update. Non-finite losses
+    raise DivergenceError here, before any checkpoint of the diverged policy.
+    """
+
+    def __init__(self, csv_log):
+        self.csv = csv_log
+        self._last_step: int | None = None
+        self._last_time = time.monotonic()
+
+    def record(self, step: int, values: dict[str, Any]) -> dict[str, Any] | None:
+        if "train/value_loss" not in values or step == self._last_step:  # no update since the last row
+            return None
+        now = time.monotonic()
+        row: dict[str, Any] = {"step": step}
+        for column, key in METRIC_KEYS.items():
+            value = values.get(key)
+            row[column] = float(value) if isinstance(value, (int, float, np.floating)) else ""
+        if self._last_step is not None:
+            row["sps"] = round((step - self._last_step) / max(now - self._last_time, 1e-9), 1)
+        self._last_step, self._last_time = step, now
+        bad = [k for k in ("policy_loss", "value_loss", "entropy_loss") if row[k] != "" and not math.isfinite(row[k])]
+        if bad:
+            raise DivergenceError(f"non-finite training loss ({', '.join(bad)}) at step {step}")
+        row["entropy"] = -row["entropy_loss"] if row["entropy_loss"] != "" else ""
+        self.csv.append(row)
+        return row
+
+
+class EpisodeLogCallback(BaseCallback):
+    """Writes monitor.csv (SB3 Monitor format), reward_breakdown.csv and behavior_metrics.csv per episode."""
+
+    def __init__(self, run: TrainingRun):
+        super().__init__()
+        self.run = run
+        self.attack_frames = np.zeros(run.venv.num_envs, np.int64)
+        self.episodes = 0
+
+    def _on_step(self) -> bool:
+        obs = self.locals["new_obs"]
+        dones = self.locals["dones"]
+        # The returned observation after a done is the next match's first: count before it.
+        self.attack_frames += (obs[:, 8] == P.ATTACK) & ~dones
+        for i in np.flatnonzero(dones):
+            info = self.locals["infos"][i]
+            if "episode" in info:
+                self._log_episode(info, int(self.attack_frames[i]))
+            self.attack_frames[i] = 0
+        return True
+
+    def _log_episode(self, info: dict, attack_frames: int) -> None:
+        ep, logs = info["episode"], self.run.logs
+        self.episodes += 1
+        t = round(time.time() - self.run.monitor_t_start, 6)
+        logs["monitor"].append({"r": round(ep["r"], 6), "l": ep["l"], "t": t, "result": ep["result"],
+                                "opponent": ep["opponent"]})  # fmt: skip
+        if not self.run.config["training"]["debug_csvs"]:
+            return
+        step = self.num_timesteps
+        terms = info.get("reward_terms", {})
+        logs["reward_breakdown"].append({"step": step, "episode": self.episodes, "opponent": ep["opponent"],
+                                         **{k: round(v, 6) for k, v in terms.items()},
+                                         "total": round(ep["r"], 6)})  # fmt: skip
+        seconds = ep["l"] / P.FPS
+        logs["behavior_metrics"].append({
+            "step": step, "episode": self.episodes, "opponent": ep["opponent"], "result": ep["result"],
+            "damage_dealt": round(ep["damage_dealt"], 3), "damage_taken": round(ep["damage_taken"], 3),
+            "damage_ratio": round(ep["damage_dealt"] / max(ep["damage_taken"], 1.0), 4),
+            "knockouts": ep["knockouts"], "falls": ep["falls"], "weapon_pickups": ep["weapon_pickups"],
+            "weapon_drops": ep["weapon_drops"], "combos": ep["combos"],
+            "survival_s": round(seconds / max(ep["falls"], 1), 3), "attack_rate": round(attack_frames / ep["l"], 4),
+        })  # fmt: skip
+
+
+class ProgressLineCallback(BaseCallback):
+    """A plain progress line every few seconds, for logs under nohup (no terminal, no bar)."""
+
+    def __init__(self, total_timesteps: int, interval_s: float):
+        super().__init__()
+        self.total = total_timesteps
+        self.interval = interval_s
+        self._last = 0.0
+        self._t0 = self._steps0 = None
+
+    def _on_step(self) -> bool:
+        now = time.monotonic()
+        if self._t0 is None:
+            self._t0, self._steps0, self._last = now, self.num_timesteps, now
+        if now - self._last >= self.interval:
+            self._last = now
+            sps = (self.num_timesteps - self._steps0) / max(now - self._t0, 1e-9)
+            eta = (self.total - self.num_timesteps) / max(sps, 1e-9)
+            log.info("step %s/%s (%.1f%%) | %s steps/s | ETA %s", f"{self.num_timesteps:,}", f"{self.total:,}",
+                     100 * self.num_timesteps / self.total, f"{sps:,.0f}", _clock(eta))  # fmt: skip
+        return True
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class RolloutBoundaryCallback(BaseCallback):
+    """The trainer's safe point: the start of each rollout, right after a PPO update.
+
+    There it records gradient norms, saves a snapshot when one is due, evaluates
+    when due, and stops cleanly when a signal asked it to.
+    """
+
+    def __init__(self, run: TrainingRun):
+        super().__init__()
+        self.run = run
+        self.stopping = False
+
+    def _on_rollout_start(self) -> None:
+        run = self.run
+        optimizer = self.model.policy.optimizer
+        if isinstance(optimizer, GuardedAdam):
+            before, after = optimizer.pop_norms()
+            self.logger.record("train/grad_norm_before_clip", before)
+            self.logger.record("train/grad_norm_after_clip", after)
+        self.logger.record("train/ent_coef", float(self.model.ent_coef))
+        steps = self.model.num_timesteps
+        run.metrics.record(steps, self.logger.name_to_value)
+        if run.save_handler.due(steps) and steps > 0:
+            run.save_checkpoint(steps)
+        if run.evaluation_due(steps):
+            run.evaluate(steps)
+        if run.stop_flag:
+            run.save_checkpoint(steps)
+            self.stopping = True
+
+    def _on_step(self) -> bool:
+        return not self.stopping
+
+
+# ==================================================================================
+# === Training loop ===
+# ==================================================================================
+LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+
+
+def setup_logging(run_dir: Path | None = None) -> None:
+    """Log to stdout and, when a run folder is given, to its training.log (appending)."""
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    for handler in list(root.handlers):
+        if getattr(handler, "_brawl", False):
+            root.removeHandler(handler)
+            handler.close()
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
+    if run_dir is not None:
+        handlers.append(logging.FileHandler(run_dir / "training.log", mode="a"))
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter(LOG_FORMAT, "%H:%M:%S"))
+        handler._brawl = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+
+
+def config_table(config: dict, prefix: str = "") -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    for key, value in config.items():
+        if isinstance(value, dict) and key not in ("opponents", "net_arch"):
+            rows += config_table(value, f"{prefix}{key}.")
+        else:
+            rows.append((f"{prefix}{key}", json.dumps(value, default=list)))
+    return rows
+
+
+def log_config(config: dict) -> None:
+    rows = config_table(config)
+    width = max(len(k) for k, _ in rows)
+    log.info("Resolved config:\n%s", "\n".join(f"  {k:<{width}}  {v}" for k, v in rows))
+
+
+def load_config_json(path: Path) -> dict:
+    """A saved config; a corrupt file gets a clear message naming it."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); it may be corrupt") from None
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def default_run_name(config: dict) -> str:
+    return f"{config['name']}__{config['training']['seed']}__{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+class TrainingRun:
+    """Everything one training run owns: env, model, self-play, logs and checkpoints."""
+
+    def __init__(self, config: dict, run_dir: Path, device: torch.device):
+        from environment.checkpoints import CheckpointManifest, CsvLog, DiskGuard
+
+        self.config, self.run_dir, self.device = config, run_dir, device
+        self.stop_flag = StopFlag()
+        tr, a = config["training"], config["agent"]
+        self.save_handler, self.self_play, self.opponents = build_self_play_components(
+            config, run_dir, device, mode="resume")  # fmt: skip
+        self.reward_manager = build_reward_manager(config["reward"])
+        self.venv = BrawlVecEnv(config["env"]["n_envs"], opponents=self.opponents, reward_manager=self.reward_manager,
+                                max_timesteps=config["env"]["max_timesteps"], seed=tr["seed"])  # fmt: skip
+        self.env = OpponentHistory(self.venv, a["sequence_length"]) if uses_history(a) else self.venv
+        self.env.action_space = float_multibinary()
+        self.model = build_model(config, self.env, device, tensorboard_log=_tensorboard_dir(run_dir))
+        self.manifest = CheckpointManifest(run_dir)
+        self.disk_guard = DiskGuard(run_dir, min_free_bytes=int(tr.get("min_free_gb", 1.0) * 2**30))
+        self.monitor_t_start = time.time()
+        self.logs = self._open_logs(CsvLog)
+        self.metrics = MetricsRecorder(self.logs["metrics"])
+        self.next_eval = config["eval"]["eval_freq"]
+        self.last_saved_step = -1
+
+    def _open_logs(self, csv_log) -> dict[str, Any]:
+        comment = "#" + json.dumps({"t_start": self.monitor_t_start, "env_id": "WarehouseBrawl-BrawlVecEnv"})
+        terms = self.reward_manager.term_names
+        logs = {
+            "monitor": csv_log(self.run_dir / "monitor.csv", MONITOR_COLUMNS, comment_line=comment),
+            "metrics": csv_log(self.run_dir / "metrics.csv", METRIC_COLUMNS),
+        }
+        if self.config["training"]["debug_csvs"]:
+            logs["reward_breakdown"] = csv_log(self.run_dir / "reward_breakdown.csv",
+                                               ["step", "episode", "opponent", *terms, "total"])  # fmt: skip
+            logs["behavior_metrics"] = csv_log(self.run_dir / "behavior_metrics.csv", BEHAVIOR_COLUMNS)
+        return logs
+
+    # --- checkpoints --------------------------------------------------------------------
+    def save_checkpoint(self, steps: int) -> Path | None:
+        if steps == self.last_saved_step:
+            return None
+        if not self.disk_guard.ok_to_save():
+            log.warning("Skipping the snapshot at step %s: free disk space is below the threshold", f"{steps:,}")
+            return None
+        bad = [name for name, p in self.model.policy.named_parameters() if not torch.isfinite(p).all()]
+        if bad:
+            raise DivergenceError(f"non-finite parameters ({', '.join(bad[:3])}); refusing to write a checkpoint")
+        zip_path = self.save_handler.snapshot_path(steps)
+        files = save_checkpoint_pair(self.model, zip_path, self.config["agent"])
+        self.manifest.record(steps, files)
+        self.self_play.add_loaded(zip_path, snapshot_agent(self.model, self.config["agent"], self.device))
+        for doomed in self.save_handler.record(zip_path):
+            self.manifest.remove(_steps_of(doomed))
+        self.last_saved_step = steps
+        log.info("Saved checkpoint %s", zip_path.name)
+        return zip_path
+
+    def finish_update_metrics(self) -> None:
+        """The last update's metrics row (no rollout follows it to trigger the usual one)."""
+        optimizer = self.model.policy.optimizer
+        logger = self.model.logger
+        if isinstance(optimizer, GuardedAdam):
+            before, after = optimizer.pop_norms()
+            logger.record("train/grad_norm_before_clip", before)
+            logger.record("train/grad_norm_after_clip", after)
+        self.metrics.record(self.model.num_timesteps, logger.name_to_value)
+        logger.dump(self.model.num_timesteps)
+
+    # --- evaluation ---------------------------------------------------------------------
+    def evaluation_due(self, steps: int) -> bool:
+        return steps >= self.next_eval
+
+    def evaluate(self, steps: int) -> None:
+        self.next_eval = (steps // self.config["eval"]["eval_freq"] + 1) * self.config["eval"]["eval_freq"]
+
+    def close(self) -> None:
+        for csv in self.logs.values():
+            csv.close()
+
+
+def _tensorboard_dir(run_dir: Path) -> str | None:
+    import importlib.util
+
+    return str(run_dir / "tensorboard") if importlib.util.find_spec("tensorboard") else None
+
+
+def configure_sb3_logger(run: TrainingRun) -> None:
+    from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
+
+    formats: list[Any] = []
+    if _tensorboard_dir(run.run_dir):
+        formats.append(TensorBoardOutputFormat(_tensorboard_dir(run.run_dir)))
+    run.model.set_logger(Logger(str(run.run_dir), formats))
+
+
+def run_training_loop(config: dict, run_dir: Path | None = None, progress: bool | None = None) -> TrainingRun:
+    """Train with ``config``; returns the finished run (``.run_dir`` holds its outputs).
+
+    Importable, so tests can call it with a tiny config.
+    """
+    validate_config(config)
+    tr = config["training"]
+    run_dir = Path(run_dir) if run_dir else Path(tr["save_path"]) / (tr["run_name"] or default_run_name(config))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    setup_logging(run_dir)
+    log_config(config)
+    from environment.checkpoints import atomic_write_text
+
+    atomic_write_text(run_dir / "config.json", json.dumps(config, indent=2, default=list))
+    seed_everything(tr["seed"])
+    device = pick_device(tr["device"])
+    run = TrainingRun(config, run_dir, device)
+    configure_sb3_logger(run)
+    log.info("Run folder: %s", run_dir)
+    _learn(run, progress)
+    return run
+
+
+def _learn(run: TrainingRun, progress: bool | None) -> None:
+    tr = run.config["training"]
+    interactive = sys.stdout.isatty() if progress is None else progress
+    callbacks: list[BaseCallback] = [RolloutBoundaryCallback(run), EpisodeLogCallback(run)]
+    if not interactive:
+        callbacks.append(ProgressLineCallback(tr["total_timesteps"], tr["progress_interval_s"]))
+    remaining = tr["total_timesteps"] - run.model.num_timesteps
+    run.stop_flag.install()
+    t0 = time.monotonic()
+    try:
+        if remaining > 0:
+            run.model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=False,
+                            progress_bar=interactive, log_interval=1)  # fmt: skip
+        run.finish_update_metrics()
+        run.save_checkpoint(run.model.num_timesteps)
+    finally:
+        run.stop_flag.uninstall()
+        run.close()
+    elapsed = time.monotonic() - t0
+    log.info("Stopped at step %s after %s (%s)", f"{run.model.num_timesteps:,}", _clock(elapsed),
+             run.stop_flag.reason or "finished")  # fmt: skip
+
+
+# ==================================================================================
+# === Modes and CLI ===
+# ==================================================================================
+def has_accelerator() -> bool:
+    return torch.cuda.is_available() or bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+
+
+def resolve_cli_config(args: argparse.Namespace) -> dict:
+    """The config named on the command line (or TRAIN_CONFIG), with --set overrides applied."""
+    if args.config_file:
+        config = load_config_file(Path(args.config_file))
+    elif args.config:
+        if args.config not in CONFIGS:
+            raise ConfigError(f"unknown --config {args.config!r}; choose from {', '.join(CONFIGS)}")
+        config = copy.deepcopy(CONFIGS[args.config])
+    elif TRAIN_CONFIG is TRAIN_CONFIG_TEST and not has_accelerator():
+        log.info("No GPU found: using the CPU-sized config 'cpu' instead of TRAIN_CONFIG ('%s'); "
+                 "pass --config %s to force it", TRAIN_CONFIG["name"], TRAIN_CONFIG["name"])  # fmt: skip
+        config = copy.deepcopy(TRAIN_CONFIG_CPU)
+    else:
+        config = copy.deepcopy(TRAIN_CONFIG)
+    return apply_overrides(config, args.set or [])
+
+
+def load_config_file(path: Path) -> dict:
+    """A config from YAML or JSON, merged over the base config (unknown keys are errors)."""
+    import yaml
+
+    if not path.exists():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) if path.suffix in (".yaml", ".yml") else json.loads(path.read_text())
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path} could not be parsed: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of config sections")
+    return merge_config({**_BASE_CONFIG, "name": path.stem}, data)
+
+
+def build_arg_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Train and inspect Warehouse Brawl agents (transformer strategy encoder + RecurrentPPO).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Modes: train (default), eval, demo, analyze_strategy, league, export.",
+    )
+    parser.add_argument("--mode", default="train",
+                        choices=["train", "eval", "demo", "analyze_strategy", "league", "export"],
+                        help="what to do (default: train)")  # fmt: skip
+    parser.add_argument("--config", help=f"config name: {', '.join(CONFIGS)} (default: TRAIN_CONFIG)")
+    parser.add_argument("--config-file", help="load the config from a YAML or JSON file")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set training.total_timesteps=100000")  # fmt: skip
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in this folder")
+    parser.add_argument("--run-dir", help="write the run here instead of checkpoints/<config>__<seed>__<time>")
+    parser.add_argument("--agent_path", help="checkpoint .zip or run folder (its newest checkpoint)")
+    parser.add_argument("--opponent", default="based", help="opponent for --mode demo (registry name)")
+    parser.add_argument("--run", help="run folder for --mode league")
+    parser.add_argument("--out", help="output file or folder for demo / eval / export")
+    parser.add_argument("--episodes", type=int, default=None, help="matches per opponent for eval / league")
+    parser.add_argument("--progress", choices=["auto", "bar", "lines"], default="auto",
+                        help="progress bar on a terminal, plain lines under nohup (default: auto)")  # fmt: skip
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_arg_parser().parse_args(argv)
+    setup_logging()
+    try:
+        return _dispatch(args)
+    except (ConfigError, FileNotFoundError) as exc:
+        log.error("%s", exc)
+        return 2
+    except DivergenceError as exc:
+        log.error("Training diverged: %s. The checkpoints on disk are all finite; resume from the last one "
+                  "with a lower learning rate (--resume RUN --set agent.learning_rate=...).", exc)  # fmt: skip
+        return 3
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from environment.checkpoints import CheckpointError
+
+    try:
+        if args.mode == "train":
+            return _mode_train(args)
+        raise ConfigError(f"--mode {args.mode} is not available yet")
+    except CheckpointError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _mode_train(args: argparse.Namespace) -> int:
+    config = resolve_cli_config(args)
+    validate_config(config)
+    if args.print_config:
+        print(json.dumps(config, indent=2, default=list))
+        return 0
+    progress = {"auto": None, "bar": True, "lines": False}[args.progress]
+    run_training_loop(config, Path(args.run_dir) if args.run_dir else None, progress=progress)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
