@@ -155,6 +155,14 @@ class ScriptedAgent(Agent):
         """Set ``keys`` (n, 10) for observations ``obs`` (n, 64) of matches ``ids``."""
         raise NotImplementedError
 
+    def get_state(self) -> dict:
+        """Per-match memory and the random stream (for exact resume)."""
+        return {"mem": {k: v.copy() for k, v in self.mem.items()}, "rng": self.rng.bit_generator.state}
+
+    def set_state(self, state: dict) -> None:
+        self.mem = {k: np.asarray(state["mem"][k]).copy() for k in self.memory}
+        self.rng.bit_generator.state = state["rng"]
+
     def save(self, file_path: str) -> None:
         """Scripted agents have no weights: this writes their name only."""
         Path(file_path).write_text(json.dumps({"scripted_agent": self.name}))

@@ -42,6 +42,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 
 __all__ = [
@@ -807,3 +808,77 @@ class CsvLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# ==================================================================================
+# Resume state: nested dicts of arrays and JSON values, stored without pickle
+# ==================================================================================
+_ARRAY_MARK = "__array__"
+
+
+def _split_tree(tree: Any, prefix: str, arrays: dict[str, np.ndarray]) -> Any:
+    """JSON-able copy of ``tree`` with every ndarray moved to ``arrays`` (keyed by its path)."""
+    if isinstance(tree, np.ndarray):
+        arrays[prefix] = tree
+        return {_ARRAY_MARK: prefix}
+    if isinstance(tree, dict):
+        for key in tree:
+            if not isinstance(key, str) or "/" in key:
+                raise CheckpointError(f"state key {key!r} at {prefix or '<root>'} must be a string without '/'")
+        return {key: _split_tree(value, _child(prefix, key), arrays) for key, value in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return [_split_tree(value, _child(prefix, str(i)), arrays) for i, value in enumerate(tree)]
+    if isinstance(tree, np.generic):
+        return tree.item()
+    return tree
+
+
+def _child(prefix: str, key: str) -> str:
+    return f"{prefix}/{key}" if prefix else key
+
+
+def _join_tree(tree: Any, arrays: Mapping[str, np.ndarray]) -> Any:
+    if isinstance(tree, dict):
+        if set(tree) == {_ARRAY_MARK}:
+            return arrays[tree[_ARRAY_MARK]]
+        return {key: _join_tree(value, arrays) for key, value in tree.items()}
+    if isinstance(tree, list):
+        return [_join_tree(value, arrays) for value in tree]
+    return tree
+
+
+def save_state_tree(stem: StrPath, tree: Mapping[str, Any]) -> list[Path]:
+    """Write ``<stem>.npz`` (arrays) and ``<stem>.json`` (the rest), atomically; returns both paths.
+
+    Neither file can carry code: arrays are saved without pickling and everything
+    else must be plain JSON.
+    """
+    stem = Path(stem)
+    arrays: dict[str, np.ndarray] = {}
+    skeleton = _split_tree(dict(tree), "", arrays)
+    npz_path, json_path = stem.with_name(stem.name + ".npz"), stem.with_name(stem.name + ".json")
+    for key, value in arrays.items():
+        if value.dtype == object:
+            raise CheckpointError(f"state array {key} has dtype object; only plain arrays can be saved")
+    with atomic_path(npz_path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    atomic_write_text(json_path, json.dumps(skeleton))
+    return [npz_path, json_path]
+
+
+def load_state_tree(stem: StrPath) -> dict[str, Any]:
+    """Read what :func:`save_state_tree` wrote; refuses pickled arrays."""
+    stem = Path(stem)
+    npz_path, json_path = stem.with_name(stem.name + ".npz"), stem.with_name(stem.name + ".json")
+    _require_file(npz_path, "resume state")
+    _require_file(json_path, "resume state")
+    try:
+        skeleton = json.loads(json_path.read_text())
+    except json.JSONDecodeError as e:
+        raise CorruptCheckpointError(f"{json_path} is not valid JSON: {e}") from None
+    try:
+        with np.load(npz_path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (ValueError, OSError, zipfile.BadZipFile) as e:
+        raise CorruptCheckpointError(f"{npz_path} is not a plain array archive: {e}") from None
+    return _join_tree(skeleton, arrays)

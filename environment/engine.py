@@ -16,7 +16,7 @@ players swaps the outcome exactly (the mirror-symmetry test relies on this).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -187,6 +187,20 @@ class BrawlEngine:
             s.rng[rows] = seed_streams(seeds)
         reset_matches(s, self.params, rows, p0_side)
         self._needs_reset[rows] = False
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """Copies of every state array (for exact resume)."""
+        return {**{f.name: getattr(self.state, f.name).copy() for f in fields(self.state)},
+                "needs_reset": self._needs_reset.copy()}  # fmt: skip
+
+    def set_state(self, saved: dict[str, np.ndarray]) -> None:
+        for f in fields(self.state):
+            value = saved[f.name]
+            if value.shape != getattr(self.state, f.name).shape:
+                raise ValueError(f"saved engine field {f.name} has shape {value.shape}, "
+                                 f"expected {getattr(self.state, f.name).shape} (different n_envs?)")  # fmt: skip
+            getattr(self.state, f.name)[...] = value
+        self._needs_reset[:] = saved["needs_reset"]
 
     def step(self, keys: np.ndarray) -> StepEvents:
         """Advance every match one frame; returns this frame's events (reused buffers)."""

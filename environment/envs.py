@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import time
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -38,7 +39,7 @@ from environment.agents import Agent, BasedAgent, action_space, observation_spac
 from environment.engine import BrawlEngine, StepEvents
 from environment.match import StatsAccumulator, result_for_player
 from environment.observation import ObservationBuilder
-from environment.self_play import OpponentsCfg
+from environment.self_play import OpponentsCfg, SelfPlayHandler
 
 # Agents with more distinct instances than this are compacted out of the grouping list.
 _MAX_OPPONENT_GROUPS = 64
@@ -79,12 +80,15 @@ class LearnerMatches:
         self.builder = ObservationBuilder(n)
         self.stats = StatsAccumulator(n)
         self.opponents = opponents
+        if opponents.seed is None:
+            opponents.seed = seed
         self.reward_manager = reward_manager
         self.reward_manager.reset(n)
         self.rng = np.random.default_rng(seed)
         self.opponent_name = np.zeros(n, np.intp)  # index into opponents.names
         self.opponent_group = np.zeros(n, np.intp)  # index into self.groups
         self.groups: list[Agent] = []
+        self.group_keys: list[str] = []
         self.episode_start = np.ones(n, bool)
         self.all_rows = np.arange(n)
         self.returns = np.zeros(n, np.float64)
@@ -107,15 +111,24 @@ class LearnerMatches:
         self.opponent_name[rows] = picks
         names = self.opponents.names
         for row, pick in zip(rows.tolist(), picks.tolist(), strict=True):
-            self.opponent_group[row] = self._group_of(self.opponents.agent_for(names[pick]))
+            agent = self.opponents.agent_for(names[pick])
+            self.opponent_group[row] = self._group_of(agent, self._agent_key(names[pick]))
 
-    def _group_of(self, agent: Agent) -> int:
+    def _agent_key(self, name: str) -> str:
+        """How a resumed run finds this agent again: a registry entry, a fallback or a snapshot file."""
+        entry = self.opponents.opponents[name][1]
+        if isinstance(entry, SelfPlayHandler):
+            return f"snapshot:{entry.last_choice}" if entry.last_choice else f"fallback:{name}"
+        return f"name:{name}"
+
+    def _group_of(self, agent: Agent, key: str) -> int:
         for k, known in enumerate(self.groups):
             if known is agent:
                 return k
         if len(self.groups) >= _MAX_OPPONENT_GROUPS:
             self._compact_groups()
         self.groups.append(agent)
+        self.group_keys.append(key)
         return len(self.groups) - 1
 
     def _compact_groups(self) -> None:
@@ -123,7 +136,17 @@ class LearnerMatches:
         remap = np.zeros(len(self.groups), np.intp)
         remap[used] = np.arange(used.size)
         self.groups = [self.groups[k] for k in used]
+        self.group_keys = [self.group_keys[k] for k in used]
         self.opponent_group = remap[self.opponent_group]
+
+    def _resolve_key(self, key: str) -> Agent:
+        kind, _, value = key.partition(":")
+        if kind == "name":
+            return self.opponents.agent_for(value)
+        if kind == "fallback":
+            return self.opponents.opponents[value][1].fallback
+        handler = self.opponents.self_play_handlers()[0]
+        return handler.agent_for_path(Path(value))
 
     def opponent_names(self, rows) -> list[str]:
         names = self.opponents.names
@@ -184,11 +207,45 @@ class LearnerMatches:
         }
 
     def get_state(self) -> dict:
-        """Sampling state that a resumed run restores (opponent sequence continues)."""
-        return {"rng": self.rng.bit_generator.state}
+        """Everything needed to continue these matches exactly (arrays and JSON values only)."""
+        return {
+            "engine": self.engine.get_state(),
+            "opponent_name": self.opponent_name.copy(),
+            "opponent_keys": [self.group_keys[k] for k in self.opponent_group],
+            "agents": self._agent_states(),
+            "episode_start": self.episode_start.copy(),
+            "returns": self.returns.copy(),
+            "stats": {k: v.copy() for k, v in self.stats.totals.items()},
+            "frames": self.stats.frames.copy(),
+            "reward": self.reward_manager.get_state(),
+            "rng": self.rng.bit_generator.state,
+        }
+
+    def _agent_states(self) -> list[dict]:
+        """Memory and random streams of every opponent agent that exists, used now or not."""
+        agents: dict[str, Agent] = {f"name:{name}": agent for name, agent in self.opponents.built_agents().items()}
+        for name, (_, entry) in self.opponents.opponents.items():
+            if isinstance(entry, SelfPlayHandler):
+                agents[f"fallback:{name}"] = entry.fallback
+                agents |= {f"snapshot:{path}": agent for path, agent in entry.cache.items()}
+        return [{"key": key, "state": agent.get_state()} for key, agent in agents.items() if hasattr(agent, "get_state")]
 
     def set_state(self, state: dict) -> None:
+        self.engine.set_state(state["engine"])
+        self.opponent_name[:] = state["opponent_name"]
+        self.groups, self.group_keys = [], []
+        for row, key in enumerate(state["opponent_keys"]):
+            self.opponent_group[row] = self._group_of(self._resolve_key(key), key)
+        for saved in state["agents"]:
+            self._resolve_key(saved["key"]).set_state(saved["state"])
+        self.episode_start[:] = state["episode_start"]
+        self.returns[:] = state["returns"]
+        for name, values in state["stats"].items():
+            self.stats.totals[name][:] = values
+        self.stats.frames[:] = state["frames"]
+        self.reward_manager.set_state(state["reward"])
         self.rng.bit_generator.state = state["rng"]
+        self.builder.build(self.engine.state)
 
 
 # ==================================================================================
@@ -230,6 +287,13 @@ class BrawlVecEnv(VecEnv):
     @property
     def reward_manager(self):
         return self.core.reward_manager
+
+    def get_state(self) -> dict:
+        return self.core.get_state()
+
+    def set_state(self, state: dict) -> None:
+        self.core.set_state(state)
+        self._started[:] = time.perf_counter()
 
     @property
     def opponents(self) -> OpponentsCfg:

@@ -457,6 +457,16 @@ class RewardManager:
                 raise ValueError(f"reward term {name!r} returned non-finite values (matches {rows})")
         raise ValueError("reward total is non-finite")  # unreachable: the total is a sum of the terms
 
+    def get_state(self) -> dict[str, Any]:
+        """Running per-match episode sums (for exact resume)."""
+        return {"episode_sums": {k: v.copy() for k, v in self.episode_sums.items()}}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        sums = state["episode_sums"]
+        self.reset(len(next(iter(sums.values()))) if sums else self.n)
+        for name, values in sums.items():
+            self.episode_sums[name][:] = values
+
     def pop_episode_sums(self, rows) -> dict[str, np.ndarray]:
         """Per-term sums of the given (finished) matches, then zero those matches' sums."""
         rows = np.atleast_1d(np.asarray(rows))

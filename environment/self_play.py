@@ -210,14 +210,16 @@ class SelfPlayHandler:
         path = self.choose(snapshots)
         self.last_choice = path
         self.served += 1
-        return self._load(path)
+        return self.agent_for_path(path)
 
     def add_loaded(self, path: Path, agent: Agent) -> None:
         """Put an already-built snapshot agent in the cache (saves a disk read)."""
         self.cache[Path(path)] = agent
         self._trim()
 
-    def _load(self, path: Path) -> Agent:
+    def agent_for_path(self, path: Path) -> Agent:
+        """The snapshot at ``path``, from memory when cached, else read (weights only)."""
+        path = Path(path)
         if path in self.cache:
             self.cache.move_to_end(path)
             return self.cache[path]
@@ -232,11 +234,13 @@ class SelfPlayHandler:
             self.cache.popitem(last=False)
 
     def get_state(self) -> dict:
-        return {"rng": self.rng.bit_generator.state, "loads": self.loads, "served": self.served}
+        return {"rng": self.rng.bit_generator.state, "loads": self.loads, "served": self.served,
+                "last_choice": str(self.last_choice) if self.last_choice else None}  # fmt: skip
 
     def set_state(self, state: dict) -> None:
         self.rng.bit_generator.state = state["rng"]
         self.loads, self.served = state["loads"], state["served"]
+        self.last_choice = Path(state["last_choice"]) if state["last_choice"] else None
 
 
 class SelfPlayLatest(SelfPlayHandler):
@@ -306,6 +310,7 @@ class OpponentsCfg:
         if sum(w for w, _ in self.opponents.values()) <= 0:
             raise ValueError("opponent weights sum to zero")
         self._built: dict[str, Agent] = {}
+        self.seed: int | None = None  # set by the env that uses the mix
 
     @property
     def names(self) -> list[str]:
@@ -332,18 +337,24 @@ class OpponentsCfg:
         if isinstance(entry, SelfPlayHandler):
             return entry.get_opponent()
         if name not in self._built:
-            self._built[name] = _build_agent(name, entry)
+            # Seeded from the mix's seed and the entry's position, so runs repeat exactly.
+            seed = None if self.seed is None else self.seed + 7919 * (self.names.index(name) + 1)
+            self._built[name] = _build_agent(name, entry, seed)
         return self._built[name]
+
+    def built_agents(self) -> dict[str, Agent]:
+        """Agents built so far from registry names or factories (their memory persists)."""
+        return dict(self._built)
 
     def self_play_handlers(self) -> list[SelfPlayHandler]:
         return [e for _, e in self.opponents.values() if isinstance(e, SelfPlayHandler)]
 
 
-def _build_agent(name: str, entry: Any) -> Agent:
+def _build_agent(name: str, entry: Any, seed: int | None = None) -> Agent:
     if isinstance(entry, Agent):
         return entry
     if isinstance(entry, str):
-        return make_agent(entry)
+        return make_agent(entry, seed=seed)
     if callable(entry):
         agent = entry()
         if not isinstance(agent, Agent):

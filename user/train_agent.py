@@ -656,8 +656,11 @@ def build_policy(agent_config: dict, device: torch.device | str = "cpu"):
 
     policy_class = ActorCriticPolicy if agent_config["type"] == "ppo" else RecurrentActorCriticPolicy
     kwargs = policy_kwargs_for(agent_config)
-    policy = policy_class(policy_observation_space(agent_config), spaces.MultiBinary(P.N_KEYS),
-                          lambda _: 0.0, **kwargs)  # fmt: skip
+    # Its initial weights are overwritten at once; forking keeps the training RNG
+    # untouched, so saving a snapshot never changes what the run does next.
+    with torch.random.fork_rng(devices=[]):
+        policy = policy_class(policy_observation_space(agent_config), spaces.MultiBinary(P.N_KEYS),
+                              lambda _: 0.0, **kwargs)  # fmt: skip
     return policy.to(device)
 
 
@@ -962,6 +965,14 @@ class CurriculumRewardScheduler:
     def term_names(self) -> list[str]:
         return [f"dense/{n}" for n in self.dense.term_names] + [f"sparse/{n}" for n in self.sparse.term_names]
 
+    def get_state(self) -> dict[str, Any]:
+        return {"alpha": self.alpha, "dense": self.dense.get_state(), "sparse": self.sparse.get_state()}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.alpha = state["alpha"]
+        self.dense.set_state(state["dense"])
+        self.sparse.set_state(state["sparse"])
+
     def pop_episode_sums(self, rows) -> dict[str, np.ndarray]:
         # Per-term sums are unweighted by α: they show what each manager would have paid.
         out = {f"dense/{k}": v for k, v in self.dense.pop_episode_sums(rows).items()}
@@ -1017,7 +1028,7 @@ def build_self_play_components(config: dict, run_dir: Path | None = None, device
 # ==================================================================================
 # === Callbacks ===
 # ==================================================================================
-MONITOR_COLUMNS = ["r", "l", "t", "result", "opponent"]
+MONITOR_COLUMNS = ["r", "l", "t", "step", "result", "opponent"]  # SB3 Monitor format; extra keys after r,l,t
 BEHAVIOR_COLUMNS = ["step", "episode", "opponent", "result", "damage_dealt", "damage_taken", "damage_ratio",
                     "knockouts", "falls", "weapon_pickups", "weapon_drops", "combos", "survival_s", "attack_rate"]
 METRIC_KEYS = {  # metrics.csv column ← SB3 logger key
@@ -1100,37 +1111,37 @@ class EpisodeLogCallback(BaseCallback):
     def __init__(self, run: TrainingRun):
         super().__init__()
         self.run = run
-        self.attack_frames = np.zeros(run.venv.num_envs, np.int64)
-        self.episodes = 0
 
     def _on_step(self) -> bool:
         obs = self.locals["new_obs"]
         dones = self.locals["dones"]
+        counters = self.run.counters
         # The returned observation after a done is the next match's first: count before it.
-        self.attack_frames += (obs[:, 8] == P.ATTACK) & ~dones
+        counters["attack_frames"] += (obs[:, 8] == P.ATTACK) & ~dones
         for i in np.flatnonzero(dones):
             info = self.locals["infos"][i]
             if "episode" in info:
-                self._log_episode(info, int(self.attack_frames[i]))
-            self.attack_frames[i] = 0
+                self._log_episode(info, int(counters["attack_frames"][i]))
+            counters["attack_frames"][i] = 0
         return True
 
     def _log_episode(self, info: dict, attack_frames: int) -> None:
         ep, logs = info["episode"], self.run.logs
-        self.episodes += 1
+        self.run.counters["episodes"] += 1
+        episode = self.run.counters["episodes"]
         t = round(time.time() - self.run.monitor_t_start, 6)
-        logs["monitor"].append({"r": round(ep["r"], 6), "l": ep["l"], "t": t, "result": ep["result"],
-                                "opponent": ep["opponent"]})  # fmt: skip
+        logs["monitor"].append({"r": round(ep["r"], 6), "l": ep["l"], "t": t, "step": self.num_timesteps,
+                                "result": ep["result"], "opponent": ep["opponent"]})  # fmt: skip
         if not self.run.config["training"]["debug_csvs"]:
             return
         step = self.num_timesteps
         terms = info.get("reward_terms", {})
-        logs["reward_breakdown"].append({"step": step, "episode": self.episodes, "opponent": ep["opponent"],
+        logs["reward_breakdown"].append({"step": step, "episode": episode, "opponent": ep["opponent"],
                                          **{k: round(v, 6) for k, v in terms.items()},
                                          "total": round(ep["r"], 6)})  # fmt: skip
         seconds = ep["l"] / P.FPS
         logs["behavior_metrics"].append({
-            "step": step, "episode": self.episodes, "opponent": ep["opponent"], "result": ep["result"],
+            "step": step, "episode": episode, "opponent": ep["opponent"], "result": ep["result"],
             "damage_dealt": round(ep["damage_dealt"], 3), "damage_taken": round(ep["damage_taken"], 3),
             "damage_ratio": round(ep["damage_dealt"] / max(ep["damage_taken"], 1.0), 4),
             "knockouts": ep["knockouts"], "falls": ep["falls"], "weapon_pickups": ep["weapon_pickups"],
@@ -1170,8 +1181,11 @@ def _clock(seconds: float) -> str:
 class RolloutBoundaryCallback(BaseCallback):
     """The trainer's safe point: the start of each rollout, right after a PPO update.
 
-    There it records gradient norms, saves a snapshot when one is due, evaluates
-    when due, and stops cleanly when a signal asked it to.
+    In order: the update's metrics row, an evaluation when due, a capture of the
+    full training state, then a snapshot when due. A stop signal during a rollout
+    saves the state captured at its start (the partial rollout is collected
+    again after a resume), so a stop takes effect within one env step and a
+    resumed run continues exactly where the saved one was.
     """
 
     def __init__(self, run: TrainingRun):
@@ -1189,15 +1203,17 @@ class RolloutBoundaryCallback(BaseCallback):
         self.logger.record("train/ent_coef", float(self.model.ent_coef))
         steps = self.model.num_timesteps
         run.metrics.record(steps, self.logger.name_to_value)
-        if run.save_handler.due(steps) and steps > 0:
-            run.save_checkpoint(steps)
         if run.evaluation_due(steps):
             run.evaluate(steps)
-        if run.stop_flag:
-            run.save_checkpoint(steps)
-            self.stopping = True
+        run.captured = run.capture_state()
+        if (run.save_handler.due(steps) and steps > 0) or run.stop_flag:
+            run.save_checkpoint(steps, run.captured)
+        self.stopping = bool(run.stop_flag)
 
     def _on_step(self) -> bool:
+        if self.run.stop_flag and not self.stopping:
+            self.run.save_checkpoint(self.run.captured["model"]["num_timesteps"], self.run.captured)
+            self.stopping = True
         return not self.stopping
 
 
@@ -1284,6 +1300,8 @@ class TrainingRun:
         self.metrics = MetricsRecorder(self.logs["metrics"])
         self.next_eval = config["eval"]["eval_freq"]
         self.last_saved_step = -1
+        self.counters: dict[str, Any] = {"episodes": 0, "attack_frames": np.zeros(self.venv.num_envs, np.int64)}
+        self.captured: dict[str, Any] | None = None
 
     def _open_logs(self, csv_log) -> dict[str, Any]:
         comment = "#" + json.dumps({"t_start": self.monitor_t_start, "env_id": "WarehouseBrawl-BrawlVecEnv"})
@@ -1299,7 +1317,15 @@ class TrainingRun:
         return logs
 
     # --- checkpoints --------------------------------------------------------------------
-    def save_checkpoint(self, steps: int) -> Path | None:
+    def save_checkpoint(self, steps: int, state: dict[str, Any] | None = None) -> Path | None:
+        """Write the checkpoint pair plus its resume state, record them, and prune old snapshots.
+
+        ``state`` is the training state captured at the same step (a fresh
+        capture by default). The policy is checked for non-finite values first:
+        a diverged policy is never written.
+        """
+        from environment.checkpoints import save_state_tree
+
         if steps == self.last_saved_step:
             return None
         if not self.disk_guard.ok_to_save():
@@ -1310,6 +1336,8 @@ class TrainingRun:
             raise DivergenceError(f"non-finite parameters ({', '.join(bad[:3])}); refusing to write a checkpoint")
         zip_path = self.save_handler.snapshot_path(steps)
         files = save_checkpoint_pair(self.model, zip_path, self.config["agent"])
+        stem = zip_path.with_name(zip_path.name.removesuffix(".zip") + "_state")
+        files += save_state_tree(stem, state if state is not None else self.capture_state())
         self.manifest.record(steps, files)
         self.self_play.add_loaded(zip_path, snapshot_agent(self.model, self.config["agent"], self.device))
         for doomed in self.save_handler.record(zip_path):
@@ -1317,6 +1345,77 @@ class TrainingRun:
         self.last_saved_step = steps
         log.info("Saved checkpoint %s", zip_path.name)
         return zip_path
+
+    def capture_state(self) -> dict[str, Any]:
+        """Everything beyond the weights that a resumed run needs to continue exactly."""
+        model = self.model
+        state: dict[str, Any] = {
+            "model": {"num_timesteps": int(model.num_timesteps), "n_updates": int(model._n_updates),
+                      "episode_num": int(model._episode_num), "last_obs": np.array(model._last_obs),
+                      "last_episode_starts": np.array(model._last_episode_starts)},  # fmt: skip
+            "rng": _rng_state(),
+            "env": self.venv.get_state(),
+            "self_play": self.self_play.get_state(),
+            "trainer": {"next_eval": self.next_eval, "episodes": self.counters["episodes"],
+                        "attack_frames": self.counters["attack_frames"].copy()},  # fmt: skip
+        }
+        lstm = getattr(model, "_last_lstm_states", None)
+        if lstm is not None:
+            state["model"]["lstm"] = [t.detach().cpu().numpy().copy() for t in (*lstm.pi, *lstm.vf)]
+        if isinstance(self.env, OpponentHistory):
+            state["history"] = self.env.get_state()
+        if hasattr(self.reward_manager, "alpha"):
+            state["trainer"]["curriculum_alpha"] = self.reward_manager.alpha
+        return state
+
+    def restore(self) -> int:
+        """Continue from the newest checkpoint that verifies; returns its step.
+
+        A truncated or altered newest checkpoint is reported and the previous
+        good one is used. With none valid, it stops: never a silent fresh start.
+        """
+        from environment.checkpoints import CheckpointError, load_state_tree, set_parameters_safely
+
+        found = self.manifest.latest_valid()
+        if found is None:
+            raise CheckpointError(f"{self.run_dir} has no valid checkpoint to resume from (manifest.json lists none "
+                                  "that verify); refusing to start from scratch")  # fmt: skip
+        step, files = found
+        zip_path = next(f for f in files if f.name.endswith(".zip"))
+        set_parameters_safely(self.model, zip_path)
+        state = load_state_tree(zip_path.with_name(zip_path.name.removesuffix(".zip") + "_state"))
+        self._restore_model(state["model"])
+        self.save_handler.history = [p for p in self.save_handler.history
+                                     if _steps_of(p) <= step and _steps_of(p) in self.manifest.steps()]  # fmt: skip
+        self.venv.set_state(state["env"])
+        if "history" in state:
+            self.env.set_state(state["history"])
+        self.self_play.set_state(state["self_play"])
+        trainer = state["trainer"]
+        self.next_eval = trainer["next_eval"]
+        self.counters["episodes"] = trainer["episodes"]
+        self.counters["attack_frames"][:] = trainer["attack_frames"]
+        if "curriculum_alpha" in trainer:
+            self.reward_manager.alpha = trainer["curriculum_alpha"]
+        _set_rng_state(state["rng"])
+        for csv in self.logs.values():
+            csv.drop_rows_after("step", step)
+        self.metrics._last_step = step
+        self.last_saved_step = step
+        return step
+
+    def _restore_model(self, saved: dict[str, Any]) -> None:
+        from sb3_contrib.common.recurrent.type_aliases import RNNStates
+
+        model = self.model
+        model.num_timesteps = saved["num_timesteps"]
+        model._n_updates = saved["n_updates"]
+        model._episode_num = saved["episode_num"]
+        model._last_obs = saved["last_obs"]
+        model._last_episode_starts = saved["last_episode_starts"]
+        if "lstm" in saved:
+            t = [torch.as_tensor(a, device=self.device) for a in saved["lstm"]]
+            model._last_lstm_states = RNNStates((t[0], t[1]), (t[2], t[3]))
 
     def finish_update_metrics(self) -> None:
         """The last update's metrics row (no rollout follows it to trigger the usual one)."""
@@ -1339,6 +1438,27 @@ class TrainingRun:
     def close(self) -> None:
         for csv in self.logs.values():
             csv.close()
+
+
+def _rng_state() -> dict[str, Any]:
+    version, mt_state, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": [version, list(mt_state), gauss], "numpy": {"keys": keys.copy(), "pos": int(pos),
+             "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+             "torch": torch.get_rng_state().numpy().copy()}  # fmt: skip
+    if torch.cuda.is_available():
+        state["cuda"] = [s.numpy().copy() for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    version, mt_state, gauss = state["python"]
+    random.setstate((version, tuple(mt_state), gauss))
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"], n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    torch.set_rng_state(torch.as_tensor(state["torch"], dtype=torch.uint8))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([torch.as_tensor(s, dtype=torch.uint8) for s in state["cuda"]])
 
 
 def _tensorboard_dir(run_dir: Path) -> str | None:
@@ -1364,6 +1484,9 @@ def run_training_loop(config: dict, run_dir: Path | None = None, progress: bool 
     validate_config(config)
     tr = config["training"]
     run_dir = Path(run_dir) if run_dir else Path(tr["save_path"]) / (tr["run_name"] or default_run_name(config))
+    if (run_dir / "manifest.json").exists() or any(run_dir.glob("rl_model_*_steps.zip")):
+        raise ConfigError(f"{run_dir} already holds checkpoints; continue it with --resume {run_dir}, "
+                          "or choose another --run-dir")  # fmt: skip
     run_dir.mkdir(parents=True, exist_ok=True)
     setup_logging(run_dir)
     log_config(config)
@@ -1375,6 +1498,34 @@ def run_training_loop(config: dict, run_dir: Path | None = None, progress: bool 
     run = TrainingRun(config, run_dir, device)
     configure_sb3_logger(run)
     log.info("Run folder: %s", run_dir)
+    _learn(run, progress)
+    return run
+
+
+def resume_training(run_dir: Path, overrides: list[str] | None = None, config_name: str | None = None,
+                    progress: bool | None = None) -> TrainingRun:  # fmt: skip
+    """Continue the run in ``run_dir`` from its newest valid checkpoint.
+
+    ``overrides`` (``--set``) may change e.g. the total steps or the learning
+    rate; ``config_name`` must match the run's own config if given.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError(f"--resume: run folder not found: {run_dir}")
+    config = load_config_json(run_dir / "config.json")
+    if config_name is not None and config_name != config.get("name"):
+        raise ConfigError(f"--config {config_name} conflicts with the run's config {config.get('name')!r} "
+                          f"({run_dir / 'config.json'}); drop --config to resume, or start a new run")  # fmt: skip
+    config = validate_config(apply_overrides(merge_config(_BASE_CONFIG, config), overrides or []))
+    setup_logging(run_dir)
+    from environment.checkpoints import atomic_write_text
+
+    atomic_write_text(run_dir / "config.json", json.dumps(config, indent=2, default=list))
+    seed_everything(config["training"]["seed"])
+    run = TrainingRun(config, run_dir, pick_device(config["training"]["device"]))
+    configure_sb3_logger(run)
+    step = run.restore()
+    log.info("Resuming %s from step %s", run_dir, f"{step:,}")
     _learn(run, progress)
     return run
 
@@ -1392,8 +1543,9 @@ def _learn(run: TrainingRun, progress: bool | None) -> None:
         if remaining > 0:
             run.model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=False,
                             progress_bar=interactive, log_interval=1)  # fmt: skip
-        run.finish_update_metrics()
-        run.save_checkpoint(run.model.num_timesteps)
+        if not run.stop_flag:
+            run.finish_update_metrics()
+            run.save_checkpoint(run.model.num_timesteps)
     finally:
         run.stop_flag.uninstall()
         run.close()
@@ -1493,12 +1645,15 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _mode_train(args: argparse.Namespace) -> int:
+    progress = {"auto": None, "bar": True, "lines": False}[args.progress]
+    if args.resume:
+        resume_training(Path(args.resume), args.set, args.config, progress)
+        return 0
     config = resolve_cli_config(args)
     validate_config(config)
     if args.print_config:
         print(json.dumps(config, indent=2, default=list))
         return 0
-    progress = {"auto": None, "bar": True, "lines": False}[args.progress]
     run_training_loop(config, Path(args.run_dir) if args.run_dir else None, progress=progress)
     return 0
 
