@@ -208,6 +208,8 @@ class LearnerMatches:
 
     def get_state(self) -> dict:
         """Everything needed to continue these matches exactly (arrays and JSON values only)."""
+        if not self.groups:
+            raise RuntimeError("get_state() before the first reset(): there are no matches to save yet")
         return {
             "engine": self.engine.get_state(),
             "opponent_name": self.opponent_name.copy(),

@@ -163,6 +163,12 @@ _SHARED_TRAINING_CONFIG: dict[str, Any] = {
     "debug_csvs": True,  # reward_breakdown.csv and behavior_metrics.csv
     "progress_interval_s": 10,  # plain progress line when stdout is not a terminal
     "final_video": True,  # MP4 of the trained agent against BasedAgent at the end
+    "min_free_gb": 1.0,  # below this much free disk, warn and stop writing new snapshots
+    # A non-finite loss, gradient or parameter: "stop" with a clear error, or "rollback"
+    # to the last good checkpoint with the learning rate × rollback_lr_factor.
+    "on_divergence": "stop",
+    "rollback_lr_factor": 0.5,
+    "max_rollbacks": 3,
 }
 
 _SHARED_EVAL_CONFIG: dict[str, Any] = {
@@ -324,6 +330,10 @@ def validate_config(config: dict) -> dict:
            "agent.shared_lstm and agent.enable_critic_lstm cannot both be true (sb3-contrib)")  # fmt: skip
     _validate_reward(config["reward"])
     _validate_opponents(config["self_play"])
+    _check(tr["on_divergence"] in ("stop", "rollback"),
+           f"training.on_divergence must be 'stop' or 'rollback', got {tr['on_divergence']!r}")  # fmt: skip
+    _check(0 < tr["rollback_lr_factor"] < 1, "training.rollback_lr_factor must be in (0, 1)")
+    _check(tr["min_free_gb"] >= 0, "training.min_free_gb must be >= 0")
     _check(tr["device"] in ("auto", "cuda", "mps", "cpu") or str(tr["device"]).startswith("cuda:"),
            f"training.device must be auto, cuda, cuda:N, mps or cpu, got {tr['device']!r}")  # fmt: skip
     ev = config["eval"]["opponents"]
@@ -1202,6 +1212,7 @@ class RolloutBoundaryCallback(BaseCallback):
             self.logger.record("train/grad_norm_after_clip", after)
         self.logger.record("train/ent_coef", float(self.model.ent_coef))
         steps = self.model.num_timesteps
+        run.check_finite()
         run.metrics.record(steps, self.logger.name_to_value)
         if run.evaluation_due(steps):
             run.evaluate(steps)
@@ -1294,7 +1305,7 @@ class TrainingRun:
         self.env.action_space = float_multibinary()
         self.model = build_model(config, self.env, device, tensorboard_log=_tensorboard_dir(run_dir))
         self.manifest = CheckpointManifest(run_dir)
-        self.disk_guard = DiskGuard(run_dir, min_free_bytes=int(tr.get("min_free_gb", 1.0) * 2**30))
+        self.disk_guard = DiskGuard(run_dir, min_free_bytes=int(tr["min_free_gb"] * 2**30))
         self.monitor_t_start = time.time()
         self.logs = self._open_logs(CsvLog)
         self.metrics = MetricsRecorder(self.logs["metrics"])
@@ -1331,9 +1342,7 @@ class TrainingRun:
         if not self.disk_guard.ok_to_save():
             log.warning("Skipping the snapshot at step %s: free disk space is below the threshold", f"{steps:,}")
             return None
-        bad = [name for name, p in self.model.policy.named_parameters() if not torch.isfinite(p).all()]
-        if bad:
-            raise DivergenceError(f"non-finite parameters ({', '.join(bad[:3])}); refusing to write a checkpoint")
+        self.check_finite("refusing to write a checkpoint")
         zip_path = self.save_handler.snapshot_path(steps)
         files = save_checkpoint_pair(self.model, zip_path, self.config["agent"])
         stem = zip_path.with_name(zip_path.name.removesuffix(".zip") + "_state")
@@ -1345,6 +1354,11 @@ class TrainingRun:
         self.last_saved_step = steps
         log.info("Saved checkpoint %s", zip_path.name)
         return zip_path
+
+    def check_finite(self, consequence: str = "stopping") -> None:
+        bad = [name for name, p in self.model.policy.named_parameters() if not torch.isfinite(p).all()]
+        if bad:
+            raise DivergenceError(f"non-finite parameters ({', '.join(bad[:3])}); {consequence}")
 
     def capture_state(self) -> dict[str, Any]:
         """Everything beyond the weights that a resumed run needs to continue exactly."""
@@ -1531,27 +1545,56 @@ def resume_training(run_dir: Path, overrides: list[str] | None = None, config_na
 
 
 def _learn(run: TrainingRun, progress: bool | None) -> None:
+    """model.learn with the trainer's callbacks, signal handling and divergence policy."""
+    tr = run.config["training"]
+    run.stop_flag.install()
+    t0 = time.monotonic()
+    rollbacks = 0
+    try:
+        while True:
+            try:
+                _learn_once(run, progress)
+                break
+            except DivergenceError as exc:
+                if tr["on_divergence"] != "rollback" or rollbacks >= tr["max_rollbacks"]:
+                    raise
+                rollbacks += 1
+                _roll_back(run, exc)
+    finally:
+        run.stop_flag.uninstall()
+        run.close()
+    log.info("Stopped at step %s after %s (%s)", f"{run.model.num_timesteps:,}", _clock(time.monotonic() - t0),
+             run.stop_flag.reason or "finished")  # fmt: skip
+
+
+def _learn_once(run: TrainingRun, progress: bool | None) -> None:
     tr = run.config["training"]
     interactive = sys.stdout.isatty() if progress is None else progress
     callbacks: list[BaseCallback] = [RolloutBoundaryCallback(run), EpisodeLogCallback(run)]
     if not interactive:
         callbacks.append(ProgressLineCallback(tr["total_timesteps"], tr["progress_interval_s"]))
     remaining = tr["total_timesteps"] - run.model.num_timesteps
-    run.stop_flag.install()
-    t0 = time.monotonic()
-    try:
-        if remaining > 0:
-            run.model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=False,
-                            progress_bar=interactive, log_interval=1)  # fmt: skip
-        if not run.stop_flag:
-            run.finish_update_metrics()
-            run.save_checkpoint(run.model.num_timesteps)
-    finally:
-        run.stop_flag.uninstall()
-        run.close()
-    elapsed = time.monotonic() - t0
-    log.info("Stopped at step %s after %s (%s)", f"{run.model.num_timesteps:,}", _clock(elapsed),
-             run.stop_flag.reason or "finished")  # fmt: skip
+    if remaining > 0:
+        run.model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=False,
+                        progress_bar=interactive, log_interval=1)  # fmt: skip
+    if not run.stop_flag:
+        run.finish_update_metrics()
+        run.save_checkpoint(run.model.num_timesteps)
+
+
+def _roll_back(run: TrainingRun, exc: DivergenceError) -> None:
+    """Return to the last good checkpoint with a lower learning rate."""
+    factor = run.config["training"]["rollback_lr_factor"]
+    agent = run.config["agent"]
+    agent["learning_rate"] = agent["learning_rate"] * factor
+    step = run.restore()
+    run.model.learning_rate = agent["learning_rate"]
+    run.model._setup_lr_schedule()
+    for group in run.model.policy.optimizer.param_groups:
+        group["lr"] = agent["learning_rate"]
+    run.model.policy.optimizer.pop_norms()
+    log.warning("Diverged (%s): rolled back to step %s with learning rate %.3g", exc, f"{step:,}",
+                agent["learning_rate"])  # fmt: skip
 
 
 # ==================================================================================

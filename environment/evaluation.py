@@ -1,0 +1,705 @@
+"""Evaluation helpers for the trainer: batched matches, summaries, Elo, latent analysis, plots.
+
+- :func:`play_vs_opponents` plays ``m`` matches against each of several opponents in ONE
+  batched engine and returns per-match stats dicts; :func:`summarize` turns them into an
+  :class:`EvalRow`; :class:`PerformanceBenchmark` does both against the scripted roster.
+- :data:`SUCCESS_CRITERIA` / :func:`success_table` / :func:`format_table` judge and print them.
+- :class:`EloRatings` and :func:`round_robin` rate agents on the tournament's Elo scale.
+- :func:`latent_distances`, :func:`separation_verdict`, :func:`project_2d`,
+  :func:`plot_latent_scatter` check whether a strategy encoder separates opponents.
+- :func:`plot_training_curves` draws ``training_curves.png`` from a run's CSVs.
+
+Plots use matplotlib's object API (``Figure`` rendered by Agg, never pyplot), imported
+lazily, so nothing here changes the global backend or leaks open figures; PNGs are written
+atomically (temp file in the same folder, then ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import asdict, dataclass
+from itertools import combinations
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from environment import params as P
+from environment.agents import Agent, ScriptedAgent, agent_names, make_agent
+from environment.engine import BrawlEngine
+from environment.match import MatchStats, StatsAccumulator
+from environment.observation import ObservationBuilder
+from environment.rewards import RewardContext, RewardManager, default_reward_manager
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+STATE_INDEX = 8  # observation index of the player's state (DESIGN §4)
+
+
+# ==================================================================================
+# Batched matches
+# ==================================================================================
+def play_vs_opponents(
+    agent: Agent,
+    opponents: dict[str, Agent],
+    matches_per_opponent: int,
+    max_timesteps: int = 2700,
+    seed: int = 0,
+    reward_manager: RewardManager | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """Play ``matches_per_opponent`` matches against every opponent, all in one engine.
+
+    ``agent`` is player 0 everywhere. Rows are grouped by opponent in dict order, so
+    opponent j's k-th match is engine row ``j*m + k``, seeded ``seed + j*m + k``: for
+    deterministic agents it equals ``play_matches(agent, opp_j, m, max_timesteps,
+    seed + j*m)[k]``. Each frame ``agent.predict_batch`` is called once on all live rows
+    and each opponent's once on its live rows, with ``env_ids`` = engine rows (offset by N
+    when an opponent is the agent object itself, so memories do not collide). A finished
+    match is recorded, restarted and ignored (fed no keys, no agent calls); the loop ends
+    when every match has finished once.
+
+    :param reward_manager: if given, the learner's return per match is accumulated
+        (the manager is ``reset`` to N rows first)
+    :return: ``{opponent: [stats dict, ...]}``; each dict is ``MatchStats.to_dict()``
+        (``frames``, ``player_1`` = agent, ``player_2``) plus ``reward`` (nan without a
+        manager), ``attack_frames`` (frames the agent acted in the Attack state, read
+        from its observation) and ``seed``
+    """
+    if matches_per_opponent <= 0 or not opponents:
+        raise ValueError("need at least one opponent and matches_per_opponent > 0")
+    names, m = list(opponents), int(matches_per_opponent)
+    n = len(names) * m
+    engine = BrawlEngine(n, max_timesteps=max_timesteps, seed=seed)
+    engine.reset()
+    builder, stats = ObservationBuilder(n), StatsAccumulator(n)
+    for a in (agent, *opponents.values()):
+        a.reset()
+    live, start = np.ones(n, bool), np.ones(n, bool)
+    keys = np.zeros((n, 2, P.N_KEYS), bool)
+    attack_frames, returns = np.zeros(n, np.int64), np.zeros(n, np.float64)
+    ctx = None
+    if reward_manager is not None:
+        reward_manager.reset(n)
+        ctx = RewardContext(engine.state, np.zeros((n, 2), np.float32), np.zeros((n, 2), np.float32),
+                            engine.events, keys, engine.params, player=0)  # fmt: skip
+    results: list[dict[str, Any] | None] = [None] * n
+    while live.any():
+        obs = builder.build(engine.state)
+        rows = np.flatnonzero(live)
+        keys[:] = False
+        keys[rows, 0] = agent.predict_batch(obs[rows, 0], start[rows], rows) > 0.5
+        for j, name in enumerate(names):
+            r = rows[(rows >= j * m) & (rows < (j + 1) * m)]
+            if r.size:
+                opp = opponents[name]
+                ids = r + n if opp is agent else r
+                keys[r, 1] = opp.predict_batch(obs[r, 1], start[r], ids) > 0.5
+        attack_frames[rows] += obs[rows, 0, STATE_INDEX] == P.ATTACK
+        start[:] = False
+        if ctx is not None:
+            ctx.prev_x[:] = engine.state.x
+            ctx.prev_y[:] = engine.state.y
+        ev = engine.step(keys)
+        stats.add(ev)
+        if ctx is not None:
+            returns += reward_manager.compute(ctx)
+        done = np.flatnonzero(ev.done)
+        for row in done[live[done]]:
+            d = stats.match_stats(row, engine.state.stocks[row], int(engine.state.result[row])).to_dict()
+            rew = float(returns[row]) if ctx is not None else math.nan
+            results[row] = {**d, "reward": rew, "attack_frames": int(attack_frames[row]), "seed": seed + int(row)}
+        if done.size:
+            live[done] = False
+            engine.reset(done)
+            stats.clear(done)
+    return {name: results[j * m : (j + 1) * m] for j, name in enumerate(names)}  # type: ignore[misc]
+
+
+# ==================================================================================
+# Summaries
+# ==================================================================================
+@dataclass
+class EvalRow:
+    """One opponent's summary over ``matches`` matches, from the agent's side.
+
+    Damage fields are per-match means; ``damage_ratio`` = total dealt / max(total taken,
+    1.0): one point of damage as the floor, so a passive opponent gives a large but finite ratio. ``mean_survival_s`` = match seconds / max(falls, 1), averaged over matches:
+    the mean time per stock lost (the whole match length when it lost none).
+    ``attack_rate`` = frames in the Attack state / frames played. ``avg_reward`` is nan
+    when no reward manager was used.
+    """
+
+    opponent: str
+    matches: int
+    win_rate: float
+    draw_rate: float
+    loss_rate: float
+    damage_dealt_per_match: float
+    damage_taken_per_match: float
+    damage_ratio: float
+    knockouts_per_match: float
+    falls_per_match: float
+    weapon_pickups_per_match: float
+    mean_survival_s: float
+    avg_reward: float
+    attack_rate: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (for CSV rows and JSON)."""
+        return asdict(self)
+
+
+def _as_dict(stats: MatchStats | dict[str, Any]) -> dict[str, Any]:
+    return stats.to_dict() if isinstance(stats, MatchStats) else stats
+
+
+def summarize(opponent: str, stats_list: list[dict[str, Any]] | list[MatchStats]) -> EvalRow:
+    """Summarize matches (dicts from :func:`play_vs_opponents` or ``MatchStats``) as an :class:`EvalRow`.
+
+    ``mean_survival_s`` is match seconds / max(falls, 1) averaged over matches, i.e. the
+    mean time per stock lost (the match length when the agent lost none).
+    """
+    ds = [_as_dict(s) for s in stats_list]
+    if not ds:
+        raise ValueError(f"no matches to summarize for {opponent!r}")
+    me = [d["player_1"] for d in ds]
+    results = [p["result"] for p in me]
+    n = len(ds)
+    dealt = sum(p["damage_dealt"] for p in me)
+    taken = sum(p["damage_taken"] for p in me)
+    frames = sum(d["frames"] for d in ds)
+    rewards = [d.get("reward", math.nan) for d in ds]
+    return EvalRow(
+        opponent=opponent,
+        matches=n,
+        win_rate=results.count("win") / n,
+        draw_rate=results.count("draw") / n,
+        loss_rate=results.count("loss") / n,
+        damage_dealt_per_match=dealt / n,
+        damage_taken_per_match=taken / n,
+        damage_ratio=dealt / max(taken, 1.0),
+        knockouts_per_match=sum(p["knockouts"] for p in me) / n,
+        falls_per_match=sum(p["falls"] for p in me) / n,
+        weapon_pickups_per_match=sum(p["weapon_pickups"] for p in me) / n,
+        mean_survival_s=float(np.mean([d["frames"] / P.FPS / max(p["falls"], 1) for d, p in zip(ds, me, strict=True)])),
+        avg_reward=math.nan if any(math.isnan(r) for r in rewards) else float(np.mean(rewards)),
+        attack_rate=sum(d.get("attack_frames", 0) for d in ds) / max(frames, 1),
+    )
+
+
+def scripted_opponents() -> dict[str, Agent]:
+    """A fresh instance of every registered scripted agent, by name."""
+    agents = {name: make_agent(name) for name in agent_names()}
+    return {name: a for name, a in agents.items() if isinstance(a, ScriptedAgent)}
+
+
+class PerformanceBenchmark:
+    """The agent against a set of opponents, all matches batched in one engine.
+
+    :param opponents: registry names, ready agents by name, or None for every registered
+        scripted agent
+    :param num_episodes: matches per opponent
+    """
+
+    def __init__(
+        self,
+        agent: Agent,
+        opponents: list[str] | dict[str, Agent] | None = None,
+        num_episodes: int = 50,
+        max_timesteps: int = 2700,
+        seed: int = 0,
+    ):
+        self.agent = agent
+        if opponents is None:
+            self.opponents = scripted_opponents()
+        elif isinstance(opponents, dict):
+            self.opponents = dict(opponents)
+        else:
+            self.opponents = {name: make_agent(name) for name in opponents}
+        self.num_episodes, self.max_timesteps, self.seed = num_episodes, max_timesteps, seed
+        self.rows: list[EvalRow] = []
+        self.matches: dict[str, list[dict[str, Any]]] = {}
+
+    def run(self) -> dict[str, dict[str, Any]]:
+        """Play and summarize; per opponent: the :class:`EvalRow` fields plus ``knockouts``
+        (mean per episode, = ``knockouts_per_match``), ``draws`` (count) and ``wins`` /
+        ``losses`` (counts). The rows are kept in ``self.rows`` for :func:`success_table`."""
+        self.matches = play_vs_opponents(self.agent, self.opponents, self.num_episodes, self.max_timesteps,
+                                         self.seed, default_reward_manager())  # fmt: skip
+        self.rows = [summarize(name, stats) for name, stats in self.matches.items()]
+        out = {}
+        for row in self.rows:
+            d = row.to_dict()
+            d["knockouts"] = row.knockouts_per_match
+            for key, rate in (("wins", row.win_rate), ("draws", row.draw_rate), ("losses", row.loss_rate)):
+                d[key] = round(rate * row.matches)
+            out[row.opponent] = d
+        return out
+
+
+# ==================================================================================
+# Success criteria
+# ==================================================================================
+# (name, how the value is computed, target; every check is value > target)
+SUCCESS_CRITERIA: list[tuple[str, str, float]] = [
+    ("win rate vs based", "win_rate against the opponent 'based'", 0.70),
+    ("damage ratio", "total damage dealt / total taken, all opponents", 2.0),
+    ("knockouts per episode", "mean over all matches", 2.0),
+    ("weapon pickups per episode", "mean over all matches", 1.0),
+    ("survival (s)", "match-weighted mean of mean_survival_s (seconds per stock lost)", 60.0),
+]
+
+
+def success_table(rows: list[EvalRow]) -> list[dict[str, Any]]:
+    """Evaluate :data:`SUCCESS_CRITERIA` on summary rows (all value > target).
+
+    Returns one dict per criterion: ``criterion``, ``value``, ``target``, ``passed`` (bool)
+    and ``status`` ("PASS", "FAIL", or "n/a" when there is no data, e.g. no 'based' row).
+    """
+    n = sum(r.matches for r in rows)
+
+    def per_match(field: str) -> float:
+        return sum(getattr(r, field) * r.matches for r in rows) / n if n else math.nan
+
+    dealt, taken = per_match("damage_dealt_per_match") * n, per_match("damage_taken_per_match") * n
+    based = [r for r in rows if r.opponent == "based"]
+    values = [
+        based[0].win_rate if based else math.nan,
+        dealt / max(taken, 1.0) if n else math.nan,
+        per_match("knockouts_per_match"),
+        per_match("weapon_pickups_per_match"),
+        per_match("mean_survival_s"),
+    ]
+    table = []
+    for (name, _how, target), value in zip(SUCCESS_CRITERIA, values, strict=True):
+        ok = bool(value > target)
+        status = "n/a" if math.isnan(value) else ("PASS" if ok else "FAIL")
+        table.append({"criterion": name, "value": value, "target": target, "passed": ok, "status": status})
+    return table
+
+
+def format_table(rows: list[dict[str, Any]], float_fmt: str = "{:.3f}") -> str:
+    """A plain, column-aligned text table of dicts (columns from the first row).
+
+    Floats use ``float_fmt`` (huge ones, e.g. a damage ratio with nothing taken, ``.3g``);
+    numbers are right-aligned, text left-aligned."""
+    if not rows:
+        return "(empty)"
+    cols = list(rows[0])
+
+    def cell(v: Any) -> str:
+        if not isinstance(v, float):
+            return str(v)
+        return f"{v:.3g}" if math.isfinite(v) and abs(v) >= 1e6 else float_fmt.format(v)
+
+    cells = [[cell(r.get(c, "")) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)), "  ".join("-" * w for w in widths)]
+    lines += [
+        "  ".join(v.rjust(w) if _numeric(v) else v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells
+    ]
+    return "\n".join(lines)
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+# ==================================================================================
+# Elo
+# ==================================================================================
+RESULT_SCORES = {"win": 1.0, "draw": 0.5, "loss": 0.0}
+
+
+class EloRatings:
+    """Standard Elo: E_a = 1 / (1 + 10^((R_b − R_a)/400)); R_a += K·(S_a − E_a), R_b symmetric.
+
+    Unknown names start at ``initial``. ``games`` counts rated games per name.
+    """
+
+    def __init__(self, initial: float = 1000.0, k: float = 32.0):
+        self.initial, self.k = float(initial), float(k)
+        self.ratings: dict[str, float] = {}
+        self.games: dict[str, int] = {}
+
+    def rating(self, name: str) -> float:
+        """Current rating (``initial`` for a name never rated)."""
+        return self.ratings.get(name, self.initial)
+
+    def expected(self, a: str, b: str) -> float:
+        """a's expected score against b."""
+        return 1.0 / (1.0 + 10.0 ** ((self.rating(b) - self.rating(a)) / 400.0))
+
+    def update(self, a: str, b: str, score_a: float) -> tuple[float, float]:
+        """Rate one game (score_a: 1 win, 0.5 draw, 0 loss for a); returns the new (R_a, R_b)."""
+        if a == b:
+            raise ValueError(f"a player cannot be rated against itself ({a!r})")
+        ea = self.expected(a, b)
+        ra, rb = self.rating(a), self.rating(b)
+        self.ratings[a] = ra + self.k * (score_a - ea)
+        self.ratings[b] = rb + self.k * ((1.0 - score_a) - (1.0 - ea))
+        for name in (a, b):
+            self.games[name] = self.games.get(name, 0) + 1
+        return self.ratings[a], self.ratings[b]
+
+    def update_from_results(self, a: str, b: str, results: list[str]) -> tuple[float, float]:
+        """Apply results from a's side ("win"/"draw"/"loss") one game at a time, in order."""
+        for res in results:
+            if res not in RESULT_SCORES:
+                raise ValueError(f"result must be one of {list(RESULT_SCORES)}, got {res!r}")
+            self.update(a, b, RESULT_SCORES[res])
+        return self.rating(a), self.rating(b)
+
+    def table(self) -> list[tuple[str, float, int]]:
+        """(name, rating, games), best first."""
+        return sorted(((n, r, self.games.get(n, 0)) for n, r in self.ratings.items()), key=lambda t: -t[1])
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready state (for resuming)."""
+        return {"initial": self.initial, "k": self.k, "ratings": dict(self.ratings), "games": dict(self.games)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EloRatings:
+        """Inverse of :meth:`to_dict`."""
+        elo = cls(d.get("initial", 1000.0), d.get("k", 32.0))
+        elo.ratings = {str(k): float(v) for k, v in d.get("ratings", {}).items()}
+        elo.games = {str(k): int(v) for k, v in d.get("games", {}).items()}
+        return elo
+
+
+def round_robin(
+    agents: dict[str, Agent],
+    matches_per_pair: int,
+    max_timesteps: int = 2700,
+    seed: int = 0,
+    ratings: EloRatings | None = None,
+) -> tuple[EloRatings, list[dict[str, Any]]]:
+    """Every pair plays ``matches_per_pair`` matches; Elo is updated match by match.
+
+    Agent i (dict order) is player 0 against all later agents in one batched
+    :func:`play_vs_opponents` call (seeded ``seed + 10_000·i``). Returns the ratings
+    (``ratings`` updated in place if given) and one dict per pair: ``a``, ``b``,
+    ``matches``, ``wins``/``draws``/``losses`` (a's side), ``win_rate`` and the ratings after.
+    """
+    elo = ratings if ratings is not None else EloRatings()
+    names = list(agents)
+    pairs = []
+    for i, a in enumerate(names[:-1]):
+        later = {b: agents[b] for b in names[i + 1 :]}
+        played = play_vs_opponents(agents[a], later, matches_per_pair, max_timesteps, seed + 10_000 * i)
+        for b, matches in played.items():
+            results = [d["player_1"]["result"] for d in matches]
+            ra, rb = elo.update_from_results(a, b, results)
+            counts = {f"{r}s" if r != "loss" else "losses": results.count(r) for r in ("win", "draw", "loss")}
+            pairs.append({"a": a, "b": b, "matches": len(results), **counts,
+                          "win_rate": counts["wins"] / len(results), "rating_a": ra, "rating_b": rb})  # fmt: skip
+    return elo, pairs
+
+
+# ==================================================================================
+# Strategy-latent analysis
+# ==================================================================================
+def latent_distances(latents: np.ndarray, labels: list[str]) -> dict[str, Any]:
+    """How far apart the opponents' latent clusters are, relative to their spread.
+
+    ``between``: mean pairwise Euclidean distance between class centroids (nan with one
+    class); ``within``: mean distance of samples to their own class centroid, averaged over
+    classes; ``ratio`` = between / within (inf when within is 0 and between > 0).
+    Also ``centroids`` and ``within_per_class`` ({label: ...}) and ``counts``.
+    """
+    x = np.asarray(latents, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] != len(labels):
+        raise ValueError(f"latents must be (M, d) with M = len(labels) = {len(labels)}, got {x.shape}")
+    lab = np.asarray(labels)
+    classes = list(dict.fromkeys(labels))
+    centroids = {c: x[lab == c].mean(axis=0) for c in classes}
+    spread = {c: float(np.linalg.norm(x[lab == c] - centroids[c], axis=1).mean()) for c in classes}
+    pair_d = [float(np.linalg.norm(centroids[a] - centroids[b])) for a, b in combinations(classes, 2)]
+    between = float(np.mean(pair_d)) if pair_d else math.nan
+    within = float(np.mean(list(spread.values()))) if classes else math.nan
+    if within > 0:
+        ratio = between / within
+    else:
+        ratio = math.inf if between > 0 else math.nan
+    return {"between": between, "within": within, "ratio": ratio, "centroids": centroids,
+            "within_per_class": spread, "counts": {c: int((lab == c).sum()) for c in classes}}  # fmt: skip
+
+
+def separation_verdict(d: dict[str, Any], threshold: float = 1.5) -> str:
+    """One line: does the encoder separate opponents (between/within ratio above ``threshold``)?"""
+    ratio = d["ratio"]
+    if math.isnan(ratio):
+        return "cannot judge separation (need at least two opponents with samples)"
+    if ratio > threshold:
+        return f"separates opponents (ratio {ratio:.2f} > {threshold:g})"
+    return f"does NOT separate opponents (ratio {ratio:.2f} <= {threshold:g})"
+
+
+def project_2d(latents: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
+    """(M, d) latents → (M, 2) points: PCA via SVD, or t-SNE if scikit-learn is installed.
+
+    Without scikit-learn "tsne" warns and falls back to PCA. Missing dimensions (d < 2 or
+    fewer than 2 samples) come back as zeros.
+    """
+    x = np.asarray(latents, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"latents must be 2-D (M, d), got shape {x.shape}")
+    if method == "tsne":
+        try:
+            from sklearn.manifold import TSNE
+        except ImportError:
+            warnings.warn("scikit-learn is not installed: project_2d falls back to PCA", stacklevel=2)
+        else:
+            perplexity = float(min(30.0, max(1.0, (x.shape[0] - 1) / 3)))
+            return TSNE(2, perplexity=perplexity, random_state=seed).fit_transform(x)
+    elif method != "pca":
+        raise ValueError(f"method must be 'pca' or 'tsne', got {method!r}")
+    out = np.zeros((x.shape[0], 2))
+    if x.shape[0] < 2:
+        return out
+    centred = x - x.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    k = min(2, vt.shape[0])
+    out[:, :k] = centred @ vt[:k].T
+    return out
+
+
+def _new_figure(figsize: tuple[float, float]) -> Figure:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save_png(fig: Figure, path: Path) -> Path:
+    """Write atomically: a temp file in the same folder, then os.replace."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _colors(names: list[str]) -> dict[str, Any]:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if len(names) <= 10 else "tab20"]
+    return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
+
+
+def plot_latent_scatter(points2d: np.ndarray, labels: list[str], path: Path | str, title: str) -> Path:
+    """Scatter of 2-D points coloured by opponent label, with legend and axis labels; writes a PNG."""
+    pts = np.asarray(points2d, dtype=np.float64)
+    lab = np.asarray(labels)
+    fig = _new_figure((7.5, 6))
+    ax = fig.add_subplot()
+    classes = list(dict.fromkeys(labels))
+    colors = _colors(classes)
+    for c in classes:
+        sel = pts[lab == c]
+        ax.scatter(sel[:, 0], sel[:, 1], s=14, alpha=0.7, color=colors[c], label=f"{c} ({len(sel)})")
+    ax.set(title=title, xlabel="component 1", ylabel="component 2")
+    ax.grid(alpha=0.3)
+    ax.legend(title="opponent", fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    return _save_png(fig, Path(path))
+
+
+# ==================================================================================
+# Training curves
+# ==================================================================================
+def _read_csv(path: Path, **kwargs):
+    """A CSV as a DataFrame, or None if missing, empty or unreadable (a run may be writing it)."""
+    import pandas as pd
+
+    if not path.is_file():
+        return None
+    try:
+        df = pd.read_csv(path, on_bad_lines="skip", **kwargs)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError):
+        return None
+    return df if len(df) else None
+
+
+def _column(df, *candidates: str) -> str | None:
+    return next((c for c in candidates if df is not None and c in df.columns), None)
+
+
+def _numeric_frame(df, cols: list[str]):
+    import pandas as pd
+
+    df = df.copy()
+    for c in cols:
+        df[c] = pd.to_numeric(df[c], errors="coerce")
+    return df.dropna(subset=cols)
+
+
+def _no_data(ax, title: str, xlabel: str, ylabel: str) -> None:
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.text(0.5, 0.5, "no data yet", ha="center", va="center", transform=ax.transAxes, fontsize=13, color="grey")
+
+
+def _load_monitor(run_dir: Path):
+    import pandas as pd
+
+    frames = [_read_csv(p, skiprows=1) for p in [run_dir / "monitor.csv", *sorted(run_dir.glob("*.monitor.csv"))]]
+    frames = [f for f in frames if f is not None and {"r", "l"} <= set(f.columns)]
+    if not frames:
+        return None
+    df = pd.concat(frames, ignore_index=True)
+    cols = ["r", "l"] + (["t"] if "t" in df.columns else [])
+    df = _numeric_frame(df, cols)
+    return df.sort_values("t", kind="stable") if "t" in df.columns else df
+
+
+def _panel_reward(ax, run_dir: Path) -> None:
+    title, xl, yl = "Episode reward", "environment steps", "episode return"
+    df = _load_monitor(run_dir)
+    if df is None or not len(df):
+        return _no_data(ax, title, xl, yl)
+    steps = df["l"].cumsum().to_numpy()
+    window = int(min(100, max(1, len(df) // 20)))
+    ax.plot(steps, df["r"].to_numpy(), color="tab:blue", alpha=0.2, lw=0.8, label="episode")
+    ax.plot(steps, df["r"].rolling(window, min_periods=1).mean().to_numpy(), color="tab:blue", lw=2,
+            label=f"rolling mean ({window} episodes)")  # fmt: skip
+    ax.set(title=f"{title} ({len(df)} episodes)", xlabel=xl, ylabel=yl)
+    ax.legend(fontsize=8, loc="best")
+
+
+def _panel_per_opponent(ax, df, col: str, title: str, ylabel: str, target: float, clip: float | None) -> None:
+    if df is None or col not in df.columns:
+        return _no_data(ax, title, "environment steps", ylabel)
+    df = _numeric_frame(df, ["step", col])
+    if not len(df):
+        return _no_data(ax, title, "environment steps", ylabel)
+    opponents = sorted(df["opponent"].astype(str).unique())
+    colors = _colors(opponents)
+    for opp in opponents:
+        sub = df[df["opponent"].astype(str) == opp].groupby("step")[col].mean()
+        y = sub.to_numpy() if clip is None else np.minimum(sub.to_numpy(), clip)
+        ax.plot(sub.index.to_numpy(), y, marker="o", ms=3, lw=1.5, color=colors[opp], label=opp)
+    ax.axhline(target, color="black", ls="--", lw=1, label=f"target {target:g}")
+    ax.set(title=title, xlabel="environment steps", ylabel=ylabel)
+    ax.legend(fontsize=7, ncol=2, loc="best")
+
+
+def _panel_entropy(ax, run_dir: Path) -> None:
+    title, xl = "Policy entropy", "environment steps"
+    df = _read_csv(run_dir / "metrics.csv")
+    step = _column(df, "step", "time/total_timesteps", "timesteps")
+    ent = _column(df, "entropy", "train/entropy")
+    loss = _column(df, "entropy_loss", "train/entropy_loss")
+    if step is None or (ent is None and loss is None):
+        return _no_data(ax, title, xl, "entropy")
+    col = ent or loss
+    df = _numeric_frame(df, [step, col]).sort_values(step)
+    if not len(df):
+        return _no_data(ax, title, xl, "entropy")
+    y = df[col].to_numpy() if ent else -df[col].to_numpy()
+    ax.plot(df[step].to_numpy(), y, color="tab:purple", lw=1.5, label="entropy" if ent else "−entropy_loss")
+    ax.set(title=title, xlabel=xl, ylabel="entropy (nats)")
+    ax.legend(fontsize=8, loc="best")
+
+
+def _panel_elo(ax, run_dir: Path) -> None:
+    title, xl, yl = "Elo rating", "environment steps", "rating"
+    df = _read_csv(run_dir / "ratings.csv")
+    if df is None or not {"step", "name", "rating"} <= set(df.columns):
+        return _no_data(ax, title, xl, yl)
+    df = _numeric_frame(df, ["step", "rating"])
+    if not len(df):
+        return _no_data(ax, title, xl, yl)
+    df["name"] = df["name"].astype(str)
+    bots = set(agent_names())
+    bot_names = sorted(set(df["name"]) & bots)
+    learners = sorted(set(df["name"]) - bots, key=lambda n: df.loc[df["name"] == n, "step"].min())
+    colors = _colors(bot_names)
+    for name in bot_names:
+        sub = df[df["name"] == name].sort_values("step")
+        ax.plot(sub["step"].to_numpy(), sub["rating"].to_numpy(), lw=1.2, color=colors[name], label=name)
+    from matplotlib import colormaps
+
+    shades = colormaps["viridis"](np.linspace(0.1, 0.9, max(len(learners), 1)))
+    for i, name in enumerate(learners):
+        sub = df[df["name"] == name].sort_values("step")
+        label = name if len(learners) <= 5 else None
+        if len(learners) > 5 and i == len(learners) - 1:
+            label = f"{len(learners)} learner snapshots (old→new)"
+        ax.plot(sub["step"].to_numpy(), sub["rating"].to_numpy(), lw=2, ls="--", color=shades[i], label=label)
+    ax.set(title=title, xlabel=xl, ylabel=yl)
+    ax.legend(fontsize=7, ncol=2, loc="best")
+
+
+def training_curves_figure(run_dir: Path | str) -> Figure:
+    """The 5-panel figure behind :func:`plot_training_curves` (not saved)."""
+    run_dir = Path(run_dir)
+    fig = _new_figure((15, 13))
+    grid = fig.add_gridspec(3, 2)
+    axes = [fig.add_subplot(grid[i // 2, i % 2]) for i in range(5)]
+    _panel_reward(axes[0], run_dir)
+    ev = _read_csv(run_dir / "evaluation_results.csv")
+    if ev is not None and not {"step", "opponent"} <= set(ev.columns):
+        ev = None
+    _panel_per_opponent(axes[1], ev, "win_rate", "Win rate per opponent", "win rate", 0.70, None)
+    axes[1].set_ylim(-0.03, 1.03)
+    _panel_per_opponent(axes[2], ev, "damage_ratio", "Damage ratio per opponent (dealt / taken)",
+                        "damage ratio (clipped at 10)", 2.0, 10.0)  # fmt: skip
+    _panel_entropy(axes[3], run_dir)
+    _panel_elo(axes[4], run_dir)
+    from matplotlib.ticker import EngFormatter
+
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        if not ax.texts:  # panels with data: steps as 250k, 1M, ...
+            ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+        if ax.get_legend() is not None:
+            ax.get_legend().get_frame().set_alpha(0.75)
+    fig.suptitle(f"Training curves: {run_dir.name}", fontsize=14)
+    fig.tight_layout()
+    return fig
+
+
+def plot_training_curves(run_dir: Path | str, out_path: Path | str | None = None) -> Path:
+    """Write ``training_curves.png`` (default ``run_dir/training_curves.png``) from the run's CSVs.
+
+    Panels: smoothed episode reward (``monitor.csv``, SB3 Monitor format, x = cumulative
+    steps), win rate and damage ratio per opponent (``evaluation_results.csv``), policy
+    entropy (``metrics.csv``: ``entropy``, or ``entropy_loss`` negated) and Elo per name
+    (``ratings.csv``). Missing or unreadable CSVs give a "no data yet" panel.
+    """
+    run_dir = Path(run_dir)
+    out = Path(out_path) if out_path is not None else run_dir / "training_curves.png"
+    return _save_png(training_curves_figure(run_dir), out)
+
+
+__all__ = [
+    "SUCCESS_CRITERIA",
+    "EloRatings",
+    "EvalRow",
+    "PerformanceBenchmark",
+    "format_table",
+    "latent_distances",
+    "play_vs_opponents",
+    "plot_latent_scatter",
+    "plot_training_curves",
+    "project_2d",
+    "round_robin",
+    "scripted_opponents",
+    "separation_verdict",
+    "success_table",
+    "summarize",
+    "training_curves_figure",
+]

@@ -1,0 +1,247 @@
+"""Long unattended runs: exact resume, signals, corrupt checkpoints, poisoned files, divergence, disk budget."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from environment.checkpoints import CheckpointError, CheckpointManifest
+from tests.test_train_agent import TINY_SETS, tiny_config
+from user import train_agent as T
+
+REPO = Path(__file__).resolve().parents[1]
+RESUME_SETS = [*TINY_SETS, "training.total_timesteps=768", "training.save_freq=256", "eval.eval_freq=100000",
+               "agent.n_epochs=2", "self_play.opponents={self_play: [0.5, null], based: [0.3, based], "
+               "random: [0.2, random]}"]  # fmt: skip
+
+
+def train_command(run_dir: Path, extra: list[str] | None = None) -> list[str]:
+    cmd = [sys.executable, "user/train_agent.py", "--config", "test", "--run-dir", str(run_dir), "--progress", "lines"]
+    for item in RESUME_SETS:
+        cmd += ["--set", item]
+    return cmd + (extra or [])
+
+
+def policy_params(zip_path: Path) -> dict[str, torch.Tensor]:
+    with zipfile.ZipFile(zip_path) as archive:
+        return torch.load(io.BytesIO(archive.read("policy.pth")), weights_only=True)
+
+
+def monitor_rows(run_dir: Path) -> list[list[str]]:
+    lines = (run_dir / "monitor.csv").read_text().splitlines()
+    return [line.split(",") for line in lines[2:]]
+
+
+def run_until_sigterm(run_dir: Path, after: str) -> tuple[int, float, str]:
+    """Start training, send SIGTERM once ``after`` appears in its log; returns (code, seconds to exit, log)."""
+    proc = subprocess.Popen(train_command(run_dir), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)  # fmt: skip
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if after in line:
+            time.sleep(0.3)  # land inside the next rollout
+            proc.send_signal(signal.SIGTERM)
+            break
+    t0 = time.monotonic()
+    rest, _ = proc.communicate(timeout=120)
+    return proc.returncode, time.monotonic() - t0, "".join(lines) + rest
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("straight") / "run"
+    subprocess.run(train_command(run_dir), cwd=REPO, check=True, capture_output=True, timeout=300)
+    return run_dir
+
+
+def test_sigterm_then_resume_is_bit_identical_to_an_uninterrupted_run(uninterrupted, tmp_path):
+    run_dir = tmp_path / "run"
+    code, seconds, output = run_until_sigterm(run_dir, "Saved checkpoint rl_model_256_steps.zip")
+    assert code == 0 and seconds < 60, output[-2000:]
+    assert "SIGTERM received" in output
+    for name in ("monitor.csv", "metrics.csv", "behavior_metrics.csv", "reward_breakdown.csv"):
+        assert (run_dir / name).read_text().endswith("\n"), f"{name} ends in a partial row"
+    # The checkpoint left behind loads (weights only).
+    T.TransformerStrategyAgent.from_checkpoint(run_dir)
+    done = subprocess.run([sys.executable, "user/train_agent.py", "--resume", str(run_dir), "--progress", "lines"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    a = policy_params(uninterrupted / "rl_model_768_steps.zip")
+    b = policy_params(run_dir / "rl_model_768_steps.zip")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # Same opponents in the same order, same returns; steps never go back and no row repeats.
+    rows_a, rows_b = monitor_rows(uninterrupted), monitor_rows(run_dir)
+    assert [(r[3], r[5], r[0]) for r in rows_a] == [(r[3], r[5], r[0]) for r in rows_b]
+    steps = [int(line.split(",")[0]) for line in (run_dir / "metrics.csv").read_text().splitlines()[1:]]
+    assert steps == sorted(set(steps))
+
+
+def test_truncated_newest_checkpoint_falls_back_to_the_previous_one(uninterrupted, tmp_path):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(uninterrupted, run_dir)
+    newest = run_dir / "rl_model_768_steps.zip"
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
+    config = T.load_config_json(run_dir / "config.json")
+    run = T.TrainingRun(T.validate_config(config), run_dir, torch.device("cpu"))
+    with pytest.warns(UserWarning, match="rl_model_768_steps.zip"):
+        step = run.restore()
+    assert step == 512
+    run.close()
+
+
+def test_resume_refuses_to_start_from_scratch_and_names_bad_input(tmp_path, uninterrupted):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "config.json").write_text((uninterrupted / "config.json").read_text())
+    config = T.validate_config(T.load_config_json(empty / "config.json"))
+    run = T.TrainingRun(config, empty, torch.device("cpu"))
+    with pytest.raises(CheckpointError, match="no valid checkpoint"):
+        run.restore()
+    run.close()
+    (empty / "config.json").write_text("{not json")
+    with pytest.raises(T.ConfigError, match="config.json is not valid JSON"):
+        T.resume_training(empty)
+    with pytest.raises(T.ConfigError, match="conflicts with the run's config"):
+        T.resume_training(uninterrupted, config_name="10m")
+    with pytest.raises(T.ConfigError, match="run folder not found"):
+        T.resume_training(tmp_path / "nowhere")
+
+
+def test_fresh_run_never_reuses_a_folder_with_checkpoints(uninterrupted):
+    with pytest.raises(T.ConfigError, match="already holds checkpoints"):
+        T.run_training_loop(tiny_config(), uninterrupted)
+
+
+class _Marker:
+    """Unpickling this creates a file: a stand-in for code hidden in a checkpoint."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_poisoned_checkpoints_are_rejected_without_running_code(tmp_path, uninterrupted):
+    marker = tmp_path / "pwned"
+    poisoned_zip = tmp_path / "rl_model_1_steps.zip"
+    with zipfile.ZipFile(uninterrupted / "rl_model_768_steps.zip") as src, zipfile.ZipFile(poisoned_zip, "w") as dst:
+        for name in src.namelist():
+            data = src.read(name)
+            if name == "policy.pth":
+                buffer = io.BytesIO()
+                torch.save({"weights": _Marker(str(marker))}, buffer)
+                data = buffer.getvalue()
+            dst.writestr(name, data)
+    poisoned_pth = tmp_path / "rl_model_1_steps_transformer_encoder.pth"
+    poisoned_pth.write_bytes(pickle.dumps(_Marker(str(marker))))
+    with pytest.raises(CheckpointError):
+        T.TransformerStrategyAgent.from_checkpoint(poisoned_zip)
+    policy = T.build_policy(T.read_agent_config(uninterrupted / "rl_model_768_steps.zip"))
+    with pytest.raises(CheckpointError):
+        T.load_policy_weights(policy, poisoned_zip)
+    from environment.checkpoints import load_state_dict_file
+
+    with pytest.raises(CheckpointError):
+        load_state_dict_file(poisoned_pth)
+    assert not marker.exists()
+
+
+def test_missing_checkpoint_path_is_named(tmp_path):
+    from environment.checkpoints import CheckpointNotFoundError
+
+    with pytest.raises(CheckpointNotFoundError, match="rl_model_9_steps.zip"):
+        T.resolve_checkpoint(tmp_path / "rl_model_9_steps.zip")
+
+
+def _nan_gradients_after(run: T.TrainingRun, updates: int) -> None:
+    """Make every gradient NaN from the given update on (a stand-in for divergence)."""
+    calls = {"n": 0}
+    optimizer = run.model.policy.optimizer
+    original = optimizer.step
+
+    def poisoned_step(closure=None):
+        calls["n"] += 1
+        if calls["n"] > updates:
+            for group in optimizer.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        p.grad.fill_(float("nan"))
+        return original(closure)
+
+    optimizer.step = poisoned_step
+
+
+def test_nan_injection_stops_the_run_with_a_clear_error_and_no_bad_checkpoint(tmp_path):
+    config = tiny_config()
+    run = T.TrainingRun(config, tmp_path, torch.device("cpu"))
+    _nan_gradients_after(run, updates=3)
+    with pytest.raises(T.DivergenceError, match="non-finite gradient norm"):
+        T._learn(run, progress=False)
+    manifest = CheckpointManifest(tmp_path)
+    assert manifest.steps(), "checkpoints before the divergence are kept"
+    for step in manifest.steps():
+        params = policy_params(tmp_path / f"rl_model_{step}_steps.zip")
+        assert all(torch.isfinite(t).all() for t in params.values())
+
+
+def test_rollback_mode_returns_to_the_last_good_checkpoint_with_a_lower_learning_rate(tmp_path):
+    config = tiny_config(training__on_divergence="rollback")
+    run = T.TrainingRun(config, tmp_path, torch.device("cpu"))
+    optimizer = run.model.policy.optimizer
+    original, state = optimizer.step, {"n": 0}
+
+    def once_nan(closure=None):
+        state["n"] += 1
+        if state["n"] == 5:  # one bad update, in the third of four
+            next(iter(optimizer.param_groups[0]["params"])).grad.fill_(float("nan"))
+        return original(closure)
+
+    optimizer.step = once_nan
+    T._learn(run, progress=False)
+    assert run.config["agent"]["learning_rate"] == pytest.approx(2.5e-4 * 0.5)
+    assert run.model.num_timesteps == config["training"]["total_timesteps"]
+
+
+def test_disk_budget_stops_new_snapshots_when_space_runs_low(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    config = tiny_config()
+    run = T.TrainingRun(config, tmp_path, torch.device("cpu"))
+    run.model.learn(128)  # a started run: env reset, observations in hand
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 * 2**30, 10 * 2**30 - 2**20, 2**20))
+    with pytest.warns(UserWarning):
+        assert run.save_checkpoint(128) is None
+    assert not list(tmp_path.glob("rl_model_*"))
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 * 2**30, 0, 10 * 2**30))
+    with pytest.warns(UserWarning):
+        assert run.save_checkpoint(128) is not None
+    run.close()
+
+
+def test_max_saved_keeps_the_newest_and_the_pool_points_at_existing_files(tmp_path):
+    config = tiny_config(training__max_saved=2)
+    run = T.run_training_loop(config, tmp_path / "run", progress=False)
+    zips = sorted((tmp_path / "run").glob("rl_model_*_steps.zip"), key=T._steps_of)
+    assert [p.name for p in zips] == ["rl_model_384_steps.zip", "rl_model_512_steps.zip"]
+    assert all(p.exists() for p in run.save_handler.history)
+    assert sorted(CheckpointManifest(tmp_path / "run").steps()) == [384, 512]
+    state_files = sorted(p.name for p in (tmp_path / "run").glob("rl_model_*_state.*"))
+    assert len(state_files) == 4 and os.path.exists(tmp_path / "run" / "manifest.json")
+    assert np.isfinite(1.0)
