@@ -125,8 +125,9 @@ def play_vs_opponents(
 class EvalRow:
     """One opponent's summary over ``matches`` matches, from the agent's side.
 
-    Damage fields are per-match means; ``damage_ratio`` = total dealt / max(total taken,
-    1.0): one point of damage as the floor, so a passive opponent gives a large but finite ratio. ``mean_survival_s`` = match seconds / max(falls, 1), averaged over matches:
+    Damage fields are per-match means; ``damage_ratio`` = total dealt / max(total taken, 1.0):
+    one point of damage as the floor, so a passive opponent gives a large but finite ratio.
+    ``mean_survival_s`` = match seconds / max(falls, 1), averaged over matches:
     the mean time per stock lost (the whole match length when it lost none).
     ``attack_rate`` = frames in the Attack state / frames played. ``avg_reward`` is nan
     when no reward manager was used.

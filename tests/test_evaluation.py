@@ -113,7 +113,7 @@ def test_summarize_math_on_hand_made_stats():
     assert row.avg_reward == pytest.approx(2.0)
     assert row.attack_rate == pytest.approx(120 / 6600)
     # Nothing taken: the ratio divides by 1e-6 instead of 0.
-    assert summarize("x", [_match("win", 5.0, 0.0, 0, 0, 0, 30)]).damage_ratio == pytest.approx(5e6)
+    assert summarize("x", [_match("win", 5.0, 0.0, 0, 0, 0, 30)]).damage_ratio == pytest.approx(5.0)  # 1-point floor
 
 
 def _row(opponent, win_rate, dealt, taken, kos, pickups, survival, matches=10):
