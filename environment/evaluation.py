@@ -191,6 +191,11 @@ def summarize(opponent: str, stats_list: list[dict[str, Any]] | list[MatchStats]
     )
 
 
+def result_list(matches: list[dict[str, Any]]) -> list[str]:
+    """The agent's results ("win" / "draw" / "loss") of matches from :func:`play_vs_opponents`."""
+    return [m["player_1"]["result"] for m in matches]
+
+
 def scripted_opponents() -> dict[str, Agent]:
     """A fresh instance of every registered scripted agent, by name."""
     agents = {name: make_agent(name) for name in agent_names()}

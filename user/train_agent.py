@@ -176,6 +176,10 @@ _SHARED_EVAL_CONFIG: dict[str, Any] = {
     "matches_per_opponent": 10,
     "max_timesteps": 2700,
     "opponents": "roster",  # "roster" (every scripted agent) or a list of registry names
+    "snapshot_matches": 4,  # matches against each of the newest snapshots, for their Elo ratings
+    "snapshot_opponents": 3,
+    "alert_window": 100,  # episodes over which a reward term that never fires raises an alert
+    "entropy_floor": 0.5,  # policy entropy (nats, summed over the 10 keys) below this is a collapse
 }
 
 _BASE_CONFIG: dict[str, Any] = {
@@ -1128,6 +1132,9 @@ class EpisodeLogCallback(BaseCallback):
         counters = self.run.counters
         # The returned observation after a done is the next match's first: count before it.
         counters["attack_frames"] += (obs[:, 8] == P.ATTACK) & ~dones
+        extractor = getattr(self.model.policy, "features_extractor", None)
+        if isinstance(extractor, TransformerConditionedExtractor):
+            self.run.strategy.add(extractor, dones)
         for i in np.flatnonzero(dones):
             info = self.locals["infos"][i]
             if "episode" in info:
@@ -1138,6 +1145,7 @@ class EpisodeLogCallback(BaseCallback):
     def _log_episode(self, info: dict, attack_frames: int) -> None:
         ep, logs = info["episode"], self.run.logs
         self.run.counters["episodes"] += 1
+        self.run.alerts.episode(info.get("reward_terms", {}), ep["r"])
         episode = self.run.counters["episodes"]
         t = round(time.time() - self.run.monitor_t_start, 6)
         logs["monitor"].append({"r": round(ep["r"], 6), "l": ep["l"], "t": t, "step": self.num_timesteps,
@@ -1214,6 +1222,9 @@ class RolloutBoundaryCallback(BaseCallback):
         steps = self.model.num_timesteps
         run.check_finite()
         run.metrics.record(steps, self.logger.name_to_value)
+        strategy_row = run.strategy.row(steps)
+        if strategy_row is not None:
+            run.logs["strategy"].append(strategy_row)
         if run.evaluation_due(steps):
             run.evaluate(steps)
         run.captured = run.capture_state()
@@ -1226,6 +1237,148 @@ class RolloutBoundaryCallback(BaseCallback):
             self.run.save_checkpoint(self.run.captured["model"]["num_timesteps"], self.run.captured)
             self.stopping = True
         return not self.stopping
+
+
+EVAL_COLUMNS = ["step", "opponent", "matches", "win_rate", "draw_rate", "loss_rate", "damage_ratio",
+                "knockouts_per_match", "falls_per_match", "weapon_pickups_per_match", "mean_survival_s", "avg_reward"]
+STRATEGY_COLUMNS = ["step", "latent_mean", "latent_std", "attention_entropy", "latent_drift", "episodes"]
+
+
+def eval_opponent_names(config: dict) -> list[str]:
+    chosen = config["eval"]["opponents"]
+    return agent_names() if chosen == "roster" else list(chosen)
+
+
+def evaluate_agent(agent: Agent, opponent_names: list[str], matches_per_opponent: int, max_timesteps: int,
+                   seed: int = 0) -> list:  # fmt: skip
+    """The agent against each named opponent, every match batched in one engine.
+
+    Opponents are seeded from ``seed``, so an evaluation repeats exactly. Each
+    returned EvalRow also carries ``results`` (the agent's win/draw/loss list).
+    """
+    from environment.evaluation import play_vs_opponents, result_list, summarize
+    from environment.rewards import default_reward_manager
+
+    opponents = {name: make_agent(name, seed=seed + i) for i, name in enumerate(opponent_names)}
+    played = play_vs_opponents(agent, opponents, matches_per_opponent, max_timesteps, seed=seed,
+                               reward_manager=default_reward_manager())  # fmt: skip
+    rows = []
+    for name, matches in played.items():
+        row = summarize(name, matches)
+        row.results = result_list(matches)  # type: ignore[attr-defined]
+        rows.append(row)
+    return rows
+
+
+def _eval_csv_row(row) -> dict[str, Any]:
+    d = row.to_dict()
+    return {k: (round(d[k], 4) if isinstance(d[k], float) else d[k]) for k in EVAL_COLUMNS if k != "step"}
+
+
+class StrategyStats:
+    """Per-rollout statistics of the strategy encoder, for strategy_analysis.csv.
+
+    Reads the latent and pooling weights the extractor computed for each rollout
+    step; drift is the distance between an env's mean latent over one episode and
+    over its previous episode.
+    """
+
+    def __init__(self, n_envs: int):
+        self.episode_sum: np.ndarray | None = None
+        self.episode_len = np.zeros(n_envs)
+        self.previous_mean: np.ndarray | None = None
+        self.reset_rollout()
+
+    def reset_rollout(self) -> None:
+        self.values: list[np.ndarray] = []
+        self.entropies: list[float] = []
+        self.drifts: list[float] = []
+
+    def add(self, extractor, dones: np.ndarray) -> None:
+        latent = extractor.last_latent
+        if latent is None or latent.shape[0] != len(dones):
+            return
+        latent = latent.float().cpu().numpy()
+        weights = extractor.last_pool_weights.float().cpu().numpy()
+        self.values.append(latent)
+        self.entropies.append(float(-(weights * np.log(weights + 1e-12)).sum(axis=1).mean()))
+        if self.episode_sum is None:
+            self.episode_sum = np.zeros_like(latent)
+            self.previous_mean = np.full_like(latent, np.nan)
+        self.episode_sum += latent
+        self.episode_len += 1
+        for i in np.flatnonzero(dones):
+            mean = self.episode_sum[i] / max(self.episode_len[i], 1)
+            if not np.isnan(self.previous_mean[i]).any():
+                self.drifts.append(float(np.linalg.norm(mean - self.previous_mean[i])))
+            self.previous_mean[i] = mean
+            self.episode_sum[i] = 0.0
+            self.episode_len[i] = 0
+
+    def row(self, step: int) -> dict[str, Any] | None:
+        if not self.values:
+            return None
+        values = np.concatenate(self.values)
+        row = {"step": step, "latent_mean": round(float(values.mean()), 5), "latent_std": round(float(values.std()), 5),
+               "attention_entropy": round(float(np.mean(self.entropies)), 5),
+               "latent_drift": round(float(np.mean(self.drifts)), 5) if self.drifts else "",
+               "episodes": len(self.drifts)}  # fmt: skip
+        self.reset_rollout()
+        return row
+
+
+class SanityAlerts:
+    """Checks that catch a run going wrong; each alert goes to the log and alerts.csv.
+
+    - a reward term that never fired over the last ``eval.alert_window`` episodes
+    - a flat total reward (no variation over that window)
+    - non-finite losses (also stops the run: see DivergenceError)
+    - entropy collapse (policy entropy below ``eval.entropy_floor``)
+    - CUDA present but unused
+    - self-play snapshots that exist but were never played
+    """
+
+    def __init__(self, run: TrainingRun):
+        self.run = run
+        self.window = run.config["eval"]["alert_window"]
+        self.term_fired: dict[str, list[bool]] = {}
+        self.returns: list[float] = []
+        self.raised: set[str] = set()
+
+    def episode(self, terms: dict[str, float], total: float) -> None:
+        for name, value in terms.items():
+            history = self.term_fired.setdefault(name, [])
+            history.append(value != 0.0)
+            del history[: -self.window]
+        self.returns.append(total)
+        del self.returns[: -self.window]
+
+    def raise_alert(self, step: int, kind: str, detail: str) -> None:
+        key = f"{kind}:{detail}"
+        if key in self.raised:
+            return
+        self.raised.add(key)
+        log.warning("ALERT %s: %s", kind, detail)
+        self.run.logs["alerts"].append({"step": step, "alert": kind, "detail": detail})
+
+    def check(self, step: int) -> None:
+        for name, fired in self.term_fired.items():
+            if len(fired) >= self.window and not any(fired):
+                self.raise_alert(step, "reward_term_never_fires",
+                                 f"reward term {name!r} was 0 in each of the last {self.window} episodes")  # fmt: skip
+        if len(self.returns) >= self.window and float(np.std(self.returns)) < 1e-6:
+            self.raise_alert(step, "flat_reward", f"episode reward stuck at {self.returns[-1]:.4g}")
+        entropy = self.run.model.logger.name_to_value.get("train/entropy_loss")
+        floor = self.run.config["eval"]["entropy_floor"]
+        if entropy is not None and -entropy < floor:
+            self.raise_alert(step, "entropy_collapse", f"policy entropy {-entropy:.3f} < {floor}")
+        if torch.cuda.is_available() and self.run.device.type != "cuda":
+            self.raise_alert(step, "cuda_unused", f"a CUDA GPU is present but training runs on {self.run.device}")
+        first = self.run.counters.get("episodes_at_first_snapshot")
+        since = self.run.counters["episodes"] - first if first is not None else 0
+        if since >= 50 and self.run.self_play.served == 0 and self.run.opponents_use_self_play():
+            self.raise_alert(step, "snapshots_never_loaded",
+                             f"{since} episodes since the first snapshot and none played a snapshot")  # fmt: skip
 
 
 # ==================================================================================
@@ -1312,6 +1465,12 @@ class TrainingRun:
         self.next_eval = config["eval"]["eval_freq"]
         self.last_saved_step = -1
         self.counters: dict[str, Any] = {"episodes": 0, "attack_frames": np.zeros(self.venv.num_envs, np.int64)}
+        from environment.evaluation import EloRatings
+
+        self.ratings = EloRatings()
+        self.eval_history: list[dict[str, Any]] = []  # win rate per opponent per evaluation
+        self.alerts = SanityAlerts(self)
+        self.strategy = StrategyStats(self.venv.num_envs)
         self.captured: dict[str, Any] | None = None
 
     def _open_logs(self, csv_log) -> dict[str, Any]:
@@ -1321,6 +1480,10 @@ class TrainingRun:
             "monitor": csv_log(self.run_dir / "monitor.csv", MONITOR_COLUMNS, comment_line=comment),
             "metrics": csv_log(self.run_dir / "metrics.csv", METRIC_COLUMNS),
         }
+        logs["evaluation"] = csv_log(self.run_dir / "evaluation_results.csv", EVAL_COLUMNS)
+        logs["ratings"] = csv_log(self.run_dir / "ratings.csv", ["step", "name", "rating", "games"])
+        logs["alerts"] = csv_log(self.run_dir / "alerts.csv", ["step", "alert", "detail"])
+        logs["strategy"] = csv_log(self.run_dir / "strategy_analysis.csv", STRATEGY_COLUMNS)
         if self.config["training"]["debug_csvs"]:
             logs["reward_breakdown"] = csv_log(self.run_dir / "reward_breakdown.csv",
                                                ["step", "episode", "opponent", *terms, "total"])  # fmt: skip
@@ -1352,6 +1515,7 @@ class TrainingRun:
         for doomed in self.save_handler.record(zip_path):
             self.manifest.remove(_steps_of(doomed))
         self.last_saved_step = steps
+        self.counters.setdefault("episodes_at_first_snapshot", self.counters["episodes"])
         log.info("Saved checkpoint %s", zip_path.name)
         return zip_path
 
@@ -1371,7 +1535,9 @@ class TrainingRun:
             "env": self.venv.get_state(),
             "self_play": self.self_play.get_state(),
             "trainer": {"next_eval": self.next_eval, "episodes": self.counters["episodes"],
-                        "attack_frames": self.counters["attack_frames"].copy()},  # fmt: skip
+                        "episodes_at_first_snapshot": self.counters.get("episodes_at_first_snapshot"),
+                        "attack_frames": self.counters["attack_frames"].copy(),
+                        "ratings": self.ratings.to_dict(), "eval_history": self.eval_history},  # fmt: skip
         }
         lstm = getattr(model, "_last_lstm_states", None)
         if lstm is not None:
@@ -1409,6 +1575,12 @@ class TrainingRun:
         self.next_eval = trainer["next_eval"]
         self.counters["episodes"] = trainer["episodes"]
         self.counters["attack_frames"][:] = trainer["attack_frames"]
+        if trainer["episodes_at_first_snapshot"] is not None:
+            self.counters["episodes_at_first_snapshot"] = trainer["episodes_at_first_snapshot"]
+        from environment.evaluation import EloRatings
+
+        self.ratings = EloRatings.from_dict(trainer["ratings"])
+        self.eval_history = list(trainer["eval_history"])
         if "curriculum_alpha" in trainer:
             self.reward_manager.alpha = trainer["curriculum_alpha"]
         _set_rng_state(state["rng"])
@@ -1446,8 +1618,47 @@ class TrainingRun:
     def evaluation_due(self, steps: int) -> bool:
         return steps >= self.next_eval
 
-    def evaluate(self, steps: int) -> None:
-        self.next_eval = (steps // self.config["eval"]["eval_freq"] + 1) * self.config["eval"]["eval_freq"]
+    def evaluate(self, steps: int) -> list[dict[str, Any]]:
+        """Play the whole scripted roster (batched), log the results, ratings and plot."""
+        ev = self.config["eval"]
+        self.next_eval = (steps // ev["eval_freq"] + 1) * ev["eval_freq"]
+        t0 = time.monotonic()
+        agent = snapshot_agent(self.model, self.config["agent"], self.device)
+        rows = evaluate_agent(agent, eval_opponent_names(self.config), ev["matches_per_opponent"],
+                              ev["max_timesteps"], seed=steps)  # fmt: skip
+        self.logs["evaluation"].append_many([{"step": steps, **_eval_csv_row(r)} for r in rows])
+        self._rate(f"rl_model_{steps}", agent, rows, steps)
+        self.eval_history.append({"step": steps, **{r.opponent: r.win_rate for r in rows}})
+        from environment.evaluation import format_table, plot_training_curves, success_table
+
+        log.info("Evaluation at step %s (%.1f s):\n%s", f"{steps:,}", time.monotonic() - t0,
+                 format_table([_eval_csv_row(r) for r in rows]))  # fmt: skip
+        log.info("Success criteria:\n%s", format_table(success_table(rows)))
+        based = next((r.win_rate for r in rows if r.opponent == "based"), None)
+        if based is not None and isinstance(self.reward_manager, CurriculumRewardScheduler):
+            log.info("Curriculum: sparse reward weight now %.2f", self.reward_manager.update(based))
+        self.alerts.check(steps)
+        plot_training_curves(self.run_dir)
+        return [_eval_csv_row(r) for r in rows]
+
+    def _rate(self, name: str, agent: Agent, rows, steps: int) -> None:
+        """Elo from this evaluation's matches, plus a few against the newest snapshots."""
+        for row in rows:
+            self.ratings.update_from_results(name, row.opponent, row.results)  # type: ignore[attr-defined]
+        ev = self.config["eval"]
+        recent = [p for p in self.save_handler.history if p.exists()][-ev["snapshot_opponents"]:]
+        if recent:
+            from environment.evaluation import play_vs_opponents, result_list
+
+            opponents = {p.name.removesuffix("_steps.zip"): self.self_play.agent_for_path(p) for p in recent}
+            played = play_vs_opponents(agent, opponents, ev["snapshot_matches"], ev["max_timesteps"], seed=steps)
+            for opponent, matches in played.items():
+                self.ratings.update_from_results(name, opponent, result_list(matches))
+        self.logs["ratings"].append_many(
+            [{"step": steps, "name": n, "rating": round(r, 2), "games": g} for n, r, g in self.ratings.table()])
+
+    def opponents_use_self_play(self) -> bool:
+        return any(w > 0 and isinstance(e, SelfPlayHandler) for w, e in self.opponents.opponents.values())
 
     def close(self) -> None:
         for csv in self.logs.values():
@@ -1513,7 +1724,28 @@ def run_training_loop(config: dict, run_dir: Path | None = None, progress: bool 
     configure_sb3_logger(run)
     log.info("Run folder: %s", run_dir)
     _learn(run, progress)
+    _finish_run(run)
     return run
+
+
+def _finish_run(run: TrainingRun) -> None:
+    """Final evaluation plot, a match video against BasedAgent, and where everything went."""
+    if run.stop_flag:
+        log.info("Stopped early: continue with  python user/train_agent.py --resume %s", run.run_dir)
+        return
+    from environment.evaluation import plot_training_curves
+
+    plot_training_curves(run.run_dir)
+    if run.config["training"]["final_video"]:
+        video = run.run_dir / "match_vs_based.mp4"
+        agent = snapshot_agent(run.model, run.config["agent"], run.device)
+        stats = run_eval_match(agent, "based", run.config["env"]["max_timesteps"], video)
+        log.info("Final match vs BasedAgent: %s (damage %.0f-%.0f, knockouts %d-%d) -> %s", stats.player_1.result,
+                 stats.player_1.damage_dealt, stats.player_2.damage_dealt, stats.player_1.knockouts,
+                 stats.player_2.knockouts, video.name)  # fmt: skip
+    log.info("Outputs in %s: checkpoints rl_model_<N>_steps.zip (+ _transformer_encoder.pth), monitor.csv, "
+             "metrics.csv, evaluation_results.csv, behavior_metrics.csv, reward_breakdown.csv, ratings.csv, "
+             "strategy_analysis.csv, alerts.csv, training_curves.png, config.json, training.log", run.run_dir)
 
 
 def resume_training(run_dir: Path, overrides: list[str] | None = None, config_name: str | None = None,
@@ -1679,12 +1911,164 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     from environment.checkpoints import CheckpointError
 
+    modes = {"train": _mode_train, "eval": _mode_eval, "demo": _mode_demo, "analyze_strategy": _mode_analyze_strategy,
+             "league": _mode_league, "export": _mode_export}  # fmt: skip
     try:
-        if args.mode == "train":
-            return _mode_train(args)
-        raise ConfigError(f"--mode {args.mode} is not available yet")
+        return modes[args.mode](args)
     except CheckpointError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _require(value: str | None, flag: str, mode: str) -> str:
+    if not value:
+        raise ConfigError(f"--mode {mode} needs {flag}")
+    return value
+
+
+def load_agent(path: str | Path, deterministic: bool = True) -> TransformerStrategyAgent:
+    """A trained agent from a checkpoint .zip or a run folder (its newest valid checkpoint)."""
+    zip_path = resolve_checkpoint(path)
+    log.info("Loading %s", zip_path)
+    return TransformerStrategyAgent.from_checkpoint(zip_path, deterministic=deterministic)
+
+
+def run_eval_match(agent: Agent, opponent: str | Agent = "based", max_timesteps: int = 2700,
+                   video_path: str | Path | None = None, seed: int = 0):  # fmt: skip
+    """One match of ``agent`` (player 1) against ``opponent``; writes an MP4 when video_path is given."""
+    from environment.match import run_match
+
+    opponent_agent = make_agent(opponent, seed=seed) if isinstance(opponent, str) else opponent
+    return run_match(agent, opponent_agent, max_timesteps, str(video_path) if video_path else None, seed)
+
+
+def _default_out(zip_path: Path, name: str) -> Path:
+    return zip_path.parent / f"{zip_path.name.removesuffix('.zip')}_{name}"
+
+
+def _mode_eval(args: argparse.Namespace) -> int:
+    from environment.checkpoints import atomic_write_text
+    from environment.evaluation import format_table, success_table
+
+    zip_path = resolve_checkpoint(_require(args.agent_path, "--agent_path", "eval"))
+    agent = load_agent(zip_path)
+    episodes = args.episodes or 50
+    t0 = time.monotonic()
+    rows = evaluate_agent(agent, agent_names(), episodes, 2700, seed=0)
+    table = [_eval_csv_row(r) for r in rows]
+    print(f"{zip_path.name} against the roster, {episodes} matches each ({time.monotonic() - t0:.1f} s):")
+    print(format_table(table))
+    print(format_table(success_table(rows)))
+    out = Path(args.out) if args.out else _default_out(zip_path, "eval.csv")
+    header = [c for c in EVAL_COLUMNS if c != "step"]
+    lines = [",".join(header)] + [",".join(str(r[c]) for c in header) for r in table]
+    atomic_write_text(out, "\n".join(lines) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+def _mode_demo(args: argparse.Namespace) -> int:
+    zip_path = resolve_checkpoint(_require(args.agent_path, "--agent_path", "demo"))
+    if args.opponent not in agent_names():
+        raise ConfigError(f"unknown --opponent {args.opponent!r}; known agents: {', '.join(agent_names())}")
+    out = Path(args.out) if args.out else _default_out(zip_path, f"vs_{args.opponent}.mp4")
+    stats = run_eval_match(load_agent(zip_path), args.opponent, video_path=out)
+    me, them = stats.player_1, stats.player_2
+    print(f"{zip_path.name} vs {args.opponent}: {me.result} | damage {me.damage_dealt:.0f}-{them.damage_dealt:.0f} | "
+          f"knockouts {me.knockouts}-{them.knockouts} | {stats.frames / P.FPS:.1f} s")  # fmt: skip
+    print(f"wrote {out}")
+    return 0
+
+
+class LatentRecorder(Agent):
+    """Plays as ``agent`` and records its strategy latent every ``every`` frames per match."""
+
+    def __init__(self, agent: TransformerStrategyAgent, every: int = 15):
+        super().__init__()
+        self.agent, self.every = agent, every
+        self.frames: dict[int, int] = {}
+        self.records: list[tuple[int, np.ndarray]] = []
+
+    def reset(self) -> None:
+        self.agent.reset()
+
+    def predict_batch(self, obs, episode_start, env_ids=None):
+        actions = self.agent.predict_batch(obs, episode_start, env_ids)
+        latent = self.agent.policy.features_extractor.last_latent.cpu().numpy()
+        ids = np.arange(len(obs)) if env_ids is None else env_ids
+        warm = self.agent.agent_config["sequence_length"]
+        for row, env_id in enumerate(ids.tolist()):
+            frame = 0 if episode_start[row] else self.frames.get(env_id, 0) + 1
+            self.frames[env_id] = frame
+            if frame >= warm and frame % self.every == 0:
+                self.records.append((env_id, latent[row].copy()))
+        return actions
+
+
+def _mode_analyze_strategy(args: argparse.Namespace) -> int:
+    from environment.evaluation import latent_distances, play_vs_opponents, plot_latent_scatter, project_2d
+    from environment.evaluation import separation_verdict
+
+    zip_path = resolve_checkpoint(_require(args.agent_path, "--agent_path", "analyze_strategy"))
+    agent = load_agent(zip_path)
+    if not isinstance(agent.policy.features_extractor, TransformerConditionedExtractor):
+        raise ConfigError(f"{zip_path} is a {agent.agent_config['type']} agent: it has no strategy encoder")
+    names = agent_names()
+    matches = args.episodes or 4
+    recorder = LatentRecorder(agent)
+    play_vs_opponents(recorder, {n: make_agent(n, seed=i) for i, n in enumerate(names)}, matches, 900, seed=0)
+    labels = [names[env_id // matches] for env_id, _ in recorder.records]
+    latents = np.stack([latent for _, latent in recorder.records])
+    d = latent_distances(latents, labels)
+    verdict = separation_verdict(d)
+    out_dir = Path(args.out) if args.out else _default_out(zip_path, "strategy_analysis")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plot_latent_scatter(project_2d(latents), labels, out_dir / "strategy_latents_pca.png",
+                        f"Strategy latents of {zip_path.name} by opponent (PCA)")  # fmt: skip
+    _write_analysis_csv(out_dir / "strategy_analysis.csv", d, labels)
+    print(f"{len(latents)} latents from {len(names)} opponents: between-opponent distance {d['between']:.4f}, "
+          f"within-opponent distance {d['within']:.4f}, ratio {d['ratio']:.2f}")  # fmt: skip
+    print(f"Verdict: the encoder {verdict}")
+    print(f"wrote {out_dir / 'strategy_latents_pca.png'} and {out_dir / 'strategy_analysis.csv'}")
+    return 0
+
+
+def _write_analysis_csv(path: Path, d: dict, labels: list[str]) -> None:
+    from environment.checkpoints import atomic_write_text
+
+    lines = ["opponent,samples,within_distance,between_distance,ratio"]
+    for name, within in d["within_per_class"].items():
+        lines.append(f"{name},{labels.count(name)},{within:.6f},{d['between']:.6f},{d['ratio']:.6f}")
+    lines.append(f"ALL,{len(labels)},{d['within']:.6f},{d['between']:.6f},{d['ratio']:.6f}")
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def _mode_league(args: argparse.Namespace) -> int:
+    from environment.checkpoints import CheckpointManifest, atomic_write_text
+    from environment.evaluation import format_table, round_robin
+
+    run_dir = Path(_require(args.run, "--run", "league"))
+    if not run_dir.is_dir():
+        raise ConfigError(f"--run: run folder not found: {run_dir}")
+    manifest = CheckpointManifest(run_dir)
+    snapshots = [next(f for f in manifest.files(s) if f.name.endswith(".zip")) for s in manifest.steps()][-6:]
+    if not snapshots:
+        raise ConfigError(f"{run_dir} has no checkpoints in its manifest.json")
+    agents: dict[str, Agent] = {p.name.removesuffix("_steps.zip"): load_agent(p) for p in snapshots}
+    agents |= {name: make_agent(name, seed=i) for i, name in enumerate(agent_names())}
+    t0 = time.monotonic()
+    ratings, _ = round_robin(agents, args.episodes or 4, 2700, seed=0)
+    table = [{"rank": i + 1, "name": n, "rating": round(r, 1), "games": g} for i, (n, r, g) in enumerate(ratings.table())]
+    print(f"Round robin of {len(agents)} agents ({time.monotonic() - t0:.1f} s):")
+    print(format_table(table))
+    out = Path(args.out) if args.out else run_dir / "league.csv"
+    atomic_write_text(out, "rank,name,rating,games\n" + "".join(
+        f"{r['rank']},{r['name']},{r['rating']},{r['games']}\n" for r in table))  # fmt: skip
+    print(f"wrote {out}")
+    return 0
+
+
+def _mode_export(args: argparse.Namespace) -> int:
+    raise ConfigError("--mode export is not available yet")
 
 
 def _mode_train(args: argparse.Namespace) -> int:
