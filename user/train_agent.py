@@ -1368,7 +1368,8 @@ class SanityAlerts:
                                  f"reward term {name!r} was 0 in each of the last {self.window} episodes")  # fmt: skip
         if len(self.returns) >= self.window and float(np.std(self.returns)) < 1e-6:
             self.raise_alert(step, "flat_reward", f"episode reward stuck at {self.returns[-1]:.4g}")
-        entropy = self.run.model.logger.name_to_value.get("train/entropy_loss")
+        logger = getattr(self.run.model, "_logger", None)  # set once learning starts
+        entropy = logger.name_to_value.get("train/entropy_loss") if logger is not None else None
         floor = self.run.config["eval"]["entropy_floor"]
         if entropy is not None and -entropy < floor:
             self.raise_alert(step, "entropy_collapse", f"policy entropy {-entropy:.3f} < {floor}")
@@ -1811,6 +1812,8 @@ def _learn_once(run: TrainingRun, progress: bool | None) -> None:
                         progress_bar=interactive, log_interval=1)  # fmt: skip
     if not run.stop_flag:
         run.finish_update_metrics()
+        if run.evaluation_due(run.model.num_timesteps):
+            run.evaluate(run.model.num_timesteps)
         run.save_checkpoint(run.model.num_timesteps)
 
 
@@ -1889,6 +1892,8 @@ def build_arg_parser() -> argparse.ArgumentParser:
     parser.add_argument("--run", help="run folder for --mode league")
     parser.add_argument("--out", help="output file or folder for demo / eval / export")
     parser.add_argument("--episodes", type=int, default=None, help="matches per opponent for eval / league")
+    parser.add_argument("--max-timesteps", type=int, default=2700,
+                        help="frames per match for eval / demo / league / analyze_strategy (default 2700)")  # fmt: skip
     parser.add_argument("--progress", choices=["auto", "bar", "lines"], default="auto",
                         help="progress bar on a terminal, plain lines under nohup (default: auto)")  # fmt: skip
     return parser
@@ -1953,7 +1958,7 @@ def _mode_eval(args: argparse.Namespace) -> int:
     agent = load_agent(zip_path)
     episodes = args.episodes or 50
     t0 = time.monotonic()
-    rows = evaluate_agent(agent, agent_names(), episodes, 2700, seed=0)
+    rows = evaluate_agent(agent, agent_names(), episodes, args.max_timesteps, seed=0)
     table = [_eval_csv_row(r) for r in rows]
     print(f"{zip_path.name} against the roster, {episodes} matches each ({time.monotonic() - t0:.1f} s):")
     print(format_table(table))
@@ -1971,7 +1976,7 @@ def _mode_demo(args: argparse.Namespace) -> int:
     if args.opponent not in agent_names():
         raise ConfigError(f"unknown --opponent {args.opponent!r}; known agents: {', '.join(agent_names())}")
     out = Path(args.out) if args.out else _default_out(zip_path, f"vs_{args.opponent}.mp4")
-    stats = run_eval_match(load_agent(zip_path), args.opponent, video_path=out)
+    stats = run_eval_match(load_agent(zip_path), args.opponent, args.max_timesteps, video_path=out)
     me, them = stats.player_1, stats.player_2
     print(f"{zip_path.name} vs {args.opponent}: {me.result} | damage {me.damage_dealt:.0f}-{them.damage_dealt:.0f} | "
           f"knockouts {me.knockouts}-{them.knockouts} | {stats.frames / P.FPS:.1f} s")  # fmt: skip
@@ -2015,7 +2020,8 @@ def _mode_analyze_strategy(args: argparse.Namespace) -> int:
     names = agent_names()
     matches = args.episodes or 4
     recorder = LatentRecorder(agent)
-    play_vs_opponents(recorder, {n: make_agent(n, seed=i) for i, n in enumerate(names)}, matches, 900, seed=0)
+    play_vs_opponents(recorder, {n: make_agent(n, seed=i) for i, n in enumerate(names)}, matches,
+                      min(args.max_timesteps, 900), seed=0)  # fmt: skip
     labels = [names[env_id // matches] for env_id, _ in recorder.records]
     latents = np.stack([latent for _, latent in recorder.records])
     d = latent_distances(latents, labels)
@@ -2056,7 +2062,7 @@ def _mode_league(args: argparse.Namespace) -> int:
     agents: dict[str, Agent] = {p.name.removesuffix("_steps.zip"): load_agent(p) for p in snapshots}
     agents |= {name: make_agent(name, seed=i) for i, name in enumerate(agent_names())}
     t0 = time.monotonic()
-    ratings, _ = round_robin(agents, args.episodes or 4, 2700, seed=0)
+    ratings, _ = round_robin(agents, args.episodes or 4, args.max_timesteps, seed=0)
     table = [{"rank": i + 1, "name": n, "rating": round(r, 1), "games": g} for i, (n, r, g) in enumerate(ratings.table())]
     print(f"Round robin of {len(agents)} agents ({time.monotonic() - t0:.1f} s):")
     print(format_table(table))

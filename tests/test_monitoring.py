@@ -1,0 +1,124 @@
+"""Evaluation, monitoring files, alerts and the inspection modes of user/train_agent.py."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from environment.agents import agent_names
+from tests.test_train_agent import tiny_config
+from user import train_agent as T
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    """A finished tiny run with two evaluations (steps 256 and 512)."""
+    run_dir = tmp_path_factory.mktemp("monitoring") / "run"
+    config = tiny_config(eval__matches_per_opponent=2, eval__max_timesteps=90, training__final_video="true")
+    T.run_training_loop(config, run_dir, progress=False)
+    return run_dir
+
+
+def test_output_files_are_complete_and_consistent(tiny_run):
+    for name in ("monitor.csv", "metrics.csv", "evaluation_results.csv", "behavior_metrics.csv",
+                 "reward_breakdown.csv", "ratings.csv", "strategy_analysis.csv", "alerts.csv", "config.json",
+                 "training.log", "training_curves.png", "match_vs_based.mp4", "manifest.json"):  # fmt: skip
+        assert (tiny_run / name).exists(), name
+    evaluation = pd.read_csv(tiny_run / "evaluation_results.csv")
+    assert list(evaluation.columns) == T.EVAL_COLUMNS
+    assert sorted(evaluation["step"].unique()) == [256, 512], "evaluations follow eval_freq"
+    assert len(evaluation) == 2 * len(agent_names()) and set(evaluation["opponent"]) == set(agent_names())
+    for column in ("win_rate", "draw_rate", "loss_rate"):
+        assert evaluation[column].between(0, 1).all()
+    assert ((evaluation["win_rate"] + evaluation["draw_rate"] + evaluation["loss_rate"]) - 1).abs().max() < 1e-3
+    ratings = pd.read_csv(tiny_run / "ratings.csv")
+    assert {"rl_model_256", "rl_model_512", "based"} <= set(ratings["name"])
+    strategy = pd.read_csv(tiny_run / "strategy_analysis.csv")
+    assert list(strategy.columns) == T.STRATEGY_COLUMNS and len(strategy) >= 3
+    assert (strategy["attention_entropy"] > 0).all()
+    metrics = pd.read_csv(tiny_run / "metrics.csv")
+    assert {"grad_norm_before_clip", "grad_norm_after_clip", "entropy", "approx_kl", "sps"} <= set(metrics.columns)
+    assert (metrics["grad_norm_after_clip"] <= 0.5 + 1e-4).all()
+    monitor = pd.read_csv(tiny_run / "monitor.csv", skiprows=1)
+    behavior = pd.read_csv(tiny_run / "behavior_metrics.csv")
+    assert len(monitor) == len(behavior) > 0
+    assert (behavior["attack_rate"].between(0, 1)).all()
+
+
+def test_training_curves_have_every_panel(tiny_run):
+    from environment.evaluation import training_curves_figure
+
+    figure = training_curves_figure(tiny_run)
+    titles = [ax.get_title().lower() for ax in figure.axes]
+    for word in ("reward", "win rate", "damage ratio", "entropy", "elo"):
+        assert any(word in t for t in titles), (word, titles)
+
+
+def test_an_always_zero_reward_term_raises_an_alert(tmp_path):
+    config = tiny_config(eval__alert_window=5)
+    run = T.TrainingRun(config, tmp_path, torch.device("cpu"))
+    for _ in range(5):
+        run.alerts.episode({"damage_interaction": 0.0, "win": 1.0}, total=1.0)
+    run.alerts.check(step=100)
+    run.close()
+    alerts = pd.read_csv(tmp_path / "alerts.csv")
+    kinds = dict(zip(alerts["alert"], alerts["detail"], strict=True))
+    assert "damage_interaction" in kinds["reward_term_never_fires"]
+    assert "flat_reward" in kinds
+
+
+@pytest.mark.parametrize(
+    ("mode", "extra", "produces"),
+    [
+        ("eval", ["--episodes", "1", "--max-timesteps", "60"], "rl_model_512_steps_eval.csv"),
+        ("demo", ["--opponent", "aggressive", "--max-timesteps", "60"], "rl_model_512_steps_vs_aggressive.mp4"),
+        ("analyze_strategy", ["--episodes", "1", "--max-timesteps", "120"],
+         "rl_model_512_steps_strategy_analysis/strategy_latents_pca.png"),
+    ],
+)  # fmt: skip
+def test_inspection_modes_run_on_a_checkpoint(tiny_run, mode, extra, produces):
+    done = subprocess.run([sys.executable, "user/train_agent.py", "--mode", mode, "--agent_path", str(tiny_run), *extra],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert (tiny_run / produces).exists()
+    if mode == "analyze_strategy":
+        assert "Verdict: the encoder" in done.stdout
+        assert (tiny_run / "rl_model_512_steps_strategy_analysis" / "strategy_analysis.csv").exists()
+
+
+def test_league_mode_rates_snapshots_and_bots(tiny_run):
+    done = subprocess.run([sys.executable, "user/train_agent.py", "--mode", "league", "--run", str(tiny_run),
+                           "--episodes", "1", "--max-timesteps", "30"], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    league = pd.read_csv(tiny_run / "league.csv")
+    assert {"rl_model_512", "based", "constant"} <= set(league["name"])
+
+
+def test_modes_explain_missing_or_wrong_paths(tmp_path):
+    done = subprocess.run([sys.executable, "user/train_agent.py", "--mode", "eval", "--agent_path",
+                           str(tmp_path / "rl_model_5_steps.zip")], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 2 and "checkpoint not found" in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    done = subprocess.run([sys.executable, "user/train_agent.py", "--mode", "eval"], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2 and "needs --agent_path" in done.stdout + done.stderr
+
+
+def test_performance_benchmark_api():
+    from environment.agents import make_agent
+    from environment.evaluation import PerformanceBenchmark
+
+    results = PerformanceBenchmark(make_agent("based"), ["constant", "random"], num_episodes=2, max_timesteps=120).run()
+    assert set(results) == {"constant", "random"}
+    for entry in results.values():
+        assert {"win_rate", "avg_reward", "damage_ratio", "knockouts", "draws"} <= set(entry)
+        assert 0 <= entry["win_rate"] <= 1

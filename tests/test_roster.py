@@ -1,0 +1,230 @@
+"""The scripted roster: registered by name, beats ConstantAgent, recovers, is vectorised, and its styles
+play visibly differently (run with ``-s`` to print the behaviour fingerprints)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from environment import params as P
+from environment.agents import OPP, BasedAgent, ScriptedAgent, agent_names, make_agent
+from environment.engine import BrawlEngine
+from environment.match import play_matches
+from environment.observation import OBS_SIZE, ObservationBuilder, observation_bounds
+from environment.params import DEFAULT_PARAMS
+from environment.roster import ROSTER
+
+NAMES = sorted(ROSTER)
+REQUIRED = {"aggressive", "counter", "zoner", "weapon_seeker", "edge_guard", "human"}
+# Bots that draw from self.rng act differently when the batch changes shape (the draws are shared), so the
+# batch == row-by-row check covers the deterministic ones only; the human gets a same-seed check instead.
+RANDOMISED = {"human"}
+DETERMINISTIC = [n for n in NAMES if n not in RANDOMISED]
+
+
+def test_roster_is_registered_and_constructible():
+    assert set(NAMES) >= REQUIRED and len(NAMES) >= 6
+    for name in NAMES:
+        agent = make_agent(name)
+        assert type(agent) is ROSTER[name] and isinstance(agent, ScriptedAgent)
+        assert agent.name == name and name in agent_names()
+        assert len((type(agent).__doc__ or "").split()) >= 15, f"{name} needs a docstring saying how it plays"
+
+
+@pytest.mark.parametrize("name", [*NAMES, "based"])
+def test_beats_constant_agent(name):
+    bot = make_agent(name, seed=0)  # seeded: the human's noise is then the same on every run
+    stats = play_matches(bot, make_agent("constant"), n_matches=16, max_timesteps=2700, seed=0)
+    wins = sum(s.winner == "player_1" for s in stats)
+    falls = sum(s.player_1.falls for s in stats)
+    assert wins / len(stats) >= 0.8, f"{name} won {wins}/16 against ConstantAgent"
+    assert falls <= 2, f"{name} lost {falls} stocks to an opponent that never attacks"
+
+
+# --- recovery ----------------------------------------------------------------------
+# Off-stage starts (x, y, vx): outside both outer edges, drifting away, and deep in the central gap.
+OFF_STAGE = [(8.6, 0.0, 3.0), (-8.6, 2.0, -3.0), (9.5, -1.0, 5.0), (0.0, 3.2, 0.0), (-0.6, 3.6, 1.0), (7.9, 1.2, 0.0)]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_recovers_to_the_stage(name):
+    n = len(OFF_STAGE)
+    engine = BrawlEngine(n, seed=3)
+    engine.reset(p0_side=1)
+    s = engine.state
+    s.x[:, 0], s.y[:, 0], s.vx[:, 0] = np.array(OFF_STAGE, np.float32).T
+    s.state[:, 0] = P.IN_AIR
+    s.jumps_left[:, 0] = DEFAULT_PARAMS.air_jumps  # as after walking off a ledge
+    builder, bot, idle = ObservationBuilder(n), make_agent(name, seed=0), make_agent("constant")
+    start = np.ones(n, bool)
+    for _ in range(150):
+        obs = builder.build(s)
+        ev = engine.step(np.stack([bot.predict_batch(obs[:, 0], start), idle.predict_batch(obs[:, 1], start)], 1))
+        start[:] = False
+        assert not ev.knocked_out[:, 0].any(), f"{name} fell from start {OFF_STAGE[int(ev.knocked_out[:, 0].argmax())]}"
+
+
+# --- vectorisation -------------------------------------------------------------------
+def _random_observations(n: int, seed: int = 0) -> np.ndarray:
+    """Observations spread over the declared bounds, with the discrete fields rounded to valid values."""
+    low, high = observation_bounds()
+    obs = np.random.default_rng(seed).uniform(low, high, size=(n, OBS_SIZE)).astype(np.float32)
+    for half in (0, OPP):
+        discrete = half + np.array([4, 5, 7, 8, 9, 10, 11, 13, 14, 15, 18, 21, 24, 27])
+        obs[:, discrete] = np.round(obs[:, discrete])
+        obs[:, half + 6] = 1 - obs[:, half + 5]
+    return obs
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_predict_batch_is_a_binary_batch(name):
+    agent = make_agent(name)
+    obs = _random_observations(256)
+    for start in (np.ones(256, bool), np.zeros(256, bool)):  # a fresh batch, then one with memory in use
+        keys = agent.predict_batch(obs, start)
+        assert keys.shape == (256, P.N_KEYS) and keys.dtype == np.int8
+        assert np.isin(keys, (0, 1)).all()
+    single = agent.predict(obs[0])
+    assert single.shape == (P.N_KEYS,) and np.isin(single, (0, 1)).all()
+
+
+def _rollout(agent, n: int = 8, frames: int = 240, seed: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Observations, episode starts and actions of ``agent`` playing n matches against BasedAgent."""
+    engine, builder, other = BrawlEngine(n, max_timesteps=200, seed=seed), ObservationBuilder(n), BasedAgent()
+    engine.reset()
+    start = np.ones(n, bool)
+    obs_log, start_log, act_log = [], [], []
+    for _ in range(frames):
+        obs = builder.build(engine.state)
+        keys = agent.predict_batch(obs[:, 0], start)
+        obs_log.append(obs[:, 0].copy())
+        start_log.append(start.copy())
+        act_log.append(keys)
+        ev = engine.step(np.stack([keys, other.predict_batch(obs[:, 1], start)], 1))
+        start = ev.done.copy()  # short matches, so episode starts happen mid-rollout too
+        engine.reset(np.flatnonzero(ev.done))
+    return np.array(obs_log), np.array(start_log), np.array(act_log)
+
+
+@pytest.mark.parametrize("name", DETERMINISTIC)
+def test_batch_equals_rows_one_at_a_time(name):
+    obs, start, actions = _rollout(make_agent(name))
+    shuffled, single = make_agent(name), make_agent(name)
+    order = np.random.default_rng(1)
+    for t in range(obs.shape[0]):
+        # The same matches handed over in a new order every frame: memory must follow env_ids.
+        perm = order.permutation(obs.shape[1])
+        got = np.empty_like(actions[t])
+        got[perm] = shuffled.predict_batch(obs[t, perm], start[t, perm], env_ids=perm)
+        np.testing.assert_array_equal(got, actions[t], err_msg=f"{name}: permuted batch differs at frame {t}")
+        for i in range(obs.shape[1]):
+            row = single.predict_batch(obs[t, i : i + 1], start[t, i : i + 1], env_ids=np.array([i]))
+            np.testing.assert_array_equal(row[0], actions[t, i], err_msg=f"{name}: row {i} differs at frame {t}")
+
+
+def test_human_is_reproducible_with_a_seed():
+    obs, start, _ = _rollout(make_agent("human", seed=7), frames=120)
+    runs = [make_agent("human", seed=7), make_agent("human", seed=7), make_agent("human", seed=8)]
+    acts = [np.array([agent.predict_batch(obs[t], start[t]) for t in range(obs.shape[0])]) for agent in runs]
+    np.testing.assert_array_equal(acts[0], acts[1])
+    assert (acts[0] != acts[2]).any()
+
+
+# --- styles are visibly different ------------------------------------------------------
+# Fingerprint components (what each measures) and how far apart two bots must be on one to differ "clearly".
+FINGERPRINT = {
+    "dist": "mean distance to the opponent",
+    "attack": "fraction of frames attacking",
+    "air": "fraction of frames airborne",
+    "heavy": "fraction of frames in a signature (heavy ground) move",
+    "air_atk": "fraction of frames in an air attack",
+    "dodge": "fraction of frames dodging",
+    "backdash": "fraction of frames backdashing",
+    "dash": "fraction of frames dashing or sprinting",
+    "taunt": "fraction of frames taunting",
+    "pickups": "weapon pickups per match",
+    "inside": "fraction of frames on the stage-centre side of the opponent",
+    "wait": "fraction of frames standing still near the centre (|x| < 3.2) with the opponent 3+ away",
+}
+CLEARLY = {
+    "dist": 0.5, "attack": 0.08, "air": 0.15, "heavy": 0.06, "air_atk": 0.05,
+    "dodge": 0.01, "backdash": 0.02, "dash": 0.008, "taunt": 0.005, "pickups": 0.5, "inside": 0.12, "wait": 0.015,
+}  # fmt: skip
+
+
+def fingerprint(name: str, n: int = 8, frames: int = 900, seed: int = 0) -> dict[str, float]:
+    """Behaviour statistics of ``name`` over 2n matches played at once, n against BasedAgent (which comes at
+    it) and n against ConstantAgent (which it has to go and get), ``frames`` frames each. 900 frames lets
+    the first weapons spawn (after 500–700 frames)."""
+    engine, builder = BrawlEngine(2 * n, seed=seed), ObservationBuilder(2 * n)
+    engine.reset()
+    bot, based, idle = make_agent(name, seed=seed), BasedAgent(), make_agent("constant")
+    start = np.ones(2 * n, bool)
+    sums = dict.fromkeys(FINGERPRINT, 0.0)
+    for _ in range(frames):
+        obs = builder.build(engine.state)
+        me, op = obs[:, 0, :OPP], obs[:, 0, OPP:]
+        others = np.concatenate([based.predict_batch(obs[:n, 1], start[:n]), idle.predict_batch(obs[n:, 1], start[n:])])
+        ev = engine.step(np.stack([bot.predict_batch(obs[:, 0], start), others], 1))
+        for key, value in _frame_stats(me, op, ev.weapon_equip[:, 0]).items():
+            sums[key] += value
+        start = ev.done.copy()
+        engine.reset(np.flatnonzero(ev.done))
+    stats = {key: value / frames for key, value in sums.items()}
+    stats["pickups"] *= frames / (2 * n)
+    return stats
+
+
+def _frame_stats(me: np.ndarray, op: np.ndarray, equip: np.ndarray) -> dict[str, float]:
+    state, move = me[:, 8], me[:, 14]
+    same_side = np.sign(me[:, 0]) == np.sign(op[:, 0])
+    live = op[:, 8] != P.KO
+    inside = same_side & (np.abs(me[:, 0]) < np.abs(op[:, 0]) - 0.3) & live
+    dist = np.hypot(me[:, 0] - op[:, 0], me[:, 1] - op[:, 1])
+    still = (me[:, 5] > 0.5) & (np.abs(me[:, 2]) < 0.5) & (state != P.ATTACK)
+    wait = still & (np.abs(me[:, 0]) < 3.2) & (dist > 3.0) & live
+    return {
+        "dist": float(dist.mean()),
+        "attack": float((state == P.ATTACK).mean()),
+        "air": float(me[:, 6].mean()),
+        "heavy": float(np.isin(move, (P.NSIG, P.DSIG, P.SSIG)).mean()),
+        "air_atk": float(np.isin(move, (P.NAIR, P.DAIR, P.SAIR, P.GROUNDPOUND)).mean()),
+        "dodge": float((state == P.DODGE).mean()),
+        "backdash": float((state == P.BACKDASH).mean()),
+        "dash": float(np.isin(state, (P.DASH, P.SPRINTING)).mean()),
+        "taunt": float((state == P.TAUNT).mean()),
+        "pickups": float((equip > 0).sum()),
+        "inside": float(inside.mean()),
+        "wait": float(wait.mean()),
+    }
+
+
+@pytest.fixture(scope="module")
+def fingerprints() -> dict[str, dict[str, float]]:
+    table = {name: fingerprint(name) for name in NAMES}
+    print("\nbehaviour fingerprints (8 matches vs BasedAgent + 8 vs ConstantAgent, 900 frames each)")
+    print(f"{'bot':14s}" + "".join(f"{key:>9s}" for key in FINGERPRINT))
+    for name, row in table.items():
+        print(f"{name:14s}" + "".join(f"{row[key]:9.3f}" for key in FINGERPRINT))
+    return table
+
+
+def test_styles_are_visibly_different(fingerprints):
+    for a, b in itertools.combinations(NAMES, 2):
+        gaps = {key: abs(fingerprints[a][key] - fingerprints[b][key]) for key in FINGERPRINT}
+        assert any(gaps[key] >= CLEARLY[key] for key in FINGERPRINT), f"{a} and {b} play alike: {gaps}"
+
+
+def test_signature_traits(fingerprints):
+    """Each style shows the trait it is named for, more than any other bot."""
+    f = fingerprints
+    top = {key: max(NAMES, key=lambda name, key=key: f[name][key]) for key in FINGERPRINT}
+    assert top["dash"] == "aggressive"
+    assert top["air"] == "aerial" and top["air_atk"] == "aerial"
+    assert top["heavy"] == "heavy"
+    assert top["taunt"] == "human"
+    assert top["wait"] == "edge_guard" and f["edge_guard"]["inside"] >= 0.4
+    assert {top["backdash"]} <= {"counter", "zoner"} and min(f["counter"]["backdash"], f["zoner"]["backdash"]) >= 0.02
+    assert f["weapon_seeker"]["pickups"] >= 0.5 and f["zoner"]["pickups"] >= 0.5
