@@ -85,7 +85,8 @@ class _Tables:
     runs: np.ndarray  # (13,) states that set vx from a running speed
     run_speed: np.ndarray  # (13,) that speed, forward-signed
     ground_friction: np.ndarray  # (13,) fraction of vx kept per grounded frame
-    frozen: np.ndarray  # (13,) no motion at all (dodge, KO)
+    frozen: np.ndarray  # (13,) no motion at all (KO)
+    weightless: np.ndarray  # (13,) no gravity: a dodge keeps its momentum but does not fall
     can_fast_fall: np.ndarray  # (13,)
     steers: np.ndarray  # (13,) air steering allowed
     ground_x_min: np.ndarray  # (2,) right ground, left ground
@@ -114,7 +115,8 @@ def _build_tables(p: GameParams) -> _Tables:
     run_speed[[P.WALKING, P.SPRINTING, P.DASH, P.BACKDASH]] = (
         p.walk_speed, p.sprint_speed, p.dash_speed, -p.backdash_speed,
     )  # fmt: skip
-    friction = states(P.STANDING, P.TAUNT, P.TURNAROUND, P.STUN, dtype=np.float32, value=p.ground_friction, default=1)
+    friction = states(P.STANDING, P.TAUNT, P.TURNAROUND, P.STUN, P.DODGE, dtype=np.float32, value=p.ground_friction,
+                      default=1)  # fmt: skip
     friction[P.ATTACK] = p.attack_friction  # attacks carry some momentum
     grounds = np.array([p.right_ground, p.left_ground], np.float32)
     return _Tables(
@@ -122,7 +124,8 @@ def _build_tables(p: GameParams) -> _Tables:
         runs=states(P.WALKING, P.SPRINTING, P.DASH, P.BACKDASH),
         run_speed=run_speed,
         ground_friction=friction,
-        frozen=states(P.DODGE, P.KO),
+        frozen=states(P.KO),
+        weightless=states(P.DODGE, P.KO),
         can_fast_fall=~states(P.STUN, P.ATTACK, P.DODGE, P.KO),
         steers=states(P.IN_AIR, P.AIR_TURNAROUND, P.ATTACK),
         ground_x_min=grounds[:, 0],
@@ -396,8 +399,6 @@ def _start_dodge_or_dash(s: MatchState, p: GameParams, free, pressed_l, horiz) -
     s.state[dodge] = P.DODGE
     s.state_timer[dodge] = p.dodge_frames
     s.dodge_in_air[dodge] = ~ground[dodge]
-    s.vx[dodge] = 0.0
-    s.vy[dodge] = 0.0
     s.state[dash] = P.DASH
     s.state_timer[dash] = p.dash_frames
     s.state[backdash] = P.BACKDASH
@@ -430,7 +431,7 @@ def apply_movement(s: MatchState, p: GameParams, inp: Inputs) -> None:
     vx *= np.where(ground, t.ground_friction[st], 1.0)
     frozen = t.frozen[st]
     # Gravity, fast-fall and the fall-speed cap (knockback may exceed the cap).
-    falling = ~ground & ~frozen
+    falling = ~ground & ~t.weightless[st]
     fast_fall = falling & t.can_fast_fall[st] & inp.held[..., P.K_S]
     vy += np.where(falling, p.gravity * P.DT, 0.0) + np.where(fast_fall, p.fast_fall_accel, 0.0)
     np.copyto(vy, np.minimum(vy, p.max_fall_speed), where=falling & (st != P.STUN))

@@ -9,7 +9,7 @@ All styles share one frame recipe (:meth:`StyleAgent.act`):
 1. ``play``: the style sets its keys for every row and says where it wants to be;
 2. :func:`edge_safety`: grounded rows never walk, dash or lunge off a ledge by accident;
 3. :func:`recover`: rows that are airborne off stage get their keys replaced by a
-   recovery (steer back, air-dodge strong knockback, jump near the apex, then the
+   recovery (steer back, jump near the apex, then the
    air heavy ``k`` without ``s``, i.e. the Recovery move).
 
 Stage facts used (DESIGN §3): right ground x∈[2, 7] top 0.85, left ground
@@ -323,15 +323,10 @@ def recover(v: View, keys: np.ndarray, desired: np.ndarray, allowance: float) ->
     keys[danger] = False
     aim = tgt * np.clip(u, SAFE_IN + 0.2, SAFE_OUT - 0.2)
     press_dir(keys, danger, aim - v.x)
-    # Flying away fast: an air dodge stops all momentum (it is on a cooldown, so it is tried at most once).
-    flung = danger & (np.abs(v.x) > OUTER - 0.5) & (v.x * v.vx > 0) & (np.abs(v.vx) > 3.0) & (v.state == P.IN_AIR)
-    flung &= v.even
-    keys[flung, P.K_DODGE] = True
-    keys[flung, P.K_A] = keys[flung, P.K_D] = False
     need_up = v.y > sy - 0.6
-    keys[:, P.K_JUMP] |= danger & need_up & (v.jumps > 0) & (v.vy > -1.5) & v.even & ~flung
+    keys[:, P.K_JUMP] |= danger & need_up & (v.jumps > 0) & (v.vy > -1.5) & v.even
     # Out of jumps: the air heavy without s is the Recovery move (once per airtime).
-    keys[:, P.K_HEAVY] |= danger & need_up & (v.jumps <= 0) & (v.recs > 0) & (v.vy > 0) & ~flung
+    keys[:, P.K_HEAVY] |= danger & need_up & (v.jumps <= 0) & (v.recs > 0) & (v.vy > 0)
     return danger
 
 

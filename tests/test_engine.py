@@ -346,3 +346,30 @@ def test_every_move_of_every_weapon_runs_and_ends():
     assert reach[1] > reach[0]
     assert t.damage[2].max() > t.damage[0].max()
     assert t.charge_max.max() > t.charge_min.max() > 0
+
+
+def test_air_dodge_keeps_momentum_without_gravity_and_is_invulnerable():
+    engine = settled_engine(p0_side=1)
+    s = engine.state
+    s.x[0, 0], s.y[0, 0], s.vx[0, 0], s.vy[0, 0] = 4.0, -2.0, 3.0, -1.0
+    s.grounded[0, 0], s.state[0, 0] = False, P.IN_AIR
+    keys = np.zeros((1, 2, 10), bool)
+    keys[0, 0, P.K_DODGE] = True
+    engine.step(keys)
+    assert s.state[0, 0] == P.DODGE
+    for _ in range(8):
+        engine.step(np.zeros((1, 2, 10), bool))
+        assert s.state[0, 0] == P.DODGE
+        assert (s.vx[0, 0], s.vy[0, 0]) == (pytest.approx(3.0), pytest.approx(-1.0))
+    # Invulnerable: a jab that would connect does nothing while dodging.
+    engine = settled_engine(p0_side=1)
+    s = engine.state
+    s.x[0, 1], s.y[0, 1] = s.x[0, 0] - 1.0, s.y[0, 0]
+    keys = np.zeros((1, 2, 10), bool)
+    keys[0, 1, P.K_DODGE] = True  # player 1 dodges in place...
+    keys[0, 0, P.K_LIGHT] = True  # ...as player 0 jabs
+    hits = 0
+    for _ in range(8):
+        hits += engine.step(keys).hit[0, 0]
+        keys[0, 1, P.K_DODGE] = False
+    assert hits == 0
