@@ -83,7 +83,9 @@ class Agent:
         """One action (10 keys, 0/1) for one observation of 64 values."""
         raise NotImplementedError(f"{type(self).__name__} must implement predict()")
 
-    def predict_batch(self, obs: np.ndarray, episode_start: np.ndarray, env_ids: np.ndarray | None = None) -> np.ndarray:
+    def predict_batch(
+        self, obs: np.ndarray, episode_start: np.ndarray, env_ids: np.ndarray | None = None
+    ) -> np.ndarray:
         """Actions for a batch; this fallback calls ``predict`` row by row."""
         obs = check_observation_batch(obs)
         if obs.shape[0] == 0:
@@ -137,7 +139,9 @@ class ScriptedAgent(Agent):
         for arr in self.mem.values():
             arr.fill(0)
 
-    def predict_batch(self, obs: np.ndarray, episode_start: np.ndarray, env_ids: np.ndarray | None = None) -> np.ndarray:
+    def predict_batch(
+        self, obs: np.ndarray, episode_start: np.ndarray, env_ids: np.ndarray | None = None
+    ) -> np.ndarray:
         obs = check_observation_batch(obs)
         n = obs.shape[0]
         ids = np.arange(n) if env_ids is None else np.asarray(env_ids, dtype=np.intp)

@@ -230,7 +230,8 @@ class LearnerMatches:
             if isinstance(entry, SelfPlayHandler):
                 agents[f"fallback:{name}"] = entry.fallback
                 agents |= {f"snapshot:{path}": agent for path, agent in entry.cache.items()}
-        return [{"key": key, "state": agent.get_state()} for key, agent in agents.items() if hasattr(agent, "get_state")]
+        stateful = {key: agent for key, agent in agents.items() if hasattr(agent, "get_state")}
+        return [{"key": key, "state": agent.get_state()} for key, agent in stateful.items()]
 
     def set_state(self, state: dict) -> None:
         self.engine.set_state(state["engine"])
@@ -457,11 +458,11 @@ class WarehouseBrawl(ParallelEnv):
             keys=self._keys, params=self.engine.params, player=player,
         )  # fmt: skip
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019 - PettingZoo wants the same space object each call
+    @functools.cache  # noqa: B019 - PettingZoo wants the same space object each call
     def observation_space(self, agent: str):
         return observation_space()
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019
+    @functools.cache  # noqa: B019
     def action_space(self, agent: str):
         return action_space()
 

@@ -192,12 +192,15 @@ class SelfPlayHandler:
         self.cache: OrderedDict[Path, Agent] = OrderedDict()
         self.cache_size = cache_size
         self.rng = np.random.default_rng(seed)
+        self.extra_snapshots: list[Path] = []  # e.g. admitted exploiters; never pruned by max_saved
+        self.snapshot_weights: dict[Path, float] = {}  # PFSP priorities (missing: 1)
         self.loads = 0  # times a snapshot was read from disk
         self.served = 0  # episodes given a snapshot opponent
         self.last_choice: Path | None = None
 
     def snapshots(self) -> list[Path]:
-        return list(self.save_handler.history) if self.save_handler else []
+        own = list(self.save_handler.history) if self.save_handler else []
+        return sorted(own + self.extra_snapshots, key=snapshot_steps)
 
     def choose(self, snapshots: list[Path]) -> Path:
         raise NotImplementedError
@@ -235,12 +238,16 @@ class SelfPlayHandler:
 
     def get_state(self) -> dict:
         return {"rng": self.rng.bit_generator.state, "loads": self.loads, "served": self.served,
-                "last_choice": str(self.last_choice) if self.last_choice else None}  # fmt: skip
+                "last_choice": str(self.last_choice) if self.last_choice else None,
+                "extra_snapshots": [str(p) for p in self.extra_snapshots],
+                "snapshot_weights": [[str(p), w] for p, w in self.snapshot_weights.items()]}  # fmt: skip
 
     def set_state(self, state: dict) -> None:
         self.rng.bit_generator.state = state["rng"]
         self.loads, self.served = state["loads"], state["served"]
         self.last_choice = Path(state["last_choice"]) if state["last_choice"] else None
+        self.extra_snapshots = [Path(p) for p in state["extra_snapshots"]]
+        self.snapshot_weights = {Path(p): w for p, w in state["snapshot_weights"]}
 
 
 class SelfPlayLatest(SelfPlayHandler):
@@ -263,6 +270,7 @@ class SelfPlayRandom(SelfPlayHandler):
         n = len(snapshots)
         logits = self.temperature * np.arange(n) / max(n, 1)
         probs = np.exp(logits - logits.max())
+        probs *= np.array([self.snapshot_weights.get(p, 1.0) for p in snapshots])  # PFSP priorities
         return snapshots[int(self.rng.choice(n, p=probs / probs.sum()))]
 
 

@@ -83,7 +83,7 @@ def test_vecenv_same_step_autoreset_contract():
     assert obs.shape == (6, 64) and obs.dtype == np.float32
     for step in range(1, 101):
         previous = obs
-        obs, rew, done, infos = env.step(rng.random((6, 10)))
+        obs, _, done, infos = env.step(rng.random((6, 10)))
         assert (obs >= low).all() and (obs <= high).all()
         if step % 50 == 0:
             assert done.all()

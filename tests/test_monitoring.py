@@ -84,8 +84,8 @@ def test_an_always_zero_reward_term_raises_an_alert(tmp_path):
     ],
 )  # fmt: skip
 def test_inspection_modes_run_on_a_checkpoint(tiny_run, mode, extra, produces):
-    done = subprocess.run([sys.executable, "user/train_agent.py", "--mode", mode, "--agent_path", str(tiny_run), *extra],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)  # fmt: skip
+    command = [sys.executable, "user/train_agent.py", "--mode", mode, "--agent_path", str(tiny_run), *extra]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert (tiny_run / produces).exists()
     if mode == "analyze_strategy":

@@ -41,6 +41,7 @@ import torch
 import torch.nn as nn
 from gymnasium import spaces
 from sb3_contrib import RecurrentPPO
+from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
@@ -169,6 +170,10 @@ _SHARED_TRAINING_CONFIG: dict[str, Any] = {
     "on_divergence": "stop",
     "rollback_lr_factor": 0.5,
     "max_rollbacks": 3,
+    # Mixed precision for the transformer and the LSTM on CUDA: "fp32", "bf16" or "fp16"
+    # (fp16 has no loss scaling in SB3's update: prefer bf16). CPU and MPS run fp32 only.
+    "precision": "fp32",
+    "compile": False,  # torch.compile the strategy encoder (CUDA or CPU)
 }
 
 _SHARED_EVAL_CONFIG: dict[str, Any] = {
@@ -182,6 +187,33 @@ _SHARED_EVAL_CONFIG: dict[str, Any] = {
     "entropy_floor": 0.5,  # policy entropy (nats, summed over the 10 keys) below this is a collapse
 }
 
+# Controls that strong self-play trainers add. All off or neutral by default, so the
+# seed configs train exactly as without them.
+_SHARED_CONTROLS_CONFIG: dict[str, Any] = {
+    # Schedules over training progress p = steps / total_timesteps (0 → 1). None keeps the
+    # agent's constant value; else {"kind": "constant" | "linear" | "cosine", "start": x, "end": y}.
+    "schedules": {
+        "learning_rate": None,
+        "ent_coef": None,
+        "clip_range": None,
+        # Self-play sampling temperature (random handler): 0 = uniform over snapshots,
+        # larger = favour recent ones, e.g. {"kind": "linear", "start": 0, "end": 3}.
+        "self_play_temperature": None,
+    },
+    # Opponent weighting, updated after every evaluation (the self-play share stays fixed):
+    #   "off"               the weights in self_play.opponents
+    #   "inverse_win_rate"  bot weight ∝ max(1 − win rate, floor) within the bots' share
+    #   "pfsp_hard"         prioritized fictitious self-play, f(x) = (1 − x)^pfsp_power for bots
+    #                       and, within the self-play share, for snapshots (x = P[win] against it)
+    #   "pfsp_variance"     f(x) = x(1 − x): opponents the agent beats about half the time
+    # pool "roster" adds every scripted bot to the mix (sharing the bots' weight).
+    "opponent_weighting": {"mode": "off", "floor": 0.05, "pfsp_power": 2.0, "pool": "mix"},
+    # Main-exploiter phases (AlphaStar): every `every_updates` PPO updates (0 = never), train a
+    # fresh ("fresh") or forked ("fork") agent only against the current main agent for `steps`;
+    # its snapshot joins the opponent pool when it beats main in > win_threshold of eval_matches.
+    "exploiter": {"every_updates": 0, "steps": 50_000, "init": "fork", "win_threshold": 0.55, "eval_matches": 8},
+}
+
 _BASE_CONFIG: dict[str, Any] = {
     "name": "base",
     "agent": _SHARED_AGENT_CONFIG,
@@ -190,6 +222,7 @@ _BASE_CONFIG: dict[str, Any] = {
     "env": _SHARED_ENV_CONFIG,
     "training": _SHARED_TRAINING_CONFIG,
     "eval": _SHARED_EVAL_CONFIG,
+    "controls": _SHARED_CONTROLS_CONFIG,
 }
 
 # The 50k test run and the 10M run share every hyperparameter (a test asserts it).
@@ -334,6 +367,7 @@ def validate_config(config: dict) -> dict:
            "agent.shared_lstm and agent.enable_critic_lstm cannot both be true (sb3-contrib)")  # fmt: skip
     _validate_reward(config["reward"])
     _validate_opponents(config["self_play"])
+    _validate_controls(config)
     _check(tr["on_divergence"] in ("stop", "rollback"),
            f"training.on_divergence must be 'stop' or 'rollback', got {tr['on_divergence']!r}")  # fmt: skip
     _check(0 < tr["rollback_lr_factor"] < 1, "training.rollback_lr_factor must be in (0, 1)")
@@ -359,6 +393,53 @@ def _validate_reward(reward: dict) -> None:
     c = reward["curriculum"]
     _check(0 <= c["start_win_rate"] < c["end_win_rate"] <= 1,
            "reward.curriculum needs 0 <= start_win_rate < end_win_rate <= 1")  # fmt: skip
+
+
+SCHEDULE_KINDS = ("constant", "linear", "cosine")
+WEIGHTING_MODES = ("off", "inverse_win_rate", "pfsp_hard", "pfsp_variance")
+
+
+def _validate_controls(config: dict) -> None:
+    c, tr = config["controls"], config["training"]
+    for name, spec in c["schedules"].items():
+        if spec is None:
+            continue
+        _check(isinstance(spec, dict) and set(spec) == {"kind", "start", "end"},
+               f"controls.schedules.{name} must be null or {{kind, start, end}}, got {spec!r}")  # fmt: skip
+        _check(spec["kind"] in SCHEDULE_KINDS, f"controls.schedules.{name}.kind must be one of {SCHEDULE_KINDS}")
+        for end in ("start", "end"):
+            value = spec[end]
+            _check(isinstance(value, (int, float)) and math.isfinite(value) and value >= 0,
+                   f"controls.schedules.{name}.{end} must be a finite number >= 0, got {value!r}")  # fmt: skip
+            if name in ("learning_rate", "clip_range"):
+                _check(value > 0, f"controls.schedules.{name}.{end} must be > 0")
+    w = c["opponent_weighting"]
+    _check(w["mode"] in WEIGHTING_MODES, f"controls.opponent_weighting.mode must be one of {WEIGHTING_MODES}")
+    _check(0 <= w["floor"] < 1, "controls.opponent_weighting.floor must be in [0, 1)")
+    _check(w["pool"] in ("mix", "roster"), "controls.opponent_weighting.pool must be 'mix' or 'roster'")
+    ex = c["exploiter"]
+    _check(isinstance(ex["every_updates"], int) and ex["every_updates"] >= 0,
+           "controls.exploiter.every_updates must be an integer >= 0 (0 = off)")  # fmt: skip
+    _check(ex["init"] in ("fork", "fresh"), "controls.exploiter.init must be 'fork' or 'fresh'")
+    _check(0 < ex["win_threshold"] <= 1, "controls.exploiter.win_threshold must be in (0, 1]")
+    for key in ("steps", "eval_matches"):
+        _check(isinstance(ex[key], int) and ex[key] > 0, f"controls.exploiter.{key} must be a positive integer")
+    _check(tr["precision"] in ("fp32", "bf16", "fp16"),
+           f"training.precision must be fp32, bf16 or fp16, got {tr['precision']!r}")  # fmt: skip
+    _check(isinstance(tr["compile"], bool), "training.compile must be true or false")
+    if tr["precision"] != "fp32" and not _will_use_cuda(tr["device"]):
+        raise ConfigError(f"training.precision={tr['precision']} needs a CUDA GPU, but training runs on "
+                          f"{_describe_device(tr['device'])}; use training.precision=fp32")  # fmt: skip
+    if tr["compile"] and tr["device"] == "mps":
+        raise ConfigError("training.compile=true is not supported on MPS; set training.compile=false")
+
+
+def _will_use_cuda(device: str) -> bool:
+    return str(device).startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+
+
+def _describe_device(device: str) -> str:
+    return "the CPU (no CUDA GPU found)" if device in ("auto", "cpu") else device
 
 
 def _validate_opponents(sp: dict) -> None:
@@ -407,7 +488,9 @@ def pick_device(preference: str = "auto", announce: bool = True) -> torch.device
             if any(name in props.name for name in T4_CLASS_NAMES):
                 log.info("Recognised a T4-class GPU: the 10M config fits its 16 GB (see T4_TRAINING_GUIDE.md)")
     elif device.type == "cpu":
-        threads = max(1, os.cpu_count() or 1)
+        # All cores by default; OMP_NUM_THREADS overrides (e.g. 1 when several runs share a machine,
+        # where competing torch thread pools slow each other down many times over).
+        threads = int(os.environ.get("OMP_NUM_THREADS") or 0) or max(1, os.cpu_count() or 1)
         torch.set_num_threads(threads)
         if announce:
             log.info("Device: CPU (%s, %d threads); no GPU found", platform.processor() or platform.machine(), threads)
@@ -534,8 +617,15 @@ class TransformerConditionedExtractor(BaseFeaturesExtractor):
         self.fuse = nn.Sequential(nn.Linear(3 * latent_dim, latent_dim), nn.ReLU())
         self.last_latent: torch.Tensor | None = None  # for strategy analysis and logging
         self.last_pool_weights: torch.Tensor | None = None
+        self.autocast_dtype: torch.dtype | None = None  # bf16 / fp16 on CUDA (training.precision)
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        if self.autocast_dtype is None:
+            return self._features(observations)
+        with torch.autocast("cuda", dtype=self.autocast_dtype):
+            return self._features(observations).float()
+
+    def _features(self, observations: torch.Tensor) -> torch.Tensor:
         batch = observations.shape[0]
         current = self.obs_embed(observations[:, :OBS_SIZE] / self.scale)
         frames = observations[:, OBS_SIZE:].reshape(batch, self.sequence_length, OBS_HALF) / self.frame_scale
@@ -640,15 +730,70 @@ def history_observation_space(sequence_length: int) -> spaces.Box:
     )
 
 
+def schedule_value(spec: dict | None, progress: float, default: float) -> float:
+    """A schedule's value at training progress 0 → 1 (``default`` when there is no schedule)."""
+    if spec is None:
+        return default
+    start, end = spec["start"], spec["end"]
+    if spec["kind"] == "constant":
+        return start
+    if spec["kind"] == "linear":
+        return start + (end - start) * progress
+    return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * progress))  # cosine
+
+
+def sb3_schedule(spec: dict | None, default: float) -> float | Callable[[float], float]:
+    """A value for SB3, which calls schedules with the progress *remaining* (1 → 0)."""
+    if spec is None:
+        return default
+    return lambda remaining: schedule_value(spec, 1.0 - remaining, default)
+
+
+class BrawlLstmPolicy(RecurrentActorCriticPolicy):
+    """sb3-contrib's LSTM policy, with the LSTM optionally under CUDA autocast (bf16/fp16).
+
+    Only the recurrent core runs in low precision; its outputs are cast back to
+    float32, so the action and value heads and the PPO losses stay in fp32.
+    """
+
+    autocast_dtype: torch.dtype | None = None
+
+    def _process_sequence(self, features, lstm_states, episode_starts, lstm):  # shadows the staticmethod
+        if self.autocast_dtype is None:
+            return RecurrentActorCriticPolicy._process_sequence(features, lstm_states, episode_starts, lstm)
+        with torch.autocast("cuda", dtype=self.autocast_dtype):
+            out, (h, c) = RecurrentActorCriticPolicy._process_sequence(features, lstm_states, episode_starts, lstm)
+        return out.float(), (h.float(), c.float())
+
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def apply_precision_and_compile(policy, training_config: dict) -> None:
+    """Turn on autocast for the encoder and LSTM, and torch.compile for the encoder, as configured."""
+    dtype = PRECISIONS[training_config["precision"]]
+    extractor = getattr(policy, "features_extractor", None)
+    if dtype is not None:
+        if isinstance(policy, BrawlLstmPolicy):
+            policy.autocast_dtype = dtype
+        if isinstance(extractor, TransformerConditionedExtractor):
+            extractor.autocast_dtype = dtype
+    if training_config["compile"] and isinstance(extractor, TransformerConditionedExtractor):
+        extractor.encoder.compile()  # in place: parameter names (and checkpoints) stay the same
+
+
 def build_model(config: dict, env, device: torch.device, tensorboard_log: str | None = None):
     """The SB3 algorithm for ``config['agent']['type']`` on ``env``."""
-    a = config["agent"]
+    a, schedules = config["agent"], config["controls"]["schedules"]
     algo_kwargs = {k: a[k] for k in _SB3_ALGO_KEYS}
+    algo_kwargs["learning_rate"] = sb3_schedule(schedules["learning_rate"], a["learning_rate"])
+    algo_kwargs["clip_range"] = sb3_schedule(schedules["clip_range"], a["clip_range"])
+    algo_kwargs["ent_coef"] = schedule_value(schedules["ent_coef"], 0.0, a["ent_coef"])
     common = dict(env=env, device=device, seed=config["training"]["seed"], verbose=0, max_grad_norm=float("inf"),
                   policy_kwargs=policy_kwargs_for(a), tensorboard_log=tensorboard_log, **algo_kwargs)  # fmt: skip
-    if a["type"] == "ppo":
-        return PPO("MlpPolicy", **common)
-    return RecurrentPPO("MlpLstmPolicy", **common)
+    model = PPO("MlpPolicy", **common) if a["type"] == "ppo" else RecurrentPPO(BrawlLstmPolicy, **common)
+    apply_precision_and_compile(model.policy, config["training"])
+    return model
 
 
 # ==================================================================================
@@ -665,10 +810,9 @@ def encoder_path_for(zip_path: Path | str) -> Path:
 
 def build_policy(agent_config: dict, device: torch.device | str = "cpu"):
     """A fresh policy of the configured architecture (no algorithm, no optimizer state)."""
-    from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
     from stable_baselines3.common.policies import ActorCriticPolicy
 
-    policy_class = ActorCriticPolicy if agent_config["type"] == "ppo" else RecurrentActorCriticPolicy
+    policy_class = ActorCriticPolicy if agent_config["type"] == "ppo" else BrawlLstmPolicy
     kwargs = policy_kwargs_for(agent_config)
     # Its initial weights are overwritten at once; forking keeps the training RNG
     # untouched, so saving a snapshot never changes what the run does next.
@@ -832,7 +976,8 @@ class TransformerStrategyAgent(Agent):
         self._single_started = True
         return self.predict_batch(obs, np.array([first]), np.array([0]))[0]
 
-    def predict_batch(self, obs: np.ndarray, episode_start: np.ndarray, env_ids: np.ndarray | None = None) -> np.ndarray:
+    def predict_batch(self, obs: np.ndarray, episode_start: np.ndarray,
+                      env_ids: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
         obs = check_observation_batch(obs)
         n = obs.shape[0]
         if n == 0:
@@ -942,7 +1087,7 @@ def gen_reward_manager(reward_config: dict | None = None) -> RewardManager:
     return RewardManager(terms, {k: v for k, v in signals.items() if v[1].weight != 0})
 
 
-def gen_reward_manager_SPARSE() -> RewardManager:  # noqa: N802 - the tournament's name
+def gen_reward_manager_SPARSE() -> RewardManager:
     """Outcomes only: damage ±1 (per 140 damage), win ±100, knockout ±50."""
     return RewardManager(
         {"damage_interaction": RewTerm(damage_interaction, 1.0)},
@@ -1036,7 +1181,23 @@ def build_self_play_components(config: dict, run_dir: Path | None = None, device
     opponents = {
         name: (float(weight), handler if entry is None else entry) for name, (weight, entry) in sp["opponents"].items()
     }
+    weighting = config["controls"]["opponent_weighting"]
+    if weighting["mode"] != "off" and weighting["pool"] == "roster":
+        _add_roster_to_mix(opponents)
     return save_handler, handler, OpponentsCfg(opponents)
+
+
+def _add_roster_to_mix(opponents: dict[str, tuple[float, Any]]) -> None:
+    """Every scripted bot joins the mix; the bots' total weight is shared equally to start."""
+    bots = {name for name, (_, e) in opponents.items() if isinstance(e, str)}
+    share = sum(opponents[name][0] for name in bots)
+    present = {opponents[name][1] for name in bots}
+    for name in agent_names():
+        if name not in present and name not in opponents:
+            opponents[name] = (0.0, name)
+    bots = [name for name, (_, e) in opponents.items() if isinstance(e, str)]
+    for name in bots:
+        opponents[name] = (share / len(bots), opponents[name][1])
 
 
 # ==================================================================================
@@ -1052,6 +1213,7 @@ METRIC_KEYS = {  # metrics.csv column ← SB3 logger key
     "clip_range": "train/clip_range", "ent_coef": "train/ent_coef",
     "grad_norm_before_clip": "train/grad_norm_before_clip", "grad_norm_after_clip": "train/grad_norm_after_clip",
     "ep_rew_mean": "rollout/ep_rew_mean", "ep_len_mean": "rollout/ep_len_mean", "n_updates": "train/n_updates",
+    "self_play_temperature": "selfplay/temperature",
 }  # fmt: skip
 METRIC_COLUMNS = ["step", *METRIC_KEYS, "entropy"]
 
@@ -1218,8 +1380,9 @@ class RolloutBoundaryCallback(BaseCallback):
             before, after = optimizer.pop_norms()
             self.logger.record("train/grad_norm_before_clip", before)
             self.logger.record("train/grad_norm_after_clip", after)
-        self.logger.record("train/ent_coef", float(self.model.ent_coef))
         steps = self.model.num_timesteps
+        run.apply_schedules(steps)
+        self.logger.record("train/ent_coef", float(self.model.ent_coef))
         run.check_finite()
         run.metrics.record(steps, self.logger.name_to_value)
         strategy_row = run.strategy.row(steps)
@@ -1227,6 +1390,8 @@ class RolloutBoundaryCallback(BaseCallback):
             run.logs["strategy"].append(strategy_row)
         if run.evaluation_due(steps):
             run.evaluate(steps)
+        if run.exploiter_due():
+            run_exploiter_phase(run, steps)
         run.captured = run.capture_state()
         if (run.save_handler.due(steps) and steps > 0) or run.stop_flag:
             run.save_checkpoint(steps, run.captured)
@@ -1382,6 +1547,66 @@ class SanityAlerts:
                              f"{since} episodes since the first snapshot and none played a snapshot")  # fmt: skip
 
 
+def opponent_priority(weighting: dict, win_rate: float) -> float:
+    """Unnormalised weight of an opponent the agent beats with probability ``win_rate``."""
+    x = min(max(win_rate, 0.0), 1.0)
+    if weighting["mode"] == "pfsp_hard":
+        value = (1.0 - x) ** weighting["pfsp_power"]
+    elif weighting["mode"] == "pfsp_variance":
+        value = x * (1.0 - x)
+    else:  # inverse_win_rate
+        value = 1.0 - x
+    return max(value, weighting["floor"])
+
+
+def admit_exploiter(win_rate: float, threshold: float) -> bool:
+    """An exploiter joins the pool only when it beats the main agent often enough."""
+    return win_rate > threshold
+
+
+def run_exploiter_phase(run: TrainingRun, steps: int) -> bool:
+    """Train an exploiter against the current main agent only; add it to the pool if it wins.
+
+    The phase runs on its own env and model and restores every random stream
+    afterwards, so the main run continues exactly as it would have.
+    """
+    from environment.evaluation import play_vs_opponents, result_list
+
+    ex, config = run.config["controls"]["exploiter"], run.config
+    run.counters["exploiter_at"] = run.model._n_updates
+    saved_rng = _rng_state()
+    t0 = time.monotonic()
+    try:
+        main = snapshot_agent(run.model, config["agent"], run.device)
+        venv = BrawlVecEnv(config["env"]["n_envs"], opponents=OpponentsCfg({"main": (1.0, main)}),
+                           reward_manager=build_reward_manager(config["reward"]),
+                           max_timesteps=config["env"]["max_timesteps"], seed=config["training"]["seed"] + steps)
+        env = OpponentHistory(venv, config["agent"]["sequence_length"]) if uses_history(config["agent"]) else venv
+        env.action_space = float_multibinary()
+        exploiter = build_model(config, env, run.device)
+        if ex["init"] == "fork":
+            exploiter.policy.load_state_dict(run.model.policy.state_dict())
+        exploiter.learn(ex["steps"])
+        candidate = snapshot_agent(exploiter, config["agent"], run.device)
+        played = play_vs_opponents(candidate, {"main": main}, ex["eval_matches"], config["eval"]["max_timesteps"],
+                                   seed=steps)  # fmt: skip
+        results = result_list(played["main"])
+        win_rate = results.count("win") / len(results)
+        admitted = admit_exploiter(win_rate, ex["win_threshold"])
+        path = run.run_dir / f"exploiter_{steps}_steps.zip"
+        if admitted:
+            save_checkpoint_pair(exploiter, path, config["agent"])
+            run.self_play.extra_snapshots.append(path)
+            run.self_play.add_loaded(path, candidate)
+        run.logs["exploiters"].append({"step": steps, "win_rate": round(win_rate, 4), "admitted": admitted,
+                                       "path": path.name if admitted else ""})  # fmt: skip
+        log.info("Exploiter at step %s: won %.0f%% against main in %.0f s -> %s", f"{steps:,}", 100 * win_rate,
+                 time.monotonic() - t0, "joins the pool" if admitted else "not admitted")  # fmt: skip
+        return admitted
+    finally:
+        _set_rng_state(saved_rng)
+
+
 # ==================================================================================
 # === Training loop ===
 # ==================================================================================
@@ -1472,6 +1697,9 @@ class TrainingRun:
         self.eval_history: list[dict[str, Any]] = []  # win rate per opponent per evaluation
         self.alerts = SanityAlerts(self)
         self.strategy = StrategyStats(self.venv.num_envs)
+        self.snapshot_win_rates: dict[Path, float] = {}
+        # The bots' configured weights: adaptive weighting redistributes their total.
+        self.bot_share = {n: w for n, (w, e) in self.opponents.opponents.items() if isinstance(e, str)}
         self.captured: dict[str, Any] | None = None
 
     def _open_logs(self, csv_log) -> dict[str, Any]:
@@ -1484,6 +1712,11 @@ class TrainingRun:
         logs["evaluation"] = csv_log(self.run_dir / "evaluation_results.csv", EVAL_COLUMNS)
         logs["ratings"] = csv_log(self.run_dir / "ratings.csv", ["step", "name", "rating", "games"])
         logs["alerts"] = csv_log(self.run_dir / "alerts.csv", ["step", "alert", "detail"])
+        if self.config["controls"]["opponent_weighting"]["mode"] != "off":
+            logs["opponent_weights"] = csv_log(self.run_dir / "opponent_weights.csv",
+                                               ["step", "opponent", "weight", "win_rate"])  # fmt: skip
+        if self.config["controls"]["exploiter"]["every_updates"]:
+            logs["exploiters"] = csv_log(self.run_dir / "exploiters.csv", ["step", "win_rate", "admitted", "path"])
         logs["strategy"] = csv_log(self.run_dir / "strategy_analysis.csv", STRATEGY_COLUMNS)
         if self.config["training"]["debug_csvs"]:
             logs["reward_breakdown"] = csv_log(self.run_dir / "reward_breakdown.csv",
@@ -1531,14 +1764,17 @@ class TrainingRun:
         state: dict[str, Any] = {
             "model": {"num_timesteps": int(model.num_timesteps), "n_updates": int(model._n_updates),
                       "episode_num": int(model._episode_num), "last_obs": np.array(model._last_obs),
-                      "last_episode_starts": np.array(model._last_episode_starts)},  # fmt: skip
+                      "last_episode_starts": np.array(model._last_episode_starts)},
             "rng": _rng_state(),
             "env": self.venv.get_state(),
             "self_play": self.self_play.get_state(),
             "trainer": {"next_eval": self.next_eval, "episodes": self.counters["episodes"],
                         "episodes_at_first_snapshot": self.counters.get("episodes_at_first_snapshot"),
                         "attack_frames": self.counters["attack_frames"].copy(),
-                        "ratings": self.ratings.to_dict(), "eval_history": self.eval_history},  # fmt: skip
+                        "ratings": self.ratings.to_dict(), "eval_history": self.eval_history,
+                        "exploiter_at": self.counters.get("exploiter_at"),
+                        "opponent_weights": {n: w for n, (w, _) in self.opponents.opponents.items()},
+                        "snapshot_win_rates": [[str(p), x] for p, x in self.snapshot_win_rates.items()]},
         }
         lstm = getattr(model, "_last_lstm_states", None)
         if lstm is not None:
@@ -1582,6 +1818,9 @@ class TrainingRun:
 
         self.ratings = EloRatings.from_dict(trainer["ratings"])
         self.eval_history = list(trainer["eval_history"])
+        self.counters["exploiter_at"] = trainer["exploiter_at"]
+        self.opponents.set_weights(trainer["opponent_weights"])
+        self.snapshot_win_rates = {Path(p): x for p, x in trainer["snapshot_win_rates"]}
         if "curriculum_alpha" in trainer:
             self.reward_manager.alpha = trainer["curriculum_alpha"]
         _set_rng_state(state["rng"])
@@ -1630,6 +1869,7 @@ class TrainingRun:
         self.logs["evaluation"].append_many([{"step": steps, **_eval_csv_row(r)} for r in rows])
         self._rate(f"rl_model_{steps}", agent, rows, steps)
         self.eval_history.append({"step": steps, **{r.opponent: r.win_rate for r in rows}})
+        self.reweight_opponents(steps, {r.opponent: r.win_rate for r in rows}, self.snapshot_win_rates)
         from environment.evaluation import format_table, plot_training_curves, success_table
 
         log.info("Evaluation at step %s (%.1f s):\n%s", f"{steps:,}", time.monotonic() - t0,
@@ -1653,10 +1893,45 @@ class TrainingRun:
 
             opponents = {p.name.removesuffix("_steps.zip"): self.self_play.agent_for_path(p) for p in recent}
             played = play_vs_opponents(agent, opponents, ev["snapshot_matches"], ev["max_timesteps"], seed=steps)
-            for opponent, matches in played.items():
-                self.ratings.update_from_results(name, opponent, result_list(matches))
+            for path, (opponent, matches) in zip(recent, played.items(), strict=True):
+                results = result_list(matches)
+                self.ratings.update_from_results(name, opponent, results)
+                self.snapshot_win_rates[path] = results.count("win") / len(results)
         self.logs["ratings"].append_many(
             [{"step": steps, "name": n, "rating": round(r, 2), "games": g} for n, r, g in self.ratings.table()])
+
+    def apply_schedules(self, steps: int) -> None:
+        """Entropy coefficient and self-play temperature for the coming rollout (lr and clip: SB3)."""
+        schedules = self.config["controls"]["schedules"]
+        progress = min(steps / self.config["training"]["total_timesteps"], 1.0)
+        self.model.ent_coef = schedule_value(schedules["ent_coef"], progress, self.config["agent"]["ent_coef"])
+        if isinstance(self.self_play, SelfPlayRandom):
+            self.self_play.temperature = schedule_value(schedules["self_play_temperature"], progress, 0.0)
+            self.model.logger.record("selfplay/temperature", self.self_play.temperature)
+
+    def reweight_opponents(self, steps: int, win_rates: dict[str, float],
+                           snapshot_win_rates: dict[Path, float]) -> None:  # fmt: skip
+        """Adaptive / PFSP opponent weights from the latest evaluation (controls.opponent_weighting)."""
+        w = self.config["controls"]["opponent_weighting"]
+        if w["mode"] == "off":
+            return
+        bots = {name: entry for name, (_, entry) in self.opponents.opponents.items() if isinstance(entry, str)}
+        share = sum(self.bot_share.values())
+        raw = {name: opponent_priority(w, win_rates.get(entry, 0.5)) for name, entry in bots.items()}
+        total = sum(raw.values())
+        new = {name: share * value / total for name, value in raw.items()}
+        self.opponents.set_weights(new)
+        if w["mode"].startswith("pfsp"):
+            self.self_play.snapshot_weights = {p: opponent_priority(w, x) for p, x in snapshot_win_rates.items()}
+        self.logs["opponent_weights"].append_many(
+            [{"step": steps, "opponent": name, "weight": round(new[name], 5),
+              "win_rate": round(win_rates.get(bots[name], float("nan")), 4)} for name in new])  # fmt: skip
+        log.info("Opponent weights: %s", ", ".join(f"{n} {v:.3f}" for n, v in new.items()))
+
+    def exploiter_due(self) -> bool:
+        every = self.config["controls"]["exploiter"]["every_updates"]
+        updates = self.model._n_updates
+        return every > 0 and updates > 0 and updates % every == 0 and updates != self.counters.get("exploiter_at")
 
     def opponents_use_self_play(self) -> bool:
         return any(w > 0 and isinstance(e, SelfPlayHandler) for w, e in self.opponents.opponents.values())
@@ -1668,7 +1943,7 @@ class TrainingRun:
 
 def _rng_state() -> dict[str, Any]:
     version, mt_state, gauss = random.getstate()
-    name, keys, pos, has_gauss, cached = np.random.get_state()
+    _, keys, pos, has_gauss, cached = np.random.get_state()
     state = {"python": [version, list(mt_state), gauss], "numpy": {"keys": keys.copy(), "pos": int(pos),
              "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
              "torch": torch.get_rng_state().numpy().copy()}  # fmt: skip
@@ -1822,8 +2097,12 @@ def _roll_back(run: TrainingRun, exc: DivergenceError) -> None:
     factor = run.config["training"]["rollback_lr_factor"]
     agent = run.config["agent"]
     agent["learning_rate"] = agent["learning_rate"] * factor
+    lr_schedule = run.config["controls"]["schedules"]["learning_rate"]
+    if lr_schedule is not None:
+        lr_schedule["start"] *= factor
+        lr_schedule["end"] *= factor
     step = run.restore()
-    run.model.learning_rate = agent["learning_rate"]
+    run.model.learning_rate = sb3_schedule(lr_schedule, agent["learning_rate"])
     run.model._setup_lr_schedule()
     for group in run.model.policy.optimizer.param_groups:
         group["lr"] = agent["learning_rate"]
@@ -2010,8 +2289,13 @@ class LatentRecorder(Agent):
 
 
 def _mode_analyze_strategy(args: argparse.Namespace) -> int:
-    from environment.evaluation import latent_distances, play_vs_opponents, plot_latent_scatter, project_2d
-    from environment.evaluation import separation_verdict
+    from environment.evaluation import (
+        latent_distances,
+        play_vs_opponents,
+        plot_latent_scatter,
+        project_2d,
+        separation_verdict,
+    )
 
     zip_path = resolve_checkpoint(_require(args.agent_path, "--agent_path", "analyze_strategy"))
     agent = load_agent(zip_path)
@@ -2063,7 +2347,8 @@ def _mode_league(args: argparse.Namespace) -> int:
     agents |= {name: make_agent(name, seed=i) for i, name in enumerate(agent_names())}
     t0 = time.monotonic()
     ratings, _ = round_robin(agents, args.episodes or 4, args.max_timesteps, seed=0)
-    table = [{"rank": i + 1, "name": n, "rating": round(r, 1), "games": g} for i, (n, r, g) in enumerate(ratings.table())]
+    ranked = enumerate(ratings.table())
+    table = [{"rank": i + 1, "name": n, "rating": round(r, 1), "games": g} for i, (n, r, g) in ranked]
     print(f"Round robin of {len(agents)} agents ({time.monotonic() - t0:.1f} s):")
     print(format_table(table))
     out = Path(args.out) if args.out else run_dir / "league.csv"
@@ -2074,7 +2359,16 @@ def _mode_league(args: argparse.Namespace) -> int:
 
 
 def _mode_export(args: argparse.Namespace) -> int:
-    raise ConfigError("--mode export is not available yet")
+    """An inference-only bundle for submission: weights, config and a standalone my_agent.py."""
+    from user.export import export_bundle
+
+    zip_path = resolve_checkpoint(_require(args.agent_path, "--agent_path", "export"))
+    out = Path(_require(args.out, "--out", "export"))
+    sizes = export_bundle(zip_path, out)
+    print(f"Exported {zip_path.name} to {out}: {sizes['bundle_bytes'] / 2**20:.2f} MiB "
+          f"(the training checkpoint is {sizes['checkpoint_bytes'] / 2**20:.2f} MiB)")  # fmt: skip
+    print(f"Load it with:  cd {out} && python -c 'from my_agent import SubmittedAgent; agent = SubmittedAgent()'")
+    return 0
 
 
 def _mode_train(args: argparse.Namespace) -> int:
