@@ -357,33 +357,31 @@ def start_actions(s: MatchState, p: GameParams, inp: Inputs) -> None:
 
 def _start_attacks(s: MatchState, p: GameParams, free, held, horiz) -> np.ndarray:
     heavy = held[..., P.K_HEAVY]
-    light = held[..., P.K_LIGHT] & ~heavy
-    want = free & (heavy | light)
-    if not want.any():
+    want = free & (heavy | held[..., P.K_LIGHT])
+    rows = np.flatnonzero(want.any(axis=1))
+    if rows.size == 0:
         return want
-    up, down = held[..., P.K_W], held[..., P.K_S]
-    neutral = up | ((horiz == 0) & ~down)
+    # From here on, only the matches where someone asked for an attack.
+    heavy, h, air = heavy[rows], horiz[rows], ~s.grounded[rows]
+    up, down = held[rows, :, P.K_W], held[rows, :, P.K_S]
+    neutral = up | ((h == 0) & ~down)
     is_down = ~neutral & down
-    # direction index: 0 neutral, 1 down, 2 side
-    direction = np.where(neutral, 0, np.where(is_down, 1, 2))
-    air = ~s.grounded
+    direction = np.where(neutral, 0, np.where(is_down, 1, 2))  # 0 neutral, 1 down, 2 side
     ground_move = np.where(heavy, P.NSIG, P.NLIGHT) + direction
-    air_light = P.NAIR + direction
-    air_heavy = np.where(is_down, P.GROUNDPOUND, P.RECOVERY)
-    move = np.where(air, np.where(heavy, air_heavy, air_light), ground_move)
+    air_move = np.where(heavy, np.where(is_down, P.GROUNDPOUND, P.RECOVERY), P.NAIR + direction)
+    move = np.where(air, air_move, ground_move)
     # One recovery per airtime: without one left, the air heavy does nothing.
-    blocked = air & heavy & (move == P.RECOVERY) & (s.recoveries_left <= 0)
-    start = want & ~blocked
-    side = start & (direction == 2)
-    s.facing[side] = horiz[side]
-    s.recoveries_left[start & (move == P.RECOVERY)] -= 1
-    s.move[start] = move[start]
-    s.move_phase[start] = 0
-    s.charge[start] = 0
-    s.phase_hit[start] = False
-    s.state[start] = P.ATTACK
-    flat = _flat_phase_index(s, p)
-    s.phase_timer[start] = p.moves.frames.reshape(-1)[flat[start]]
+    recovery = move == P.RECOVERY
+    start = want[rows] & ~(air & heavy & recovery & (s.recoveries_left[rows] <= 0))
+    s.facing[rows] = np.where(start & (direction == 2), h, s.facing[rows])
+    s.recoveries_left[rows] -= start & recovery
+    s.move[rows] = np.where(start, move, s.move[rows])
+    for name in ("move_phase", "charge"):
+        getattr(s, name)[rows] = np.where(start, 0, getattr(s, name)[rows])
+    s.phase_hit[rows] &= ~start
+    s.state[rows] = np.where(start, P.ATTACK, s.state[rows])
+    first_phase = p.moves.frames.reshape(-1)[_flat_index(s.weapon[rows], s.move[rows], s.move_phase[rows])]
+    s.phase_timer[rows] = np.where(start, first_phase, s.phase_timer[rows])
     return want
 
 
@@ -456,8 +454,12 @@ def apply_movement(s: MatchState, p: GameParams, inp: Inputs) -> None:
 
 def _flat_phase_index(s: MatchState, p: GameParams) -> np.ndarray:
     """Index into the flattened move table for each player's current phase."""
-    move = np.maximum(s.move.astype(np.intp) - P.FIRST_MOVE_ID, 0)
-    return (s.weapon.astype(np.intp) * P.N_MOVES + move) * P.MAX_PHASES + s.move_phase
+    return _flat_index(s.weapon, s.move, s.move_phase)
+
+
+def _flat_index(weapon: np.ndarray, move: np.ndarray, phase: np.ndarray) -> np.ndarray:
+    move_index = np.maximum(move.astype(np.intp) - P.FIRST_MOVE_ID, 0)
+    return (weapon.astype(np.intp) * P.N_MOVES + move_index) * P.MAX_PHASES + phase
 
 
 def move_platform_and_collide(s: MatchState, p: GameParams) -> None:
@@ -584,56 +586,71 @@ def _landing_and_takeoff(s: MatchState, p: GameParams, was_grounded: np.ndarray)
 
 
 def resolve_hits(s: MatchState, p: GameParams, ev: StepEvents) -> None:
+    """Active hitboxes against the other player's hurtbox; damage, knockback, stun, combos.
+
+    Past the active-frame test it works on the matches with a hitbox out only (a small share).
+    """
     attacking = (s.state == P.ATTACK) & ~s.phase_hit
     if not attacking.any():
         return
     t = p.moves
     flat = _flat_phase_index(s, p)
     active = attacking & t.active.reshape(-1)[flat]
-    if not active.any():
+    rows = np.flatnonzero(active.any(axis=1))
+    if rows.size == 0:
         return
-    box = t.hitbox.reshape(-1, 4)[flat]  # (n, 2, 4)
-    hx = s.x + s.facing * box[..., 0]
-    hy = s.y + box[..., 1]
-    tx, ty = s.x[:, ::-1], s.y[:, ::-1]
-    vulnerable = (s.state != P.DODGE) & (s.state != P.KO)
+    active, flat = active[rows], flat[rows]
+    weapon, move = s.weapon[rows], s.move[rows]
+    x, y, facing, state = s.x[rows], s.y[rows], s.facing[rows], s.state[rows]
+    box = t.hitbox.reshape(-1, 4)[flat]  # (k, 2, 4)
+    hx = x + facing * box[..., 0]
+    hy = y + box[..., 1]
+    tx, ty = x[:, ::-1], y[:, ::-1]
+    vulnerable = (state != P.DODGE) & (state != P.KO)
     hit = (
         active
         & vulnerable[:, ::-1]
         & (np.abs(hx - tx) < (box[..., 2] + p.hurt_w) / 2)
         & (np.abs(hy - ty) < (box[..., 3] + p.hurt_h) / 2)
     )
-    if not hit.any():
-        return
-    # Everything below is computed from the pre-hit state of both players, so a
-    # trade (both hitting on the same frame) resolves symmetrically.
-    charge_min = t.charge_min[s.weapon, np.maximum(s.move - P.FIRST_MOVE_ID, 0)]
-    charge_max = t.charge_max[s.weapon, np.maximum(s.move - P.FIRST_MOVE_ID, 0)]
+    if hit.any():
+        _apply_hits(s, p, rows, hit, flat, weapon, move, ev)
+
+
+def _apply_hits(s: MatchState, p: GameParams, rows, hit, flat, weapon, move, ev: StepEvents) -> None:
+    """Everything here reads the pre-hit state of both players, so a trade (both hitting on
+    the same frame) resolves symmetrically."""
+    t = p.moves
+    move_index = np.maximum(move - P.FIRST_MOVE_ID, 0)
+    charge_min = t.charge_min[weapon, move_index]
+    charge_max = t.charge_max[weapon, move_index]
     span = np.maximum(charge_max - charge_min, 1)
-    charge_mult = 1.0 + 0.5 * np.clip((s.charge - charge_min) / span, 0.0, 1.0) * (charge_max > 0)
+    charge_mult = 1.0 + 0.5 * np.clip((s.charge[rows] - charge_min) / span, 0.0, 1.0) * (charge_max > 0)
     dmg = t.damage.reshape(-1)[flat] * charge_mult
-    target_damage = s.damage[:, ::-1]
+    target_damage = s.damage[rows][:, ::-1]
     new_damage = np.minimum(target_damage + dmg, p.max_damage)
     X = new_damage
     force = t.kb_fixed.reshape(-1)[flat] + t.kb_var.reshape(-1)[flat] * (X / 70.0 + X * X / 12000.0)
     direction = t.direction.reshape(-1, 2)[flat]
-    kb_vx = direction[..., 0] * s.facing * force * p.knockback_scale
+    kb_vx = direction[..., 0] * s.facing[rows] * force * p.knockback_scale
     kb_vy = direction[..., 1] * force * p.knockback_scale
     stun = t.stun.reshape(-1)[flat]
-    was_stunned = s.state[:, ::-1] == P.STUN
-    ev.hit |= hit
-    ev.damage_dealt += np.where(hit, new_damage - target_damage, 0.0)
-    ev.combo |= hit & was_stunned
-    s.phase_hit |= hit
-    got_hit = hit[:, ::-1]  # the player on the receiving end of each hit
-    s.damage[got_hit] = new_damage[:, ::-1][got_hit]
-    s.vx[got_hit] = kb_vx[:, ::-1][got_hit]
-    s.vy[got_hit] = kb_vy[:, ::-1][got_hit]
-    s.stun_frames[got_hit] = stun[:, ::-1][got_hit]
-    s.state[got_hit] = P.STUN
-    s.move[got_hit] = 0
-    s.grounded[got_hit] = False
-    s.on_platform[got_hit] = False
+    was_stunned = s.state[rows][:, ::-1] == P.STUN
+    ev.hit[rows] |= hit
+    ev.damage_dealt[rows] += np.where(hit, new_damage - target_damage, 0.0)
+    ev.combo[rows] |= hit & was_stunned
+    s.phase_hit[rows] |= hit
+    r, victim = np.nonzero(hit[:, ::-1])  # the player on the receiving end of each hit
+    attacker = 1 - victim
+    m = rows[r]
+    s.damage[m, victim] = new_damage[r, attacker]
+    s.vx[m, victim] = kb_vx[r, attacker]
+    s.vy[m, victim] = kb_vy[r, attacker]
+    s.stun_frames[m, victim] = stun[r, attacker]
+    s.state[m, victim] = P.STUN
+    s.move[m, victim] = 0
+    s.grounded[m, victim] = False
+    s.on_platform[m, victim] = False
 
 
 def advance_moves(s: MatchState, p: GameParams, inp: Inputs) -> None:
@@ -677,7 +694,7 @@ def update_weapons(s: MatchState, p: GameParams, inp: Inputs, ev: StepEvents) ->
 def _tick_spawners(s: MatchState, p: GameParams) -> None:
     spawned = s.slot_kind[:, :2] > 0
     timers = s.slot_timer[:, :2]
-    _count_down(timers)
+    timers -= spawned  # a lying weapon's timer is >= 1, so this never goes below 0
     expired = spawned & (timers <= 0)
     waiting = ~spawned
     s.spawn_timer -= waiting
@@ -712,58 +729,64 @@ def _reroll_spawn_timers(s: MatchState, p: GameParams, emptied: np.ndarray) -> N
 
 
 def _tick_dropped(s: MatchState, p: GameParams) -> None:
-    kind = s.slot_kind[:, 2:]
-    present = kind > 0
-    if not present.any():
+    """Dropped weapons age, fall until they rest on a ground, and vanish (timeout or blast line)."""
+    rows, k = np.nonzero(s.slot_kind[:, 2:] > 0)
+    if rows.size == 0:
         return
-    _count_down(s.slot_timer[:, 2:])
-    _count_down(s.slot_lock[:, 2:])
-    kind[present & (s.slot_timer[:, 2:] <= 0)] = 0
-    # Dropped weapons fall until they rest on a ground, or vanish past the blast line.
-    x, y, vy = s.slot_x[:, 2:], s.slot_y[:, 2:], s.slot_vy[:, 2:]
-    vy += np.where(present, p.gravity * P.DT, 0.0).astype(np.float32)
-    np.minimum(vy, p.max_fall_speed, out=vy)
+    cols = k + 2
+    timer = s.slot_timer[rows, cols] - 1
+    s.slot_timer[rows, cols] = timer
+    s.slot_lock[rows, cols] = np.maximum(s.slot_lock[rows, cols] - 1, 0)
+    x, y = s.slot_x[rows, cols], s.slot_y[rows, cols]
+    vy = np.minimum(s.slot_vy[rows, cols] + p.gravity * P.DT, p.max_fall_speed)
     new_y = y + vy * P.DT
     for x_min, x_max, top in (p.right_ground, p.left_ground):
-        rest = present & (x >= x_min) & (x <= x_max) & (y <= top) & (new_y >= top)
+        rest = (x >= x_min) & (x <= x_max) & (y <= top) & (new_y >= top)
         new_y[rest] = top
         vy[rest] = 0.0
-    y[:] = np.where(present, new_y, y)
-    kind[present & (y > p.blast_y)] = 0
+    s.slot_y[rows, cols] = new_y
+    s.slot_vy[rows, cols] = vy
+    gone = (timer <= 0) | (new_y > p.blast_y)
+    s.slot_kind[rows[gone], cols[gone]] = 0
 
 
 def _drop_weapons(s: MatchState, p: GameParams, drop: np.ndarray, ev: StepEvents) -> None:
-    if not drop.any():
+    """Player i's weapon lands in slot 2 + i, replacing any it dropped before."""
+    rows, players = np.nonzero(drop)
+    if rows.size == 0:
         return
-    # Player i's weapon lands in slot 2 + i, replacing any it dropped before.
-    s.slot_kind[:, 2:][drop] = s.weapon[drop]
-    s.slot_x[:, 2:][drop] = s.x[drop]
-    s.slot_y[:, 2:][drop] = s.y[drop]
-    s.slot_vy[:, 2:][drop] = 0.0
-    s.slot_timer[:, 2:][drop] = p.dropped_lifetime
-    s.slot_lock[:, 2:][drop] = p.repickup_lock
-    s.weapon[drop] = 0
-    ev.weapon_drop |= drop
+    cols = players + 2
+    s.slot_kind[rows, cols] = s.weapon[rows, players]
+    s.slot_x[rows, cols] = s.x[rows, players]
+    s.slot_y[rows, cols] = s.y[rows, players]
+    s.slot_vy[rows, cols] = 0.0
+    s.slot_timer[rows, cols] = p.dropped_lifetime
+    s.slot_lock[rows, cols] = p.repickup_lock
+    s.weapon[rows, players] = 0
+    ev.weapon_drop[rows, players] = True
 
 
 def _pick_up_weapons(s: MatchState, p: GameParams, want: np.ndarray, ev: StepEvents) -> None:
-    if not want.any():
+    """h pressed while unarmed: take the nearest reachable weapon (the closer player wins a tie-break)."""
+    rows = np.flatnonzero(want.any(axis=1) & (s.slot_kind > 0).any(axis=1))
+    if rows.size == 0:
         return
     area_w, area_h = p.pickup_area
-    # (n, 2 players, 4 slots)
-    dx = np.abs(s.x[:, :, None] - s.slot_x[:, None, :])
-    dy = np.abs(s.y[:, :, None] - s.slot_y[:, None, :])
+    kind = s.slot_kind[rows]
+    # (k matches, 2 players, 4 slots)
+    dx = np.abs(s.x[rows][:, :, None] - s.slot_x[rows][:, None, :])
+    dy = np.abs(s.y[rows][:, :, None] - s.slot_y[rows][:, None, :])
     reachable = (
-        want[:, :, None]
-        & (s.slot_kind[:, None, :] > 0)
-        & (s.slot_lock[:, None, :] <= 0)
+        want[rows][:, :, None]
+        & (kind[:, None, :] > 0)
+        & (s.slot_lock[rows][:, None, :] <= 0)
         & (dx < (area_w + p.body_w) / 2)
         & (dy < (area_h + p.body_h) / 2)
     )
     if not reachable.any():
         return
     dist = np.where(reachable, dx * dx + dy * dy, np.inf)
-    choice = np.argmin(dist, axis=2)  # (n, 2)
+    choice = np.argmin(dist, axis=2)  # (k, 2)
     best = np.take_along_axis(dist, choice[..., None], axis=2)[..., 0]
     has = np.isfinite(best)
     # Both players reaching for the same weapon: the closer one gets it; a tie, nobody.
@@ -771,18 +794,19 @@ def _pick_up_weapons(s: MatchState, p: GameParams, want: np.ndarray, ev: StepEve
     loses = np.zeros_like(has)
     loses[:, 0] = same & (best[:, 0] >= best[:, 1])
     loses[:, 1] = same & (best[:, 1] >= best[:, 0])
-    take = has & ~loses
-    if not take.any():
+    r, players = np.nonzero(has & ~loses)
+    if r.size == 0:
         return
-    rows, players = np.nonzero(take)
-    slots = choice[rows, players]
-    s.weapon[rows, players] = s.slot_kind[rows, slots]
-    ev.weapon_equip[rows, players] = s.slot_kind[rows, slots]
-    s.slot_kind[rows, slots] = 0
-    emptied = np.zeros((s.n, 2), bool)
+    m, slots = rows[r], choice[r, players]
+    taken = s.slot_kind[m, slots]
+    s.weapon[m, players] = taken
+    ev.weapon_equip[m, players] = taken
+    s.slot_kind[m, slots] = 0
     spawner_taken = slots < 2
-    emptied[rows[spawner_taken], slots[spawner_taken]] = True
-    _reroll_spawn_timers(s, p, emptied)
+    if spawner_taken.any():
+        emptied = np.zeros((s.n, 2), bool)
+        emptied[m[spawner_taken], slots[spawner_taken]] = True
+        _reroll_spawn_timers(s, p, emptied)
 
 
 def resolve_knockouts(s: MatchState, p: GameParams, ev: StepEvents) -> None:
