@@ -358,7 +358,7 @@ def start_actions(s: MatchState, p: GameParams, inp: Inputs) -> None:
 def _start_attacks(s: MatchState, p: GameParams, free, held, horiz) -> np.ndarray:
     heavy = held[..., P.K_HEAVY]
     want = free & (heavy | held[..., P.K_LIGHT])
-    rows = np.flatnonzero(want.any(axis=1))
+    rows = np.flatnonzero(_either(want))
     if rows.size == 0:
         return want
     # From here on, only the matches where someone asked for an attack.
@@ -452,6 +452,11 @@ def apply_movement(s: MatchState, p: GameParams, inp: Inputs) -> None:
             np.copyto(vy, vel[..., 1], where=drive)  # an upward drive lifts off: collisions won't land it
 
 
+def _either(pair: np.ndarray) -> np.ndarray:
+    """(n,) from (n, 2): either entry true. Many times faster than any(axis=1) on a size-2 axis."""
+    return pair[:, 0] | pair[:, 1]
+
+
 def _flat_phase_index(s: MatchState, p: GameParams) -> np.ndarray:
     """Index into the flattened move table for each player's current phase."""
     return _flat_index(s.weapon, s.move, s.move_phase)
@@ -497,7 +502,7 @@ def move_platform_and_collide(s: MatchState, p: GameParams) -> None:
         & (prev_bottom <= old_top[:, None] + 1e-3)
         & descending
     )
-    landed_ground = on_ground.any(axis=2)
+    landed_ground = on_ground[..., 0] | on_ground[..., 1]
     landing = landed_ground | on_platform
     top = np.where(landed_ground, np.where(on_ground[..., 0], t.ground_top[0], t.ground_top[1]), new_top)
     wall = over_ground & (bottom3 > t.ground_top + 1e-3) & ~landing[..., None]
@@ -596,7 +601,7 @@ def resolve_hits(s: MatchState, p: GameParams, ev: StepEvents) -> None:
     t = p.moves
     flat = _flat_phase_index(s, p)
     active = attacking & t.active.reshape(-1)[flat]
-    rows = np.flatnonzero(active.any(axis=1))
+    rows = np.flatnonzero(_either(active))
     if rows.size == 0:
         return
     active, flat = active[rows], flat[rows]
@@ -768,7 +773,8 @@ def _drop_weapons(s: MatchState, p: GameParams, drop: np.ndarray, ev: StepEvents
 
 def _pick_up_weapons(s: MatchState, p: GameParams, want: np.ndarray, ev: StepEvents) -> None:
     """h pressed while unarmed: take the nearest reachable weapon (the closer player wins a tie-break)."""
-    rows = np.flatnonzero(want.any(axis=1) & (s.slot_kind > 0).any(axis=1))
+    lying = s.slot_kind > 0
+    rows = np.flatnonzero(_either(want) & (lying[:, 0] | lying[:, 1] | lying[:, 2] | lying[:, 3]))
     if rows.size == 0:
         return
     area_w, area_h = p.pickup_area
@@ -831,7 +837,7 @@ def resolve_knockouts(s: MatchState, p: GameParams, ev: StepEvents) -> None:
 
 def check_match_end(s: MatchState, p: GameParams, ev: StepEvents, max_timesteps: int) -> None:
     s.frame += 1
-    out_of_stocks = (s.stocks <= 0).any(axis=1)
+    out_of_stocks = _either(s.stocks <= 0)
     timed_out = (s.frame >= max_timesteps) & ~out_of_stocks
     done = out_of_stocks | timed_out
     if not done.any():

@@ -100,6 +100,10 @@ _SHARED_AGENT_CONFIG: dict[str, Any] = {
     "shared_lstm": True,
     "enable_critic_lstm": False,
     "net_arch": {"pi": [96, 96], "vf": [96, 96]},
+    # Initial bias of the 10 key logits: negative starts with keys mostly released
+    # (sigmoid(-2) ≈ 12% pressed) instead of mashing all of them half the time, which
+    # mostly walks a fresh agent off the stage.
+    "initial_key_bias": 0.0,
     # PPO
     "n_steps": 512,
     "batch_size": 128,
@@ -363,6 +367,8 @@ def validate_config(config: dict) -> dict:
     for key in ("gamma", "gae_lambda"):
         _check(0 < a[key] <= 1, f"agent.{key} must be in (0, 1], got {a[key]!r}")
     _check(a["ent_coef"] >= 0, f"agent.ent_coef must be >= 0, got {a['ent_coef']!r}")
+    _check(isinstance(a["initial_key_bias"], (int, float)) and math.isfinite(a["initial_key_bias"]),
+           f"agent.initial_key_bias must be a finite number, got {a['initial_key_bias']!r}")  # fmt: skip
     _check(not (a["shared_lstm"] and a["enable_critic_lstm"]),
            "agent.shared_lstm and agent.enable_critic_lstm cannot both be true (sb3-contrib)")  # fmt: skip
     _validate_reward(config["reward"])
@@ -792,6 +798,8 @@ def build_model(config: dict, env, device: torch.device, tensorboard_log: str | 
     common = dict(env=env, device=device, seed=config["training"]["seed"], verbose=0, max_grad_norm=float("inf"),
                   policy_kwargs=policy_kwargs_for(a), tensorboard_log=tensorboard_log, **algo_kwargs)  # fmt: skip
     model = PPO("MlpPolicy", **common) if a["type"] == "ppo" else RecurrentPPO(BrawlLstmPolicy, **common)
+    with torch.no_grad():
+        model.policy.action_net.bias.fill_(a["initial_key_bias"])
     apply_precision_and_compile(model.policy, config["training"])
     return model
 
