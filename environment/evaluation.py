@@ -616,6 +616,7 @@ def _panel_entropy(ax, run_dir: Path) -> None:
         return _no_data(ax, title, xl, "entropy")
     y = df[col].to_numpy() if ent else -df[col].to_numpy()
     ax.plot(df[step].to_numpy(), y, color="tab:purple", lw=1.5, label="entropy" if ent else "−entropy_loss")
+    ax.ticklabel_format(axis="y", useOffset=False)  # plain values, not "1e-5 + 6.93"
     ax.set(title=title, xlabel=xl, ylabel="entropy (nats)")
     ax.legend(fontsize=8, loc="best")
 
@@ -635,7 +636,7 @@ def _panel_elo(ax, run_dir: Path) -> None:
     colors = _colors(bot_names)
     for name in bot_names:
         sub = df[df["name"] == name].sort_values("step")
-        ax.plot(sub["step"].to_numpy(), sub["rating"].to_numpy(), lw=1.2, color=colors[name], label=name)
+        ax.plot(sub["step"].to_numpy(), sub["rating"].to_numpy(), lw=1.2, marker=".", color=colors[name], label=name)
     from matplotlib import colormaps
 
     shades = colormaps["viridis"](np.linspace(0.1, 0.9, max(len(learners), 1)))
@@ -644,7 +645,8 @@ def _panel_elo(ax, run_dir: Path) -> None:
         label = name if len(learners) <= 5 else None
         if len(learners) > 5 and i == len(learners) - 1:
             label = f"{len(learners)} learner snapshots (old→new)"
-        ax.plot(sub["step"].to_numpy(), sub["rating"].to_numpy(), lw=2, ls="--", color=shades[i], label=label)
+        ax.plot(sub["step"].to_numpy(), sub["rating"].to_numpy(), lw=2, ls="--", marker="o", color=shades[i],
+                label=label)  # fmt: skip
     ax.set(title=title, xlabel=xl, ylabel=yl)
     ax.legend(fontsize=7, ncol=2, loc="best")
 
