@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import functools
 import time
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -118,7 +117,8 @@ class LearnerMatches:
         """How a resumed run finds this agent again: a registry entry, a fallback or a snapshot file."""
         entry = self.opponents.opponents[name][1]
         if isinstance(entry, SelfPlayHandler):
-            return f"snapshot:{entry.last_choice}" if entry.last_choice else f"fallback:{name}"
+            # By file name: the run folder may be moved or resumed from another directory.
+            return f"snapshot:{entry.last_choice.name}" if entry.last_choice else f"fallback:{name}"
         return f"name:{name}"
 
     def _group_of(self, agent: Agent, key: str) -> int:
@@ -146,7 +146,12 @@ class LearnerMatches:
         if kind == "fallback":
             return self.opponents.opponents[value][1].fallback
         handler = self.opponents.self_play_handlers()[0]
-        return handler.agent_for_path(Path(value))
+        return handler.agent_for_path(handler.path_for_name(value))
+
+    def snapshots_in_use(self) -> set[str]:
+        """File names of the snapshots that running matches play against."""
+        return {self.group_keys[k].removeprefix("snapshot:") for k in np.unique(self.opponent_group)
+                if self.group_keys[k].startswith("snapshot:")}  # fmt: skip
 
     def opponent_names(self, rows) -> list[str]:
         names = self.opponents.names
@@ -229,7 +234,10 @@ class LearnerMatches:
         for name, (_, entry) in self.opponents.opponents.items():
             if isinstance(entry, SelfPlayHandler):
                 agents[f"fallback:{name}"] = entry.fallback
-                agents |= {f"snapshot:{path}": agent for path, agent in entry.cache.items()}
+        # Snapshot agents matter only while a match plays them: a new match resets their memory.
+        for key in set(self.group_keys[k] for k in self.opponent_group):
+            if key.startswith("snapshot:"):
+                agents[key] = self._resolve_key(key)
         stateful = {key: agent for key, agent in agents.items() if hasattr(agent, "get_state")}
         return [{"key": key, "state": agent.get_state()} for key, agent in stateful.items()]
 

@@ -220,6 +220,15 @@ class SelfPlayHandler:
         self.cache[Path(path)] = agent
         self._trim()
 
+    def path_for_name(self, name: str) -> Path:
+        """A snapshot's path from its file name (names are what resume state stores)."""
+        for path in [*self.snapshots(), *self.cache]:
+            if path.name == name:
+                return path
+        if self.save_handler is None:
+            raise FileNotFoundError(f"snapshot {name} is unknown and there is no run folder to look in")
+        return self.save_handler.run_dir / name
+
     def agent_for_path(self, path: Path) -> Agent:
         """The snapshot at ``path``, from memory when cached, else read (weights only)."""
         path = Path(path)
@@ -237,17 +246,19 @@ class SelfPlayHandler:
             self.cache.popitem(last=False)
 
     def get_state(self) -> dict:
+        # Snapshots by file name, so a moved run folder still resumes.
         return {"rng": self.rng.bit_generator.state, "loads": self.loads, "served": self.served,
-                "last_choice": str(self.last_choice) if self.last_choice else None,
-                "extra_snapshots": [str(p) for p in self.extra_snapshots],
-                "snapshot_weights": [[str(p), w] for p, w in self.snapshot_weights.items()]}  # fmt: skip
+                "last_choice": self.last_choice.name if self.last_choice else None,
+                "extra_snapshots": [p.name for p in self.extra_snapshots],
+                "snapshot_weights": [[p.name, w] for p, w in self.snapshot_weights.items()]}  # fmt: skip
 
     def set_state(self, state: dict) -> None:
         self.rng.bit_generator.state = state["rng"]
         self.loads, self.served = state["loads"], state["served"]
-        self.last_choice = Path(state["last_choice"]) if state["last_choice"] else None
-        self.extra_snapshots = [Path(p) for p in state["extra_snapshots"]]
-        self.snapshot_weights = {Path(p): w for p, w in state["snapshot_weights"]}
+        run_dir = self.save_handler.run_dir if self.save_handler else Path(".")
+        self.extra_snapshots = [run_dir / name for name in state["extra_snapshots"]]
+        self.last_choice = self.path_for_name(state["last_choice"]) if state["last_choice"] else None
+        self.snapshot_weights = {self.path_for_name(name): w for name, w in state["snapshot_weights"]}
 
 
 class SelfPlayLatest(SelfPlayHandler):

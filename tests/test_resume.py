@@ -12,7 +12,6 @@ import time
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -238,10 +237,34 @@ def test_disk_budget_stops_new_snapshots_when_space_runs_low(tmp_path, monkeypat
 def test_max_saved_keeps_the_newest_and_the_pool_points_at_existing_files(tmp_path):
     config = tiny_config(training__max_saved=2)
     run = T.run_training_loop(config, tmp_path / "run", progress=False)
-    zips = sorted((tmp_path / "run").glob("rl_model_*_steps.zip"), key=T._steps_of)
-    assert [p.name for p in zips] == ["rl_model_384_steps.zip", "rl_model_512_steps.zip"]
+    names = [p.name for p in sorted((tmp_path / "run").glob("rl_model_*_steps.zip"), key=T._steps_of)]
+    assert names[-2:] == ["rl_model_384_steps.zip", "rl_model_512_steps.zip"]
+    # Beyond the newest max_saved, only snapshots that running matches still play are kept.
+    assert set(names[:-2]) <= run.venv.core.snapshots_in_use()
     assert all(p.exists() for p in run.save_handler.history)
-    assert sorted(CheckpointManifest(tmp_path / "run").steps()) == [384, 512]
-    state_files = sorted(p.name for p in (tmp_path / "run").glob("rl_model_*_state.*"))
-    assert len(state_files) == 4 and os.path.exists(tmp_path / "run" / "manifest.json")
-    assert np.isfinite(1.0)
+    assert sorted(CheckpointManifest(tmp_path / "run").steps()) == sorted(T._steps_of(n) for n in names)
+    state_files = list((tmp_path / "run").glob("rl_model_*_state.*"))
+    assert len(state_files) == 2 * len(names) and os.path.exists(tmp_path / "run" / "manifest.json")
+
+
+def test_resume_works_after_snapshot_rotation_while_matches_still_play_old_snapshots(tmp_path):
+    """Regression: max_saved once deleted a snapshot that a running match still played against."""
+    # Matches of 150 frames span several saves (every 128 steps = 32 frames per env).
+    config = tiny_config(training__max_saved=1, env__max_timesteps=150, training__total_timesteps=1536,
+                         **{"self_play__opponents": "{self_play: [1.0, null]}"})  # fmt: skip
+    run = T.run_training_loop(config, tmp_path / "run", progress=False)
+    in_use = run.venv.core.snapshots_in_use()
+    assert in_use - {"rl_model_1536_steps.zip"}, "matches still play snapshots older than the newest"
+    for name in in_use:
+        assert (tmp_path / "run" / name).exists(), f"{name} is in use and must not be deleted"
+    resumed = T.resume_training(tmp_path / "run", ["training.total_timesteps=2048"])
+    assert resumed.model.num_timesteps == 2048
+
+
+def test_snapshot_names_not_paths_are_stored_so_a_moved_run_resumes(uninterrupted, tmp_path):
+    import shutil
+
+    moved = tmp_path / "elsewhere" / "run"
+    shutil.copytree(uninterrupted, moved)
+    resumed = T.resume_training(moved, ["training.total_timesteps=1024"])
+    assert resumed.model.num_timesteps == 1024

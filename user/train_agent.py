@@ -1688,10 +1688,17 @@ class TrainingRun:
         self.reward_manager = build_reward_manager(config["reward"])
         self.venv = BrawlVecEnv(config["env"]["n_envs"], opponents=self.opponents, reward_manager=self.reward_manager,
                                 max_timesteps=config["env"]["max_timesteps"], seed=tr["seed"])  # fmt: skip
+        # A snapshot that a running match plays is kept past max_saved until that match ends,
+        # so the checkpoint's resume state never points at a deleted file.
+        self.save_handler.protected = lambda path: path.name in self.venv.core.snapshots_in_use()
         self.env = OpponentHistory(self.venv, a["sequence_length"]) if uses_history(a) else self.venv
         self.env.action_space = float_multibinary()
         self.model = build_model(config, self.env, device, tensorboard_log=_tensorboard_dir(run_dir))
         self.manifest = CheckpointManifest(run_dir)
+        from environment.checkpoints import remove_stale_temp_files
+
+        for stale in remove_stale_temp_files(run_dir):
+            log.warning("Removed %s, left by an interrupted write", stale.name)
         self.disk_guard = DiskGuard(run_dir, min_free_bytes=int(tr["min_free_gb"] * 2**30))
         self.monitor_t_start = time.time()
         self.logs = self._open_logs(CsvLog)
@@ -1782,7 +1789,7 @@ class TrainingRun:
                         "ratings": self.ratings.to_dict(), "eval_history": self.eval_history,
                         "exploiter_at": self.counters.get("exploiter_at"),
                         "opponent_weights": {n: w for n, (w, _) in self.opponents.opponents.items()},
-                        "snapshot_win_rates": [[str(p), x] for p, x in self.snapshot_win_rates.items()]},
+                        "snapshot_win_rates": [[p.name, x] for p, x in self.snapshot_win_rates.items()]},
         }
         lstm = getattr(model, "_last_lstm_states", None)
         if lstm is not None:
@@ -1828,7 +1835,7 @@ class TrainingRun:
         self.eval_history = list(trainer["eval_history"])
         self.counters["exploiter_at"] = trainer["exploiter_at"]
         self.opponents.set_weights(trainer["opponent_weights"])
-        self.snapshot_win_rates = {Path(p): x for p, x in trainer["snapshot_win_rates"]}
+        self.snapshot_win_rates = {self.self_play.path_for_name(n): x for n, x in trainer["snapshot_win_rates"]}
         if "curriculum_alpha" in trainer:
             self.reward_manager.alpha = trainer["curriculum_alpha"]
         _set_rng_state(state["rng"])
@@ -1996,6 +2003,9 @@ def run_training_loop(config: dict, run_dir: Path | None = None, progress: bool 
     if (run_dir / "manifest.json").exists() or any(run_dir.glob("rl_model_*_steps.zip")):
         raise ConfigError(f"{run_dir} already holds checkpoints; continue it with --resume {run_dir}, "
                           "or choose another --run-dir")  # fmt: skip
+    if (run_dir / "monitor.csv").exists():
+        raise ConfigError(f"{run_dir} holds the logs of a run that saved no checkpoint; move them away or choose "
+                          "another --run-dir (a new run would append to them)")  # fmt: skip
     run_dir.mkdir(parents=True, exist_ok=True)
     setup_logging(run_dir)
     log_config(config)

@@ -1,0 +1,574 @@
+"""Soak test: training under random SIGTERM / SIGKILL and resume cycles, then an engine invariant fuzz.
+
+Usage::
+
+    PYTHONPATH=. .venv/bin/python benchmarks/soak.py [--minutes 20] [--seed 0] [--run-dir DIR]
+        [--fuzz-frames 10000000] [--skip-soak] [--skip-fuzz] [--json PATH]
+
+(a) Soak (``--minutes``, default 20). ``python user/train_agent.py --config test --run-dir D --progress
+lines`` runs as a subprocess with small but real overrides (:data:`TRAINER_SETS`: the CPU config's
+agent sizes, n_steps 64, save_freq 2048, a short evaluation every 16,384 steps, no final video,
+total_timesteps out of reach; ``--trainer-set`` adds more). After a random 5-40 s (seeded by
+``--seed``) it gets SIGTERM or SIGKILL at random; the soak waits for it to exit, then restarts it with
+``--resume D``. The first launch is fresh; so is any launch while D holds no valid checkpoint yet (a
+process killed before its first save), after D is emptied: a fresh start into a folder whose CSVs
+hold rows of a dead attempt would append to them. Expected exits: SIGKILL -9; SIGTERM 0 (the
+trainer saves at its next safe point and exits; it gets ``--term-timeout`` s) or -15 when the
+signal came before the trainer installed its handler (start-up). Any other exit is a failure. When
+the time is up, a last resume runs ``--final-steps`` more steps (``--set
+training.total_timesteps=<latest checkpoint + N>``) and must finish with exit status 0.
+
+Then the run folder is checked: every checkpoint in manifest.json verifies
+(``CheckpointManifest.verify``), loads (``TransformerStrategyAgent.from_checkpoint``) and its resume
+state loads (``load_state_tree``); the newest is at the final target step; every CSV parses with
+pandas (monitor.csv after its comment line), ends with a newline and has no row with a wrong
+number of fields; the steps of every CSV with a ``step`` column (metrics, monitor, behavior_metrics,
+reward_breakdown, evaluation_results, ...) never decrease, and metrics.csv's strictly increase;
+no temporary files of interrupted atomic writes are left (``stale_temp_files``). Checkpoint files
+not listed in the manifest are reported (information only).
+
+(b) Fuzz (``--fuzz-frames``, default 10,000,000 match-frames): ``BrawlEngine`` with
+``--fuzz-matches`` (4096) matches, random keys whose press probability is redrawn per match and
+player every 64 frames (squared uniform: from almost idle to mashing), finished matches reset.
+Checked on every frame of every match: the 64-value observation of both players is finite and
+within ``observation_bounds()``; positions and velocities are finite; damage in [0, 700]; stocks in
+[0, 3] and never increasing within a match; no match runs past max_timesteps, one that reaches it
+ends on that frame (truncated), and every ended match has a result. ``--fuzz-max-timesteps``
+defaults to 900 (not the game's 2700) so that, within 10M frames at 4096 matches (2,441 frames
+each), matches do reach their time limit and the truncation rule is exercised.
+
+Prints a summary table; exits 1 on any failure, 0 otherwise. Subprocess output goes to
+``<run dir>_soak.log``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import argparse  # noqa: E402
+import csv  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import random  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+from collections import Counter  # noqa: E402
+from dataclasses import asdict, dataclass, field  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from environment import params as P  # noqa: E402
+from environment.engine import BrawlEngine  # noqa: E402
+from environment.observation import ObservationBuilder, observation_bounds  # noqa: E402
+
+TRAINER_SETS = [
+    "agent.latent_dim=32", "agent.num_heads=2", "agent.num_layers=1", "agent.sequence_length=16",
+    "agent.lstm_hidden_size=64", "agent.net_arch={pi: [64, 64], vf: [64, 64]}", "agent.n_epochs=4",
+    "agent.n_steps=64", "training.save_freq=2048", "training.total_timesteps=1000000000",
+    "training.final_video=false", "training.progress_interval_s=5", "eval.eval_freq=16384",
+    "eval.matches_per_opponent=1", "eval.snapshot_matches=1",
+]  # fmt: skip
+WAIT_RANGE_S = (5.0, 40.0)
+STRICT_STEP_FILES = {"metrics.csv"}
+STUCK_AFTER = 3  # launches in a row that fail by themselves end the cycling
+
+
+# ==================================================================================
+# (a) Soak
+# ==================================================================================
+@dataclass
+class Cycle:
+    index: int
+    mode: str  # fresh / resume / final
+    wait_s: float = 0.0
+    signal: str = ""  # SIGTERM / SIGKILL / "" (final run)
+    rc: int | None = None
+    exit_s: float = 0.0  # from the signal to the exit
+    checkpoint_before: int | None = None
+    checkpoint_after: int | None = None
+    outcome: str = ""
+    failure: str = ""
+
+
+@dataclass
+class SoakResult:
+    run_dir: str = ""
+    cycles: list[Cycle] = field(default_factory=list)
+    checkpoints: int = 0
+    checkpoints_ok: int = 0
+    final_step: int | None = None
+    final_target: int | None = None
+    csv_files: int = 0
+    csv_rows: int = 0
+    step_order_violations: int = 0
+    stale_temp_files: list[str] = field(default_factory=list)
+    orphan_checkpoint_files: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+
+
+def latest_checkpoint(run_dir: Path) -> int | None:
+    from environment.checkpoints import CheckpointManifest
+
+    if not (run_dir / "manifest.json").exists():
+        return None
+    found = CheckpointManifest(run_dir).latest_valid()
+    return None if found is None else found[0]
+
+
+class Trainer:
+    """One train_agent.py subprocess, its output appended to the soak log."""
+
+    def __init__(self, args: list[str], log_path: Path, header: str):
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
+        self.log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115  (closed in wait())
+        self.log.write(f"\n===== {time.strftime('%H:%M:%S')} {header}: {' '.join(args)}\n")
+        self.log.flush()
+        self.log_path, self.offset = log_path, self.log.tell()  # where this launch's output starts
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "user" / "train_agent.py"), *args], cwd=ROOT,
+                                     env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)  # fmt: skip
+
+    def wait(self, timeout: float | None) -> int | None:
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        self.log.close()
+        return rc
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)  # this process only, by its id
+        self.proc.wait()
+        self.log.close()
+
+    def output_tail(self, lines: int = 12) -> str:
+        """The last lines this launch wrote."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self.offset)
+                text = f.read().decode("utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def run_soak(cfg: argparse.Namespace) -> SoakResult:
+    run_dir = cfg.run_dir
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise SystemExit(f"--run-dir {run_dir} exists and is not empty: the soak needs a fresh folder")
+    log_path = run_dir.with_name(run_dir.name + "_soak.log")
+    res = SoakResult(run_dir=str(run_dir))
+    rng = random.Random(cfg.seed)
+    fresh_args = ["--config", "test", "--run-dir", str(run_dir), "--progress", "lines"]
+    for item in [*TRAINER_SETS, *cfg.trainer_set]:
+        fresh_args += ["--set", item]
+    resume_args = ["--resume", str(run_dir), "--progress", "lines"]
+    t_start = time.monotonic()
+    deadline = t_start + cfg.minutes * 60
+    print(f"Soak: {cfg.minutes:g} min of kill / resume cycles in {run_dir} (log {log_path})", flush=True)
+    index = stuck = 0
+    while time.monotonic() < deadline:
+        index += 1
+        before = latest_checkpoint(run_dir)
+        if before is None:
+            if run_dir.exists():
+                shutil.rmtree(run_dir)  # no valid checkpoint yet: start again in a clean folder
+            cycle = Cycle(index, "fresh", checkpoint_before=None)
+            trainer = Trainer(fresh_args, log_path, f"cycle {index} fresh")
+        else:
+            cycle = Cycle(index, "resume", checkpoint_before=before)
+            trainer = Trainer(resume_args, log_path, f"cycle {index} resume from {before}")
+        cycle.wait_s = rng.uniform(*WAIT_RANGE_S)
+        sig = rng.choice([signal.SIGTERM, signal.SIGKILL])
+        try:
+            rc = trainer.wait(cycle.wait_s)
+            if rc is not None:  # exited by itself before the signal
+                cycle.rc = rc
+                cycle.failure = f"exited by itself with status {rc} before the {sig.name} due at {cycle.wait_s:.0f} s"
+            else:
+                os.kill(trainer.proc.pid, sig)
+                cycle.signal = sig.name
+                t_sig = time.monotonic()
+                limit = cfg.term_timeout if sig == signal.SIGTERM else 60.0
+                rc = trainer.wait(limit)
+                cycle.exit_s = time.monotonic() - t_sig
+                if rc is None:
+                    cycle.failure = f"still running {limit:g} s after {sig.name}; killed"
+                    trainer.kill()
+                    rc = trainer.proc.returncode
+                cycle.rc = rc
+                if not cycle.failure:
+                    cycle.outcome, cycle.failure = _judge_exit(sig, rc)
+        except BaseException:
+            trainer.kill()
+            raise
+        cycle.checkpoint_after = latest_checkpoint(run_dir)
+        if cycle.failure:
+            res.failures.append(f"cycle {index}: {cycle.failure}\n{trainer.output_tail()}")
+        res.cycles.append(cycle)
+        _print_cycle(cycle)
+        stuck = stuck + 1 if cycle.rc not in (0, -signal.SIGKILL, -signal.SIGTERM) and not cycle.signal else 0
+        if stuck >= STUCK_AFTER:
+            res.failures.append(f"stopped cycling: {stuck} launches in a row exited by themselves with an error "
+                                "(see above)")  # fmt: skip
+            print(f"  {stuck} launches in a row failed by themselves: no more cycles", flush=True)
+            break
+
+    # The last resume: a short extension that must finish normally.
+    index += 1
+    before = latest_checkpoint(run_dir)
+    target = (before or 0) + cfg.final_steps
+    res.final_target = target
+    if before is None:
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        args = [*fresh_args, "--set", f"training.total_timesteps={target}"]
+    else:
+        args = [*resume_args, "--set", f"training.total_timesteps={target}"]
+    cycle = Cycle(index, "final", checkpoint_before=before)
+    trainer = Trainer(args, log_path, f"final run to {target}")
+    try:
+        rc = trainer.wait(cfg.final_timeout)
+    except BaseException:
+        trainer.kill()
+        raise
+    if rc is None:
+        trainer.kill()
+        cycle.failure = f"the final run did not finish within {cfg.final_timeout:g} s"
+        rc = trainer.proc.returncode
+    cycle.rc = rc
+    cycle.checkpoint_after = latest_checkpoint(run_dir)
+    if not cycle.failure and rc != 0:
+        cycle.failure = f"the final run exited with status {rc}"
+    cycle.outcome = "finished" if not cycle.failure else "failed"
+    if cycle.failure:
+        res.failures.append(f"final run: {cycle.failure}\n{trainer.output_tail()}")
+    res.cycles.append(cycle)
+    _print_cycle(cycle)
+    res.wall_s = time.monotonic() - t_start
+    verify_run(run_dir, res)
+    return res
+
+
+def _judge_exit(sig: signal.Signals, rc: int) -> tuple[str, str]:
+    """(outcome, failure) of a process that exited after ``sig``."""
+    if sig == signal.SIGKILL:
+        return ("killed", "") if rc == -signal.SIGKILL else ("", f"exit status {rc} after SIGKILL (expected -9)")
+    if rc == 0:
+        return "clean stop", ""
+    if rc == -signal.SIGTERM:
+        return "SIGTERM before the handler (start-up)", ""
+    return "", f"exit status {rc} after SIGTERM (expected 0, or -15 during start-up)"
+
+
+def _print_cycle(c: Cycle) -> None:
+    what = "run to the end" if c.mode == "final" else "no signal"
+    if c.signal:
+        what = f"{c.signal} after {c.wait_s:.1f} s"
+    print(f"  cycle {c.index:>3} {c.mode:<6} {what:<24} exit {c.rc} in {c.exit_s:.1f} s -> "
+          f"{c.outcome or c.failure}; checkpoint {c.checkpoint_before} -> {c.checkpoint_after}",
+          flush=True)  # fmt: skip
+
+
+# --- checks of the run folder ---------------------------------------------------------
+def verify_run(run_dir: Path, res: SoakResult) -> None:
+    from environment.checkpoints import CheckpointManifest, load_state_tree, stale_temp_files
+    from user.train_agent import TransformerStrategyAgent
+
+    manifest = CheckpointManifest(run_dir)
+    steps = manifest.steps() if (run_dir / "manifest.json").exists() else []
+    res.checkpoints = len(steps)
+    for step in steps:
+        try:
+            manifest.verify(step)
+            files = manifest.files(step)
+            zip_path = next(f for f in files if f.name.endswith(".zip"))
+            TransformerStrategyAgent.from_checkpoint(zip_path)
+            load_state_tree(zip_path.with_name(zip_path.name.removesuffix(".zip") + "_state"))
+            res.checkpoints_ok += 1
+        except Exception as exc:  # any failure to verify or load is a finding
+            res.failures.append(f"checkpoint {step}: {type(exc).__name__}: {exc}")
+    res.final_step = steps[-1] if steps else None
+    if res.final_target is not None and (res.final_step is None or res.final_step < res.final_target):
+        res.failures.append(f"the newest checkpoint is at step {res.final_step}, not the final target "
+                            f"{res.final_target}")  # fmt: skip
+    listed = {name for s in steps for name in manifest.entry(s)["files"]}
+    res.orphan_checkpoint_files = sorted(p.name for p in run_dir.glob("rl_model_*") if p.name not in listed)
+    for path in sorted(run_dir.glob("*.csv")):
+        check_csv(path, res)
+    res.stale_temp_files = [p.name for p in stale_temp_files(run_dir)]
+    if res.stale_temp_files:
+        res.failures.append(f"temporary files of interrupted writes left: {res.stale_temp_files}")
+
+
+def check_csv(path: Path, res: SoakResult) -> None:
+    import pandas as pd
+
+    res.csv_files += 1
+    raw = path.read_bytes()
+    text = raw.decode("utf-8", errors="replace")
+    if raw and not raw.endswith(b"\n"):
+        res.failures.append(f"{path.name}: the last line has no newline (a partial row)")
+    skip = 1 if text.startswith("#") else 0
+    lines = text.splitlines()[skip:]
+    rows = list(csv.reader(lines))
+    if not rows:
+        res.failures.append(f"{path.name}: no header")
+        return
+    header, body = rows[0], rows[1:]
+    bad = [i + 2 + skip for i, r in enumerate(body) if len(r) != len(header)]
+    if bad:
+        res.failures.append(f"{path.name}: {len(bad)} row(s) with a wrong number of fields (lines {bad[:5]})")
+    try:
+        df = pd.read_csv(path, skiprows=skip)
+    except Exception as exc:  # a parse failure is a finding
+        res.failures.append(f"{path.name}: pandas cannot parse it: {type(exc).__name__}: {exc}")
+        return
+    res.csv_rows += len(df)
+    if "step" not in df.columns or df.empty:
+        return
+    step = pd.to_numeric(df["step"], errors="coerce")
+    if step.isna().any():
+        res.failures.append(f"{path.name}: {int(step.isna().sum())} missing or non-numeric step value(s)")
+        step = step.dropna().reset_index(drop=True)
+    diffs = np.diff(step.to_numpy())
+    strict = path.name in STRICT_STEP_FILES
+    wrong = np.flatnonzero(diffs <= 0) if strict else np.flatnonzero(diffs < 0)
+    if wrong.size:
+        res.step_order_violations += int(wrong.size)
+        i = int(wrong[0])
+        kind = "strictly increasing" if strict else "non-decreasing"
+        res.failures.append(f"{path.name}: steps not {kind}: {wrong.size} place(s), first at data rows {i + 1}-{i + 2} "
+                            f"(step {step.iloc[i]:g} then {step.iloc[i + 1]:g})")  # fmt: skip
+
+
+# ==================================================================================
+# (b) Engine fuzz
+# ==================================================================================
+@dataclass
+class FuzzResult:
+    frames: int = 0  # match-frames
+    engine_steps: int = 0
+    matches: int = 0
+    max_timesteps: int = 0
+    ended_by_stocks: int = 0
+    ended_by_time: int = 0
+    violations: dict[str, int] = field(default_factory=dict)
+    examples: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+    frames_per_s: float = 0.0
+
+    @property
+    def total_violations(self) -> int:
+        return sum(self.violations.values())
+
+
+class FrameChecks:
+    """The per-frame invariants of the fuzz, counted per kind (match-frames that break it)."""
+
+    def __init__(self, engine: BrawlEngine, res: FuzzResult):
+        self.s, self.res = engine.state, res
+        self.low, self.high = observation_bounds(engine.params)
+        self.max_damage, self.stocks = engine.params.max_damage, engine.params.stocks
+        self.max_timesteps = engine.max_timesteps
+        self.prev_stocks = self.s.stocks.copy()
+        self.counts: Counter[str] = Counter()
+
+    def flag(self, kind: str, bad: np.ndarray, k: int, detail) -> None:
+        rows = np.flatnonzero(bad)
+        if rows.size:
+            self.counts[kind] += int(rows.size)
+            if len(self.res.examples) < 10:
+                r = int(rows[0])
+                self.res.examples.append(f"frame {k}, match {r}: {kind} ({detail(r)})")
+
+    def after_step(self, k: int, obs: np.ndarray, ev) -> None:
+        s, low, high, t = self.s, self.low, self.high, self.max_timesteps
+        self.flag("observation not finite", ~np.isfinite(obs).all(axis=(1, 2)), k, lambda r: "NaN/inf")
+        outside = (obs < low) | (obs > high)
+        self.flag("observation out of bounds", ~_obs_ok(obs, low, high), k,
+                  lambda r: f"indices {np.flatnonzero(outside[r].any(axis=0))[:5]}")  # fmt: skip
+        motion = np.stack([s.x, s.y, s.vx, s.vy])
+        self.flag("position/velocity not finite", ~np.isfinite(motion).all(axis=(0, 2)), k, lambda r: "x/y/vx/vy")
+        self.flag("damage outside [0, 700]", ((s.damage < 0) | (s.damage > self.max_damage)).any(axis=1), k,
+                  lambda r: f"damage {s.damage[r].tolist()}")  # fmt: skip
+        self.flag("stocks outside [0, 3]", ((s.stocks < 0) | (s.stocks > self.stocks)).any(axis=1), k,
+                  lambda r: f"stocks {s.stocks[r].tolist()}")  # fmt: skip
+        self.flag("stocks increased within a match", (s.stocks > self.prev_stocks).any(axis=1), k,
+                  lambda r: f"{self.prev_stocks[r].tolist()} -> {s.stocks[r].tolist()}")  # fmt: skip
+        self.flag("match past max_timesteps", s.frame > t, k, lambda r: f"frame {s.frame[r]}")
+        self.flag("match not ended at max_timesteps", (s.frame >= t) & ~ev.done, k, lambda r: f"frame {s.frame[r]}")
+        self.flag("ended without a result", ev.done & (ev.result == P.RESULT_NONE), k, lambda r: "result none")
+        self.flag("truncated before max_timesteps", ev.truncated & (s.frame != t), k, lambda r: f"frame {s.frame[r]}")
+
+    def after_reset(self, k: int, done: np.ndarray) -> None:
+        s = self.s
+        reset = np.zeros(s.n, bool)
+        reset[done] = True
+        self.flag("stocks not full after reset", reset & (s.stocks != self.stocks).any(axis=1), k,
+                  lambda r: f"stocks {s.stocks[r].tolist()}")  # fmt: skip
+
+    def end_frame(self) -> None:
+        self.prev_stocks[:] = self.s.stocks
+
+
+def run_fuzz(frames: int, n: int, max_timesteps: int, seed: int, chunk: int = 64) -> FuzzResult:
+    res = FuzzResult(matches=n, max_timesteps=max_timesteps)
+    rng = np.random.default_rng(seed)
+    engine = BrawlEngine(n, max_timesteps=max_timesteps, seed=seed)
+    engine.reset()
+    builder = ObservationBuilder(n)
+    checks = FrameChecks(engine, res)
+    steps = math.ceil(frames / n)
+    print(f"Fuzz: {steps * n:,} match-frames = {steps:,} frames x {n:,} matches, max_timesteps {max_timesteps}",
+          flush=True)  # fmt: skip
+    t0 = time.perf_counter()
+    checks.flag("observation at reset", ~_obs_ok(builder.build(engine.state), checks.low, checks.high), -1,
+                lambda r: "after reset")  # fmt: skip
+    press_p = np.zeros((n, 2, 1))
+    for k in range(steps):
+        if k % chunk == 0:
+            press_p = rng.random((n, 2, 1)) ** 2  # per match and player: from almost idle to mashing
+        keys = rng.random((n, 2, P.N_KEYS)) < press_p
+        ev = engine.step(keys)
+        checks.after_step(k, builder.build(engine.state), ev)
+        done = np.flatnonzero(ev.done)
+        if done.size:
+            res.ended_by_time += int(ev.truncated[done].sum())
+            res.ended_by_stocks += int((~ev.truncated[done]).sum())
+            engine.reset(done)
+            checks.after_reset(k, done)
+        checks.end_frame()
+        res.engine_steps += 1
+        if (k + 1) % 500 == 0:
+            print(f"  {res.engine_steps * n:,} match-frames, {sum(checks.counts.values())} violations", flush=True)
+    res.wall_s = time.perf_counter() - t0
+    res.frames = res.engine_steps * n
+    res.frames_per_s = res.frames / res.wall_s
+    res.violations = dict(checks.counts)
+    return res
+
+
+def _obs_ok(obs: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Per match: both players' observations are within the bounds (NaN fails)."""
+    return ((obs >= low) & (obs <= high)).all(axis=(1, 2))
+
+
+# ==================================================================================
+# Report
+# ==================================================================================
+def summary_rows(soak: SoakResult | None, fuzz: FuzzResult | None, wall: float) -> list[tuple[str, str, str]]:
+    rows: list[tuple[str, str, str]] = []
+    if soak is not None:
+        kill_cycles = [c for c in soak.cycles if c.mode != "final"]
+        terms = [c for c in kill_cycles if c.signal == "SIGTERM"]
+        kills = [c for c in kill_cycles if c.signal == "SIGKILL"]
+        clean = sum(c.outcome == "clean stop" for c in terms)
+        early = sum(c.outcome.startswith("SIGTERM before") for c in terms)
+        final = soak.cycles[-1] if soak.cycles else None
+        cycle_failures = sum(bool(c.failure) for c in kill_cycles)
+        rows += [
+            ("soak cycles (kill + restart)", f"{len(kill_cycles)}", _ok(cycle_failures == 0)),
+            ("SIGTERM sent", f"{len(terms)} ({clean} clean stops, {early} during start-up)", ""),
+            ("SIGKILL sent", f"{len(kills)}", ""),
+            ("launches: fresh / resumes", f"{sum(c.mode == 'fresh' for c in soak.cycles)} / "
+             f"{sum(c.mode in ('resume', 'final') and c.checkpoint_before is not None for c in soak.cycles)}", ""),
+            ("final extension", f"to step {soak.final_target}: {final.outcome if final else '—'}",
+             _ok(final is not None and not final.failure)),
+            ("checkpoints verified + loaded", f"{soak.checkpoints_ok} / {soak.checkpoints} (newest {soak.final_step})",
+             _ok(soak.checkpoints > 0 and soak.checkpoints_ok == soak.checkpoints)),
+            ("CSV files / rows", f"{soak.csv_files} / {soak.csv_rows:,}", ""),
+            ("CSV step-order violations", f"{soak.step_order_violations}", _ok(soak.step_order_violations == 0)),
+            ("stale temp files", f"{len(soak.stale_temp_files)}", _ok(not soak.stale_temp_files)),
+            ("checkpoint files not in manifest", f"{len(soak.orphan_checkpoint_files)}", "info"),
+            ("soak failures (all kinds)", f"{len(soak.failures)}", _ok(not soak.failures)),
+            ("soak wall time", f"{soak.wall_s / 60:.1f} min", ""),
+        ]  # fmt: skip
+    if fuzz is not None:
+        ended = f"{fuzz.ended_by_stocks:,} on stocks, {fuzz.ended_by_time:,} at max_timesteps {fuzz.max_timesteps}"
+        rows += [
+            ("frames fuzzed (match-frames)", f"{fuzz.frames:,} ({fuzz.matches:,} matches x {fuzz.engine_steps:,})", ""),
+            ("matches ended", ended, ""),
+            ("invariant violations", f"{fuzz.total_violations}", _ok(fuzz.total_violations == 0)),
+            ("fuzz wall time", f"{fuzz.wall_s:.1f} s ({fuzz.frames_per_s:,.0f} checked match-frames/s)", ""),
+        ]
+    rows.append(("wall time", f"{wall / 60:.1f} min", ""))
+    return rows
+
+
+def _ok(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=20.0, help="soak duration (default 20)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the waits, the signals and the fuzz")
+    parser.add_argument("--run-dir", type=Path, default=None,
+                        help="soak run folder (default checkpoints/soak__<timestamp>; must be new)")  # fmt: skip
+    parser.add_argument("--trainer-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra train_agent.py --set overrides for the soak run")  # fmt: skip
+    parser.add_argument("--term-timeout", type=float, default=180.0, help="seconds a SIGTERMed trainer gets")
+    parser.add_argument("--final-steps", type=int, default=4096, help="steps of the final extension")
+    parser.add_argument("--final-timeout", type=float, default=600.0, help="seconds the final run gets")
+    parser.add_argument("--fuzz-frames", type=int, default=10_000_000, help="match-frames to fuzz")
+    parser.add_argument("--fuzz-matches", type=int, default=4096, help="matches in the fuzzed engine")
+    parser.add_argument("--fuzz-max-timesteps", type=int, default=900, help="the fuzzed engine's max_timesteps")
+    parser.add_argument("--skip-soak", action="store_true")
+    parser.add_argument("--skip-fuzz", action="store_true")
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON")
+    cfg = parser.parse_args(argv)
+    if cfg.run_dir is None:
+        cfg.run_dir = ROOT / "checkpoints" / f"soak__{time.strftime('%Y%m%d-%H%M%S')}"
+    cfg.run_dir = cfg.run_dir.resolve()
+
+    t0 = time.monotonic()
+    soak = None if cfg.skip_soak else run_soak(cfg)
+    fuzz = None if cfg.skip_fuzz else run_fuzz(cfg.fuzz_frames, cfg.fuzz_matches, cfg.fuzz_max_timesteps, cfg.seed)
+    wall = time.monotonic() - t0
+
+    rows = summary_rows(soak, fuzz, wall)
+    header = ("measure", "value", "check")
+    widths = [max(len(r[k]) for r in [header, *rows]) for k in range(3)]
+    print()
+    for r in [header, None, *rows]:
+        if r is None:
+            print("  ".join("-" * w for w in widths))
+        else:
+            print("  ".join(r[k].ljust(widths[k]) for k in range(3)).rstrip())
+    failures = (soak.failures if soak else []) + [f"fuzz: {e}" for e in (fuzz.examples if fuzz else [])]
+    if soak is not None and soak.orphan_checkpoint_files:
+        print(f"\ncheckpoint files not in the manifest (info): {', '.join(soak.orphan_checkpoint_files[:10])}")
+    if fuzz is not None and fuzz.violations:
+        print("\nfuzz violations by kind: " + "; ".join(f"{k}: {v:,}" for k, v in fuzz.violations.items()))
+    ok = not failures and (fuzz is None or fuzz.total_violations == 0)
+    if failures:
+        print(f"\nFAILED ({len(failures)}):")
+        for f in failures:
+            print("  - " + f.replace("\n", "\n    "))
+    else:
+        print("\nall checks passed")
+    if soak is not None:
+        print(f"run folder: {soak.run_dir}; trainer output: {soak.run_dir}_soak.log")
+    if cfg.json is not None:
+        cfg.json.parent.mkdir(parents=True, exist_ok=True)
+        body = {"soak": asdict(soak) if soak else None,
+                "fuzz": (asdict(fuzz) | {"total_violations": fuzz.total_violations}) if fuzz else None,
+                "summary": [dict(zip(header, r, strict=True)) for r in rows], "passed": ok, "wall_s": wall}  # fmt: skip
+        cfg.json.write_text(json.dumps(body, indent=2))
+        print(f"JSON written to {cfg.json}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
