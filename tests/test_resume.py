@@ -268,3 +268,10 @@ def test_snapshot_names_not_paths_are_stored_so_a_moved_run_resumes(uninterrupte
     shutil.copytree(uninterrupted, moved)
     resumed = T.resume_training(moved, ["training.total_timesteps=1024"])
     assert resumed.model.num_timesteps == 1024
+
+
+def test_resume_refuses_to_change_what_the_checkpoint_depends_on(uninterrupted):
+    with pytest.raises(T.ConfigError, match="--resume cannot change env"):
+        T.resume_training(uninterrupted, ["env.n_envs=8"])
+    with pytest.raises(T.ConfigError, match="cannot change agent.sequence_length"):
+        T.resume_training(uninterrupted, ["agent.sequence_length=4"])

@@ -244,8 +244,9 @@ def test_snapshot_opponent_is_used_after_its_first_save(tmp_path):
     run = T.run_training_loop(config, tmp_path / "run", progress=False)
     assert run.self_play.served > 0 and run.self_play.last_choice is not None
     assert run.self_play.loads == 0, "snapshots played from memory, not re-read from disk"
-    kept = sorted(p.name for p in (tmp_path / "run").glob("rl_model_*_steps.zip"))
-    assert len(kept) == 3 and kept[-1] == "rl_model_512_steps.zip"
+    kept = sorted((tmp_path / "run").glob("rl_model_*_steps.zip"), key=T._steps_of)
+    assert [p.name for p in kept[-3:]] == ["rl_model_256_steps.zip", "rl_model_384_steps.zip", "rl_model_512_steps.zip"]
+    assert all(run._keep_snapshot(p) for p in kept[:-3]), "past max_saved only in-play or best-rated snapshots stay"
 
 
 # --- end to end --------------------------------------------------------------------------
@@ -271,3 +272,29 @@ def test_cli_reports_config_errors_without_a_traceback():
     assert done.returncode == 2
     assert "agent.batch_size (100) must divide" in done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_set_reads_exponent_numbers_without_a_dot():
+    config = T.apply_overrides(copy.deepcopy(T.TRAIN_CONFIG_TEST), ["agent.learning_rate=1e-4"])
+    assert config["agent"]["learning_rate"] == pytest.approx(1e-4)
+
+
+def test_config_and_config_file_together_are_refused(tmp_path):
+    (tmp_path / "c.yaml").write_text("training: {total_timesteps: 1000}\n")
+    args = T.build_arg_parser().parse_args(["--config", "test", "--config-file", str(tmp_path / "c.yaml")])
+    with pytest.raises(T.ConfigError, match="not both"):
+        T.resolve_cli_config(args)
+    args = T.build_arg_parser().parse_args(["--config-file", str(tmp_path / "c.yaml")])
+    assert T.resolve_cli_config(args)["training"]["total_timesteps"] == 1000
+
+
+def test_init_from_starts_a_new_run_from_another_runs_weights(tmp_path):
+    first = T.run_training_loop(tiny_config(), tmp_path / "stage1", progress=False)
+    config = tiny_config(training__init_from=str(tmp_path / "stage1"), training__total_timesteps=128)
+    T.validate_config(config)
+    second = T.TrainingRun(config, tmp_path / "stage2", torch.device("cpu"))
+    T.load_policy_weights(second.model.policy, T.resolve_checkpoint(tmp_path / "stage1"))
+    for (name, a), b in zip(first.model.policy.state_dict().items(), second.model.policy.state_dict().values(),
+                            strict=True):  # fmt: skip
+        assert torch.equal(a, b), name
+    second.close()

@@ -22,6 +22,7 @@ rewards → self-play wiring → callbacks → training loop → modes and CLI.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import logging
@@ -169,13 +170,17 @@ _SHARED_TRAINING_CONFIG: dict[str, Any] = {
     "progress_interval_s": 10,  # plain progress line when stdout is not a terminal
     "final_video": True,  # MP4 of the trained agent against BasedAgent at the end
     "min_free_gb": 1.0,  # below this much free disk, warn and stop writing new snapshots
+    # Start from another run's policy weights (a checkpoint .zip or run folder), e.g. curriculum
+    # stage 2 from stage 1: --set training.init_from=checkpoints/<stage-1 run>. Weights only.
+    "init_from": None,
     # A non-finite loss, gradient or parameter: "stop" with a clear error, or "rollback"
     # to the last good checkpoint with the learning rate × rollback_lr_factor.
     "on_divergence": "stop",
     "rollback_lr_factor": 0.5,
     "max_rollbacks": 3,
-    # Mixed precision for the transformer and the LSTM on CUDA: "fp32", "bf16" or "fp16"
-    # (fp16 has no loss scaling in SB3's update: prefer bf16). CPU and MPS run fp32 only.
+    # Mixed precision for the transformer and the LSTM on CUDA: "fp32", "bf16" or "fp16".
+    # bf16 needs an Ampere or newer GPU (a T4 has no bf16 tensor cores: use fp16 there);
+    # fp16 runs without loss scaling in SB3's update. CPU and MPS run fp32 only.
     "precision": "fp32",
     "compile": False,  # torch.compile the strategy encoder (CUDA or CPU)
 }
@@ -255,8 +260,8 @@ TRAIN_CONFIG_CURRICULUM_STAGE2 = {
     "self_play": {**_SHARED_SELF_PLAY_CONFIG, "opponents": {"based": (1.0, "based")}},
     "training": {**TRAIN_CONFIG_10M["training"], "total_timesteps": 3_000_000},
 }
-# The same agent type at small dimensions, for machines without a GPU: it trains
-# against BasedAgent in about 20 minutes on 2 CPU cores (README, "Measured results").
+# The same agent type at small dimensions, for machines without a GPU (about 2,400
+# steps/s on 2 CPU cores: benchmarks/train_speed.py --sweep).
 TRAIN_CONFIG_CPU = {
     **_BASE_CONFIG,
     "name": "cpu",
@@ -316,6 +321,9 @@ def apply_overrides(config: dict, overrides: list[str]) -> dict:
             raise ConfigError(f"--set expects key.path=value, got {item!r}")
         dotted, raw = item.split("=", 1)
         value = yaml.safe_load(raw)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
+            with contextlib.suppress(ValueError):
+                value = float(value)
         nested: Any = value
         for part in reversed(dotted.split(".")):
             nested = {part: nested}
@@ -1270,7 +1278,8 @@ class MetricsRecorder:
         self._last_step: int | None = None
         self._last_time = time.monotonic()
 
-    def record(self, step: int, values: dict[str, Any]) -> dict[str, Any] | None:
+    def record(self, step: int, values: dict[str, Any], episodes=()) -> dict[str, Any] | None:
+        """``episodes``: SB3's recent episode infos (model.ep_info_buffer), for ep_rew_mean / ep_len_mean."""
         if "train/value_loss" not in values or step == self._last_step:  # no update since the last row
             return None
         now = time.monotonic()
@@ -1278,6 +1287,9 @@ class MetricsRecorder:
         for column, key in METRIC_KEYS.items():
             value = values.get(key)
             row[column] = float(value) if isinstance(value, (int, float, np.floating)) else ""
+        if episodes:  # SB3 clears these from its logger before the update; compute them here
+            row["ep_rew_mean"] = round(float(np.mean([ep["r"] for ep in episodes])), 4)
+            row["ep_len_mean"] = round(float(np.mean([ep["l"] for ep in episodes])), 1)
         if self._last_step is not None:
             row["sps"] = round((step - self._last_step) / max(now - self._last_time, 1e-9), 1)
         self._last_step, self._last_time = step, now
@@ -1392,7 +1404,7 @@ class RolloutBoundaryCallback(BaseCallback):
         run.apply_schedules(steps)
         self.logger.record("train/ent_coef", float(self.model.ent_coef))
         run.check_finite()
-        run.metrics.record(steps, self.logger.name_to_value)
+        run.metrics.record(steps, self.logger.name_to_value, self.model.ep_info_buffer or ())
         strategy_row = run.strategy.row(steps)
         if strategy_row is not None:
             run.logs["strategy"].append(strategy_row)
@@ -1622,7 +1634,11 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
 
 def setup_logging(run_dir: Path | None = None) -> None:
-    """Log to stdout and, when a run folder is given, to its training.log (appending)."""
+    """Log to stdout and, when a run folder is given, to its training.log (appending).
+
+    Python warnings (low disk space, a skipped damaged checkpoint) go to the same place.
+    """
+    logging.captureWarnings(True)
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     for handler in list(root.handlers):
@@ -1690,7 +1706,7 @@ class TrainingRun:
                                 max_timesteps=config["env"]["max_timesteps"], seed=tr["seed"])  # fmt: skip
         # A snapshot that a running match plays is kept past max_saved until that match ends,
         # so the checkpoint's resume state never points at a deleted file.
-        self.save_handler.protected = lambda path: path.name in self.venv.core.snapshots_in_use()
+        self.save_handler.protected = self._keep_snapshot
         self.env = OpponentHistory(self.venv, a["sequence_length"]) if uses_history(a) else self.venv
         self.env.action_space = float_multibinary()
         self.model = build_model(config, self.env, device, tensorboard_log=_tensorboard_dir(run_dir))
@@ -1718,6 +1734,12 @@ class TrainingRun:
         self.captured: dict[str, Any] | None = None
 
     def _open_logs(self, csv_log) -> dict[str, Any]:
+        monitor = self.run_dir / "monitor.csv"
+        if monitor.exists():  # a resumed run keeps the first session's clock, so `t` keeps growing
+            try:
+                self.monitor_t_start = json.loads(monitor.open().readline().lstrip("#"))["t_start"]
+            except (ValueError, KeyError):
+                log.warning("%s has no readable t_start line; times restart at 0", monitor)
         comment = "#" + json.dumps({"t_start": self.monitor_t_start, "env_id": "WarehouseBrawl-BrawlVecEnv"})
         terms = self.reward_manager.term_names
         logs = {
@@ -1767,6 +1789,14 @@ class TrainingRun:
         self.counters.setdefault("episodes_at_first_snapshot", self.counters["episodes"])
         log.info("Saved checkpoint %s", zip_path.name)
         return zip_path
+
+    def _keep_snapshot(self, path: Path) -> bool:
+        """Past max_saved, keep a snapshot that a match still plays or one of the best-rated."""
+        if path.name in self.venv.core.snapshots_in_use():
+            return True
+        keep_best = max(1, self.config["training"]["max_saved"] // 5)
+        rated = sorted(((r, n) for n, r, _ in self.ratings.table() if n.startswith("rl_model_")), reverse=True)
+        return path.name.removesuffix("_steps.zip") in {n for _, n in rated[:keep_best]}
 
     def check_finite(self, consequence: str = "stopping") -> None:
         bad = [name for name, p in self.model.policy.named_parameters() if not torch.isfinite(p).all()]
@@ -1818,7 +1848,7 @@ class TrainingRun:
         state = load_state_tree(zip_path.with_name(zip_path.name.removesuffix(".zip") + "_state"))
         self._restore_model(state["model"])
         self.save_handler.history = [p for p in self.save_handler.history
-                                     if _steps_of(p) <= step and _steps_of(p) in self.manifest.steps()]  # fmt: skip
+                                     if _steps_of(p) <= step and self._verifies(_steps_of(p))]  # fmt: skip
         self.venv.set_state(state["env"])
         if "history" in state:
             self.env.set_state(state["history"])
@@ -1845,6 +1875,19 @@ class TrainingRun:
         self.last_saved_step = step
         return step
 
+    def _verifies(self, step: int) -> bool:
+        """A damaged snapshot stays on disk (it is the user's) but leaves the opponent pool."""
+        from environment.checkpoints import CheckpointError
+
+        if step not in self.manifest.steps():
+            return False
+        try:
+            self.manifest.verify(step)
+            return True
+        except CheckpointError as exc:
+            log.warning("Leaving a damaged snapshot out of the opponent pool: %s", exc)
+            return False
+
     def _restore_model(self, saved: dict[str, Any]) -> None:
         from sb3_contrib.common.recurrent.type_aliases import RNNStates
 
@@ -1866,7 +1909,10 @@ class TrainingRun:
             before, after = optimizer.pop_norms()
             logger.record("train/grad_norm_before_clip", before)
             logger.record("train/grad_norm_after_clip", after)
-        self.metrics.record(self.model.num_timesteps, logger.name_to_value)
+        logger.record("train/ent_coef", float(self.model.ent_coef))
+        if isinstance(self.self_play, SelfPlayRandom):
+            logger.record("selfplay/temperature", self.self_play.temperature)
+        self.metrics.record(self.model.num_timesteps, logger.name_to_value, self.model.ep_info_buffer or ())
         logger.dump(self.model.num_timesteps)
 
     # --- evaluation ---------------------------------------------------------------------
@@ -2016,6 +2062,10 @@ def run_training_loop(config: dict, run_dir: Path | None = None, progress: bool 
     device = pick_device(tr["device"])
     run = TrainingRun(config, run_dir, device)
     configure_sb3_logger(run)
+    if tr["init_from"]:
+        source = resolve_checkpoint(tr["init_from"])
+        load_policy_weights(run.model.policy, source, device)
+        log.info("Initialised the policy from %s (weights only; optimizer starts fresh)", source)
     log.info("Run folder: %s", run_dir)
     _learn(run, progress)
     _finish_run(run)
@@ -2056,7 +2106,9 @@ def resume_training(run_dir: Path, overrides: list[str] | None = None, config_na
     if config_name is not None and config_name != config.get("name"):
         raise ConfigError(f"--config {config_name} conflicts with the run's config {config.get('name')!r} "
                           f"({run_dir / 'config.json'}); drop --config to resume, or start a new run")  # fmt: skip
-    config = validate_config(apply_overrides(merge_config(_BASE_CONFIG, config), overrides or []))
+    saved = merge_config(_BASE_CONFIG, config)
+    config = validate_config(apply_overrides(saved, overrides or []))
+    _check_resumable_changes(saved, config)
     setup_logging(run_dir)
     from environment.checkpoints import atomic_write_text
 
@@ -2067,7 +2119,22 @@ def resume_training(run_dir: Path, overrides: list[str] | None = None, config_na
     step = run.restore()
     log.info("Resuming %s from step %s", run_dir, f"{step:,}")
     _learn(run, progress)
+    _finish_run(run)
     return run
+
+
+# What a resumed run must keep: the weights, the env state and the logs' columns depend on them.
+_FROZEN_ON_RESUME = ("agent.type", "agent.latent_dim", "agent.num_heads", "agent.num_layers", "agent.sequence_length",
+                     "agent.lstm_hidden_size", "agent.shared_lstm", "agent.enable_critic_lstm", "agent.net_arch",
+                     "agent.n_steps", "env", "reward", "self_play.opponents", "training.seed", "training.debug_csvs",
+                     "controls.opponent_weighting", "controls.exploiter")  # fmt: skip
+
+
+def _check_resumable_changes(saved: dict, new: dict) -> None:
+    for dotted in _FROZEN_ON_RESUME:
+        if _lookup(saved, dotted) != _lookup(new, dotted):
+            raise ConfigError(f"--resume cannot change {dotted} (the run has {json.dumps(_lookup(saved, dotted))}); "
+                              "start a new run with --set training.init_from=<checkpoint> to reuse its weights")
 
 
 def _learn(run: TrainingRun, progress: bool | None) -> None:
@@ -2101,8 +2168,15 @@ def _learn_once(run: TrainingRun, progress: bool | None) -> None:
         callbacks.append(ProgressLineCallback(tr["total_timesteps"], tr["progress_interval_s"]))
     remaining = tr["total_timesteps"] - run.model.num_timesteps
     if remaining > 0:
-        run.model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=False,
-                        progress_bar=interactive, log_interval=1)  # fmt: skip
+        try:
+            run.model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=False,
+                            progress_bar=interactive, log_interval=1)  # fmt: skip
+        except ValueError as exc:
+            # torch's distributions refuse NaN logits: the last update produced a non-finite policy.
+            if "Expected parameter" not in str(exc):
+                raise
+            first_line = str(exc).splitlines()[0]
+            raise DivergenceError(f"the policy produced non-finite action logits ({first_line})") from None
     if not run.stop_flag:
         run.finish_update_metrics()
         if run.evaluation_due(run.model.num_timesteps):
@@ -2138,6 +2212,8 @@ def has_accelerator() -> bool:
 
 def resolve_cli_config(args: argparse.Namespace) -> dict:
     """The config named on the command line (or TRAIN_CONFIG), with --set overrides applied."""
+    if args.config_file and args.config:
+        raise ConfigError("give either --config or --config-file, not both")
     if args.config_file:
         config = load_config_file(Path(args.config_file))
     elif args.config:
