@@ -121,6 +121,9 @@ _SHARED_AGENT_CONFIG: dict[str, Any] = {
 # Weights of every reward term and signal (see `gen_reward_manager`).
 _SHARED_REWARD_CONFIG: dict[str, Any] = {
     "type": "dense",  # "dense" (shaped), "sparse" (outcomes only) or "curriculum" (dense → sparse)
+    # What PPO sees is reward × scale (the CSVs keep the raw values). Returns of ±50 make the
+    # value loss dominate the clipped gradient and starve the policy; 0.1 keeps them near ±5.
+    "scale": 1.0,
     "terms": {
         "damage_interaction": 1.0,  # (dealt − taken) / 140 per frame
         "danger_zone": 0.5,  # −1/s while low near the bottom blast zone
@@ -398,6 +401,8 @@ def validate_config(config: dict) -> dict:
 
 def _validate_reward(reward: dict) -> None:
     _check(reward["type"] in REWARD_TYPES, f"reward.type must be one of {REWARD_TYPES}, got {reward['type']!r}")
+    _check(isinstance(reward["scale"], (int, float)) and reward["scale"] > 0,
+           f"reward.scale must be > 0, got {reward['scale']!r}")  # fmt: skip
     for group in ("terms", "signals"):
         known = _SHARED_REWARD_CONFIG[group]
         for name, weight in reward[group].items():
@@ -559,6 +564,32 @@ class OpponentHistory(VecEnvWrapper):
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
         self.history[:] = state["history"]
+
+
+class ScaleReward(VecEnvWrapper):
+    """Multiplies the rewards PPO sees; episode returns in infos (and the CSVs) stay raw."""
+
+    def __init__(self, venv, scale: float):
+        super().__init__(venv)
+        self.scale = scale
+
+    def reset(self) -> np.ndarray:
+        return self.venv.reset()
+
+    def step_wait(self):
+        obs, rewards, dones, infos = self.venv.step_wait()
+        return obs, rewards * np.float32(self.scale), dones, infos
+
+
+def wrap_training_env(venv: BrawlVecEnv, config: dict) -> tuple[Any, OpponentHistory | None]:
+    """What the policy trains on: opponent history (transformer) and reward scaling around the
+    match VecEnv, with float-stored actions. Returns (env, the history wrapper or None)."""
+    history = OpponentHistory(venv, config["agent"]["sequence_length"]) if uses_history(config["agent"]) else None
+    env = history or venv
+    if config["reward"]["scale"] != 1.0:
+        env = ScaleReward(env, config["reward"]["scale"])
+    env.action_space = float_multibinary()
+    return env, history
 
 
 def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
@@ -1601,8 +1632,7 @@ def run_exploiter_phase(run: TrainingRun, steps: int) -> bool:
         venv = BrawlVecEnv(config["env"]["n_envs"], opponents=OpponentsCfg({"main": (1.0, main)}),
                            reward_manager=build_reward_manager(config["reward"]),
                            max_timesteps=config["env"]["max_timesteps"], seed=config["training"]["seed"] + steps)
-        env = OpponentHistory(venv, config["agent"]["sequence_length"]) if uses_history(config["agent"]) else venv
-        env.action_space = float_multibinary()
+        env, _ = wrap_training_env(venv, config)
         exploiter = build_model(config, env, run.device)
         if ex["init"] == "fork":
             exploiter.policy.load_state_dict(run.model.policy.state_dict())
@@ -1698,7 +1728,7 @@ class TrainingRun:
 
         self.config, self.run_dir, self.device = config, run_dir, device
         self.stop_flag = StopFlag()
-        tr, a = config["training"], config["agent"]
+        tr = config["training"]
         self.save_handler, self.self_play, self.opponents = build_self_play_components(
             config, run_dir, device, mode="resume")  # fmt: skip
         self.reward_manager = build_reward_manager(config["reward"])
@@ -1707,8 +1737,7 @@ class TrainingRun:
         # A snapshot that a running match plays is kept past max_saved until that match ends,
         # so the checkpoint's resume state never points at a deleted file.
         self.save_handler.protected = self._keep_snapshot
-        self.env = OpponentHistory(self.venv, a["sequence_length"]) if uses_history(a) else self.venv
-        self.env.action_space = float_multibinary()
+        self.env, self.history = wrap_training_env(self.venv, config)
         self.model = build_model(config, self.env, device, tensorboard_log=_tensorboard_dir(run_dir))
         self.manifest = CheckpointManifest(run_dir)
         from environment.checkpoints import remove_stale_temp_files
@@ -1824,8 +1853,8 @@ class TrainingRun:
         lstm = getattr(model, "_last_lstm_states", None)
         if lstm is not None:
             state["model"]["lstm"] = [t.detach().cpu().numpy().copy() for t in (*lstm.pi, *lstm.vf)]
-        if isinstance(self.env, OpponentHistory):
-            state["history"] = self.env.get_state()
+        if self.history is not None:
+            state["history"] = self.history.get_state()
         if hasattr(self.reward_manager, "alpha"):
             state["trainer"]["curriculum_alpha"] = self.reward_manager.alpha
         return state
@@ -1851,7 +1880,7 @@ class TrainingRun:
                                      if _steps_of(p) <= step and self._verifies(_steps_of(p))]  # fmt: skip
         self.venv.set_state(state["env"])
         if "history" in state:
-            self.env.set_state(state["history"])
+            self.history.set_state(state["history"])
         self.self_play.set_state(state["self_play"])
         trainer = state["trainer"]
         self.next_eval = trainer["next_eval"]
