@@ -22,7 +22,6 @@ rewards → self-play wiring → callbacks → training loop → modes and CLI.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import json
 import logging
@@ -30,6 +29,7 @@ import math
 import os
 import platform
 import random
+import re
 import signal
 import sys
 import time
@@ -81,6 +81,7 @@ from environment.self_play import (  # noqa: E402
     SelfPlayLatest,
     SelfPlayRandom,
     SelfPlayRecent,
+    snapshot_files,
 )
 
 log = logging.getLogger("train_agent")
@@ -315,6 +316,9 @@ def merge_config(base: dict, override: dict, path: str = "") -> dict:
     return out
 
 
+_EXPONENT_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+
 def apply_overrides(config: dict, overrides: list[str]) -> dict:
     """Apply ``--set a.b=value`` overrides; values are YAML literals (numbers, lists, ...)."""
     import yaml
@@ -324,9 +328,8 @@ def apply_overrides(config: dict, overrides: list[str]) -> dict:
             raise ConfigError(f"--set expects key.path=value, got {item!r}")
         dotted, raw = item.split("=", 1)
         value = yaml.safe_load(raw)
-        if isinstance(value, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
-            with contextlib.suppress(ValueError):
-                value = float(value)
+        if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value):  # YAML 1.1 reads "1e-4" as a string
+            value = float(value)
         nested: Any = value
         for part in reversed(dotted.split(".")):
             nested = {part: nested}
@@ -1802,7 +1805,9 @@ class TrainingRun:
 
         if steps == self.last_saved_step:
             return None
-        if not self.disk_guard.ok_to_save():
+        previous = self.save_handler.latest()
+        expected = sum(f.stat().st_size for f in snapshot_files(previous) if f.exists()) if previous else 0
+        if not self.disk_guard.ok_to_save(expected):
             log.warning("Skipping the snapshot at step %s: free disk space is below the threshold", f"{steps:,}")
             return None
         self.check_finite("refusing to write a checkpoint")
@@ -1824,7 +1829,8 @@ class TrainingRun:
         if path.name in self.venv.core.snapshots_in_use():
             return True
         keep_best = max(1, self.config["training"]["max_saved"] // 5)
-        rated = sorted(((r, n) for n, r, _ in self.ratings.table() if n.startswith("rl_model_")), reverse=True)
+        on_disk = {p.name.removesuffix("_steps.zip") for p in self.save_handler.history}
+        rated = sorted(((r, n) for n, r, _ in self.ratings.table() if n in on_disk), reverse=True)
         return path.name.removesuffix("_steps.zip") in {n for _, n in rated[:keep_best]}
 
     def check_finite(self, consequence: str = "stopping") -> None:
@@ -1847,6 +1853,7 @@ class TrainingRun:
                         "attack_frames": self.counters["attack_frames"].copy(),
                         "ratings": self.ratings.to_dict(), "eval_history": self.eval_history,
                         "exploiter_at": self.counters.get("exploiter_at"),
+                        "ep_info_buffer": list(model.ep_info_buffer or []),
                         "opponent_weights": {n: w for n, (w, _) in self.opponents.opponents.items()},
                         "snapshot_win_rates": [[p.name, x] for p, x in self.snapshot_win_rates.items()]},
         }
@@ -1893,6 +1900,12 @@ class TrainingRun:
         self.ratings = EloRatings.from_dict(trainer["ratings"])
         self.eval_history = list(trainer["eval_history"])
         self.counters["exploiter_at"] = trainer["exploiter_at"]
+        from collections import deque
+
+        # .get: state written before this field existed still resumes (logging only)
+        window = self.model._stats_window_size
+        self.model.ep_info_buffer = deque(trainer.get("ep_info_buffer", []), maxlen=window)
+        self.model.ep_success_buffer = deque(maxlen=window)  # SB3 creates both or neither
         self.opponents.set_weights(trainer["opponent_weights"])
         self.snapshot_win_rates = {self.self_play.path_for_name(n): x for n, x in trainer["snapshot_win_rates"]}
         if "curriculum_alpha" in trainer:
@@ -1902,6 +1915,7 @@ class TrainingRun:
             csv.drop_rows_after("step", step)
         self.metrics._last_step = step
         self.last_saved_step = step
+        self.save_handler.last_save_step = step  # a damaged newer file must not delay the next save
         return step
 
     def _verifies(self, step: int) -> bool:
@@ -2078,6 +2092,8 @@ def run_training_loop(config: dict, run_dir: Path | None = None, progress: bool 
     if (run_dir / "manifest.json").exists() or any(run_dir.glob("rl_model_*_steps.zip")):
         raise ConfigError(f"{run_dir} already holds checkpoints; continue it with --resume {run_dir}, "
                           "or choose another --run-dir")  # fmt: skip
+    if tr["init_from"]:
+        resolve_checkpoint(tr["init_from"])  # a wrong path fails before the run folder exists
     if (run_dir / "monitor.csv").exists():
         raise ConfigError(f"{run_dir} holds the logs of a run that saved no checkpoint; move them away or choose "
                           "another --run-dir (a new run would append to them)")  # fmt: skip
@@ -2228,6 +2244,9 @@ def _roll_back(run: TrainingRun, exc: DivergenceError) -> None:
     for group in run.model.policy.optimizer.param_groups:
         group["lr"] = agent["learning_rate"]
     run.model.policy.optimizer.pop_norms()
+    from environment.checkpoints import atomic_write_text
+
+    atomic_write_text(run.run_dir / "config.json", json.dumps(run.config, indent=2, default=list))
     log.warning("Diverged (%s): rolled back to step %s with learning rate %.3g", exc, f"{step:,}",
                 agent["learning_rate"])  # fmt: skip
 
@@ -2310,8 +2329,9 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", exc)
         return 2
     except DivergenceError as exc:
-        log.error("Training diverged: %s. The checkpoints on disk are all finite; resume from the last one "
-                  "with a lower learning rate (--resume RUN --set agent.learning_rate=...).", exc)  # fmt: skip
+        log.error("Training diverged: %s. No non-finite checkpoint was written; if the run saved any, resume "
+                  "from the last one with a lower learning rate (--resume RUN --set agent.learning_rate=...), or "
+                  "set training.on_divergence=rollback.", exc)  # fmt: skip
         return 3
 
 
@@ -2456,14 +2476,21 @@ def _write_analysis_csv(path: Path, d: dict, labels: list[str]) -> None:
 
 
 def _mode_league(args: argparse.Namespace) -> int:
-    from environment.checkpoints import CheckpointManifest, atomic_write_text
+    from environment.checkpoints import CheckpointError, CheckpointManifest, atomic_write_text
     from environment.evaluation import format_table, round_robin
 
     run_dir = Path(_require(args.run, "--run", "league"))
     if not run_dir.is_dir():
         raise ConfigError(f"--run: run folder not found: {run_dir}")
     manifest = CheckpointManifest(run_dir)
-    snapshots = [next(f for f in manifest.files(s) if f.name.endswith(".zip")) for s in manifest.steps()][-6:]
+    valid = []
+    for step in manifest.steps():
+        try:
+            manifest.verify(step)
+            valid.append(step)
+        except CheckpointError as exc:
+            log.warning("Leaving a damaged snapshot out of the league: %s", exc)
+    snapshots = [next(f for f in manifest.files(s) if f.name.endswith(".zip")) for s in valid][-6:]
     if not snapshots:
         raise ConfigError(f"{run_dir} has no checkpoints in its manifest.json")
     agents: dict[str, Agent] = {p.name.removesuffix("_steps.zip"): load_agent(p) for p in snapshots}
@@ -2497,6 +2524,10 @@ def _mode_export(args: argparse.Namespace) -> int:
 def _mode_train(args: argparse.Namespace) -> int:
     progress = {"auto": None, "bar": True, "lines": False}[args.progress]
     if args.resume:
+        for flag, value in (("--config-file", args.config_file), ("--run-dir", args.run_dir),
+                            ("--print-config", args.print_config)):  # fmt: skip
+            if value:
+                raise ConfigError(f"--resume continues a run with its own config and folder; drop {flag}")
         resume_training(Path(args.resume), args.set, args.config, progress)
         return 0
     config = resolve_cli_config(args)
