@@ -275,3 +275,21 @@ def test_resume_refuses_to_change_what_the_checkpoint_depends_on(uninterrupted):
         T.resume_training(uninterrupted, ["env.n_envs=8"])
     with pytest.raises(T.ConfigError, match="cannot change agent.sequence_length"):
         T.resume_training(uninterrupted, ["agent.sequence_length=4"])
+
+
+def test_every_kept_checkpoint_can_find_the_snapshots_its_matches_play(tmp_path):
+    """Regression (found by benchmarks/soak.py): a stop mid-rollout saves the state captured at the
+    rollout start; a snapshot it references must survive rotation even if no live match plays it."""
+    from environment.checkpoints import load_state_tree
+
+    config = tiny_config(training__max_saved=1, env__max_timesteps=150, training__total_timesteps=1536,
+                         **{"self_play__opponents": "{self_play: [1.0, null]}"})  # fmt: skip
+    T.run_training_loop(config, tmp_path / "run", progress=False)
+    manifest = CheckpointManifest(tmp_path / "run")
+    for step in manifest.steps():
+        state = load_state_tree(tmp_path / "run" / f"rl_model_{step}_steps_state")
+        for key in state["env"]["opponent_keys"]:
+            if key.startswith("snapshot:"):
+                assert (tmp_path / "run" / key.removeprefix("snapshot:")).exists(), (step, key)
+        assert manifest.entry(step)["extra"]["uses"] == sorted(
+            {k.removeprefix("snapshot:") for k in state["env"]["opponent_keys"] if k.startswith("snapshot:")})

@@ -1814,8 +1814,11 @@ class TrainingRun:
         zip_path = self.save_handler.snapshot_path(steps)
         files = save_checkpoint_pair(self.model, zip_path, self.config["agent"])
         stem = zip_path.with_name(zip_path.name.removesuffix(".zip") + "_state")
-        files += save_state_tree(stem, state if state is not None else self.capture_state())
-        self.manifest.record(steps, files)
+        state = state if state is not None else self.capture_state()
+        files += save_state_tree(stem, state)
+        # The snapshots this checkpoint's matches play: kept on disk as long as this checkpoint is.
+        uses = sorted({k.removeprefix("snapshot:") for k in state["env"]["opponent_keys"] if k.startswith("snapshot:")})
+        self.manifest.record(steps, files, extra={"uses": uses})
         self.self_play.add_loaded(zip_path, snapshot_agent(self.model, self.config["agent"], self.device))
         for doomed in self.save_handler.record(zip_path):
             self.manifest.remove(_steps_of(doomed))
@@ -1825,9 +1828,13 @@ class TrainingRun:
         return zip_path
 
     def _keep_snapshot(self, path: Path) -> bool:
-        """Past max_saved, keep a snapshot that a match still plays or one of the best-rated."""
+        """Past max_saved, keep a snapshot that a match plays (now, or in the saved state of a kept
+        checkpoint, so that checkpoint still resumes) or one of the best-rated."""
         if path.name in self.venv.core.snapshots_in_use():
             return True
+        for step in self.manifest.steps():
+            if path.name in self.manifest.entry(step).get("extra", {}).get("uses", []):
+                return True
         keep_best = max(1, self.config["training"]["max_saved"] // 5)
         on_disk = {p.name.removesuffix("_steps.zip") for p in self.save_handler.history}
         rated = sorted(((r, n) for n, r, _ in self.ratings.table() if n in on_disk), reverse=True)
