@@ -92,7 +92,7 @@ class _Tables:
     ground_x_min: np.ndarray  # (2,) right ground, left ground
     ground_x_max: np.ndarray
     ground_top: np.ndarray
-    platform_path: np.ndarray  # (period, 5) x, y, vx, vy, progress, by frame since reset
+    platform_path: np.ndarray  # (period, 4) x, y, vx, vy, by frame since reset
 
 
 _TABLE_CACHE: dict[int, _Tables] = {}
@@ -243,7 +243,6 @@ def reset_matches(s: MatchState, p: GameParams, rows: np.ndarray, p0_side: int |
     s.frame[rows] = 0
     s.done[rows] = False
     s.result[rows] = P.RESULT_NONE
-    s.platform_progress[rows] = 0.0
     s.platform_x[rows], s.platform_y[rows] = p.platform_a
     s.platform_vx[rows] = 0.0
     s.platform_vy[rows] = 0.0
@@ -531,12 +530,12 @@ def _move_platform(s: MatchState, p: GameParams) -> tuple[np.ndarray, np.ndarray
     path = _tables(p).platform_path
     k = (s.frame + 1) % path.shape[0]
     old_x, old_y = s.platform_x.copy(), s.platform_y.copy()
-    s.platform_x[:], s.platform_y[:], s.platform_vx[:], s.platform_vy[:], s.platform_progress[:] = path[k].T
+    s.platform_x[:], s.platform_y[:], s.platform_vx[:], s.platform_vy[:] = path[k].T
     return s.platform_x - old_x, s.platform_y - old_y
 
 
 def platform_period(p: GameParams) -> np.ndarray:
-    """One full round trip of the platform, frame by frame: rows of (x, y, vx, vy, progress).
+    """One full round trip of the platform, frame by frame: rows of (x, y, vx, vy).
 
     Row k is the platform k frames after a reset. Speed profile sin(pi*progress)
     + floor units/s along the segment A→B; it clips at each end and reverses, so
@@ -545,7 +544,7 @@ def platform_period(p: GameParams) -> np.ndarray:
     (ax, ay), (bx, by) = p.platform_a, p.platform_b
     length = float(np.hypot(bx - ax, by - ay))
     ux, uy = (bx - ax) / length, (by - ay) / length
-    rows = [(ax, ay, 0.0, 0.0, 0.0)]
+    rows = [(ax, ay, 0.0, 0.0)]
     progress, direction = 0.0, 1.0
     while True:
         speed = np.sin(np.pi * progress) + p.platform_speed_floor
@@ -557,7 +556,7 @@ def platform_period(p: GameParams) -> np.ndarray:
         if back_home:
             return np.array(rows, np.float32)
         rows.append((ax + (bx - ax) * progress, ay + (by - ay) * progress,
-                     ux * speed * direction, uy * speed * direction, progress))  # fmt: skip
+                     ux * speed * direction, uy * speed * direction))  # fmt: skip
 
 
 def _land(s: MatchState, p: GameParams, landing: np.ndarray, top: np.ndarray, on_platform: np.ndarray) -> None:

@@ -86,7 +86,6 @@ class SaveHandler:
         self.run_dir = self._prepare_run_dir(Path(save_path), run_name)
         self.history: list[Path] = self._existing_snapshots() if self.mode is SaveHandlerMode.RESUME else []
         self.last_save_step = snapshot_steps(self.history[-1]) if self.history else 0
-        self.listeners: list[Callable[[Path], None]] = []
 
     # --- run folder ------------------------------------------------------------------
     def _prepare_run_dir(self, save_path: Path, run_name: str) -> Path:
@@ -137,10 +136,7 @@ class SaveHandler:
         path = Path(path)
         self.history = [p for p in self.history if p != path] + [path]
         self.last_save_step = snapshot_steps(path)
-        doomed = self.enforce_max_saved()
-        for listener in self.listeners:
-            listener(path)
-        return doomed
+        return self.enforce_max_saved()
 
     def enforce_max_saved(self) -> list[Path]:
         """Delete the oldest unprotected snapshots beyond ``max_saved``; returns them."""

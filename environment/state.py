@@ -52,7 +52,6 @@ class MatchState:
     frame: np.ndarray
     done: np.ndarray
     result: np.ndarray
-    platform_progress: np.ndarray  # 0 at end A, 1 at end B
     platform_x: np.ndarray
     platform_y: np.ndarray
     platform_vx: np.ndarray
@@ -74,14 +73,6 @@ class MatchState:
     def copy(self) -> MatchState:
         return MatchState(**{f.name: getattr(self, f.name).copy() for f in fields(self)})
 
-    def rows(self, index) -> MatchState:
-        """A copy of some matches (fancy index), e.g. for comparing one match."""
-        return MatchState(**{f.name: getattr(self, f.name)[index].copy() for f in fields(self)})
-
-    def set_rows(self, index, other: MatchState) -> None:
-        for f in fields(self):
-            getattr(self, f.name)[index] = getattr(other, f.name)
-
 
 _PLAYER_FIELDS = {
     "x": np.float32, "y": np.float32, "vx": np.float32, "vy": np.float32,
@@ -93,7 +84,7 @@ _PLAYER_FIELDS = {
     "weapon": np.int8,
 }  # fmt: skip
 _MATCH_FIELDS = {
-    "frame": np.int32, "done": bool, "result": np.int8, "platform_progress": np.float32,
+    "frame": np.int32, "done": bool, "result": np.int8,
     "platform_x": np.float32, "platform_y": np.float32,
     "platform_vx": np.float32, "platform_vy": np.float32, "rng": np.uint64,
 }  # fmt: skip

@@ -1057,14 +1057,6 @@ class TransformerStrategyAgent(Agent):
         self._history[ids] = window
         return np.concatenate([obs, window.reshape(len(obs), -1)], axis=1)
 
-    def strategy_latent(self, obs_history: np.ndarray) -> np.ndarray:
-        """Encoder latents for opponent windows (B, L, 32), for strategy analysis."""
-        extractor = self.policy.features_extractor
-        frames = torch.as_tensor(obs_history, dtype=torch.float32, device=self.device) / extractor.frame_scale
-        with torch.no_grad():
-            latent, _, _ = extractor.encoder(frames)
-        return latent.cpu().numpy()
-
     def save(self, file_path: str) -> None:
         raise TypeError("save a TransformerStrategyAgent through the trainer's model (save_checkpoint_pair)")
 
