@@ -127,6 +127,9 @@ def test_invariants_hold_under_random_play(seed, press, horizon):
         ended |= ev.done
         if frame == horizon - 1:
             assert ended.all(), "every match ends by max_timesteps"
+        elif ev.done.any():  # a match that ended on stocks starts again; its stocks refill
+            engine.reset(np.flatnonzero(ev.done))
+            stocks = engine.state.stocks.copy()
 
 
 def test_float_actions_and_bad_input():
