@@ -270,7 +270,17 @@ class BrawlVecEnv(VecEnv):
     :param reward_manager: the learner's rewards (default: ``default_reward_manager()``)
     :param max_timesteps: frames per match before a time-out
     :param seed: match i is seeded ``seed + i``; also seeds opponent sampling
+    :param action_repeat: frames each learner action is held for (1 = a decision every
+        frame). One ``step`` then advances every match ``action_repeat`` frames and returns
+        the summed reward; opponents still act every frame. A match that ends inside a
+        step is reset at once and its next match plays the step's remaining frames with
+        the learner's keys released; their rewards are paid with the next step, so every
+        frame's reward reaches PPO and ``info["episode"]["r"]``, and ``l`` counts frames.
     """
+
+    # Cap on action_repeat: half a second. A match lasts far longer (each knockout alone is
+    # followed by a 90-frame respawn delay), so a match can never end twice within one step.
+    MAX_ACTION_REPEAT = 15
 
     def __init__(
         self,
@@ -279,9 +289,14 @@ class BrawlVecEnv(VecEnv):
         reward_manager=None,
         max_timesteps: int = 2700,
         seed: int | None = None,
+        action_repeat: int = 1,
     ):
         if not isinstance(n_envs, (int, np.integer)) or n_envs <= 0:
             raise ValueError(f"n_envs must be a positive integer, got {n_envs!r}")
+        if not isinstance(action_repeat, (int, np.integer)) or not 1 <= action_repeat <= self.MAX_ACTION_REPEAT:
+            raise ValueError(f"action_repeat must be an integer from 1 to {self.MAX_ACTION_REPEAT}, "
+                             f"got {action_repeat!r}")  # fmt: skip
+        self.action_repeat = int(action_repeat)
         self.render_mode = "rgb_array"  # read back by VecEnv.__init__ through get_attr
         super().__init__(int(n_envs), observation_space(), action_space())
         self.core = LearnerMatches(
@@ -293,6 +308,8 @@ class BrawlVecEnv(VecEnv):
         )
         self._actions: np.ndarray | None = None
         self._started = np.zeros(self.num_envs, np.float64)
+        # Rewards of frames played after a match ended inside a step: paid with the next step.
+        self._carried_reward = np.zeros(self.num_envs, np.float64)
         self._renderer = None
 
     @property
@@ -300,10 +317,11 @@ class BrawlVecEnv(VecEnv):
         return self.core.reward_manager
 
     def get_state(self) -> dict:
-        return self.core.get_state()
+        return {**self.core.get_state(), "carried_reward": self._carried_reward.copy()}
 
     def set_state(self, state: dict) -> None:
         self.core.set_state(state)
+        self._carried_reward[:] = state.get("carried_reward", 0.0)
         self._started[:] = time.perf_counter()
 
     @property
@@ -316,6 +334,7 @@ class BrawlVecEnv(VecEnv):
         self._reset_options()
         obs = self.core.reset(seeds=seeds)
         self._started[:] = time.perf_counter()
+        self._carried_reward[:] = 0.0
         return obs[:, 0].copy()
 
     def step_async(self, actions: np.ndarray) -> None:
@@ -324,15 +343,21 @@ class BrawlVecEnv(VecEnv):
     def step_wait(self):
         if self._actions is None:
             raise RuntimeError("step_wait() called without step_async()")
-        obs_all, reward, ev = self.core.step(self._actions)
-        self._actions = None
-        obs = obs_all[:, 0].copy()
+        actions, self._actions = self._actions, None
+        reward, self._carried_reward = self._carried_reward, np.zeros(self.num_envs, np.float64)
+        done = np.zeros(self.num_envs, bool)
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
-        done_rows = np.flatnonzero(ev.done)
-        if done_rows.size:
-            self._finish(done_rows, obs, ev, infos)
-            obs[done_rows] = self.core.builder.out[done_rows, 0]
-        return obs, reward.astype(np.float32), ev.done.copy(), infos
+        for _ in range(self.action_repeat):
+            obs_all, frame_reward, ev = self.core.step(actions)
+            reward += np.where(done, 0.0, frame_reward)
+            self._carried_reward += np.where(done, frame_reward, 0.0)
+            ended = np.flatnonzero(ev.done)
+            if ended.size:
+                self._finish(ended, obs_all[:, 0], ev, infos)  # resets the ended rows
+                done[ended] = True
+                actions = np.where(done[:, None], False, actions)  # the next match starts with keys released
+        obs = self.core.builder.out[:, 0].copy()
+        return obs, reward.astype(np.float32), done, infos
 
     def _finish(self, rows: np.ndarray, obs: np.ndarray, ev: StepEvents, infos: list[dict]) -> None:
         now = time.perf_counter()

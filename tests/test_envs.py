@@ -101,6 +101,47 @@ def test_vecenv_same_step_autoreset_contract():
         assert previous is not obs
 
 
+def test_vecenv_action_repeat_holds_the_action_and_sums_the_frames_rewards():
+    # One step of a repeat-3 env equals three steps of a repeat-1 twin with the same action.
+    twin, held = BrawlVecEnv(4, seed=7), BrawlVecEnv(4, seed=7, action_repeat=3)
+    twin.reset(), held.reset()
+    rng = np.random.default_rng(2)
+    for _ in range(20):
+        action = rng.random((4, 10)) < 0.3
+        total = np.zeros(4, np.float32)
+        for _ in range(3):
+            twin_obs, rew, _, _ = twin.step(action)
+            total += rew
+        obs, reward, done, _ = held.step(action)
+        np.testing.assert_array_equal(obs, twin_obs)
+        np.testing.assert_allclose(reward, total, rtol=1e-5, atol=1e-6)
+        assert not done.any()
+    assert (held.core.engine.state.frame == 60).all()
+
+
+def test_vecenv_action_repeat_ends_a_match_inside_a_step_and_pays_every_frames_reward():
+    # max_timesteps 10 with repeat 4: every match ends on the 2nd frame of the 3rd step; the
+    # next match then plays that step's last 2 frames with the learner's keys released.
+    env = BrawlVecEnv(3, max_timesteps=10, seed=1, action_repeat=4)
+    env.reset()
+    rng = np.random.default_rng(0)
+    paid, finished = np.zeros(3), np.zeros(3)
+    for step in range(1, 15):
+        obs, reward, done, infos = env.step(rng.random((3, 10)) < 0.4)
+        paid += reward
+        ended_now = step in (3, 5, 8, 10, 13)  # frames 10, 20, 30, 40, 50 fall in these steps
+        assert done.all() == ended_now and done.any() == ended_now
+        for i, info in enumerate(infos):
+            if ended_now:
+                assert info["episode"]["l"] == 10 and not np.array_equal(info["terminal_observation"], obs[i])
+                finished[i] += info["episode"]["r"]
+    assert (env.core.engine.state.frame == 56 - 50).all()  # 56 frames played, 5 matches of 10 done
+    # Every frame's reward was paid once: to PPO now, or carried into the next step.
+    np.testing.assert_allclose(paid + env._carried_reward, finished + env.core.returns, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="action_repeat must be an integer from 1 to 15"):
+        BrawlVecEnv(2, action_repeat=0)
+
+
 def test_vecenv_episode_return_matches_summed_rewards():
     env = BrawlVecEnv(4, max_timesteps=120, seed=1)
     env.reset()

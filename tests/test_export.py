@@ -89,6 +89,22 @@ def test_bundle_plays_a_match_exactly_like_the_checkpoint(exported):
     assert stats[0].to_dict() == stats[1].to_dict()
 
 
+def test_an_action_repeat_bundle_holds_its_keys_like_the_checkpoint(tmp_path):
+    config = tiny_config(agent__action_repeat=4)
+    run = T.TrainingRun(config, tmp_path / "run", torch.device("cpu"))
+    run.model.learn(128)
+    zip_path = tmp_path / "rl_model_128_steps.zip"
+    T.save_checkpoint_pair(run.model, zip_path, config["agent"])
+    export_bundle(zip_path, tmp_path / "bundle")
+    full = Recording(T.TransformerStrategyAgent.from_checkpoint(zip_path))
+    submitted = Recording(load_bundle_module(tmp_path / "bundle").SubmittedAgent())
+    for agent in (full, submitted):
+        run_match(agent, make_agent("based"), max_timesteps=200, seed=5)
+    np.testing.assert_array_equal(np.concatenate(full.actions), np.concatenate(submitted.actions))
+    actions = np.concatenate(submitted.actions)
+    assert all((actions[i : i + 4] == actions[i]).all() for i in range(0, 200, 4)), "keys change only every 4th frame"
+
+
 def test_bundle_predict_batch_keeps_per_env_memory_like_the_checkpoint(exported):
     agent_type, zip_path, bundle, _ = exported
     full = T.TransformerStrategyAgent.from_checkpoint(zip_path)

@@ -81,6 +81,8 @@ def test_every_named_config_validates():
         ("self_play.opponents={based: [1.0, nobody]}", "unknown agent 'nobody'"),
         ("self_play.opponents={bot: [1.0, null]}", "only 'self_play' may have entry None"),
         ("training.device=tpu", "training.device must be"),
+        ("agent.action_repeat=0", "agent.action_repeat must be an integer from 1 to 15"),
+        ("agent.action_repeat=16", "agent.action_repeat must be an integer from 1 to 15"),
         ("agent.shared_lstm=true", None),  # valid on its own
     ],
 )
@@ -159,6 +161,38 @@ def test_agent_gives_identical_actions_after_save_and_load(tmp_path, agent_type)
         np.testing.assert_array_equal(live.predict_batch(obs, start, ids), loaded.predict_batch(obs, start, ids))
     single = loaded.predict(obs[0])
     assert single.shape == (10,) and set(np.unique(single)) <= {0, 1}
+
+
+def test_action_repeat_agent_decides_every_nth_frame_and_holds_its_keys(tmp_path):
+    # The trainer's env steps k frames per decision; the agent in play must decide on the
+    # match's first frame and every k-th after it, exactly as the same policy deciding
+    # only on those frames would, and hold the keys in between.
+    config = tiny_config(agent__action_repeat=3)
+    run = T.TrainingRun(config, tmp_path, torch.device("cpu"))
+    run.model.learn(64)
+    holding = T.snapshot_agent(run.model, config["agent"], "cpu")
+    every_frame = T.snapshot_agent(run.model, {**config["agent"], "action_repeat": 1}, "cpu")
+    holding.deterministic = every_frame.deterministic = False  # sampled keys change between decisions
+    rng = np.random.default_rng(0)
+    low, high = T.observation_bounds()
+    ids = np.array([2, 5])
+    frames_since_start = 0
+    for frame in range(14):
+        start = np.full(2, frame in (0, 8))
+        frames_since_start = 0 if start[0] else frames_since_start + 1
+        obs = rng.uniform(low, high, size=(2, 64)).astype(np.float32)
+        torch.manual_seed(frame)
+        actions = holding.predict_batch(obs, start, ids)
+        if frames_since_start % 3 == 0:  # a decision frame: the same as a fresh decision
+            torch.manual_seed(frame)
+            np.testing.assert_array_equal(actions, every_frame.predict_batch(obs, start, ids))
+            decided = actions
+        else:
+            np.testing.assert_array_equal(actions, decided)
+    saved = holding.get_state()
+    restored = T.snapshot_agent(run.model, config["agent"], "cpu")
+    restored.set_state(saved)
+    np.testing.assert_array_equal(restored.get_state()["held"], saved["held"])
 
 
 def test_loading_a_different_architecture_names_the_mismatch(tmp_path):

@@ -82,7 +82,7 @@ def actor_state(policy, agent_config: dict) -> tuple[dict[str, Any], dict[str, t
     if getattr(policy, "squash_output", False) or getattr(policy, "use_sde", False):
         raise ExportError("policies with squashed output or gSDE cannot be exported")
     pi_layers = [m for m in policy.mlp_extractor.policy_net if isinstance(m, nn.Linear)]
-    spec: dict[str, Any] = {"type": kind, "activation": activation,
+    spec: dict[str, Any] = {"type": kind, "activation": activation, "action_repeat": int(agent_config["action_repeat"]),
                             "policy_net": [layer.out_features for layer in pi_layers]}  # fmt: skip
     state: dict[str, torch.Tensor] = {}
     extractor = policy.pi_features_extractor

@@ -328,15 +328,22 @@ class SubmittedAgent(_AgentBase):
         self._h = np.zeros((layers, capacity, hidden), np.float32)
         self._c = np.zeros_like(self._h)
         self._history = np.zeros((capacity, length, OBS_HALF), np.float32)
+        # action_repeat: frames since the last decision, and the keys being held.
+        old_hold = (getattr(self, "_frames_held", None), getattr(self, "_held", None))
+        self._frames_held = np.zeros(capacity, np.int64)
+        self._held = np.zeros((capacity, N_KEYS), np.int8)
         if old[0] is not None:
             k = self._capacity
             self._h[:, :k], self._c[:, :k], self._history[:k] = old[0], old[1], old[2]
+            self._frames_held[:k], self._held[:k] = old_hold
         self._capacity = capacity
 
     def reset(self) -> None:
         self._h[:] = 0.0
         self._c[:] = 0.0
         self._history[:] = 0.0
+        self._frames_held[:] = 0
+        self._held[:] = 0
         self._single_started = False
 
     def predict(self, obs: np.ndarray) -> np.ndarray:
@@ -363,6 +370,20 @@ class SubmittedAgent(_AgentBase):
             raise ValueError("env_ids must be non-negative")
         if ids.max() >= self._capacity:
             self._allocate(max(int(ids.max()) + 1, 2 * self._capacity))
+        repeat = int(self.spec.get("action_repeat", 1))
+        if repeat == 1:
+            return self._decide(obs, starts, ids)
+        # The policy was trained deciding every `repeat` frames (from a match's first frame)
+        # and holding its keys in between: play the same way.
+        self._frames_held[ids[starts]] = 0
+        deciding = self._frames_held[ids] % repeat == 0
+        if deciding.any():
+            self._held[ids[deciding]] = self._decide(obs[deciding], starts[deciding], ids[deciding])
+        self._frames_held[ids] += 1
+        return self._held[ids].copy()
+
+    def _decide(self, obs: np.ndarray, starts: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """New actions for rows ``ids``: one policy step (history, LSTM state)."""
         policy_obs = self._policy_obs(obs, ids, starts)
         with torch.no_grad():
             observations = torch.as_tensor(policy_obs).float()

@@ -106,6 +106,12 @@ _SHARED_AGENT_CONFIG: dict[str, Any] = {
     # (sigmoid(-2) ≈ 12% pressed) instead of mashing all of them half the time, which
     # mostly walks a fresh agent off the stage.
     "initial_key_bias": 0.0,
+    # Frames each chosen action is held (frame skip): the policy decides every
+    # `action_repeat` frames, in training and in play. 1 = every frame. Larger values
+    # see more game per PPO step and stretch gamma's horizon in game time
+    # (0.99 per decision at repeat 4 ≈ 13 s instead of 3 s). One training step is then
+    # `action_repeat` frames: total_timesteps, n_steps and save_freq count decisions.
+    "action_repeat": 1,
     # PPO
     "n_steps": 512,
     "batch_size": 128,
@@ -383,6 +389,9 @@ def validate_config(config: dict) -> dict:
     _check(a["ent_coef"] >= 0, f"agent.ent_coef must be >= 0, got {a['ent_coef']!r}")
     _check(isinstance(a["initial_key_bias"], (int, float)) and math.isfinite(a["initial_key_bias"]),
            f"agent.initial_key_bias must be a finite number, got {a['initial_key_bias']!r}")  # fmt: skip
+    max_repeat = BrawlVecEnv.MAX_ACTION_REPEAT
+    _check(isinstance(a["action_repeat"], int) and 1 <= a["action_repeat"] <= max_repeat,
+           f"agent.action_repeat must be an integer from 1 to {max_repeat}, got {a['action_repeat']!r}")  # fmt: skip
     _check(not (a["shared_lstm"] and a["enable_critic_lstm"]),
            "agent.shared_lstm and agent.enable_critic_lstm cannot both be true (sb3-contrib)")  # fmt: skip
     _validate_reward(config["reward"])
@@ -1006,18 +1015,25 @@ class TransformerStrategyAgent(Agent):
     def _allocate(self, capacity: int) -> None:
         a = self.agent_config
         old = (getattr(self, "_h", None), getattr(self, "_c", None), getattr(self, "_history", None))
+        old_hold = (getattr(self, "_frames_held", None), getattr(self, "_held", None))
         self._h = np.zeros((1, capacity, a["lstm_hidden_size"]), np.float32)
         self._c = np.zeros_like(self._h)
         self._history = np.zeros((capacity, a["sequence_length"], OBS_HALF), np.float32)
+        # action_repeat: frames since the last decision, and the keys being held.
+        self._frames_held = np.zeros(capacity, np.int64)
+        self._held = np.zeros((capacity, P.N_KEYS), np.int8)
         if old[0] is not None:
             k = self._capacity
             self._h[:, :k], self._c[:, :k], self._history[:k] = old[0], old[1], old[2]
+            self._frames_held[:k], self._held[:k] = old_hold
         self._capacity = capacity
 
     def reset(self) -> None:
         self._h[:] = 0.0
         self._c[:] = 0.0
         self._history[:] = 0.0
+        self._frames_held[:] = 0
+        self._held[:] = 0
         self._single_started = False
 
     def predict(self, obs: np.ndarray) -> np.ndarray:
@@ -1036,6 +1052,20 @@ class TransformerStrategyAgent(Agent):
         if ids.max() >= self._capacity:
             self._allocate(max(int(ids.max()) + 1, 2 * self._capacity))
         starts = np.asarray(episode_start, bool)
+        repeat = self.agent_config["action_repeat"]
+        if repeat == 1:
+            return self._decide(obs, starts, ids)
+        # Decide on the first frame of a match and every `repeat` frames after it, as in
+        # training (BrawlVecEnv(action_repeat=...)); hold the keys in between.
+        self._frames_held[ids[starts]] = 0
+        deciding = self._frames_held[ids] % repeat == 0
+        if deciding.any():
+            self._held[ids[deciding]] = self._decide(obs[deciding], starts[deciding], ids[deciding])
+        self._frames_held[ids] += 1
+        return self._held[ids].copy()
+
+    def _decide(self, obs: np.ndarray, starts: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """New actions for rows ``ids``: one policy step (history, LSTM state)."""
         policy_obs = self._policy_obs(obs, ids, starts)
         if self.recurrent:
             self._h[:, ids[starts]] = 0.0
@@ -1061,11 +1091,14 @@ class TransformerStrategyAgent(Agent):
         raise TypeError("save a TransformerStrategyAgent through the trainer's model (save_checkpoint_pair)")
 
     def get_state(self) -> dict[str, np.ndarray]:
-        return {"h": self._h.copy(), "c": self._c.copy(), "history": self._history.copy()}
+        return {"h": self._h.copy(), "c": self._c.copy(), "history": self._history.copy(),
+                "frames_held": self._frames_held.copy(), "held": self._held.copy()}  # fmt: skip
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
         self._capacity = state["history"].shape[0]
         self._h, self._c, self._history = state["h"].copy(), state["c"].copy(), state["history"].copy()
+        self._frames_held = state["frames_held"].copy()
+        self._held = state["held"].copy()
 
 
 def snapshot_agent(model, agent_config: dict, device: torch.device | str) -> TransformerStrategyAgent:
@@ -1625,6 +1658,7 @@ def run_exploiter_phase(run: TrainingRun, steps: int) -> bool:
     try:
         main = snapshot_agent(run.model, config["agent"], run.device)
         venv = BrawlVecEnv(config["env"]["n_envs"], opponents=OpponentsCfg({"main": (1.0, main)}),
+                           action_repeat=config["agent"]["action_repeat"],
                            reward_manager=build_reward_manager(config["reward"]),
                            max_timesteps=config["env"]["max_timesteps"], seed=config["training"]["seed"] + steps)
         env, _ = wrap_training_env(venv, config)
@@ -1728,6 +1762,7 @@ class TrainingRun:
             config, run_dir, device, mode="resume")  # fmt: skip
         self.reward_manager = build_reward_manager(config["reward"])
         self.venv = BrawlVecEnv(config["env"]["n_envs"], opponents=self.opponents, reward_manager=self.reward_manager,
+                                action_repeat=config["agent"]["action_repeat"],
                                 max_timesteps=config["env"]["max_timesteps"], seed=tr["seed"])  # fmt: skip
         # A snapshot that a running match plays is kept past max_saved until that match ends,
         # so the checkpoint's resume state never points at a deleted file.
