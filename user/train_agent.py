@@ -1412,10 +1412,11 @@ class EpisodeLogCallback(BaseCallback):
 class ProgressLineCallback(BaseCallback):
     """A plain progress line every few seconds, for logs under nohup (no terminal, no bar)."""
 
-    def __init__(self, total_timesteps: int, interval_s: float):
+    def __init__(self, total_timesteps: int, interval_s: float, action_repeat: int = 1):
         super().__init__()
         self.total = total_timesteps
         self.interval = interval_s
+        self.action_repeat = action_repeat  # game frames per step
         self._last = 0.0
         self._t0 = self._steps0 = None
 
@@ -1427,8 +1428,9 @@ class ProgressLineCallback(BaseCallback):
             self._last = now
             sps = (self.num_timesteps - self._steps0) / max(now - self._t0, 1e-9)
             eta = (self.total - self.num_timesteps) / max(sps, 1e-9)
-            log.info("step %s/%s (%.1f%%) | %s steps/s | ETA %s", f"{self.num_timesteps:,}", f"{self.total:,}",
-                     100 * self.num_timesteps / self.total, f"{sps:,.0f}", _clock(eta))  # fmt: skip
+            frames = f" ({sps * self.action_repeat:,.0f} frames/s)" if self.action_repeat > 1 else ""
+            log.info("step %s/%s (%.1f%%) | %s steps/s%s | ETA %s", f"{self.num_timesteps:,}", f"{self.total:,}",
+                     100 * self.num_timesteps / self.total, f"{sps:,.0f}", frames, _clock(eta))  # fmt: skip
         return True
 
 
@@ -2244,7 +2246,8 @@ def _learn_once(run: TrainingRun, progress: bool | None) -> None:
     interactive = sys.stdout.isatty() if progress is None else progress
     callbacks: list[BaseCallback] = [RolloutBoundaryCallback(run), EpisodeLogCallback(run)]
     if not interactive:
-        callbacks.append(ProgressLineCallback(tr["total_timesteps"], tr["progress_interval_s"]))
+        callbacks.append(ProgressLineCallback(tr["total_timesteps"], tr["progress_interval_s"],
+                                              run.config["agent"]["action_repeat"]))  # fmt: skip
     remaining = tr["total_timesteps"] - run.model.num_timesteps
     if remaining > 0:
         try:
