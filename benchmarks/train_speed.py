@@ -3,7 +3,8 @@
 Usage::
 
     PYTHONPATH=. .venv/bin/python benchmarks/train_speed.py [--quick] [--steps N] [--types ppo,recurrent_ppo,...]
-    PYTHONPATH=. .venv/bin/python benchmarks/train_speed.py --sweep [--type transformer_strategy] [--n-envs 4,8,16]
+    PYTHONPATH=. .venv/bin/python benchmarks/train_speed.py --sweep [--type transformer_strategy] [--n-envs 4,8,16] \
+        [--workers 1,2,4] [--env-only]
     PYTHONPATH=. .venv/bin/python benchmarks/train_speed.py --precision          # CUDA only
     ... [--device auto|cpu|cuda] [--json PATH]
 
@@ -26,8 +27,15 @@ predicts that the N steps would take longer, fewer rollouts are timed (the note 
 when even one rollout + update would, the row is the warm-up's estimate, marked "est.".
 
 ``--sweep``: steps/s of one ``--type`` (default transformer_strategy at the CPU config's sizes,
-``TRAIN_CONFIG_CPU``) for each ``--n-envs``; batch_size must divide n_steps x n_envs, so each row
-uses the largest divisor of it that is <= the config's batch_size (shown).
+``TRAIN_CONFIG_CPU``) for each ``--n-envs`` and each ``--workers`` count (default 1); batch_size must
+divide n_steps x n_envs, so each row uses the largest divisor of it that is <= the config's
+batch_size (shown). workers=1 is the in-process ``BrawlVecEnv``; workers=W > 1 is a
+``WorkerVecEnv`` (``environment/worker_vec_env.py``: W processes each stepping a BrawlVecEnv over
+n_envs/W matches, arrays in shared memory; pairs with W > n_envs are skipped), and "vs workers=1"
+is the ratio to the workers=1 row of the same n_envs. Worker start-up is not timed.
+``--sweep --env-only``: the same grid without a model: frames/s of stepping the env alone with
+random actions (``ceil(--steps / n_envs)`` steps after a short warm-up, bounded by --max-minutes),
+the backend's raw speed; "CPU" is the main process only (the workers' time is not in it).
 ``--precision``: steps/s of ``--type`` at the TEST sizes for training.precision fp32 / bf16 / fp16
 and training.compile false / true (``build_model`` applies them through
 ``apply_precision_and_compile``); CUDA only, a clear skip line otherwise.
@@ -45,6 +53,7 @@ sys.path.insert(0, str(ROOT))
 
 import argparse  # noqa: E402
 import copy  # noqa: E402
+import functools  # noqa: E402
 import gc  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
@@ -59,6 +68,7 @@ from stable_baselines3.common.callbacks import BaseCallback  # noqa: E402
 
 from environment.envs import BrawlVecEnv, SelfPlayWarehouseBrawl  # noqa: E402
 from environment.self_play import OpponentsCfg  # noqa: E402
+from environment.worker_vec_env import WorkerVecEnv  # noqa: E402
 from user.train_agent import (  # noqa: E402
     AGENT_TYPES,
     CONFIGS,
@@ -78,6 +88,7 @@ REF_TEMPLATE_PPO_SPS = 1_060.0  # tournament template PPO on this 2-core CPU
 REF_TEMPLATE_RPPO_SPS = 160.0  # tournament template RecurrentPPO on this 2-core CPU
 TEMPLATE = "template"  # the plain-SB3 RecurrentPPO baseline, as a --types entry
 BASED_ONLY = {"based": (1.0, "based")}
+ENV_WARMUP_STEPS = 20  # env-only: untimed steps first (allocations, opponent grouping)
 
 
 # ==================================================================================
@@ -111,6 +122,7 @@ class Row:
     n_steps: int
     batch_size: int
     n_epochs: int
+    workers: int = 1  # 1: in-process BrawlVecEnv; more: a WorkerVecEnv with that many processes
     steps: int = 0  # learner steps timed
     wall_s: float = math.nan
     sps: float | None = None
@@ -201,18 +213,30 @@ def trainer_config(base: str, agent_type: str, overrides: list[str], device: str
     return validate_config(config), note
 
 
+def make_venv(config: dict, workers: int = 1):
+    """The config's env against BasedAgent only: in process (workers=1) or a WorkerVecEnv."""
+    env_cfg, seed = config["env"], config["training"]["seed"]
+    if workers == 1:
+        return BrawlVecEnv(env_cfg["n_envs"], opponents=OpponentsCfg(dict(BASED_ONLY)),
+                           reward_manager=build_reward_manager(config["reward"]),
+                           max_timesteps=env_cfg["max_timesteps"], seed=seed)  # fmt: skip
+    return WorkerVecEnv.for_scripted_opponents(
+        env_cfg["n_envs"], workers, dict(BASED_ONLY), max_timesteps=env_cfg["max_timesteps"], seed=seed,
+        reward_manager_factory=functools.partial(build_reward_manager, config["reward"]),
+    )  # fmt: skip
+
+
 def measure_type(config: dict, label: str, steps: int, max_seconds: float, device: torch.device,
-                 note: str = "") -> Row:  # fmt: skip
+                 note: str = "", workers: int = 1) -> Row:  # fmt: skip
     a, env_cfg = config["agent"], config["env"]
-    row = Row(label, a["type"], env_cfg["n_envs"], a["n_steps"], a["batch_size"], a["n_epochs"], note=note)
+    row = Row(label, a["type"], env_cfg["n_envs"], a["n_steps"], a["batch_size"], a["n_epochs"], workers=workers,
+              note=note)  # fmt: skip
     seed_everything(config["training"]["seed"])
-    venv = BrawlVecEnv(env_cfg["n_envs"], opponents=OpponentsCfg(dict(BASED_ONLY)),
-                       reward_manager=build_reward_manager(config["reward"]), max_timesteps=env_cfg["max_timesteps"],
-                       seed=config["training"]["seed"])  # fmt: skip
-    env = OpponentHistory(venv, a["sequence_length"]) if uses_history(a) else venv
-    env.action_space = float_multibinary()
-    model = None
+    venv = model = None
     try:
+        venv = make_venv(config, workers)
+        env = OpponentHistory(venv, a["sequence_length"]) if uses_history(a) else venv
+        env.action_space = float_multibinary()
         model = build_model(config, env, device)
         tr = config["training"]
         if tr["precision"] != "fp32" or tr["compile"]:  # show that build_model applied them
@@ -226,7 +250,59 @@ def measure_type(config: dict, label: str, steps: int, max_seconds: float, devic
         row.error = f"{type(exc).__name__}: {str(exc)[:200]}"
     finally:
         del model
+        if venv is not None:
+            venv.close()  # stops a WorkerVecEnv's processes
         _release(device)
+    return row
+
+
+@dataclass
+class EnvRow:
+    """Env-only stepping speed of one (n_envs, workers) pair."""
+
+    n_envs: int
+    workers: int
+    frames: int = 0  # learner frames timed (n_envs per step)
+    wall_s: float = math.nan
+    fps: float | None = None
+    cpu_share: float | None = None  # main process CPU time / wall time
+    vs_one: float | None = None  # over workers=1 at the same n_envs
+    note: str = ""
+    error: str = ""
+
+
+def measure_env(config: dict, workers: int, steps: int, max_seconds: float) -> EnvRow:
+    """Frames/s of stepping the config's env alone with random actions (no model)."""
+    n = config["env"]["n_envs"]
+    row, venv = EnvRow(n, workers), None
+    try:
+        venv = make_venv(config, workers)
+        time_env_steps(venv, row, max(1, math.ceil(steps / n)), max_seconds)
+    except Exception as exc:  # reported in the row
+        row.error = f"{type(exc).__name__}: {str(exc)[:200]}"
+    finally:
+        if venv is not None:
+            venv.close()
+    return row
+
+
+def time_env_steps(venv, row: EnvRow, n_steps: int, max_seconds: float) -> EnvRow:
+    pool = np.random.default_rng(0).random((16, row.n_envs, 10)) < 0.5  # drawn before timing
+    venv.reset()
+    for k in range(ENV_WARMUP_STEPS):
+        venv.step(pool[k % len(pool)])
+    done = 0
+    c0, t0 = time.process_time(), time.perf_counter()
+    while done < n_steps:
+        venv.step(pool[done % len(pool)])
+        done += 1
+        if done % 64 == 0 and time.perf_counter() - t0 > max_seconds:
+            _add_note(row, f"{done} of {n_steps} steps timed (--max-minutes)")
+            break
+    row.wall_s = time.perf_counter() - t0
+    row.frames = done * row.n_envs
+    row.fps = row.frames / row.wall_s
+    row.cpu_share = (time.process_time() - c0) / row.wall_s
     return row
 
 
@@ -310,7 +386,8 @@ def print_table(header: tuple[str, ...], cells: list[tuple[str, ...]], right: se
         print(line(c))
 
 
-def print_rows(rows: list[Row], first: str = "type", ratio: str = "vs template") -> None:
+def print_rows(rows: list[Row], first: str = "type", ratio: str = "vs template", workers: bool = False) -> None:
+    """The results table; ``workers`` adds a "workers" column after n_envs (the sweep's)."""
     header = (first, "n_envs", "n_steps", "batch", "epochs", "steps", "wall s", "steps/s", "rollout", "CPU",
               ratio, "vs tournament", "target", "pass", "note")  # fmt: skip
     cells = []
@@ -322,7 +399,20 @@ def print_rows(rows: list[Row], first: str = "type", ratio: str = "vs template")
                       "—" if math.isnan(r.wall_s) else f"{r.wall_s:.1f}", _fmt_sps(r), _pct(r.rollout_share),
                       _pct(r.cpu_share), _ratio(r.vs_template), _ratio(r.vs_reference), target, passed,
                       note))  # fmt: skip
-    print_table(header, cells, right={1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11})
+    right = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}
+    if workers:
+        header = (*header[:2], "workers", *header[2:])
+        cells = [(*c[:2], str(r.workers), *c[2:]) for c, r in zip(cells, rows, strict=True)]
+        right = {k + (k >= 2) for k in right} | {2}
+    print_table(header, cells, right=right)
+
+
+def print_env_rows(rows: list[EnvRow]) -> None:
+    header = ("sweep", "n_envs", "workers", "frames", "wall s", "frames/s", "CPU (main)", "vs workers=1", "note")
+    cells = [(f"n_envs={r.n_envs}", str(r.n_envs), str(r.workers), f"{r.frames:,}",
+              "—" if math.isnan(r.wall_s) else f"{r.wall_s:.2f}", "error" if r.error else f"{r.fps:,.0f}",
+              _pct(r.cpu_share), _ratio(r.vs_one), r.error or r.note) for r in rows]  # fmt: skip
+    print_table(header, cells, right={1, 2, 3, 4, 5, 6, 7})
 
 
 def sizes_line(config: dict) -> str:
@@ -374,26 +464,71 @@ def run_main_table(cfg: argparse.Namespace, device: torch.device) -> dict:
     return {"mode": "main", "config": config_name, "overrides": cfg.set, "rows": [_row_dict(r) for r in rows]}
 
 
+def sweep_grid(cfg: argparse.Namespace) -> list[tuple[int, int]]:
+    """The (n_envs, workers) pairs to measure; a pair with more workers than envs is skipped."""
+    skipped = [(n, w) for n in cfg.n_envs for w in cfg.workers if w > n]
+    if skipped:
+        print(f"skipped (more workers than envs): {', '.join(f'n_envs={n} workers={w}' for n, w in skipped)}")
+    return [(n, w) for n in cfg.n_envs for w in cfg.workers if w <= n]
+
+
+def _vs_one_worker(rows: list, speed: str, ratio: str) -> None:
+    """Set ``ratio`` on each row: its ``speed`` over the workers=1 row of the same n_envs."""
+    ones = {r.n_envs: getattr(r, speed) for r in rows if r.workers == 1}
+    for r in rows:
+        one, mine = ones.get(r.n_envs), getattr(r, speed)
+        setattr(r, ratio, mine / one if (one and mine) else None)
+
+
 def run_sweep(cfg: argparse.Namespace, device: torch.device) -> dict:
     config_name = cfg.config or "cpu"
     base, _ = trainer_config(config_name, cfg.type, cfg.set, cfg.device)
-    print(f"Sweep of n_envs for {cfg.type} at config '{config_name}' sizes ({sizes_line(base)}); batch_size per "
-          "row: the largest divisor of n_steps x n_envs <= the config's"
+    if cfg.env_only:
+        return run_env_sweep(cfg, config_name, base)
+    print(f"Sweep of n_envs x workers {cfg.workers} for {cfg.type} at config '{config_name}' sizes "
+          f"({sizes_line(base)}); batch_size per row: the largest divisor of n_steps x n_envs <= the config's"
           + (f"; overrides {cfg.set}" if cfg.set else ""))  # fmt: skip
     print(flush=True)
     rows = []
-    for n in cfg.n_envs:
+    for n, w in sweep_grid(cfg):
         config, note = trainer_config(config_name, cfg.type, cfg.set, cfg.device, n_envs=n)
-        row = measure_type(config, f"n_envs={n}", cfg.steps, cfg.max_minutes * 60, device, note)
+        row = measure_type(config, f"n_envs={n}", cfg.steps, cfg.max_minutes * 60, device, note, workers=w)
         rows.append(row)
-        _progress(row)
+        _progress(row, workers=True)
+    several = len(cfg.workers) > 1
+    if several:
+        _vs_one_worker(rows, "sps", "vs_template")
     print()
-    print_rows(rows, first="sweep", ratio="vs template")
+    print_rows(rows, first="sweep", ratio="vs workers=1" if several else "vs template", workers=True)
     best = max((r for r in rows if r.sps), key=lambda r: r.sps, default=None)
     if best is not None:
-        print(f"fastest: {best.label} ({best.sps:,.0f} steps/s). More envs also change what each PPO update "
-              "learns from: pick the fastest n_envs you are happy to train with.")  # fmt: skip
-    return {"mode": "sweep", "config": config_name, "type": cfg.type, "rows": [_row_dict(r) for r in rows]}
+        print(f"fastest: {best.label} workers={best.workers} ({best.sps:,.0f} steps/s). More envs also change what "
+              "each PPO update learns from: pick the fastest n_envs you are happy to train with.")  # fmt: skip
+    result = {"mode": "sweep", "config": config_name, "type": cfg.type, "workers": cfg.workers,
+              "rows": [_row_dict(r) for r in rows]}  # fmt: skip
+    if several:
+        result["note"] = "vs_template holds the ratio to workers=1 at the same n_envs"
+    return result
+
+
+def run_env_sweep(cfg: argparse.Namespace, config_name: str, base: dict) -> dict:
+    e = base["env"]
+    print(f"Env-only sweep of n_envs x workers {cfg.workers}: the env of config '{config_name}' (max_timesteps "
+          f"{e['max_timesteps']}, BasedAgent-only opponents, the config's reward) stepped with random actions, no "
+          f"model; {ENV_WARMUP_STEPS} warm-up steps, then ceil({cfg.steps} / n_envs) timed steps")  # fmt: skip
+    print(flush=True)
+    rows = []
+    for n, w in sweep_grid(cfg):
+        config, _ = trainer_config(config_name, cfg.type, cfg.set, cfg.device, n_envs=n)
+        row = measure_env(config, w, cfg.steps, cfg.max_minutes * 60)
+        rows.append(row)
+        what = row.error or f"{row.fps:,.0f} frames/s ({row.frames:,} frames in {row.wall_s:.2f} s)"
+        print(f"  n_envs={n} workers={w}: {what}", flush=True)
+    _vs_one_worker(rows, "fps", "vs_one")
+    print()
+    print_env_rows(rows)
+    return {"mode": "env_only_sweep", "config": config_name, "workers": cfg.workers,
+            "rows": [asdict(r) for r in rows]}  # fmt: skip
 
 
 def run_precision(cfg: argparse.Namespace, device: torch.device) -> dict:
@@ -424,10 +559,11 @@ def run_precision(cfg: argparse.Namespace, device: torch.device) -> dict:
             "note": "vs_template holds the ratio to fp32 without compile"}  # fmt: skip
 
 
-def _progress(row: Row) -> None:
+def _progress(row: Row, workers: bool = False) -> None:
     what = row.error or (f"{_fmt_sps(row)} steps/s ({row.steps:,} steps in {row.wall_s:.1f} s, "
                          f"warm-up {row.warmup_s:.1f} s)")  # fmt: skip
-    print(f"  {row.label}: {what}", flush=True)
+    label = f"{row.label} workers={row.workers}" if workers else row.label
+    print(f"  {label}: {what}", flush=True)
 
 
 def _row_dict(row: Row) -> dict:
@@ -450,6 +586,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--type", default="transformer_strategy", choices=AGENT_TYPES,
                         help="agent type for --sweep / --precision")  # fmt: skip
     parser.add_argument("--n-envs", default="4,8,16,32,64", help="n_envs values for --sweep")
+    parser.add_argument("--workers", default="1",
+                        help="worker-process counts for --sweep (1: in-process BrawlVecEnv; more: WorkerVecEnv), "
+                             "e.g. 1,2,4 (default 1)")  # fmt: skip
+    parser.add_argument("--env-only", action="store_true",
+                        help="with --sweep: time env stepping alone (random actions, no model); frames/s")  # fmt: skip
     parser.add_argument("--precision", action="store_true", help="fp32/bf16/fp16 x compile (CUDA only)")
     parser.add_argument("--config", choices=list(CONFIGS), default=None,
                         help="sizes to use (default: test; cpu for --sweep)")  # fmt: skip
@@ -464,6 +605,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown --types {unknown}; choose from {', '.join((*AGENT_TYPES, TEMPLATE))}")
     cfg.n_envs = [int(x) for x in cfg.n_envs.split(",") if x.strip()]
+    cfg.workers = [int(x) for x in cfg.workers.split(",") if x.strip()]
+    if not cfg.workers or min(cfg.workers) < 1:
+        parser.error(f"--workers needs integers >= 1, got {cfg.workers}")
+    if cfg.env_only and not cfg.sweep:
+        parser.error("--env-only is a mode of --sweep: add --sweep")
     if cfg.steps is None:
         cfg.steps = 1 if cfg.quick else 16_384
     if cfg.template_steps is None:
