@@ -328,6 +328,10 @@ class BrawlVecEnv(VecEnv):
     def opponents(self) -> OpponentsCfg:
         return self.core.opponents
 
+    def set_opponent_weights(self, weights: dict[str, float]) -> None:
+        """New sampling weights for some opponents (by name); new matches draw with them."""
+        self.core.opponents.set_weights(weights)
+
     def reset(self) -> np.ndarray:
         seeds = None if self._seeds[0] is None else np.asarray(self._seeds, np.int64)
         self._reset_seeds()

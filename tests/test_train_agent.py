@@ -83,6 +83,8 @@ def test_every_named_config_validates():
         ("training.device=tpu", "training.device must be"),
         ("agent.action_repeat=0", "agent.action_repeat must be an integer from 1 to 15"),
         ("agent.action_repeat=16", "agent.action_repeat must be an integer from 1 to 15"),
+        ("env.workers=0", "env.workers must be an integer from 1 to env.n_envs"),
+        ("env.workers=2", "env.workers=2 runs scripted opponents only, but self_play.opponents has 'self_play'"),
         ("agent.shared_lstm=true", None),  # valid on its own
     ],
 )
@@ -193,6 +195,27 @@ def test_action_repeat_agent_decides_every_nth_frame_and_holds_its_keys(tmp_path
     restored = T.snapshot_agent(run.model, config["agent"], "cpu")
     restored.set_state(saved)
     np.testing.assert_array_equal(restored.get_state()["held"], saved["held"])
+
+
+def test_training_with_worker_processes_saves_and_resumes(tmp_path):
+    from environment.worker_vec_env import WorkerVecEnv
+
+    config = tiny_config(env__workers=2, **{"self_play__opponents": "{based: [0.7, based], constant: [0.3, constant]}"})
+    with pytest.raises(T.ConfigError, match="reward.type=curriculum"):
+        T.validate_config(T.apply_overrides(copy.deepcopy(config), ["reward.type=curriculum"]))
+    run = T.TrainingRun(config, tmp_path, torch.device("cpu"))
+    try:
+        assert isinstance(run.venv, WorkerVecEnv) and len(run.venv.processes) == 2
+        run.model.learn(128)
+        T.set_opponent_weights(run.opponents, run.venv, {"based": 0.2, "constant": 0.8})
+        weights = run.venv.call_workers("get_attr", "opponents")
+        assert all(w[0].opponents["constant"][0] == pytest.approx(0.8) for w in weights)
+        state = run.venv.get_state()
+        assert isinstance(state, list) and len(state) == 2
+        run.venv.set_state(state)
+    finally:
+        run.close()
+    assert not any(p.is_alive() for p in run.venv.processes)
 
 
 def test_loading_a_different_architecture_names_the_mismatch(tmp_path):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import logging
 import math
@@ -165,6 +166,10 @@ _SHARED_SELF_PLAY_CONFIG: dict[str, Any] = {
 
 _SHARED_ENV_CONFIG: dict[str, Any] = {
     "n_envs": 16,  # matches stepped together
+    # Worker processes stepping the matches (environment/worker_vec_env.py, shared memory):
+    # 1 = in the training process. More pays only with spare cores (benchmarks/train_speed.py
+    # --sweep --workers 1,2,4 measures it); scripted opponents and dense/sparse rewards only.
+    "workers": 1,
     "max_timesteps": 2700,  # frames per match (90 s)
 }
 
@@ -396,6 +401,7 @@ def validate_config(config: dict) -> dict:
            "agent.shared_lstm and agent.enable_critic_lstm cannot both be true (sb3-contrib)")  # fmt: skip
     _validate_reward(config["reward"])
     _validate_opponents(config["self_play"])
+    _validate_workers(config)
     _validate_controls(config)
     _check(tr["on_divergence"] in ("stop", "rollback"),
            f"training.on_divergence must be 'stop' or 'rollback', got {tr['on_divergence']!r}")  # fmt: skip
@@ -424,6 +430,27 @@ def _validate_reward(reward: dict) -> None:
     c = reward["curriculum"]
     _check(0 <= c["start_win_rate"] < c["end_win_rate"] <= 1,
            "reward.curriculum needs 0 <= start_win_rate < end_win_rate <= 1")  # fmt: skip
+
+
+def _validate_workers(config: dict) -> None:
+    workers, n_envs = config["env"]["workers"], config["env"]["n_envs"]
+    _check(isinstance(workers, int) and 1 <= workers <= n_envs,
+           f"env.workers must be an integer from 1 to env.n_envs ({n_envs}), got {workers!r}")  # fmt: skip
+    if workers == 1:
+        return
+    # Worker processes build their opponents and rewards themselves: what lives only in the
+    # training process (self-play snapshots, the curriculum's reward weights) cannot reach them.
+    self_play = [name for name, (w, entry) in config["self_play"]["opponents"].items() if entry is None and w > 0]
+    if self_play:
+        raise ConfigError(f"env.workers={workers} runs scripted opponents only, but self_play.opponents has "
+                          f"{self_play[0]!r} (snapshots live in the training process): set env.workers=1 "
+                          "or give the self-play entry weight 0")  # fmt: skip
+    _check(config["reward"]["type"] != "curriculum",
+           f"env.workers={workers} cannot follow reward.type=curriculum (its weights change in the training "
+           "process): set env.workers=1 or reward.type=dense / sparse")  # fmt: skip
+    _check(config["controls"]["exploiter"]["every_updates"] == 0,
+           f"env.workers={workers} cannot run exploiter phases (they join the self-play pool): set "
+           "env.workers=1 or controls.exploiter.every_updates=0")  # fmt: skip
 
 
 SCHEDULE_KINDS = ("constant", "linear", "cosine")
@@ -1751,6 +1778,34 @@ def default_run_name(config: dict) -> str:
     return f"{config['name']}__{config['training']['seed']}__{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def make_training_venv(config: dict, opponents: OpponentsCfg, reward_manager):
+    """The matches the learner plays: a BrawlVecEnv, or a WorkerVecEnv when env.workers > 1."""
+    env, a, seed = config["env"], config["agent"], config["training"]["seed"]
+    if env["workers"] == 1:
+        return BrawlVecEnv(env["n_envs"], opponents=opponents, reward_manager=reward_manager,
+                           action_repeat=a["action_repeat"], max_timesteps=env["max_timesteps"], seed=seed)  # fmt: skip
+    from environment.worker_vec_env import WorkerVecEnv
+
+    bots = {name: (weight, entry) for name, (weight, entry) in opponents.opponents.items() if isinstance(entry, str)}
+    log.info("Stepping %d matches in %d worker processes", env["n_envs"], env["workers"])
+    return WorkerVecEnv.for_scripted_opponents(
+        env["n_envs"], env["workers"], bots, functools.partial(build_reward_manager, config["reward"]),
+        max_timesteps=env["max_timesteps"], seed=seed, action_repeat=a["action_repeat"])  # fmt: skip
+
+
+def snapshots_in_use(venv) -> set[str]:
+    """Snapshot files that a running match plays (none in worker processes: they play bots only)."""
+    core = getattr(venv, "core", None)
+    return core.snapshots_in_use() if core is not None else set()
+
+
+def set_opponent_weights(run_opponents: OpponentsCfg, venv, weights: dict[str, float]) -> None:
+    """New opponent weights, in the training process and in every worker that samples opponents."""
+    run_opponents.set_weights(weights)
+    if hasattr(venv, "call_workers"):
+        venv.call_workers("set_opponent_weights", weights)
+
+
 class TrainingRun:
     """Everything one training run owns: env, model, self-play, logs and checkpoints."""
 
@@ -1763,9 +1818,7 @@ class TrainingRun:
         self.save_handler, self.self_play, self.opponents = build_self_play_components(
             config, run_dir, device, mode="resume")  # fmt: skip
         self.reward_manager = build_reward_manager(config["reward"])
-        self.venv = BrawlVecEnv(config["env"]["n_envs"], opponents=self.opponents, reward_manager=self.reward_manager,
-                                action_repeat=config["agent"]["action_repeat"],
-                                max_timesteps=config["env"]["max_timesteps"], seed=tr["seed"])  # fmt: skip
+        self.venv = make_training_venv(config, self.opponents, self.reward_manager)
         # A snapshot that a running match plays is kept past max_saved until that match ends,
         # so the checkpoint's resume state never points at a deleted file.
         self.save_handler.protected = self._keep_snapshot
@@ -1859,7 +1912,7 @@ class TrainingRun:
     def _keep_snapshot(self, path: Path) -> bool:
         """Past max_saved, keep a snapshot that a match plays (now, or in the saved state of a kept
         checkpoint, so that checkpoint still resumes) or one of the best-rated."""
-        if path.name in self.venv.core.snapshots_in_use():
+        if path.name in snapshots_in_use(self.venv):
             return True
         for step in self.manifest.steps():
             if path.name in self.manifest.entry(step).get("extra", {}).get("uses", []):
@@ -1942,7 +1995,7 @@ class TrainingRun:
         window = self.model._stats_window_size
         self.model.ep_info_buffer = deque(trainer.get("ep_info_buffer", []), maxlen=window)
         self.model.ep_success_buffer = deque(maxlen=window)  # SB3 creates both or neither
-        self.opponents.set_weights(trainer["opponent_weights"])
+        set_opponent_weights(self.opponents, self.venv, trainer["opponent_weights"])
         self.snapshot_win_rates = {self.self_play.path_for_name(n): x for n, x in trainer["snapshot_win_rates"]}
         if "curriculum_alpha" in trainer:
             self.reward_manager.alpha = trainer["curriculum_alpha"]
@@ -2060,7 +2113,7 @@ class TrainingRun:
         raw = {name: opponent_priority(w, win_rates.get(entry, 0.5)) for name, entry in bots.items()}
         total = sum(raw.values())
         new = {name: share * value / total for name, value in raw.items()}
-        self.opponents.set_weights(new)
+        set_opponent_weights(self.opponents, self.venv, new)
         if w["mode"].startswith("pfsp"):
             self.self_play.snapshot_weights = {p: opponent_priority(w, x) for p, x in snapshot_win_rates.items()}
         self.logs["opponent_weights"].append_many(
@@ -2079,6 +2132,7 @@ class TrainingRun:
     def close(self) -> None:
         for csv in self.logs.values():
             csv.close()
+        self.venv.close()  # stops worker processes, if any
 
 
 def _rng_state() -> dict[str, Any]:
