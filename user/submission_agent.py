@@ -72,7 +72,7 @@ except ImportError:  # copied alone into a submission folder
 
 
 BUNDLE_FORMAT = "warehouse-brawl-submission"
-BUNDLE_VERSION = 1
+BUNDLE_VERSION = 2
 CONFIG_FILE = "agent_config.json"
 WEIGHTS_FILE = "policy_weights.pt"
 OBS_SIZE = 64  # observation values per player
@@ -122,6 +122,16 @@ class StrategyEncoder(nn.Module):
         return self.head(pooled), tokens, weights
 
 
+N_RELATIVE = 5
+
+
+def relative_features(scaled: torch.Tensor) -> torch.Tensor:
+    """The opponent's position and velocity relative to the observer's, and their distance."""
+    delta = scaled[:, OBS_HALF : OBS_HALF + 4] - scaled[:, 0:4]
+    distance = torch.linalg.vector_norm(delta[:, 0:2], dim=-1, keepdim=True)
+    return torch.cat([delta, distance], dim=-1)
+
+
 class ConditionedExtractor(nn.Module):
     """[obs (64), opponent history (L × 32)] → features (d): the observation cross-attends to the strategy."""
 
@@ -130,14 +140,16 @@ class ConditionedExtractor(nn.Module):
         self.sequence_length = sequence_length
         self.register_buffer("scale", scale, persistent=False)
         self.register_buffer("frame_scale", scale[OBS_HALF:], persistent=False)
-        self.obs_embed = nn.Sequential(nn.Linear(OBS_SIZE, latent_dim), nn.LayerNorm(latent_dim), nn.ReLU())
+        self.obs_embed = nn.Sequential(nn.Linear(OBS_SIZE + N_RELATIVE, latent_dim), nn.LayerNorm(latent_dim),
+                                       nn.ReLU())  # fmt: skip
         self.encoder = StrategyEncoder(latent_dim, num_heads, num_layers, sequence_length)
         self.cross_attention = nn.MultiheadAttention(latent_dim, num_heads, batch_first=True)
         self.fuse = nn.Sequential(nn.Linear(3 * latent_dim, latent_dim), nn.ReLU())
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         batch = observations.shape[0]
-        current = self.obs_embed(observations[:, :OBS_SIZE] / self.scale)
+        scaled = observations[:, :OBS_SIZE] / self.scale
+        current = self.obs_embed(torch.cat([scaled, relative_features(scaled)], dim=-1))
         frames = observations[:, OBS_SIZE:].reshape(batch, self.sequence_length, OBS_HALF) / self.frame_scale
         latent, tokens, _ = self.encoder(frames)
         memory = torch.cat([latent.unsqueeze(1), tokens], dim=1)

@@ -679,6 +679,21 @@ class ScaledObservation(BaseFeaturesExtractor):
         return observations[:, :OBS_SIZE] / self.scale
 
 
+N_RELATIVE = 5  # relative_features: dx, dy, dvx, dvy, distance
+
+
+def relative_features(scaled: torch.Tensor) -> torch.Tensor:
+    """The opponent's position and velocity relative to the observer's, and their distance.
+
+    Derived from the scaled observation (no new inputs): "where is the opponent from me" is
+    what most decisions hinge on (walk toward it, attack when close), and handing it to the
+    network directly saves it learning to subtract two absolute positions first.
+    """
+    delta = scaled[:, OBS_HALF : OBS_HALF + 4] - scaled[:, 0:4]
+    distance = torch.linalg.vector_norm(delta[:, 0:2], dim=-1, keepdim=True)
+    return torch.cat([delta, distance], dim=-1)
+
+
 class TransformerConditionedExtractor(BaseFeaturesExtractor):
     """Features = the current observation fused with the opponent's strategy.
 
@@ -695,7 +710,8 @@ class TransformerConditionedExtractor(BaseFeaturesExtractor):
         scale = torch.as_tensor(observation_scale())
         self.register_buffer("scale", scale, persistent=False)
         self.register_buffer("frame_scale", scale[OBS_HALF:], persistent=False)
-        self.obs_embed = nn.Sequential(nn.Linear(OBS_SIZE, latent_dim), nn.LayerNorm(latent_dim), nn.ReLU())
+        self.obs_embed = nn.Sequential(nn.Linear(OBS_SIZE + N_RELATIVE, latent_dim), nn.LayerNorm(latent_dim),
+                                       nn.ReLU())  # fmt: skip
         self.encoder = TransformerStrategyEncoder(OBS_HALF, latent_dim, num_heads, num_layers, sequence_length)
         self.cross_attention = nn.MultiheadAttention(latent_dim, num_heads, batch_first=True)
         self.fuse = nn.Sequential(nn.Linear(3 * latent_dim, latent_dim), nn.ReLU())
@@ -711,7 +727,8 @@ class TransformerConditionedExtractor(BaseFeaturesExtractor):
 
     def _features(self, observations: torch.Tensor) -> torch.Tensor:
         batch = observations.shape[0]
-        current = self.obs_embed(observations[:, :OBS_SIZE] / self.scale)
+        scaled = observations[:, :OBS_SIZE] / self.scale
+        current = self.obs_embed(torch.cat([scaled, relative_features(scaled)], dim=-1))
         frames = observations[:, OBS_SIZE:].reshape(batch, self.sequence_length, OBS_HALF) / self.frame_scale
         latent, tokens, pool_weights = self.encoder(frames)
         memory = torch.cat([latent.unsqueeze(1), tokens], dim=1)
