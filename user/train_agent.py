@@ -275,19 +275,39 @@ TRAIN_CONFIG_CURRICULUM_STAGE2 = {
     "self_play": {**_SHARED_SELF_PLAY_CONFIG, "opponents": {"based": (1.0, "based")}},
     "training": {**TRAIN_CONFIG_10M["training"], "total_timesteps": 3_000_000},
 }
-# The same agent type at small dimensions, for machines without a GPU (about 2,400
-# steps/s on 2 CPU cores: benchmarks/train_speed.py --sweep).
+# The same agent type at small dimensions, for machines without a GPU: what `bash run.sh train`
+# runs there, sized to finish within 30 minutes on 2 cores (benchmarks/learn_quality.py).
+# Tuned for that budget (each choice measured in short runs, see the technical guide §9):
+# - action_repeat 4: a decision every 4 frames sees 4x more game per PPO step;
+# - a cheap update: sequence_length 8, 128 envs x 64 steps, minibatches of 2048 (sb3-contrib
+#   replays the LSTM per sequence, so few long minibatches beat many short ones);
+# - a small ent_coef and keys starting mostly released: 10 independent keys pressed at
+#   random mostly walk the agent off the stage, and 0.01 kept them random (entropy rose);
+# - rewards: damage counts 10x (a 140-point lead pays about one knockout), closing the
+#   distance counts 20x and attacking is not taxed (without them the agent learned to stand
+#   still charging heavies), weapon pickups and drops pay nothing (random h presses made
+#   them noise), scale 0.1;
+# - opponents: mostly BasedAgent and ConstantAgent, with a little self-play.
+_CPU_REWARD_CONFIG = {
+    **_SHARED_REWARD_CONFIG,
+    "scale": 0.1,
+    "terms": {**_SHARED_REWARD_CONFIG["terms"], "damage_interaction": 10.0, "closing_distance": 1.0,
+              "attack_spam": 0.0, "toward_weapon": 0.0},
+    "signals": {**_SHARED_REWARD_CONFIG["signals"], "equip_hammer": 0.0, "equip_spear": 0.0, "drop": 0.0},
+}
 TRAIN_CONFIG_CPU = {
     **_BASE_CONFIG,
     "name": "cpu",
-    "agent": {**_SHARED_AGENT_CONFIG, "latent_dim": 32, "num_heads": 2, "num_layers": 1, "sequence_length": 16,
-              "lstm_hidden_size": 64, "net_arch": {"pi": [64, 64], "vf": [64, 64]},
-              "n_steps": 128, "batch_size": 512, "n_epochs": 4, "learning_rate": 5e-4, "ent_coef": 0.01},
-    "env": {**_SHARED_ENV_CONFIG, "n_envs": 32},
+    "agent": {**_SHARED_AGENT_CONFIG, "latent_dim": 32, "num_heads": 2, "num_layers": 1, "sequence_length": 8,
+              "lstm_hidden_size": 64, "net_arch": {"pi": [64, 64], "vf": [64, 64]}, "action_repeat": 4,
+              "initial_key_bias": -2.0, "n_steps": 64, "batch_size": 2048, "n_epochs": 4, "learning_rate": 5e-4,
+              "ent_coef": 0.003},
+    "reward": _CPU_REWARD_CONFIG,
+    "env": {**_SHARED_ENV_CONFIG, "n_envs": 128},
     "self_play": {**_SHARED_SELF_PLAY_CONFIG,
-                  "opponents": {"self_play": (0.3, None), "based": (0.6, "based"), "constant": (0.1, "constant")}},
-    "training": {**_SHARED_TRAINING_CONFIG, "total_timesteps": 1_000_000, "save_freq": 100_000, "max_saved": 20},
-    "eval": {**_SHARED_EVAL_CONFIG, "eval_freq": 250_000, "matches_per_opponent": 10},
+                  "opponents": {"self_play": (0.1, None), "based": (0.7, "based"), "constant": (0.2, "constant")}},
+    "training": {**_SHARED_TRAINING_CONFIG, "total_timesteps": 6_000_000, "save_freq": 500_000, "max_saved": 20},
+    "eval": {**_SHARED_EVAL_CONFIG, "eval_freq": 1_000_000, "matches_per_opponent": 10},
 }  # fmt: skip
 
 CONFIGS: dict[str, dict[str, Any]] = {
