@@ -321,7 +321,7 @@ class BrawlVecEnv(VecEnv):
 
     def set_state(self, state: dict) -> None:
         self.core.set_state(state)
-        self._carried_reward[:] = state.get("carried_reward", 0.0)
+        self._carried_reward[:] = state["carried_reward"]
         self._started[:] = time.perf_counter()
 
     @property
@@ -331,6 +331,10 @@ class BrawlVecEnv(VecEnv):
     def set_opponent_weights(self, weights: dict[str, float]) -> None:
         """New sampling weights for some opponents (by name); new matches draw with them."""
         self.core.opponents.set_weights(weights)
+
+    def snapshots_in_use(self) -> set[str]:
+        """File names of the snapshots that running matches play against."""
+        return self.core.snapshots_in_use()
 
     def reset(self) -> np.ndarray:
         seeds = None if self._seeds[0] is None else np.asarray(self._seeds, np.int64)
@@ -353,8 +357,10 @@ class BrawlVecEnv(VecEnv):
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         for _ in range(self.action_repeat):
             obs_all, frame_reward, ev = self.core.step(actions)
-            reward += np.where(done, 0.0, frame_reward)
-            self._carried_reward += np.where(done, frame_reward, 0.0)
+            if done.any():  # rows already in their next match: those frames pay with the next step
+                self._carried_reward += np.where(done, frame_reward, 0.0)
+                frame_reward = np.where(done, 0.0, frame_reward)
+            reward += frame_reward
             ended = np.flatnonzero(ev.done)
             if ended.size:
                 self._finish(ended, obs_all[:, 0], ev, infos)  # resets the ended rows

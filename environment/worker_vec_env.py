@@ -331,6 +331,14 @@ class WorkerVecEnv(VecEnv):
         """``method_name(*args, **kwargs)`` called once on each worker's BrawlVecEnv; the results."""
         return self._command("call", lambda w: (method_name, args, kwargs))
 
+    def set_opponent_weights(self, weights: dict[str, float]) -> None:
+        """New sampling weights for some opponents (by name), in every worker."""
+        self.call_workers("set_opponent_weights", weights)
+
+    def snapshots_in_use(self) -> set[str]:
+        """Always empty: workers play scripted opponents only."""
+        return set()
+
     # --- the VecEnv API ------------------------------------------------------------------
     def reset(self) -> np.ndarray:
         self._check_idle("reset()")

@@ -207,7 +207,7 @@ def test_training_with_worker_processes_saves_and_resumes(tmp_path):
     try:
         assert isinstance(run.venv, WorkerVecEnv) and len(run.venv.processes) == 2
         run.model.learn(128)
-        T.set_opponent_weights(run.opponents, run.venv, {"based": 0.2, "constant": 0.8})
+        run._set_opponent_weights({"based": 0.2, "constant": 0.8})
         weights = run.venv.call_workers("get_attr", "opponents")
         assert all(w[0].opponents["constant"][0] == pytest.approx(0.8) for w in weights)
         state = run.venv.get_state()

@@ -336,18 +336,17 @@ class SubmittedAgent(_AgentBase):
         hidden = self.spec.get("lstm_hidden_size", 0) if self.recurrent else 0
         layers = self.spec.get("lstm_layers", 1) if self.recurrent else 1
         length = self.spec.get("sequence_length", 0) if self.uses_history else 0
-        old = (getattr(self, "_h", None), getattr(self, "_c", None), getattr(self, "_history", None))
+        old = [getattr(self, name, None) for name in ("_h", "_c", "_history", "_frames_held", "_held")]
         self._h = np.zeros((layers, capacity, hidden), np.float32)
         self._c = np.zeros_like(self._h)
         self._history = np.zeros((capacity, length, OBS_HALF), np.float32)
         # action_repeat: frames since the last decision, and the keys being held.
-        old_hold = (getattr(self, "_frames_held", None), getattr(self, "_held", None))
         self._frames_held = np.zeros(capacity, np.int64)
         self._held = np.zeros((capacity, N_KEYS), np.int8)
         if old[0] is not None:
             k = self._capacity
-            self._h[:, :k], self._c[:, :k], self._history[:k] = old[0], old[1], old[2]
-            self._frames_held[:k], self._held[:k] = old_hold
+            self._h[:, :k], self._c[:, :k] = old[0], old[1]
+            self._history[:k], self._frames_held[:k], self._held[:k] = old[2:]
         self._capacity = capacity
 
     def reset(self) -> None:

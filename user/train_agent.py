@@ -1082,8 +1082,7 @@ class TransformerStrategyAgent(Agent):
 
     def _allocate(self, capacity: int) -> None:
         a = self.agent_config
-        old = (getattr(self, "_h", None), getattr(self, "_c", None), getattr(self, "_history", None))
-        old_hold = (getattr(self, "_frames_held", None), getattr(self, "_held", None))
+        old = [getattr(self, name, None) for name in ("_h", "_c", "_history", "_frames_held", "_held")]
         self._h = np.zeros((1, capacity, a["lstm_hidden_size"]), np.float32)
         self._c = np.zeros_like(self._h)
         self._history = np.zeros((capacity, a["sequence_length"], OBS_HALF), np.float32)
@@ -1092,8 +1091,8 @@ class TransformerStrategyAgent(Agent):
         self._held = np.zeros((capacity, P.N_KEYS), np.int8)
         if old[0] is not None:
             k = self._capacity
-            self._h[:, :k], self._c[:, :k], self._history[:k] = old[0], old[1], old[2]
-            self._frames_held[:k], self._held[:k] = old_hold
+            self._h[:, :k], self._c[:, :k] = old[0], old[1]
+            self._history[:k], self._frames_held[:k], self._held[:k] = old[2:]
         self._capacity = capacity
 
     def reset(self) -> None:
@@ -1834,19 +1833,6 @@ def make_training_venv(config: dict, opponents: OpponentsCfg, reward_manager):
         max_timesteps=env["max_timesteps"], seed=seed, action_repeat=a["action_repeat"])  # fmt: skip
 
 
-def snapshots_in_use(venv) -> set[str]:
-    """Snapshot files that a running match plays (none in worker processes: they play bots only)."""
-    core = getattr(venv, "core", None)
-    return core.snapshots_in_use() if core is not None else set()
-
-
-def set_opponent_weights(run_opponents: OpponentsCfg, venv, weights: dict[str, float]) -> None:
-    """New opponent weights, in the training process and in every worker that samples opponents."""
-    run_opponents.set_weights(weights)
-    if hasattr(venv, "call_workers"):
-        venv.call_workers("set_opponent_weights", weights)
-
-
 class TrainingRun:
     """Everything one training run owns: env, model, self-play, logs and checkpoints."""
 
@@ -1953,7 +1939,7 @@ class TrainingRun:
     def _keep_snapshot(self, path: Path) -> bool:
         """Past max_saved, keep a snapshot that a match plays (now, or in the saved state of a kept
         checkpoint, so that checkpoint still resumes) or one of the best-rated."""
-        if path.name in snapshots_in_use(self.venv):
+        if path.name in self.venv.snapshots_in_use():
             return True
         for step in self.manifest.steps():
             if path.name in self.manifest.entry(step).get("extra", {}).get("uses", []):
@@ -2036,7 +2022,7 @@ class TrainingRun:
         window = self.model._stats_window_size
         self.model.ep_info_buffer = deque(trainer.get("ep_info_buffer", []), maxlen=window)
         self.model.ep_success_buffer = deque(maxlen=window)  # SB3 creates both or neither
-        set_opponent_weights(self.opponents, self.venv, trainer["opponent_weights"])
+        self._set_opponent_weights(trainer["opponent_weights"])
         self.snapshot_win_rates = {self.self_play.path_for_name(n): x for n, x in trainer["snapshot_win_rates"]}
         if "curriculum_alpha" in trainer:
             self.reward_manager.alpha = trainer["curriculum_alpha"]
@@ -2154,13 +2140,18 @@ class TrainingRun:
         raw = {name: opponent_priority(w, win_rates.get(entry, 0.5)) for name, entry in bots.items()}
         total = sum(raw.values())
         new = {name: share * value / total for name, value in raw.items()}
-        set_opponent_weights(self.opponents, self.venv, new)
+        self._set_opponent_weights(new)
         if w["mode"].startswith("pfsp"):
             self.self_play.snapshot_weights = {p: opponent_priority(w, x) for p, x in snapshot_win_rates.items()}
         self.logs["opponent_weights"].append_many(
             [{"step": steps, "opponent": name, "weight": round(new[name], 5),
               "win_rate": round(win_rates.get(bots[name], float("nan")), 4)} for name in new])  # fmt: skip
         log.info("Opponent weights: %s", ", ".join(f"{n} {v:.3f}" for n, v in new.items()))
+
+    def _set_opponent_weights(self, weights: dict[str, float]) -> None:
+        # The run's OpponentsCfg is the env's own in one process; worker processes hold copies.
+        self.opponents.set_weights(weights)
+        self.venv.set_opponent_weights(weights)
 
     def exploiter_due(self) -> bool:
         every = self.config["controls"]["exploiter"]["every_updates"]
