@@ -256,6 +256,18 @@ def test_dense_reward_signals_on_hand_built_events():
     assert total[1] == pytest.approx(13.0, abs=0.1)
 
 
+def test_damage_taken_term_makes_getting_hit_cost_more():
+    reward = T.merge_config(T._SHARED_REWARD_CONFIG, {"terms": {"damage_taken": 2.0}})
+    manager = T.gen_reward_manager(reward)
+    manager.reset(1)
+    ctx = _context(1)
+    ctx.events.damage_dealt[0] = (14.0, 7.0)  # dealt 14, took 7
+    manager.compute(ctx)
+    assert manager.last_terms["damage_interaction"][0] == pytest.approx((14 - 7) / 140)
+    assert manager.last_terms["damage_taken"][0] == pytest.approx(-2.0 * 7 / 140)
+    assert "damage_taken" not in T.gen_reward_manager().term_names  # off (weight 0) by default
+
+
 def test_win_loss_knocked_out_and_drop_signals():
     manager = T.gen_reward_manager()
     manager.reset(2)
