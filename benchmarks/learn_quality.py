@@ -18,7 +18,8 @@ this way continues with ``train_agent.py --resume DIR``). Training wall time cov
 Evaluation: the run folder's newest valid checkpoint (or ``--agent-path``: a checkpoint .zip or a
 run folder) is loaded with ``TransformerStrategyAgent.from_checkpoint`` (deterministic actions)
 and plays ``--matches`` (default 50) matches against each of ``based``, ``constant`` and ``random``
-through the trainer's ``evaluate_agent`` (90-s matches, seed ``--seed``). Target: >= 80% wins
+through the trainer's ``evaluate_agent`` (90-s matches, seed ``--seed``); ``--sampled`` plays them
+again with sampled actions, as the policy plays in training (reported, not judged). Target: >= 80% wins
 against BasedAgent (the tournament guide expects 70-85% after 10M steps on a T4); the exit status
 is 0 either way (1 only when something failed to run).
 """
@@ -39,11 +40,61 @@ import os  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 
+import numpy as np  # noqa: E402
+
 import user.train_agent as ta  # noqa: E402
+from environment import params as P  # noqa: E402
+from environment.agents import Agent, ScriptedAgent, make_agent  # noqa: E402
 from environment.checkpoints import CheckpointError  # noqa: E402
+from environment.match import run_match  # noqa: E402
 
 OPPONENTS = ("based", "constant", "random")
 TARGET_WIN_RATE = 0.80  # against BasedAgent
+
+
+class HoldHeavyAgent(ScriptedAgent):
+    """Holds the heavy key (k) and nothing else: charges neutral heavies where it stands.
+
+    A reference, not an opponent: this one constant action wins against BasedAgent, which
+    walks into the charged heavy. A trained agent that only matches it has learned that trick.
+    """
+
+    name = "hold_heavy"
+
+    def act(self, obs, keys, ids) -> None:
+        keys[:, P.K_HEAVY] = True
+
+
+class RecordingAgent(Agent):
+    """Plays as ``inner`` and keeps every action it took (to count the distinct ones)."""
+
+    def __init__(self, inner: Agent):
+        super().__init__()
+        self.inner = inner
+        self.actions: list[np.ndarray] = []
+
+    def reset(self) -> None:
+        self.inner.reset()
+
+    def predict_batch(self, obs, episode_start=None, env_ids=None):
+        keys = self.inner.predict_batch(obs, episode_start, env_ids)
+        self.actions.append(np.asarray(keys).copy())
+        return keys
+
+
+def distinct_actions_vs_based(agent: Agent, seed: int) -> tuple[int, str]:
+    """Distinct key combinations the agent pressed in one match against BasedAgent, and the commonest."""
+    recorder = RecordingAgent(agent)
+    run_match(recorder, make_agent("based"), seed=seed)
+    combos, counts = np.unique(np.concatenate(recorder.actions).astype(bool), axis=0, return_counts=True)
+    commonest = combos[int(np.argmax(counts))]
+    keys = "+".join(name for name, pressed in zip(P.KEY_NAMES, commonest, strict=True) if pressed) or "none"
+    return len(combos), f"{keys} ({counts.max() / counts.sum():.0%} of frames)"
+
+
+def hold_heavy_win_rate(matches: int, max_timesteps: int, seed: int) -> float:
+    row = ta.evaluate_agent(HoldHeavyAgent(), ["based"], matches, max_timesteps, seed=seed)[0]
+    return row.win_rate
 
 
 def train(config: dict, run_dir: Path, minutes: float, progress: bool) -> dict:
@@ -91,19 +142,20 @@ def train(config: dict, run_dir: Path, minutes: float, progress: bool) -> dict:
             "device": str(device), "total_timesteps": total, "last_checkpoint_step": run.last_saved_step}  # fmt: skip
 
 
-def evaluate(agent_path: Path, matches: int, max_timesteps: int, seed: int) -> tuple[Path, list[dict], float]:
+def evaluate(agent_path: Path, matches: int, max_timesteps: int, seed: int,
+             deterministic: bool = True) -> tuple[Path, list[dict], float, Agent]:  # fmt: skip
     zip_path = ta.resolve_checkpoint(agent_path)
-    agent = ta.TransformerStrategyAgent.from_checkpoint(zip_path)
+    agent = ta.TransformerStrategyAgent.from_checkpoint(zip_path, deterministic=deterministic)
     t0 = time.monotonic()
     rows = ta.evaluate_agent(agent, list(OPPONENTS), matches, max_timesteps, seed=seed)
     seconds = time.monotonic() - t0
     table = [{"opponent": r.opponent, "matches": r.matches, "win_rate": r.win_rate, "draw_rate": r.draw_rate,
               "loss_rate": r.loss_rate, "damage_ratio": r.damage_ratio,
               "knockouts_per_match": r.knockouts_per_match} for r in rows]  # fmt: skip
-    return zip_path, table, seconds
+    return zip_path, table, seconds, agent
 
 
-def print_report(training: dict | None, zip_path: Path, table: list[dict], eval_s: float, matches: int) -> bool:
+def print_table(title: str, table: list[dict]) -> None:
     header = ("opponent", "matches", "win rate", "draw rate", "loss rate", "damage ratio", "knockouts/match")
     cells = [(r["opponent"], str(r["matches"]), f"{100 * r['win_rate']:.0f}%", f"{100 * r['draw_rate']:.0f}%",
               f"{100 * r['loss_rate']:.0f}%", f"{r['damage_ratio']:.2f}", f"{r['knockouts_per_match']:.2f}")
@@ -113,6 +165,16 @@ def print_report(training: dict | None, zip_path: Path, table: list[dict], eval_
     def line(c):
         return "  ".join(c[0].ljust(widths[0]) if k == 0 else c[k].rjust(widths[k]) for k in range(len(c)))
 
+    print()
+    print(title)
+    print(line(header))
+    print("  ".join("-" * w for w in widths))
+    for c in cells:
+        print(line(c))
+
+
+def print_report(training: dict | None, zip_path: Path, table: list[dict], eval_s: float, matches: int,
+                 sampled: tuple[list[dict], float] | None = None) -> bool:  # fmt: skip
     print()
     print(f"Checkpoint: {zip_path}")
     if training is not None:
@@ -125,12 +187,10 @@ def print_report(training: dict | None, zip_path: Path, table: list[dict], eval_
                   "boundary before the stop; the partial rollout after it was not trained on)")  # fmt: skip
     else:
         print("Training: — (--agent-path: evaluation only)")
-    print(f"Evaluation: {matches} matches per opponent, deterministic actions, {eval_s:.1f} s")
-    print()
-    print(line(header))
-    print("  ".join("-" * w for w in widths))
-    for c in cells:
-        print(line(c))
+    print_table(f"Evaluation: {matches} matches per opponent, deterministic actions, {eval_s:.1f} s", table)
+    if sampled is not None:
+        print_table(f"Sampled actions (the training policy's; not the target's): {matches} matches per opponent, "
+                    f"{sampled[1]:.1f} s", sampled[0])  # fmt: skip
     based = next(r for r in table if r["opponent"] == "based")
     passed = based["win_rate"] >= TARGET_WIN_RATE
     print()
@@ -139,11 +199,20 @@ def print_report(training: dict | None, zip_path: Path, table: list[dict], eval_
     return passed
 
 
+def print_reference(reference: dict, matches: int) -> None:
+    distinct, commonest = reference["distinct_actions_vs_based"]
+    print(f"Deterministic actions in one match against BasedAgent: {distinct} distinct key combinations; "
+          f"commonest {commonest}")  # fmt: skip
+    print(f"Reference: holding k alone (a constant action) wins {100 * reference['hold_heavy_win_rate_vs_based']:.0f}% "
+          f"of {matches} matches against BasedAgent. An agent that beats BasedAgent with one held combination has "
+          "learned that trick, not to fight: read the constant, random and sampled rows too.")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=30.0, help="training wall-clock budget (0 = none)")
     parser.add_argument("--total-timesteps", type=int, default=None,
-                        help="training.total_timesteps (default: the cpu config's 1,000,000)")  # fmt: skip
+                        help="training.total_timesteps (default: the cpu config's)")  # fmt: skip
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, as train_agent.py --set")  # fmt: skip
     parser.add_argument("--run-dir", type=Path, default=None,
@@ -153,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--matches", type=int, default=50, help="matches per opponent (default 50)")
     parser.add_argument("--max-timesteps", type=int, default=2700, help="frames per evaluation match")
     parser.add_argument("--seed", type=int, default=0, help="evaluation seed")
+    parser.add_argument("--sampled", action="store_true",
+                        help="also evaluate with sampled actions, as the policy plays in training")  # fmt: skip
     parser.add_argument("--progress", choices=["bar", "lines"], default="lines", help="training progress display")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON")
     cfg = parser.parse_args(argv)
@@ -174,15 +245,24 @@ def main(argv: list[str] | None = None) -> int:
         else:
             ta.setup_logging()
             agent_path = cfg.agent_path
-        zip_path, table, eval_s = evaluate(agent_path, cfg.matches, cfg.max_timesteps, cfg.seed)
+        zip_path, table, eval_s, agent = evaluate(agent_path, cfg.matches, cfg.max_timesteps, cfg.seed)
+        sampled = None
+        if cfg.sampled:
+            _, sampled_table, sampled_s, _ = evaluate(agent_path, cfg.matches, cfg.max_timesteps, cfg.seed, False)
+            sampled = (sampled_table, sampled_s)
+        reference = {"distinct_actions_vs_based": distinct_actions_vs_based(agent, cfg.seed),
+                     "hold_heavy_win_rate_vs_based": hold_heavy_win_rate(cfg.matches, cfg.max_timesteps, cfg.seed)}
     except (ta.ConfigError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    passed = print_report(training, zip_path, table, eval_s, cfg.matches)
+    passed = print_report(training, zip_path, table, eval_s, cfg.matches, sampled)
+    print_reference(reference, cfg.matches)
     if cfg.json is not None:
         cfg.json.parent.mkdir(parents=True, exist_ok=True)
         cfg.json.write_text(json.dumps({"checkpoint": str(zip_path), "training": training, "evaluation": table,
                                         "evaluation_s": eval_s, "matches": cfg.matches,
+                                        "evaluation_sampled": sampled[0] if sampled else None,
+                                        "reference": reference,
                                         "target_win_rate_vs_based": TARGET_WIN_RATE, "passed": passed},
                                        indent=2))  # fmt: skip
         print(f"JSON written to {cfg.json}")

@@ -1,0 +1,30 @@
+"""The learning-quality benchmark's reference: one held key beats BasedAgent.
+
+benchmarks/learn_quality.py prints this next to the trained agent's win rate, and the
+README quotes it; if a change to the move table or to BasedAgent breaks it, this fails.
+"""
+
+import numpy as np
+
+from benchmarks.learn_quality import HoldHeavyAgent, RecordingAgent, distinct_actions_vs_based
+from environment import params as P
+from environment.agents import make_agent
+from environment.match import play_matches
+
+
+def test_holding_heavy_alone_beats_based_agent():
+    results = play_matches(HoldHeavyAgent(), make_agent("based"), n_matches=4, seed=0)
+    assert [r.player_1.result for r in results] == ["win"] * 4
+
+
+def test_distinct_actions_counts_what_the_agent_pressed():
+    count, commonest = distinct_actions_vs_based(HoldHeavyAgent(), seed=0)
+    assert count == 1
+    assert commonest.startswith("k (100%")
+
+
+def test_recording_agent_passes_actions_through():
+    recorder = RecordingAgent(HoldHeavyAgent())
+    keys = recorder.predict_batch(np.zeros((3, 64), np.float32), np.ones(3, bool))
+    assert keys[:, P.K_HEAVY].all() and keys.sum() == 3
+    assert len(recorder.actions) == 1
