@@ -51,10 +51,19 @@ def validate_actions(actions: Any, n: int) -> np.ndarray:
         raise ValueError(f"actions must have shape ({n}, {P.N_KEYS}), got {arr.shape}")
     if arr.dtype == bool:
         return arr
-    if not np.issubdtype(arr.dtype, np.number):
-        raise TypeError(f"actions must be numeric or bool, got dtype {arr.dtype}")
-    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
-        raise ValueError("actions contain NaN or infinite values")
+    if arr.dtype.kind not in "iu":  # integers (the usual MultiBinary sample) need no further checks
+        if not np.issubdtype(arr.dtype, np.number):
+            raise TypeError(f"actions must be numeric or bool, got dtype {arr.dtype}")
+        if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+            raise ValueError("actions contain NaN or infinite values")
+    return _pressed(arr)
+
+
+def _pressed(arr: np.ndarray) -> np.ndarray:
+    """``arr > 0.5`` as bool. For integers that is ``arr > 0``, which NumPy does ~3x faster
+    against a zero of the same dtype than against the Python float 0.5."""
+    if arr.dtype.kind in "iu":
+        return arr > np.zeros((), arr.dtype)
     return arr > 0.5
 
 
@@ -173,15 +182,17 @@ class LearnerMatches:
         obs = self.builder.out  # the observation every player acted on
         self.keys[:, 0] = learner_keys
         if len(self.groups) == 1:  # one opponent for every match: no grouping needed
-            self.keys[:, 1] = self.groups[0].predict_batch(obs[:, 1], self.episode_start, self.all_rows) > 0.5
+            actions = self.groups[0].predict_batch(obs[:, 1], self.episode_start, self.all_rows)
+            self.keys[:, 1] = _pressed(np.asarray(actions))
         else:
             for k in np.unique(self.opponent_group):
                 rows = np.flatnonzero(self.opponent_group == k)
-                self.keys[rows, 1] = self.groups[k].predict_batch(obs[rows, 1], self.episode_start[rows], rows) > 0.5
-        self.episode_start[:] = False
+                actions = self.groups[k].predict_batch(obs[rows, 1], self.episode_start[rows], rows)
+                self.keys[rows, 1] = _pressed(np.asarray(actions))
+        self.episode_start[...] = False
         s = self.engine.state
-        self.ctx.prev_x[:] = s.x
-        self.ctx.prev_y[:] = s.y
+        self.ctx.prev_x[...] = s.x
+        self.ctx.prev_y[...] = s.y
         ev = self.engine.step(self.keys)
         self.stats.add(ev)
         reward = self.reward_manager.compute(self.ctx)
@@ -449,7 +460,8 @@ class SelfPlayWarehouseBrawl(gym.Env):
     def step(self, action):
         if self._done:
             raise RuntimeError("step() called after the match ended; call reset() first")
-        keys = validate_actions(np.asarray(action).reshape(1, -1) if np.ndim(action) == 1 else action, 1)
+        action = np.asarray(action)
+        keys = validate_actions(action.reshape(1, -1) if action.ndim == 1 else action, 1)
         obs, reward, ev = self.core.step(keys)
         terminated = bool(ev.done[0] and not ev.truncated[0])
         truncated = bool(ev.truncated[0])

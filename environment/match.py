@@ -12,10 +12,11 @@ import numpy as np
 
 from environment import params as P
 from environment.agents import Agent
-from environment.engine import BrawlEngine, StepEvents
+from environment.engine import BrawlEngine, StepEvents, any_nonzero
 from environment.observation import ObservationBuilder
 
 RESULT_NAMES = {P.RESULT_P0_WINS: "win", P.RESULT_P1_WINS: "loss", P.RESULT_DRAW: "draw"}
+_ONE = np.array(1, np.int64)
 
 
 @dataclass
@@ -59,16 +60,23 @@ class StatsAccumulator:
         self.frames = np.zeros(n, np.int64)
 
     def add(self, ev: StepEvents) -> None:
+        # Most frames have no event at all: adding zeros is skipped (cheap at N=1, free at large N).
         t = self.totals
-        t["damage_dealt"] += ev.damage_dealt
-        t["damage_taken"] += ev.damage_dealt[:, ::-1]
-        t["knockouts"] += ev.knocked_out[:, ::-1]
-        t["falls"] += ev.knocked_out
-        t["weapon_pickups"] += ev.weapon_equip > 0
-        t["weapon_drops"] += ev.weapon_drop
-        t["hits"] += ev.hit
-        t["combos"] += ev.combo
-        self.frames += 1
+        if any_nonzero(ev.damage_dealt):
+            t["damage_dealt"] += ev.damage_dealt
+            t["damage_taken"] += ev.damage_dealt[:, ::-1]
+        if any_nonzero(ev.knocked_out):
+            t["knockouts"] += ev.knocked_out[:, ::-1]
+            t["falls"] += ev.knocked_out
+        if any_nonzero(ev.weapon_equip):
+            t["weapon_pickups"] += ev.weapon_equip > 0
+        if any_nonzero(ev.weapon_drop):
+            t["weapon_drops"] += ev.weapon_drop
+        if any_nonzero(ev.hit):
+            t["hits"] += ev.hit
+        if any_nonzero(ev.combo):
+            t["combos"] += ev.combo
+        self.frames += _ONE  # a 0-d int64, cheaper for NumPy than the Python int 1
 
     def clear(self, rows) -> None:
         for arr in self.totals.values():

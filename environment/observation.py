@@ -59,48 +59,71 @@ def observation_bounds(p: GameParams = DEFAULT_PARAMS) -> tuple[np.ndarray, np.n
 
 
 class ObservationBuilder:
-    """Fills a preallocated (n, 2, 64) buffer: row [i, k] is what player k of match i sees."""
+    """Fills a preallocated (n, 2, 64) buffer: row [i, k] is what player k of match i sees.
+
+    At small N each NumPy call costs more than its arithmetic, so every value is
+    computed by as few calls as possible and stored straight into its column.
+    """
 
     def __init__(self, n: int, p: GameParams = DEFAULT_PARAMS):
         self.p = p
-        self.half = np.zeros((n, 2, OBS_HALF), np.float32)
         self.out = np.zeros((n, 2, OBS_SIZE), np.float32)
-        # Observer-relative slot order: spawner R, spawner L, own drop, other's drop.
-        self.slot_order = np.array([[0, 1, 2, 3], [0, 1, 3, 2]])
+        self.half = self.out[..., :OBS_HALF]  # the observer's own half, built first
         cx, cy = p.obs_pos_clamp
         cv = p.obs_vel_clamp
-        self.motion_low = np.array([-cx, -cy, -cv, -cv], np.float32)
-        self.motion_high = -self.motion_low
+        # Clamps as 0-d float32 arrays: NumPy handles them faster than Python floats (same results).
+        self.clamps = [np.array(c, np.float32) for c in (-cx, cx, -cy, cy, -cv, cv)]
+        self.slots = np.zeros((n, 4, 3), np.float32)  # [x, y, type] per slot, in state order
+        # Type code by slot and kind: spawner slots show 1 while a weapon waits there;
+        # dropped slots show 2 (Spear) or 3 (Hammer); empty slots 0.
+        self.slot_codes = np.array([[0, 1, 1], [0, 1, 1], [0, 2, 3], [0, 2, 3]], np.float32).reshape(-1)
+        self.slot_code_row = np.array([0, 3, 6, 9], np.int8)  # where each slot's row starts in slot_codes
+        self.zero_i8 = np.array(0, np.int8)
+        self.zero_f32 = np.array(0.0, np.float32)
+        self.dodge = np.array(P.DODGE, np.int8)
+        self.max_stun = np.array(p.max_stun_frames, np.int16)
+        self.max_damage = np.array(p.max_damage, np.float32)
 
     def build(self, s: MatchState) -> np.ndarray:
-        p, h = self.p, self.half
-        # Two stacked blocks instead of 32 column writes: at small N each numpy
-        # call costs more than its arithmetic.
-        motion = np.stack([s.x, s.y, s.vx, s.vy], axis=-1)
-        np.clip(motion, self.motion_low, self.motion_high, out=h[..., 0:4])
-        h[..., 4:16] = np.stack(
-            [
-                s.facing > 0, s.grounded, ~s.grounded, s.jumps_left, s.state, s.recoveries_left,
-                np.where(s.state == P.DODGE, s.state_timer, 0), np.minimum(s.stun_frames, p.max_stun_frames),
-                s.damage / p.max_damage, s.stocks, s.move, s.weapon,
-            ],
-            axis=-1,
-        )  # fmt: skip
+        h = self.half
+        x_low, x_high, y_low, y_high, v_low, v_high = self.clamps
+        # minimum(maximum(...)) is np.clip's arithmetic (the bounds are nonzero, so not even a
+        # zero's sign can differ) without its Python wrapper. Values are computed, then stored:
+        # at N=1 that is cheaper than a ufunc writing into the strided column.
+        h[..., 0] = np.minimum(np.maximum(s.x, x_low), x_high)
+        h[..., 1] = np.minimum(np.maximum(s.y, y_low), y_high)
+        h[..., 2] = np.minimum(np.maximum(s.vx, v_low), v_high)
+        h[..., 3] = np.minimum(np.maximum(s.vy, v_low), v_high)
+        h[..., 4] = s.facing > self.zero_f32
+        h[..., 5] = s.grounded
+        h[..., 6] = ~s.grounded
+        h[..., 7] = s.jumps_left
+        h[..., 8] = s.state
+        h[..., 9] = s.recoveries_left
+        np.multiply(s.state_timer, s.state == self.dodge, out=h[..., 10])  # dodge frames left
+        h[..., 11] = np.minimum(s.stun_frames, self.max_stun)
+        h[..., 12] = s.damage / self.max_damage
+        h[..., 13] = s.stocks
+        h[..., 14] = s.move
+        h[..., 15] = s.weapon
         self._fill_slots(s)
-        h[..., 28:32] = np.stack([s.platform_x, s.platform_y, s.platform_vx, s.platform_vy], axis=-1)[:, None, :]
-        self.out[..., :OBS_HALF] = h
+        h[..., 28] = s.platform_x[:, None]
+        h[..., 29] = s.platform_y[:, None]
+        h[..., 30] = s.platform_vx[:, None]
+        h[..., 31] = s.platform_vy[:, None]
         self.out[..., OBS_HALF:] = h[:, ::-1]
         return self.out
 
     def _fill_slots(self, s: MatchState) -> None:
-        cx, cy = self.p.obs_pos_clamp
-        kind = s.slot_kind
-        present = kind > 0
-        # Type code: spawner slots show 1 while a weapon waits there; dropped slots
-        # show 2 (Spear) or 3 (Hammer).
-        code = np.where(present, kind + 1, 0)
-        code[:, :2] = present[:, :2]
-        block = np.stack([np.clip(s.slot_x, -cx, cx), np.clip(s.slot_y, -cy, cy), code], axis=-1)
-        block *= present[..., None]
-        n = kind.shape[0]
-        self.half[..., 16:28] = block[:, self.slot_order].reshape(n, 2, 12)
+        block, h = self.slots, self.half
+        x_low, x_high, y_low, y_high = self.clamps[:4]
+        present = s.slot_kind > self.zero_i8
+        # An empty slot shows 0 (with the sign of its stale position, as x * 0 has).
+        block[..., 0] = np.minimum(np.maximum(s.slot_x, x_low), x_high) * present
+        block[..., 1] = np.minimum(np.maximum(s.slot_y, y_low), y_high) * present
+        block[..., 2] = self.slot_codes.take(s.slot_kind + self.slot_code_row)
+        # Observer-relative slot order: spawner R, spawner L, own drop, other's drop.
+        n = block.shape[0]
+        h[:, 0, 16:28] = block.reshape(n, 12)
+        h[:, 1, 16:22] = block[:, :2].reshape(n, 6)
+        h[:, 1, 22:28] = block[:, 3:1:-1].reshape(n, 6)

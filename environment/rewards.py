@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 
 from environment import params as P
-from environment.engine import StepEvents
+from environment.engine import StepEvents, any_nonzero
 from environment.params import DEFAULT_PARAMS, GameParams
 from environment.state import MatchState
 
@@ -335,7 +335,7 @@ def signal_fired(signal: str, events: StepEvents) -> np.ndarray | None:
     if signal == "knockout":
         arr = events.knocked_out
     elif signal == "win":
-        return events.done if events.done.any() else None
+        return events.done if any_nonzero(events.done) else None
     elif signal == "hit_during_stun":
         arr = events.combo
     elif signal == "weapon_equip":
@@ -344,8 +344,8 @@ def signal_fired(signal: str, events: StepEvents) -> np.ndarray | None:
         arr = events.weapon_drop
     else:
         raise ValueError(f"unknown reward signal {signal!r}; valid signals: {', '.join(SIGNALS)}")
-    # A flat any() is cheap and, for a single match, usually False.
-    if not arr.any():
+    # A flat test is cheap and, for a single match, usually False.
+    if not any_nonzero(arr):
         return None
     return _either(arr)
 
@@ -430,7 +430,7 @@ class RewardManager:
                 self.last_terms[name].fill(0.0)
             else:
                 self._add(name, term, ctx, fired[signal])
-        if not np.isfinite(total).all():
+        if np.count_nonzero(np.isfinite(total)) != total.size:
             self._raise_non_finite()
         return total.copy()
 
