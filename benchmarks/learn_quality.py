@@ -19,7 +19,10 @@ Evaluation: the run folder's newest valid checkpoint (or ``--agent-path``: a che
 run folder) is loaded with ``TransformerStrategyAgent.from_checkpoint`` (deterministic actions)
 and plays ``--matches`` (default 50) matches against each of ``based``, ``constant`` and ``random``
 through the trainer's ``evaluate_agent`` (90-s matches, seed ``--seed``); ``--sampled`` plays them
-again with sampled actions, as the policy plays in training (reported, not judged). Target: >= 80% wins
+again with sampled actions, as the policy plays in training (reported, not judged). Two
+reference lines follow the table: how many distinct key combinations the agent pressed in one match
+against BasedAgent, and the win rate of ``HoldHeavyAgent`` (holding ``k`` alone), which beats
+BasedAgent by itself: a trained agent that wins with one held combination learned that trick. Target: >= 80% wins
 against BasedAgent (the tournament guide expects 70-85% after 10M steps on a T4); the exit status
 is 0 either way (1 only when something failed to run).
 """
