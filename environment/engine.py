@@ -148,8 +148,7 @@ class _Tables:
     grounds: tuple  # ((x_min, x_max, top) of each ground, as 0-d float32), for dropped weapons
     platform_next: np.ndarray  # (period, 4) x, y, vx, vy one frame after frame k (mod period) since reset
     platform_frames: np.ndarray  # int32: the period
-    phase_index: np.ndarray  # (weapons, 13, phases) flat move-table index by weapon, move id and phase
-    phase_base: np.ndarray  # (weapons, 13) the index of phase 0
+    phase_base: np.ndarray  # (weapons, 13) flat move-table index of phase 0, by weapon and move id
     charge_max: np.ndarray  # (weapons, 13) charge_max by weapon and move id
     # 0-d constants: float32 unless noted
     dt: np.ndarray
@@ -204,8 +203,8 @@ def _build_tables(p: GameParams) -> _Tables:
     path = platform_period(p)
     # Indexed by the raw move id; ids below the first move (0: none) read move 0's row, as the engine always has.
     move_index = np.maximum(np.arange(13) - P.FIRST_MOVE_ID, 0)
-    weapons = np.arange(p.moves.charge_max.shape[0])[:, None, None]
-    phase_index = ((weapons * P.N_MOVES + move_index[:, None]) * P.MAX_PHASES + np.arange(P.MAX_PHASES)).astype(np.intp)
+    weapons = np.arange(p.moves.charge_max.shape[0])[:, None]
+    phase_base = ((weapons * P.N_MOVES + move_index) * P.MAX_PHASES).astype(np.intp)
     return _Tables(
         params=p,
         runs=states(P.WALKING, P.SPRINTING, P.DASH, P.BACKDASH),
@@ -223,8 +222,7 @@ def _build_tables(p: GameParams) -> _Tables:
         grounds=tuple(tuple(f32(v) for v in ground) for ground in (p.right_ground, p.left_ground)),
         platform_next=np.roll(path, -1, axis=0),
         platform_frames=np.array(len(path), np.int32),
-        phase_index=phase_index,
-        phase_base=phase_index[..., 0],
+        phase_base=phase_base,
         charge_max=p.moves.charge_max[:, move_index],
         dt=f32(P.DT),
         half_w=f32(p.body_w / 2),
@@ -632,7 +630,7 @@ def _steer_in_air(s: MatchState, t: _Tables, airborne: np.ndarray, h: np.ndarray
 
 def _flat_phase_index(s: MatchState, p: GameParams) -> np.ndarray:
     """Index into the flattened move table for each player's current phase."""
-    return _tables(p).phase_index[s.weapon, s.move, s.move_phase]
+    return _tables(p).phase_base[s.weapon, s.move] + s.move_phase
 
 
 def move_platform_and_collide(s: MatchState, p: GameParams) -> None:
