@@ -230,6 +230,24 @@ def test_loading_a_different_architecture_names_the_mismatch(tmp_path):
         T.load_policy_weights(policy, zip_path)
 
 
+@pytest.mark.parametrize("shared_lstm", [True, False])
+def test_value_loss_reaches_the_strategy_encoder_only_without_a_shared_lstm(tmp_path, shared_lstm):
+    # sb3-contrib hands a shared-LSTM critic `latent_pi.detach()`: its value loss cannot train the
+    # encoder or the LSTM. The cpu config uses a feed-forward critic on the features instead, so
+    # that the value function can learn (technical guide §9).
+    config = tiny_config(agent__shared_lstm=str(shared_lstm).lower())
+    policy = T.TrainingRun(config, tmp_path, torch.device("cpu")).model.policy
+    n_envs = config["env"]["n_envs"]
+    obs = torch.as_tensor(np.stack([policy.observation_space.sample() for _ in range(n_envs)]))
+    hidden = torch.zeros(policy.lstm_hidden_state_shape[0], n_envs, policy.lstm_hidden_state_shape[2])
+    policy.predict_values(obs, (hidden, hidden), torch.zeros(n_envs)).sum().backward()
+    encoder_grads = [p.grad for p in policy.features_extractor.encoder.parameters()]
+    reached = any(g is not None and bool(g.abs().sum() > 0) for g in encoder_grads)
+    assert reached == (not shared_lstm)
+    cpu = T.TRAIN_CONFIG_CPU["agent"]
+    assert not cpu["shared_lstm"] and not cpu["enable_critic_lstm"]
+
+
 # --- rewards -----------------------------------------------------------------------------
 def _context(n=2):
     state, events = allocate(n), StepEvents.allocate(n)
