@@ -672,11 +672,10 @@ def move_platform_and_collide(s: MatchState, p: GameParams) -> None:
 
 def _push_out_of_walls(s: MatchState, t: _Tables, wall: np.ndarray, prev_x: np.ndarray) -> None:
     """Side walls of the grounds: pushed back out the way the player came."""
-    half_w = t.params.body_w / 2
     for k in range(2):
         hit = wall[..., k]
         mid = (t.ground_x_min[k] + t.ground_x_max[k]) / 2
-        outside = np.where(prev_x < mid, t.ground_x_min[k] - half_w, t.ground_x_max[k] + half_w)
+        outside = np.where(prev_x < mid, t.ground_x_min[k] - t.half_w, t.ground_x_max[k] + t.half_w)
         np.copyto(s.x, outside, where=hit)
         np.copyto(s.vx, 0.0, where=hit)
 
