@@ -9,28 +9,41 @@
 Player 0 is updated completely before player 1, and that order is part of the
 game: player 0's attacks test player 1's hurtbox where it was placed one update
 earlier, and a hit on player 1 takes effect in the same frame while a hit on
-player 0 waits for its next update. The engine reproduces it by running the
-phases that interact in slot order (``rules.py`` and ``attacks.py`` work on one
-slot or on both, by mask) and the rest for both slots at once.
+player 0 waits for its next update.
 
-Masks replace branches: every rule runs on all N matches at once and there is
-no Python object per match. A rule that concerns nobody this frame is skipped.
+The rules are compiled with Numba: one loop over matches, each frame of each
+match written as the original runs it (``rules.py``, ``attacks.py``,
+``physics.py``, ``weapons.py``), on the struct-of-arrays state of ``state.py``.
+There is no Python object per match. The first import compiles the kernels
+(about a minute) and caches them next to the sources; later imports load them.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from environment import params as P
-from environment.attacks import AttackRunner
-from environment.params import DEFAULT_PARAMS, DT, GameParams
-from environment.physics import Bodies, apply_gravity, build_solids, integrate_positions, refit, solve_contacts
-from environment.rules import NONE, StateMachine, read_inputs
-from environment.state import MatchState, allocate, draw_uniform, forget_contacts, seed_streams
-from environment.weapons import WeaponRules
+from environment.attacks import run_move, start_move
+from environment.moves import MOVES
+from environment.params import DEFAULT_PARAMS, DT, GameParams, kernel_params
+from environment.physics import fat_box, forget_contacts, left_fat_box, solve_contacts
+from environment.rules import (
+    NONE,
+    after_rules,
+    base,
+    control,
+    end_attack,
+    jump_memory,
+    on_floor,
+    read_keys,
+    recovery_memory,
+)
+from environment.state import MatchState, allocate, draw_uniform, seed_streams
+from environment.weapons import pickup_geometries, reset_spawners, step_weapons
 
 
 @dataclass
@@ -157,23 +170,15 @@ class BrawlEngine:
         self.state: MatchState = allocate(self.n, params.max_dropped)
         self.events = StepEvents.allocate(self.n)
         self._needs_reset = np.ones(self.n, bool)
-        base = 0 if seed is None else int(seed)
-        self.state.rng[:] = seed_streams(base + np.arange(self.n))
-        self.rules = StateMachine(params)
-        self.attacks = AttackRunner(params, self.rules.on_floor)
-        self.weapons = WeaponRules(params)
-        self.solids = build_solids(params)
+        base_seed = 0 if seed is None else int(seed)
+        self.state.rng[:] = seed_streams(base_seed + np.arange(self.n))
         self.platform = PlatformPath(params)
-        self.platform.upto(self.max_timesteps + 1)
-        self._slot = np.zeros((2, self.n, 2), bool)  # masks of slot 0 and slot 1
-        self._slot[0, :, 0] = True
-        self._slot[1, :, 1] = True
-        f, g, plat = params.friction_player, params.friction_ground, params.friction_platform
-        self._player_friction = np.array([f * g, f * g, f * plat])
-        w = params.friction_weapon
-        self._weapon_friction = np.array([w * g, w * g, w * plat])
-        self._player_half = (params.body_w / 2, params.body_h / 2)
-        self._weapon_half = (params.weapon_body[0] / 2, params.weapon_body[1] / 2)
+        self._path = self.platform.upto(self.max_timesteps + 1)
+        self._constants = kernel_params(params)
+        self._pickups = pickup_geometries(params)
+        self._dealt = np.zeros((self.n, 2, 3))  # per player: [hit, damage dealt, combo] this frame
+        self._held = np.zeros((self.n, 2), np.int64)  # keys held this frame, as bitmasks
+        self._pressed = np.zeros((self.n, 2), np.int64)  # keys pressed this frame
 
     # --- lifecycle ---------------------------------------------------------------
     def reset(self, rows=None, seeds=None, p0_side: int | None = None) -> None:
@@ -192,148 +197,187 @@ class BrawlEngine:
             seeds = np.asarray(seeds, dtype=np.int64)
             seeds = seeds + np.arange(rows.size) if seeds.ndim == 0 else seeds
             s.rng[rows] = seed_streams(seeds)
-        reset_matches(s, self.params, rows, p0_side)
-        self.weapons.reset(s, rows)
-        self.rules.refresh_view(s)
+        if p0_side is None:
+            sides = np.where(draw_uniform(s.rng, rows) < 0.5, 1.0, -1.0)
+        else:
+            sides = np.full(rows.size, float(np.sign(p0_side)))
+        streams = s.rng[rows].copy()
+        for array in (s.players, s.matches, s.weapons, s.spawners):
+            array[rows] = np.zeros((), array.dtype)
+        s.rng[rows] = streams
+        _reset_matches(s.players, s.matches, s.weapons, s.spawners, s.contacts, rows, sides, self._constants[0])
         self._needs_reset[rows] = False
 
     def get_state(self) -> dict[str, np.ndarray]:
         """Copies of every state array (for exact resume)."""
-        return {**{f.name: getattr(self.state, f.name).copy() for f in fields(self.state)},
-                "needs_reset": self._needs_reset.copy()}  # fmt: skip
+        return {**{name: a.copy() for name, a in self.state.arrays().items()}, "needs_reset": self._needs_reset.copy()}
 
     def set_state(self, saved: dict[str, np.ndarray]) -> None:
-        for f in fields(self.state):
-            if f.name not in saved:
-                raise ValueError(f"saved engine state has no field {f.name!r} (made by an older engine?)")
-            value = saved[f.name]
-            if value.shape != getattr(self.state, f.name).shape:
-                raise ValueError(f"saved engine field {f.name} has shape {value.shape}, "
-                                 f"expected {getattr(self.state, f.name).shape} (different n_envs?)")  # fmt: skip
-            getattr(self.state, f.name)[...] = value
+        for name, current in self.state.arrays().items():
+            value = saved.get(name)
+            if value is None or value.dtype != current.dtype:
+                raise ValueError(f"saved engine state has no {name!r} array of this engine's layout "
+                                 "(made by an older engine?)")  # fmt: skip
+            if value.shape != current.shape:
+                raise ValueError(f"saved engine array {name} has shape {value.shape}, expected {current.shape} "
+                                 "(different n_envs?)")  # fmt: skip
+            current[...] = value
         self._needs_reset[:] = saved["needs_reset"]
 
     def step(self, keys: np.ndarray) -> StepEvents:
         """Advance every match one frame; returns this frame's events (reused buffers)."""
         held = validate_keys(keys, self.n)
-        if any_nonzero(self._needs_reset):
+        if self._needs_reset.any():
             bad = np.flatnonzero(self._needs_reset)[:5].tolist()
             raise RuntimeError(f"step() on matches that ended or were never reset (rows {bad}); call reset() first")
         ev = self.events
         ev.clear()
-        self._step(held, ev)
+        s = self.state
+        frame = int(s.frame.max())
+        if frame + 1 >= len(self._path):
+            self._path = self.platform.upto(frame + 2)
+        _step_matches(s.players, s.matches, s.weapons, s.spawners, s.contacts, held, self._path,
+                      self.max_timesteps, self._constants[0], *MOVES.kernel_args(), *self._pickups, self._dealt,
+                      self._held, self._pressed, ev.knocked_out, ev.weapon_equip, ev.weapon_drop, ev.done, ev.truncated, ev.result)  # fmt: skip
+        ev.hit[...] = self._dealt[..., 0] > 0
+        ev.damage_dealt[...] = self._dealt[..., 1]
+        ev.combo[...] = self._dealt[..., 2] > 0
         self._needs_reset |= ev.done
         return ev
 
-    # --- one frame ----------------------------------------------------------------
-    def _step(self, held: np.ndarray, ev: StepEvents) -> None:
-        s, rules = self.state, self.rules
-        s.damage_taken_frame[...] = 0.0
-        out_of_stocks = (s.stocks <= 0).any(axis=1)  # the original ends the match the frame after
-        inp = read_inputs(s, held)
-        path = self.platform.upto(int(s.frame.max()) + 1)[s.frame]
-        s.platform_vx[...] = path[:, 0]
-        s.platform_vy[...] = path[:, 1]
-        nxt = np.full((s.n, 2), NONE, np.int8)
-        # Player 0's update, up to its attacks; then player 1's base rules see what it dealt.
-        go = rules.base(s, self._slot[0], nxt, ev)
-        self._attack(0, go, inp, nxt, ev)
-        go |= rules.base(s, self._slot[1], nxt, ev)
-        floor = rules.on_floor(s)
-        rules.control(s, inp, go & (s.state != P.ATTACK), nxt, floor, self.attacks.start)
-        rules.after_rules(s, inp, self._slot[0], nxt, ev)
-        self._attack(1, go, inp, nxt, ev)
-        rules.after_rules(s, inp, self._slot[1], nxt, ev)
-        self._physics(path)
-        s.frame += 1
-        self.weapons.step(s, inp.pressed, inp.held, ev)
-        rules.refresh_view(s)
-        self._end_matches(out_of_stocks, ev)
 
-    def _attack(self, k: int, go: np.ndarray, inp, nxt: np.ndarray, ev: StepEvents) -> None:
-        s = self.state
-        rows = np.flatnonzero(go[:, k] & (s.state[:, k] == P.ATTACK))
-        if rows.size == 0:
-            return
-        vulnerable = s.state[rows, 1 - k] != P.DODGE
-        done = self.attacks.run(s, rows, k, inp.held, inp.raw_h, vulnerable, ev)
-        if done.any():
-            ended = rows[done]
-            self.rules.end_attacks(s, inp, ended, k, nxt, self.rules.on_floor(s))
+# ==================================================================================
+# The compiled frame
+# ==================================================================================
+@njit(cache=True)
+def _step_matches(players, matches, weapons, spawners, contacts, held, path, max_timesteps, K, powers, casts,
+                  hitboxes, events, event_at, first_power, move_key, pickup_geom, dropped_geom, dealt, held_buffer,
+                  pressed_buffer, knocked_out, equip, dropped, done, truncated, result) -> None:
+    keys = held_buffer  # (n, 2) bitmasks of the held keys: bit k is key k
+    for m in range(players.shape[0]):
+        for i in range(2):
+            mask = 0
+            for k in range(held.shape[2]):
+                if held[m, i, k]:
+                    mask |= 1 << k
+            keys[m, i] = mask
+    held = keys
+    for m in range(players.shape[0]):
+        pl, match = players[m], matches[m]
+        dealt[m] = 0.0
+        out_of_stocks = pl[0].stocks <= 0 or pl[1].stocks <= 0  # the original ends the match the frame after
+        pressed = pressed_buffer[m]
+        for i in range(2):
+            pl[i].damage_taken_frame = 0.0
+            pressed[i] = read_keys(pl[i], held[m, i])
+        f = match.frame
+        match.platform_vx, match.platform_vy = path[f, 0], path[f, 1]
+        for i in range(2):
+            knocked_out[m, i] = _update_player(pl[i], pl[1 - i], match, held[m, i], pressed[i], K, powers, casts,
+                                               hitboxes, events, event_at, first_power, move_key, dealt[m, i])
+        match.platform_x, match.platform_y = path[f, 2], path[f, 3]
+        _physics(pl, match, weapons[m], contacts[m], K)
+        match.frame = f + 1
+        step_weapons(pl, match, weapons[m], spawners[m], contacts[m], held[m], pressed, equip[m], dropped[m],
+                     pickup_geom, dropped_geom, K)  # fmt: skip
+        for i in range(2):
+            _refresh_view(pl[i], match, K)
+        timed_out = match.frame >= max_timesteps
+        if out_of_stocks or timed_out:
+            st0, st1 = pl[0].stocks, pl[1].stocks
+            res = P.RESULT_P0_WINS if st0 > st1 else (P.RESULT_P1_WINS if st1 > st0 else P.RESULT_DRAW)
+            match.result = res
+            match.done = True
+            done[m] = True
+            truncated[m] = timed_out and not out_of_stocks
+            result[m] = res
 
-    def _physics(self, path: np.ndarray) -> None:
-        """One pymunk step: the platform, the players, the weapons' bodies."""
-        s, solids = self.state, self.solids
-        s.platform_x[...] = path[:, 2]
-        s.platform_y[...] = path[:, 3]
-        platform = (s.platform_x[:, None], s.platform_y[:, None], s.platform_vx[:, None], s.platform_vy[:, None])
-        players = Bodies(s.x, s.y, s.vx, s.vy, s.bias_vx, s.bias_vy, s.contact_way, s.contact_age, s.contact_jn,
-                         s.contact_jt, s.fat_box)  # fmt: skip
-        half_w, half_h = self._player_half
-        reinserted = integrate_positions(players, half_w, half_h)
-        apply_gravity(s.vy, s.gravity_off, solids)
-        solve_contacts(players, half_w, half_h, self._player_friction, solids, platform, reinserted)
-        lying = s.weapon_kind > 0
-        if lying.any():
-            rows = np.flatnonzero(lying.any(axis=1))
-            names = ("x", "y", "vx", "vy", "bias_vx", "bias_vy", "contact_way", "contact_age", "contact_jn",
-                     "contact_jt", "fat_box")  # fmt: skip
-            weapons = Bodies(*(getattr(s, f"weapon_{name}")[rows] for name in names))
-            s.weapon_seen_x[rows] = weapons.x
-            s.weapon_seen_y[rows] = weapons.y
-            half_w, half_h = self._weapon_half
-            reinserted = integrate_positions(weapons, half_w, half_h)
-            apply_gravity(weapons.vy, None, solids)
-            solve_contacts(weapons, half_w, half_h, self._weapon_friction, solids, tuple(a[rows] for a in platform),
-                           reinserted)  # fmt: skip
-            keep = lying[rows]  # empty columns keep their last values
-            for name, value in zip(names, vars(weapons).values(), strict=True):
-                field = getattr(s, f"weapon_{name}")
-                mask = keep if value.ndim == 2 else keep[..., None]
-                field[rows] = np.where(mask, value, field[rows])
 
-    def _end_matches(self, out_of_stocks: np.ndarray, ev: StepEvents) -> None:
-        s = self.state
-        timed_out = s.frame >= self.max_timesteps
-        done = out_of_stocks | timed_out
-        if not done.any():
-            return
-        st0, st1 = s.stocks[:, 0], s.stocks[:, 1]
-        result = np.where(st0 > st1, P.RESULT_P0_WINS, np.where(st1 > st0, P.RESULT_P1_WINS, P.RESULT_DRAW))
-        s.result[done] = result[done]
-        s.done |= done
-        ev.done[:] = done
-        ev.truncated[:] = timed_out & ~out_of_stocks
-        ev.result[:] = np.where(done, result, P.RESULT_NONE)
+@njit(cache=True)
+def _update_player(p, q, match, held, pressed, K, powers, casts, hitboxes, events, event_at, first_power, move_key,
+                   dealt) -> bool:
+    """One player's update (the original's Player.physics_process); returns whether it was knocked out."""
+    px, py = match.platform_x, match.platform_y
+    nxt, go = base(p, K)
+    if go:
+        floor = on_floor(p.x, p.y, px, py, K)
+        if p.state == P.ATTACK:
+            if run_move(p, q, held, px, py, K, powers, casts, hitboxes, events, event_at, move_key, dealt):
+                nxt = end_attack(p, held, floor, K)
+        else:
+            nxt, move = control(p, held, pressed, floor, px, py, match.platform_vx, match.platform_vy, K)
+            if move != 0:
+                start_move(p, move, first_power, powers)
+    return after_rules(p, held, nxt, K)
+
+
+@njit(cache=True)
+def _physics(pl, match, weapons, contacts, K) -> None:
+    """One pymunk step: the players, then the weapons' bodies (the platform has already moved)."""
+    px, py, pvx, pvy = match.platform_x, match.platform_y, match.platform_vx, match.platform_vy
+    for i in range(2):
+        p = pl[i]
+        p.x += (p.vx + p.bias_vx) * K.dt
+        p.y += (p.vy + p.bias_vy) * K.dt
+        p.bias_vx = p.bias_vy = 0.0
+        moved = left_fat_box(p.x, p.y, K.half_w, K.half_h, p.fat_left, p.fat_top, p.fat_right, p.fat_bottom)
+        if moved:
+            p.fat_left, p.fat_top, p.fat_right, p.fat_bottom = fat_box(p.x, p.y, p.vx, p.vy, K.half_w, K.half_h)
+        if not p.gravity_off:
+            p.vy = p.vy + K.gravity_step
+        p.vx, p.vy, p.bias_vx, p.bias_vy = solve_contacts(
+            p.x, p.y, p.vx, p.vy, p.bias_vx, p.bias_vy, K.half_w, K.half_h, K.friction_player_ground,
+            K.friction_player_platform, px, py, pvx, pvy, contacts[i], moved, K)  # fmt: skip
+    for col in range(weapons.shape[0]):
+        w = weapons[col]
+        if w.weapon_kind == 0:
+            continue
+        w.weapon_seen_x, w.weapon_seen_y = w.weapon_x, w.weapon_y
+        w.weapon_x += (w.weapon_vx + w.weapon_bias_vx) * K.dt
+        w.weapon_y += (w.weapon_vy + w.weapon_bias_vy) * K.dt
+        w.weapon_bias_vx = w.weapon_bias_vy = 0.0
+        moved = left_fat_box(w.weapon_x, w.weapon_y, K.weapon_hw, K.weapon_hh, w.weapon_fat_left, w.weapon_fat_top,
+                             w.weapon_fat_right, w.weapon_fat_bottom)  # fmt: skip
+        if moved:
+            box = fat_box(w.weapon_x, w.weapon_y, w.weapon_vx, w.weapon_vy, K.weapon_hw, K.weapon_hh)
+            w.weapon_fat_left, w.weapon_fat_top, w.weapon_fat_right, w.weapon_fat_bottom = box
+        w.weapon_vy = w.weapon_vy + K.gravity_step
+        w.weapon_vx, w.weapon_vy, w.weapon_bias_vx, w.weapon_bias_vy = solve_contacts(
+            w.weapon_x, w.weapon_y, w.weapon_vx, w.weapon_vy, w.weapon_bias_vx, w.weapon_bias_vy, K.weapon_hw,
+            K.weapon_hh, K.friction_weapon_ground, K.friction_weapon_platform, px, py, pvx, pvy, contacts[2 + col],
+            moved, K)  # fmt: skip
+
+
+@njit(cache=True)
+def _refresh_view(p, match, K) -> None:
+    """The observation's view of a player: on the floor, and the current state's jump and recovery memory."""
+    p.grounded = on_floor(p.x, p.y, match.platform_x, match.platform_y, K)
+    has, jumps = jump_memory(p)
+    p.jumps_left = jumps if has else 0
+    p.recoveries_left = recovery_memory(p)
 
 
 # ==================================================================================
 # Reset
 # ==================================================================================
-def reset_matches(s: MatchState, p: GameParams, rows: np.ndarray, p0_side: int | None = None) -> None:
+@njit(cache=True)
+def _reset_matches(players, matches, weapons, spawners, contacts, rows, sides, K) -> None:
     """The original's reset: both players in the air at their start points, facing the centre, with no
     jumps and no recoveries until they land; 3 stocks; the platform halfway along its path."""
-    if p0_side is None:
-        side = np.where(draw_uniform(s.rng, rows) < 0.5, 1.0, -1.0)
-    else:
-        side = np.full(rows.size, float(np.sign(p0_side)))
-    spawn = np.stack([side * p.spawn_x, -side * p.spawn_x], axis=1)
-    for f in fields(s):
-        if f.name in ("rng",) or f.name.startswith(("weapon_", "spawner_")):
-            continue
-        getattr(s, f.name)[rows] = 0
-    s.spawn_x[rows] = spawn
-    s.x[rows] = spawn
-    s.y[rows] = p.spawn_y
-    s.facing[rows] = np.where(spawn < 0, 1.0, -1.0)  # face the centre
-    s.state[rows] = P.IN_AIR
-    s.stocks[rows] = p.stocks
-    s.result[rows] = P.RESULT_NONE
-    s.platform_x[rows], s.platform_y[rows] = p.platform_start
-    way, age = s.contact_way[rows], s.contact_age[rows]
-    forget_contacts(way, age)
-    s.contact_way[rows], s.contact_age[rows] = way, age
-    players = Bodies(*(getattr(s, name)[rows] for name in ("x", "y", "vx", "vy", "bias_vx", "bias_vy", "contact_way",
-                                                            "contact_age", "contact_jn", "contact_jt", "fat_box")))
-    refit(players, p.body_w / 2, p.body_h / 2, True)
-    s.fat_box[rows] = players.fat
+    for r in range(rows.size):
+        m = rows[r]
+        match = matches[m]
+        match.platform_x, match.platform_y = K.platform_x0, K.platform_y0
+        for i in range(2):
+            p = players[m, i]
+            start = sides[r] * K.spawn_x if i == 0 else -sides[r] * K.spawn_x
+            p.spawn_x = start
+            p.x, p.y = start, K.spawn_y
+            p.facing = 1.0 if start < 0 else -1.0
+            p.state = P.IN_AIR
+            p.stocks = int(K.stocks)
+            p.fat_left, p.fat_top, p.fat_right, p.fat_bottom = fat_box(p.x, p.y, 0.0, 0.0, K.half_w, K.half_h)
+            _refresh_view(p, match, K)
+        for b in range(contacts.shape[1]):
+            forget_contacts(contacts[m, b])
+        reset_spawners(match, weapons[m], spawners[m], K)

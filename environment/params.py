@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 FPS = 30
 DT = 1.0 / FPS
 
@@ -143,3 +145,49 @@ class GameParams:
 
 DEFAULT_PARAMS = GameParams()
 TOURNAMENT_PARAMS = GameParams(platform_extra_update=True)
+
+
+def kernel_params(p: GameParams) -> np.ndarray:
+    """The constants the compiled engine reads, as a one-element structured array (field = attribute)."""
+    hurt_w, hurt_h = p.hurt_w_raw * 2 * (1.024 / 320), p.hurt_h_raw * 2 * (1.024 / 320)
+    values = {
+        "dt": DT, "gravity_step": p.gravity * DT, "bias_coef": 1.0 - p.collision_bias**DT, "slop": p.collision_slop,
+        "walk_speed": p.walk_speed, "dash_speed": p.dash_speed, "sprint_speed": p.sprint_speed,
+        "backdash_speed": p.backdash_speed, "jump_speed": p.jump_speed, "max_fall_speed": p.max_fall_speed,
+        "fast_fall_ease": p.fast_fall_ease, "air_ease": p.air_ease, "stun_ease": p.stun_ease, "bounce": p.bounce,
+        "knockback_scale": p.knockback_scale, "max_damage": p.max_damage, "blast_x": p.blast_x, "blast_y": p.blast_y,
+        "dead_zone": p.axis_dead_zone, "spawn_x": p.spawn_x, "spawn_y": p.spawn_y,
+        "platform_x0": p.platform_start[0], "platform_y0": p.platform_start[1], "half_w": p.body_w / 2, "half_h": p.body_h / 2,
+        "platform_hw": p.platform_size[0] / 2, "platform_hh": p.platform_size[1] / 2,
+        "stand_half_width": p.platform_stand_half_width, "stand_clearance": p.platform_stand_clearance,
+        "g0_left": p.right_ground[0], "g0_right": p.right_ground[1], "g0_top": p.right_ground[2],
+        "g0_bottom": p.right_ground[3], "g0_centre": p.ground_centre_y[0],
+        "g1_left": p.left_ground[0], "g1_right": p.left_ground[1], "g1_top": p.left_ground[2],
+        "g1_bottom": p.left_ground[3], "g1_centre": p.ground_centre_y[1],
+        "friction_player_ground": p.friction_player * p.friction_ground,
+        "friction_player_platform": p.friction_player * p.friction_platform,
+        "friction_weapon_ground": p.friction_weapon * p.friction_ground,
+        "friction_weapon_platform": p.friction_weapon * p.friction_platform,
+        "weapon_hw": p.weapon_body[0] / 2, "weapon_hh": p.weapon_body[1] / 2,
+        "hurt_w": hurt_w, "hurt_h": hurt_h,
+        "pickup_w": p.pickup_size[0], "pickup_h": p.pickup_size[1],
+        "dropped_pickup_w": p.dropped_pickup_size[0], "dropped_pickup_h": p.dropped_pickup_size[1],
+        "drop_dx": p.drop_offset[0], "drop_dy": p.drop_offset[1],
+        "right_spawner_x0": p.right_spawner[0], "right_spawner_x1": p.right_spawner[1],
+        "right_spawner_y": p.right_spawner[2], "left_spawner_x0": p.left_spawner[0],
+        "left_spawner_x1": p.left_spawner[1], "left_spawner_y": p.left_spawner[2],
+        "reroll_lo": p.cooldown_reroll[0], "reroll_hi": p.cooldown_reroll[1],
+        "air_jumps": p.air_jumps, "recoveries": p.recoveries_per_airtime, "jump_cooldown": p.jump_cooldown,
+        "dodge_frames": p.dodge_frames, "dodge_cooldown_ground": p.dodge_cooldown_ground,
+        "dodge_cooldown_air": p.dodge_cooldown_air, "turnaround_frames": p.turnaround_frames,
+        "taunt_frames": p.taunt_frames, "dash_frames": p.dash_frames, "backdash_frames": p.backdash_frames,
+        "respawn_frames": p.respawn_frames, "min_stun_exit_jumps": p.min_stun_exit_jumps,
+        "spawned_lifetime": p.spawned_lifetime, "spawn_animation_frames": p.spawn_animation_frames,
+        "dropped_lifetime": p.dropped_lifetime, "repickup_lock": p.repickup_lock,
+        "cooldown_lo": p.spawner_cooldown[0], "cooldown_hi": p.spawner_cooldown[1],
+        "first_spawn_head_start": p.first_spawn_head_start, "stocks": p.stocks,
+    }  # fmt: skip
+    record = np.zeros(1, [(name, "f8") for name in values])
+    for name, value in values.items():
+        record[name] = value
+    return record

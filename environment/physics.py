@@ -1,9 +1,9 @@
-"""The original's physics step (one pymunk ``space.step``), for axis-aligned boxes.
+"""The original's physics step (one pymunk ``space.step``), for boxes that never turn.
 
 The tournament's engine moves players and weapons with the pymunk physics engine:
 every body is a box that never turns (its moment of inertia is huge), the two
 grounds are static boxes and the moving platform is a kinematic box. For that
-case pymunk's step comes down to these rules, applied here to all bodies at once:
+case pymunk's step comes down to these rules, run per body:
 
 1. **Positions first**: ``p += (v + v_bias) * dt`` with the velocity the game
    logic left (so a frame's move uses the velocity from before its gravity);
@@ -20,11 +20,19 @@ case pymunk's step comes down to these rules, applied here to all bodies at once
 
 With one arbiter the solver's answer has a closed form, used for almost every
 body. Two things need pymunk's memory of the impulses it applied, kept per
-arbiter (``contact_*`` fields): a body touching two solids at once (a ground
+arbiter (``MatchState.contacts``): a body touching two solids at once (a ground
 and the platform), where the 10 solver passes do not converge and the result
 depends on the order and on the impulses carried over from the last step; and
 a contact that resumes within two steps of ending, which starts from its old
 impulses without applying them (so it can briefly pull the body back).
+
+pymunk solves a body's arbiters in the order its broad phase (a bounding-box tree)
+finds them, which depends on the tree's history. It mostly comes down to this: a
+body whose box left its "fattened" box this step is re-inserted into the tree
+and meets the grounds first; otherwise the platform usually comes first. Measured
+on the original (239 player frames touching two solids, 30 matches), the rule
+picks pymunk's order 77% of the time; a fixed order picks it 70% at best. This is
+the one place where the engine knowingly differs from the original.
 
 A resting player therefore sinks into the ground by however far its last fall
 step overshot (up to the slop), as in the original: it stands at y = 0.4155 on
@@ -33,238 +41,176 @@ the right ground, not 0.35.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-
-from environment.params import DT, GameParams
+from numba import njit
 
 SOLVER_PASSES = 10  # pymunk's default iteration count
-PERSISTENCE = 3  # steps an arbiter is remembered after its last contact (pymunk's default)
-# Outward normal and tangent of each way out of a solid: push up, down, left, right.
-_NX = np.array([0.0, 0.0, -1.0, 1.0])
+FAT_MARGIN = 0.1  # the broad phase fattens a box by 10% of its size, or by 0.1 s of its velocity if more
+PLATFORM = 2  # solid index of the moving platform (0, 1: the grounds)
+_NX = np.array([0.0, 0.0, -1.0, 1.0])  # outward normal of each way out of a solid: up, down, left, right
 _NY = np.array([-1.0, 1.0, 0.0, 0.0])
-N_SOLIDS = 3  # right ground, left ground, platform
-# pymunk solves a body's arbiters in the order its broad phase (a bounding-box tree) finds them, which
-# depends on the tree's history. What that history mostly comes down to: a body whose box left its
-# "fattened" box this step is re-inserted and meets the grounds first; otherwise the platform usually
-# comes first. Measured on the original over 30 matches (239 player frames touching two solids), this
-# rule picks pymunk's order 77% of the time; a fixed order picks it 70% of the time at best.
-GROUND_FIRST, PLATFORM_FIRST = (0, 1, 2), (2, 0, 1)
-FAT_MARGIN = 0.1  # the tree fattens a box by 10% of its size, or by 0.1 s of its velocity if more
 
 
-@dataclass(frozen=True)
-class Solids:
-    """The stage's boxes and the solver's constants."""
-
-    x_min: np.ndarray  # (2,) the grounds
-    x_max: np.ndarray
-    y_min: np.ndarray
-    y_max: np.ndarray
-    platform_half: tuple[float, float]
-    gravity_step: float
-    bias_coef: float
-    slop: float
+@njit(cache=True)
+def fat_box(x, y, vx, vy, hw, hh):
+    """The broad phase's fattened box around a body (pymunk's GetBB): left, top, right, bottom."""
+    mx, my = 2 * hw * FAT_MARGIN, 2 * hh * FAT_MARGIN
+    fx, fy = vx * FAT_MARGIN, vy * FAT_MARGIN
+    return (x - hw + min(-mx, fx), y - hh + min(-my, fy), x + hw + max(mx, fx), y + hh + max(my, fy))
 
 
-def build_solids(p: GameParams) -> Solids:
-    grounds = np.array([p.right_ground, p.left_ground])
-    return Solids(
-        x_min=grounds[:, 0], x_max=grounds[:, 1], y_min=grounds[:, 2], y_max=grounds[:, 3],
-        platform_half=(p.platform_size[0] / 2, p.platform_size[1] / 2),
-        gravity_step=p.gravity * DT,
-        bias_coef=1.0 - p.collision_bias**DT,
-        slop=p.collision_slop,
-    )  # fmt: skip
+@njit(cache=True)
+def left_fat_box(x, y, hw, hh, left, top, right, bottom) -> bool:
+    """Did the body's box leave its fattened box (so the broad phase re-inserts it)?"""
+    return x - hw < left or y - hh < top or x + hw > right or y + hh > bottom
 
 
-@dataclass
-class Bodies:
-    """Views of one kind of body (players or weapons): arrays of the same shape, arbiter memories with a
-    trailing axis of N_SOLIDS."""
-
-    x: np.ndarray
-    y: np.ndarray
-    vx: np.ndarray
-    vy: np.ndarray
-    bias_vx: np.ndarray
-    bias_vy: np.ndarray
-    way: np.ndarray  # (..., 3) way out of each solid at the last contact, -1 none
-    age: np.ndarray  # (..., 3) steps since the last contact (0: touching at the last step)
-    jn: np.ndarray  # (..., 3) accumulated normal impulse of each arbiter at its last contact
-    jt: np.ndarray  # (..., 3) accumulated friction impulse
-    fat: np.ndarray  # (..., 4) the broad phase's fattened box (left, top, right, bottom)
+@njit(cache=True)
+def _touch(x, y, hw, hh, left, top, right, bottom):
+    """(touching, way out, depth): penetration along each way out (up, down, left, right); the least one wins."""
+    d0, d1, d2, d3 = (y + hh) - top, bottom - (y - hh), (x + hw) - left, right - (x - hw)
+    if d0 < 0 or d1 < 0 or d2 < 0 or d3 < 0:
+        return False, -1, 0.0
+    way, depth = 0, d0
+    if d1 < depth:
+        way, depth = 1, d1
+    if d2 < depth:
+        way, depth = 2, d2
+    if d3 < depth:
+        way, depth = 3, d3
+    return True, way, depth
 
 
-def integrate_positions(b: Bodies, half_w: float, half_h: float) -> np.ndarray:
-    """Rule 1, in place. Returns which bodies the broad phase re-inserts this step (their box left its
-    fattened box, which is then rebuilt around the new box and the velocity)."""
-    b.x += (b.vx + b.bias_vx) * DT
-    b.y += (b.vy + b.bias_vy) * DT
-    b.bias_vx[...] = 0.0
-    b.bias_vy[...] = 0.0
-    left, right, top, bottom = b.x - half_w, b.x + half_w, b.y - half_h, b.y + half_h
-    fat = b.fat
-    moved = (left < fat[..., 0]) | (top < fat[..., 1]) | (right > fat[..., 2]) | (bottom > fat[..., 3])
-    if moved.any():
-        refit(b, half_w, half_h, moved)
-    return moved
+@njit(cache=True)
+def solve_contacts(x, y, vx, vy, bvx, bvy, hw, hh, friction_ground, friction_platform, px, py, pvx, pvy,
+                   memory, reinserted, K):
+    """Rules 2 and 4 for one body after rules 1 and 3; returns the new (vx, vy, bvx, bvy).
 
-
-def refit(b: Bodies, half_w: float, half_h: float, where) -> None:
-    """The broad phase's fattened box around the body's current box and velocity (pymunk's GetBB)."""
-    mx, my = 2 * half_w * FAT_MARGIN, 2 * half_h * FAT_MARGIN
-    vx, vy = b.vx * FAT_MARGIN, b.vy * FAT_MARGIN
-    box = np.stack([b.x - half_w + np.minimum(-mx, vx), b.y - half_h + np.minimum(-my, vy),
-                    b.x + half_w + np.maximum(mx, vx), b.y + half_h + np.maximum(my, vy)], axis=-1)  # fmt: skip
-    np.copyto(b.fat, box, where=np.asarray(where)[..., None])
-
-
-def apply_gravity(vy: np.ndarray, gravity_off: np.ndarray | None, solids: Solids) -> None:
-    """Rule 3: ``vy = vy * 1 + g * dt`` for bodies that feel gravity."""
-    if gravity_off is None:
-        vy += solids.gravity_step
-    else:
-        vy += np.where(gravity_off, 0.0, solids.gravity_step)
-
-
-def solve_contacts(b: Bodies, half_w: float, half_h: float, friction: np.ndarray, solids: Solids,
-                   platform: tuple, reinserted: np.ndarray) -> None:
-    """Rules 2 and 4 for bodies whose rules 1 and 3 already ran.
-
-    :param friction: (3,) friction product against each solid
-    :param platform: (x, y, vx, vy) of the platform after its own move, each broadcastable to ``b.x``
-    :param reinserted: bodies the broad phase re-inserted this step (see GROUND_FIRST)
+    :param memory: the body's (3,) row of ``MatchState.contacts``, updated in place
     """
-    px, py, pvx, pvy = (np.broadcast_to(a, b.x.shape) for a in platform)
-    hw, hh = solids.platform_half
-    x_min = _stack(solids.x_min[0], solids.x_min[1], px - hw)
-    x_max = _stack(solids.x_max[0], solids.x_max[1], px + hw)
-    y_min = _stack(solids.y_min[0], solids.y_min[1], py - hh)
-    y_max = _stack(solids.y_max[0], solids.y_max[1], py + hh)
-    x, y = b.x[..., None], b.y[..., None]
-    # Penetration along each way out: up, down, left, right.
-    depths = np.stack([(y + half_h) - y_min, y_max - (y - half_h), (x + half_w) - x_min, x_max - (x - half_w)])
-    touching = (depths >= 0).all(axis=0)
-    np.copyto(b.age, np.minimum(b.age + 1, PERSISTENCE), where=~touching)
-    if not touching.any():
-        return
-    idx = np.nonzero(touching.any(axis=-1))
-    t = touching[idx]
-    way = depths[(slice(None), *idx)].argmin(axis=0)
-    depth = np.take_along_axis(depths[(slice(None), *idx)], way[None], axis=0)[0]
-    svx = np.stack([np.zeros_like(pvx[idx]), np.zeros_like(pvx[idx]), pvx[idx]], axis=-1)
-    svy = np.stack([np.zeros_like(pvy[idx]), np.zeros_like(pvy[idx]), pvy[idx]], axis=-1)
-    old_way, old_age = b.way[idx], b.age[idx]
-    same = t & (old_way == way)
-    retouch = same & (old_age >= 1) & (old_age < PERSISTENCE)  # remembered, but not applied (a first contact)
-    warm = same & (old_age == 0)  # touching at the last step: pymunk re-applies the last impulses first
-    c = _Contacts(
-        nx=_NX[way], ny=_NY[way], svx=svx, svy=svy, friction=np.broadcast_to(friction, t.shape), touching=t,
-        bias=np.where(depth > solids.slop, solids.bias_coef * (depth - solids.slop) / DT, 0.0),
-        jn=np.where(retouch | warm, b.jn[idx], 0.0), jt=np.where(retouch | warm, b.jt[idx], 0.0),
-    )  # fmt: skip
-    vx, vy, bvx, bvy = b.vx[idx], b.vy[idx], b.bias_vx[idx], b.bias_vy[idx]
-    several = t.sum(axis=-1) > 1
-    one = ~several
-    if one.any():
-        _solve_one(c, one, vx, vy, bvx, bvy, warm)
-    if several.any():
-        _solve_several(c, several, vx, vy, bvx, bvy, warm, reinserted[idx])
-    b.vx[idx], b.vy[idx], b.bias_vx[idx], b.bias_vy[idx] = vx, vy, bvx, bvy
-    b.way[idx] = np.where(t, way, old_way)
-    b.age[idx] = np.where(t, 0, np.minimum(old_age + 1, PERSISTENCE))
-    b.jn[idx] = np.where(t, c.jn, b.jn[idx])
-    b.jt[idx] = np.where(t, c.jt, b.jt[idx])
+    t0, w0, d0 = _touch(x, y, hw, hh, K.g0_left, K.g0_top, K.g0_right, K.g0_bottom)
+    t1, w1, d1 = _touch(x, y, hw, hh, K.g1_left, K.g1_top, K.g1_right, K.g1_bottom)
+    t2, w2, d2 = _touch(x, y, hw, hh, px - K.platform_hw, py - K.platform_hh, px + K.platform_hw, py + K.platform_hh)
+    count = int(t0) + int(t1) + int(t2)
+    if count == 0:
+        for s in range(3):
+            memory[s].age = min(memory[s].age + 1, 3)
+        return vx, vy, bvx, bvy
+    if count == 1:
+        s, way, depth = (0, w0, d0) if t0 else ((1, w1, d1) if t1 else (2, w2, d2))
+        mem = memory[s]
+        jn, jt, warm = _remembered(mem, way)
+        mu = friction_platform if s == PLATFORM else friction_ground
+        svx, svy = (pvx, pvy) if s == PLATFORM else (0.0, 0.0)
+        vx, vy, bvx, bvy, jn, jt = _solve_one(vx, vy, bvx, bvy, way, depth, jn, jt, warm, mu, svx, svy, K)
+        for other in range(3):
+            if other != s:
+                memory[other].age = min(memory[other].age + 1, 3)
+        mem.way, mem.age, mem.jn, mem.jt = way, 0, jn, jt
+        return vx, vy, bvx, bvy
+    touching = np.array([t0, t1, t2])
+    way = np.array([w0, w1, w2])
+    depth = np.array([d0, d1, d2])
+    jn = np.zeros(3)
+    jt = np.zeros(3)
+    warm = np.zeros(3, np.bool_)
+    for s in range(3):
+        if touching[s]:
+            jn[s], jt[s], warm[s] = _remembered(memory[s], way[s])
+    vx, vy, bvx, bvy = _solve_several(vx, vy, bvx, bvy, touching, way, depth, jn, jt, warm, friction_ground,
+                                      friction_platform, pvx, pvy, reinserted, K)  # fmt: skip
+    for s in range(3):
+        mem = memory[s]
+        if touching[s]:
+            mem.way, mem.age, mem.jn, mem.jt = way[s], 0, jn[s], jt[s]
+        else:
+            mem.age = min(mem.age + 1, 3)
+    return vx, vy, bvx, bvy
 
 
-def _stack(a, b, c) -> np.ndarray:
-    return np.stack(np.broadcast_arrays(a, b, c), axis=-1)
+@njit(cache=True)
+def _remembered(mem, way):
+    """Impulses a resumed contact starts from: re-applied first if it touched at the last step (pymunk's warm
+    start), else only the starting point of this step's accumulation (pymunk's "first contact")."""
+    if mem.way == way and mem.age < 3:
+        return mem.jn, mem.jt, mem.age == 0
+    return 0.0, 0.0, False
 
 
-@dataclass
-class _Contacts:
-    """Arbiters of the touching bodies: (k, 3) arrays, one column per solid."""
-
-    nx: np.ndarray
-    ny: np.ndarray
-    svx: np.ndarray
-    svy: np.ndarray
-    friction: np.ndarray
-    touching: np.ndarray
-    bias: np.ndarray
-    jn: np.ndarray  # accumulated impulses (start: remembered ones, or 0)
-    jt: np.ndarray
+@njit(cache=True)
+def _bias(depth, K):
+    return K.bias_coef * (depth - K.slop) / K.dt if depth > K.slop else 0.0
 
 
-def _solve_one(c: _Contacts, rows, vx, vy, bvx, bvy, warm) -> None:
+@njit(cache=True)
+def _solve_one(vx, vy, bvx, bvy, way, depth, jn, jt, warm, mu, svx, svy, K):
     """One arbiter: the solver's converged answer in closed form (a warm start changes nothing)."""
-    j = c.touching[rows].argmax(axis=-1)
-    r = np.flatnonzero(rows)
-    nx, ny = c.nx[r, j], c.ny[r, j]
-    start_n = np.where(warm[r, j], 0.0, c.jn[r, j])
-    start_t = np.where(warm[r, j], 0.0, c.jt[r, j])
-    rvx, rvy = vx[r] - c.svx[r, j], vy[r] - c.svy[r, j]
+    nx, ny = _NX[way], _NY[way]
+    start_n = 0.0 if warm else jn
+    start_t = 0.0 if warm else jt
+    rvx, rvy = vx - svx, vy - svy
     vn = rvx * nx + rvy * ny
     vt = rvx * -ny + rvy * nx
-    jn = np.maximum(start_n - vn, 0.0)
-    limit = c.friction[r, j] * jn
-    jt = np.minimum(np.maximum(start_t - vt, -limit), limit)
-    dn, dt = jn - start_n, jt - start_t
-    vx[r] += nx * dn - ny * dt
-    vy[r] += ny * dn + nx * dt
-    push = np.maximum(c.bias[r, j] - (bvx[r] * nx + bvy[r] * ny), 0.0)
-    bvx[r] += nx * push
-    bvy[r] += ny * push
-    c.jn[r, j], c.jt[r, j] = jn, jt
+    n_acc = max(start_n - vn, 0.0)
+    limit = mu * n_acc
+    t_acc = min(max(start_t - vt, -limit), limit)
+    dn, dt = n_acc - start_n, t_acc - start_t
+    vx += nx * dn - ny * dt
+    vy += ny * dn + nx * dt
+    push = max(_bias(depth, K) - (bvx * nx + bvy * ny), 0.0)
+    bvx += nx * push
+    bvy += ny * push
+    return vx, vy, bvx, bvy, n_acc, t_acc
 
 
-def _solve_several(c: _Contacts, rows, vx, vy, bvx, bvy, warm, reinserted) -> None:
-    """Several arbiters: pymunk's solver as it runs, warm start, 10 passes, two contact points per arbiter
+@njit(cache=True)
+def _solve_several(vx, vy, bvx, bvy, touching, way, depth, jn, jt, warm, friction_ground, friction_platform, pvx,
+                   pvy, reinserted, K):
+    """Several arbiters: pymunk's solver as it runs: warm start, 10 passes, two contact points per arbiter
     (the first holds the remembered impulse)."""
-    for first in (True, False):
-        order = rows & (reinserted == first)
-        if order.any():
-            _solve_in_order(c, order, vx, vy, bvx, bvy, warm, GROUND_FIRST if first else PLATFORM_FIRST)
-
-
-def _solve_in_order(c: _Contacts, rows, vx, vy, bvx, bvy, warm, order) -> None:
-    r = np.flatnonzero(rows)
-    t = c.touching[r]
-    nx, ny, svx, svy, mu = c.nx[r], c.ny[r], c.svx[r], c.svy[r], c.friction[r]
-    w = warm[r]
-    vx_, vy_ = vx[r], vy[r]
-    vx_ += np.sum(np.where(w, nx * c.jn[r] - ny * c.jt[r], 0.0), axis=-1)
-    vy_ += np.sum(np.where(w, ny * c.jn[r] + nx * c.jt[r], 0.0), axis=-1)
-    jn = np.stack([c.jn[r], np.zeros_like(c.jn[r])], axis=-1)  # (k, 3, 2)
-    jt = np.stack([c.jt[r], np.zeros_like(c.jt[r])], axis=-1)
-    jb = np.zeros_like(jn)
-    bvx_, bvy_ = bvx[r], bvy[r]
+    order = (0, 1, 2) if reinserted else (2, 0, 1)
+    for s in range(3):
+        if touching[s] and warm[s]:
+            nx, ny = _NX[way[s]], _NY[way[s]]
+            vx += nx * jn[s] - ny * jt[s]
+            vy += ny * jn[s] + nx * jt[s]
+    n_acc = np.zeros((3, 2))
+    t_acc = np.zeros((3, 2))
+    b_acc = np.zeros((3, 2))
+    for s in range(3):
+        n_acc[s, 0], t_acc[s, 0] = jn[s], jt[s]
     for _ in range(SOLVER_PASSES):
         for s in order:
-            on = t[:, s]
-            if not on.any():
+            if not touching[s]:
                 continue
+            nx, ny = _NX[way[s]], _NY[way[s]]
+            svx, svy = (pvx, pvy) if s == PLATFORM else (0.0, 0.0)
+            mu = friction_platform if s == PLATFORM else friction_ground
+            bias = _bias(depth[s], K)
             for k in range(2):
-                rvx, rvy = vx_ - svx[:, s], vy_ - svy[:, s]
-                vn = rvx * nx[:, s] + rvy * ny[:, s]
-                vt = rvx * -ny[:, s] + rvy * nx[:, s]
-                vbn = bvx_ * nx[:, s] + bvy_ * ny[:, s]
-                b_new = np.maximum(jb[:, s, k] + (c.bias[r, s] - vbn), 0.0)
-                n_new = np.maximum(jn[:, s, k] - vn, 0.0)
-                limit = mu[:, s] * n_new
-                t_new = np.minimum(np.maximum(jt[:, s, k] - vt, -limit), limit)
-                db = np.where(on, b_new - jb[:, s, k], 0.0)
-                dn = np.where(on, n_new - jn[:, s, k], 0.0)
-                dt = np.where(on, t_new - jt[:, s, k], 0.0)
-                jb[:, s, k] += db
-                jn[:, s, k] += dn
-                jt[:, s, k] += dt
-                vx_ += nx[:, s] * dn - ny[:, s] * dt
-                vy_ += ny[:, s] * dn + nx[:, s] * dt
-                bvx_ += nx[:, s] * db
-                bvy_ += ny[:, s] * db
-    vx[r], vy[r], bvx[r], bvy[r] = vx_, vy_, bvx_, bvy_
-    c.jn[r] = jn.sum(axis=-1)
-    c.jt[r] = jt.sum(axis=-1)
+                rvx, rvy = vx - svx, vy - svy
+                vn = rvx * nx + rvy * ny
+                vt = rvx * -ny + rvy * nx
+                vbn = bvx * nx + bvy * ny
+                b_new = max(b_acc[s, k] + (bias - vbn), 0.0)
+                n_new = max(n_acc[s, k] - vn, 0.0)
+                limit = mu * n_new
+                t_new = min(max(t_acc[s, k] - vt, -limit), limit)
+                db, dn, dt = b_new - b_acc[s, k], n_new - n_acc[s, k], t_new - t_acc[s, k]
+                b_acc[s, k], n_acc[s, k], t_acc[s, k] = b_new, n_new, t_new
+                vx += nx * dn - ny * dt
+                vy += ny * dn + nx * dt
+                bvx += nx * db
+                bvy += ny * db
+    for s in range(3):
+        jn[s] = n_acc[s, 0] + n_acc[s, 1]
+        jt[s] = t_acc[s, 0] + t_acc[s, 1]
+    return vx, vy, bvx, bvy
+
+
+@njit(cache=True)
+def forget_contacts(memory) -> None:
+    """A new body (or a new match): no remembered contacts."""
+    for s in range(memory.shape[0]):
+        memory[s].way = -1
+        memory[s].age = 3

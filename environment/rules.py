@@ -1,7 +1,7 @@
 """The players' state machine: one frame of the original's ``PlayerObjectState`` classes.
 
-Each player is in one of 13 states. Every frame a player's current state runs,
-in this order (the original's ``physics_process`` chain):
+Each player is in one of 13 states. Every frame a player's update runs, in this
+order (the original's ``Player.physics_process``):
 
 1. **Base** (every state): out of the blast zone → KO; a stun dealt since the last
    update → Stun (the jump count carries over from states that keep one); else
@@ -12,470 +12,457 @@ in this order (the original's ``physics_process`` chain):
    movement (turning, stopping, dashing, walking). Air states with control check:
    air turn (and nothing else that frame), fast fall and steering, landing,
    jump, dodge, attack (a jump and an attack can start on the same frame).
-3. **After the rules** (``after_rules``): the hurtbox moves to the body, the
-   knockback and pull dealt since the last update are added to the velocity,
-   then the old state's exit and the new state's entry run.
+   An attacking player runs one frame of its move instead (``attacks.py``).
+3. **After the rules**: the hurtbox moves to the body, the knockback and pull
+   dealt since the last update are added to the velocity, then the old state's
+   exit and the new state's entry run.
 
 The original keeps one object per state, and those objects remember jump and
-recovery counts across visits (``state.py`` lists which); the rules here read
-and write those memories exactly where the original does, quirks included
-(e.g. a stun ending in the air restores at least one jump but not the
-recoveries; a taunt always ends in a ground state, even in the air).
+recovery counts across visits (``state.py``); the rules read and write those
+memories exactly where the original does, quirks included (a stun ending in the
+air restores at least one jump but not the recoveries; a taunt always ends in a
+ground state, even in the air).
 
-Masks replace branches: every rule runs on all matches at once, on ``(n, 2)``
-arrays restricted by a player mask, so the engine can run the two player slots
-in the original's order where it matters (see ``engine.py``).
+Keys arrive as bitmasks: bit k is key k of ``w a s d space h l j k g``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+from numba import njit
 
 from environment import params as P
-from environment.attacks import move_toward
-from environment.params import GameParams
-from environment.state import MatchState
 
-NONE = -1  # "no transition this frame" in the next-state array
-
-# States in which the ground rules (jump, fall, dodge, attack, taunt) apply.
-GROUND_CONTROL = np.zeros(13, bool)
-GROUND_CONTROL[[P.WALKING, P.STANDING, P.TURNAROUND, P.SPRINTING, P.DASH]] = True
-AIR_CONTROL = np.zeros(13, bool)
-AIR_CONTROL[[P.IN_AIR, P.AIR_TURNAROUND]] = True
+NONE = -1  # "no transition this frame"
 
 # The move a key combination asks for, by (airborne, heavy, direction 0 neutral / 1 down / 2 side).
-_ATTACK_MOVE = np.array(
+ATTACK_MOVE = np.array(
     [
         [[P.NLIGHT, P.DLIGHT, P.SLIGHT], [P.NSIG, P.DSIG, P.SSIG]],
         [[P.NAIR, P.DAIR, P.SAIR], [P.RECOVERY, P.GROUNDPOUND, P.RECOVERY]],
     ],
-    np.int8,
+    np.int64,
 )
-
 # The original's HorizontalState: which of a/d was pressed last, and what is left after releases.
 H_NONE, H_LEFT, H_RIGHT, H_LEFT_RIGHT, H_RIGHT_LEFT = range(5)
-_RELEASE_LEFT = np.array([H_NONE, H_NONE, H_RIGHT, H_RIGHT, H_RIGHT], np.int8)
-_RELEASE_RIGHT = np.array([H_NONE, H_LEFT, H_NONE, H_LEFT, H_LEFT], np.int8)
-_PRESS_RIGHT = np.array([H_RIGHT, H_LEFT_RIGHT, H_RIGHT, H_LEFT_RIGHT, H_RIGHT_LEFT], np.int8)
-_PRESS_LEFT = np.array([H_LEFT, H_LEFT, H_RIGHT_LEFT, H_LEFT_RIGHT, H_RIGHT_LEFT], np.int8)
-_LAST_DIRECTION = np.array([0.0, -1.0, 1.0, 1.0, -1.0])
+RELEASE_LEFT = np.array([H_NONE, H_NONE, H_RIGHT, H_RIGHT, H_RIGHT])
+RELEASE_RIGHT = np.array([H_NONE, H_LEFT, H_NONE, H_LEFT, H_LEFT])
+PRESS_RIGHT = np.array([H_RIGHT, H_LEFT_RIGHT, H_RIGHT, H_LEFT_RIGHT, H_RIGHT_LEFT])
+PRESS_LEFT = np.array([H_LEFT, H_LEFT, H_RIGHT_LEFT, H_LEFT_RIGHT, H_RIGHT_LEFT])
+LAST_DIRECTION = np.array([0.0, -1.0, 1.0, 1.0, -1.0])
 
 
-@dataclass
-class Inputs:
-    held: np.ndarray  # (n, 2, 10)
-    pressed: np.ndarray  # held now, not last frame
-    raw_h: np.ndarray  # (n, 2) d - a
-    raw_v: np.ndarray  # w - s
-    no_h: np.ndarray  # neither a nor d
-    request: np.ndarray  # (n, 2) the move the keys ask for on the ground (0 none)
-    request_air: np.ndarray  # ...in the air
+@njit(cache=True)
+def key(mask, k) -> bool:
+    return (mask >> k) & 1 == 1
 
 
-def read_inputs(s: MatchState, held: np.ndarray) -> Inputs:
-    """Key edges, axes and the move request; updates the press memories in ``s``."""
-    prev = s.prev_keys
+@njit(cache=True)
+def axis_h(held) -> float:
+    """d minus a."""
+    return (1.0 if key(held, P.K_D) else 0.0) + (-1.0 if key(held, P.K_A) else 0.0)
+
+
+@njit(cache=True)
+def from_direction(direction) -> float:
+    """The original's Facing.from_direction: right if > 0, else left (0 included)."""
+    return 1.0 if direction > 0 else -1.0
+
+
+@njit(cache=True)
+def turns(facing, direction) -> bool:
+    return (facing > 0 and direction < 0) or (facing < 0 and direction > 0)
+
+
+@njit(cache=True)
+def move_toward(current, target, delta):
+    """Godot's move_toward for delta >= 0: step toward target without overshooting."""
+    if current == target:
+        return target
+    if current < target:
+        return min(current + delta, target)
+    return max(current - delta, target)
+
+
+@njit(cache=True)
+def read_keys(p, held) -> int:
+    """Key edges and the a/d press-order memory; returns the freshly pressed keys."""
+    prev = p.prev_keys
     pressed = held & ~prev
     released = prev & ~held
-    s.prev_keys[...] = held
-    a, d = held[..., P.K_A], held[..., P.K_D]
-    h = s.horizontal
-    h[...] = np.where(released[..., P.K_A], _RELEASE_LEFT[h], h)
-    h[...] = np.where(released[..., P.K_D], _RELEASE_RIGHT[h], h)
-    h[...] = np.where(pressed[..., P.K_D], _PRESS_RIGHT[h], h)
-    h[...] = np.where(pressed[..., P.K_A], _PRESS_LEFT[h], h)
-    raw_h = d.astype(np.float64) - a
-    raw_v = held[..., P.K_W].astype(np.float64) - held[..., P.K_S]
-    heavy = held[..., P.K_HEAVY]
-    any_attack = heavy | held[..., P.K_LIGHT]
-    down_key = held[..., P.K_S]
-    neutral = (~(a | d) & ~down_key) | held[..., P.K_W]
-    direction = np.where(neutral, 0, np.where(down_key, 1, 2))
-    request = np.where(any_attack, _ATTACK_MOVE[0, heavy.astype(np.intp), direction], 0).astype(np.int8)
-    request_air = np.where(any_attack, _ATTACK_MOVE[1, heavy.astype(np.intp), direction], 0).astype(np.int8)
-    return Inputs(held, pressed, raw_h, raw_v, ~(a | d), request, request_air)
+    p.prev_keys = held
+    h = p.horizontal
+    if key(released, P.K_A):
+        h = RELEASE_LEFT[h]
+    if key(released, P.K_D):
+        h = RELEASE_RIGHT[h]
+    if key(pressed, P.K_D):
+        h = PRESS_RIGHT[h]
+    if key(pressed, P.K_A):
+        h = PRESS_LEFT[h]
+    p.horizontal = h
+    return pressed
 
 
-def from_direction(direction: np.ndarray) -> np.ndarray:
-    """The original's Facing.from_direction: right if > 0, else left (0 included)."""
-    return np.where(direction > 0, 1.0, -1.0)
+@njit(cache=True)
+def requested_move(held, airborne) -> int:
+    """The original's get_move: k held = heavy, else j held = light; neutral if w is held or no direction."""
+    heavy = key(held, P.K_HEAVY)
+    if not (heavy or key(held, P.K_LIGHT)):
+        return 0
+    side = key(held, P.K_A) or key(held, P.K_D)
+    down = key(held, P.K_S)
+    neutral = (not side and not down) or key(held, P.K_W)
+    direction = 0 if neutral else (1 if down else 2)
+    return ATTACK_MOVE[1 if airborne else 0, 1 if heavy else 0, direction]
 
 
-def turns(facing: np.ndarray, direction: np.ndarray) -> np.ndarray:
-    return ((facing > 0) & (direction < 0)) | ((facing < 0) & (direction > 0))
+@njit(cache=True)
+def on_floor(x, y, px, py, K) -> bool:
+    """The original's ``is_on_floor``: the body's box touches a ground's box with its centre no lower than
+    the ground's centre, or touches the platform from above within its standing width."""
+    left, right, top, bottom = x - K.half_w, x + K.half_w, y - K.half_h, y + K.half_h
+    if right >= K.g0_left and left <= K.g0_right and bottom >= K.g0_top and top <= K.g0_bottom and y <= K.g0_centre:
+        return True
+    if right >= K.g1_left and left <= K.g1_right and bottom >= K.g1_top and top <= K.g1_bottom and y <= K.g1_centre:
+        return True
+    return (touches_platform(x, y, px, py, K) and y <= py - K.stand_clearance
+            and px - K.stand_half_width <= x <= px + K.stand_half_width)  # fmt: skip
 
 
-class StateMachine:
-    def __init__(self, p: GameParams):
-        self.p = p
-        g = np.array([p.right_ground, p.left_ground])
-        self.ground_x_min, self.ground_x_max = g[:, 0], g[:, 1]
-        self.ground_y_min, self.ground_y_max = g[:, 2], g[:, 3]
-        self.ground_centre_y = np.array(p.ground_centre_y)
-        self.half_w, self.half_h = p.body_w / 2, p.body_h / 2
-        self.plat_hw, self.plat_hh = p.platform_size[0] / 2, p.platform_size[1] / 2
+@njit(cache=True)
+def touches_platform(x, y, px, py, K) -> bool:
+    return (x + K.half_w >= px - K.platform_hw and x - K.half_w <= px + K.platform_hw
+            and y + K.half_h >= py - K.platform_hh and y - K.half_h <= py + K.platform_hh)  # fmt: skip
 
-    # --- geometry ---------------------------------------------------------------------
-    def on_floor(self, s: MatchState, rows=None, slot=None) -> np.ndarray:
-        """The original's ``is_on_floor``: the body's box touches a ground's box with its centre no lower than
-        the ground's centre, or touches the platform from above within its standing width."""
-        if rows is None:
-            x, y = s.x, s.y
-            px, py = s.platform_x[:, None], s.platform_y[:, None]
-        else:
-            x, y = s.x[rows, slot], s.y[rows, slot]
-            px, py = s.platform_x[rows], s.platform_y[rows]
-        left, right, top, bottom = x - self.half_w, x + self.half_w, y - self.half_h, y + self.half_h
-        out = np.zeros(x.shape, bool)
-        for g in range(2):
-            out |= ((right >= self.ground_x_min[g]) & (left <= self.ground_x_max[g]) & (bottom >= self.ground_y_min[g])
-                    & (top <= self.ground_y_max[g]) & (y <= self.ground_centre_y[g]))  # fmt: skip
-        out |= (self._touches_platform(left, right, top, bottom, px, py)
-                & (y <= py - self.p.platform_stand_clearance)
-                & (px - self.p.platform_stand_half_width <= x) & (x <= px + self.p.platform_stand_half_width))  # fmt: skip
-        return out
 
-    def _touches_platform(self, left, right, top, bottom, px, py) -> np.ndarray:
-        return (right >= px - self.plat_hw) & (left <= px + self.plat_hw) & (bottom >= py - self.plat_hh) & (
-            top <= py + self.plat_hh
-        )
+@njit(cache=True)
+def ground_state(held, K) -> int:
+    return P.WALKING if abs(axis_h(held)) > K.dead_zone else P.STANDING
 
-    def over_platform(self, s: MatchState) -> np.ndarray:
-        """Body box touching the platform's box (the walking/standing rule that rides it)."""
-        px, py = s.platform_x[:, None], s.platform_y[:, None]
-        return self._touches_platform(s.x - self.half_w, s.x + self.half_w, s.y - self.half_h, s.y + self.half_h,
-                                      px, py)  # fmt: skip
 
-    def ground_state(self, inp: Inputs) -> np.ndarray:
-        return np.where(np.abs(inp.raw_h) > self.p.axis_dead_zone, P.WALKING, P.STANDING).astype(np.int8)
+@njit(cache=True)
+def jump_memory(p):
+    """(has one, value) of the current state object's jump count, as the observation reads it."""
+    st = p.state
+    if st == P.IN_AIR:
+        return True, p.air_jumps
+    if st == P.AIR_TURNAROUND:
+        return True, p.turn_jumps
+    if st == P.ATTACK:
+        return True, p.attack_jumps
+    if st == P.STUN:
+        return p.stun_has_jumps, p.stun_jumps
+    if st == P.DODGE:
+        return p.dodge_has_jumps, p.dodge_jumps
+    return False, 0
 
-    # --- 1. base -------------------------------------------------------------------------
-    def base(self, s: MatchState, mask: np.ndarray, nxt: np.ndarray, ev) -> np.ndarray:
-        """Blast zone, pending stun and the dodge cooldown; returns who goes on to its state's rules."""
-        st = s.state
-        ko = st == P.KO
-        out = mask & ((np.abs(s.x) > self.p.blast_x) | (np.abs(s.y) > self.p.blast_y))
-        np.copyto(nxt, P.KO, where=out & ~ko)
-        stunned = mask & ~out & (s.pending_stun > 0)
-        if stunned.any():
-            go = stunned & ~ko
-            keeps, jumps = self.jump_memory(s)
-            np.copyto(s.stun_jumps, jumps, where=go & keeps)
-            s.stun_has_jumps |= go & keeps
-            np.copyto(s.timer, s.pending_stun, where=go)
-            ev.combo |= (go & (st == P.STUN))[:, ::-1]
-            np.copyto(nxt, P.STUN, where=go)
-            np.copyto(s.pending_stun, 0, where=stunned)
-        ticks = mask & ~out & ~stunned
-        np.copyto(s.dodge_cooldown, np.maximum(s.dodge_cooldown - 1, 0), where=ticks)
-        return (ticks & ~ko) | (mask & ko)
 
-    def jump_memory(self, s: MatchState) -> tuple[np.ndarray, np.ndarray]:
-        """(has one, value) of the current state object's jump count, as the observation reads it."""
-        st = s.state
-        jumps = np.select(
-            [st == P.IN_AIR, st == P.AIR_TURNAROUND, st == P.STUN, st == P.DODGE, st == P.ATTACK],
-            [s.air_jumps, s.turn_jumps, s.stun_jumps, s.dodge_jumps, s.attack_jumps], 0,
-        )  # fmt: skip
-        has = ((st == P.IN_AIR) | (st == P.AIR_TURNAROUND) | (st == P.ATTACK) | ((st == P.STUN) & s.stun_has_jumps)
-               | ((st == P.DODGE) & s.dodge_has_jumps))  # fmt: skip
-        return has, jumps.astype(np.int8)
+@njit(cache=True)
+def recovery_memory(p) -> int:
+    st = p.state
+    if st == P.IN_AIR:
+        return p.air_recoveries
+    if st == P.AIR_TURNAROUND:
+        return p.turn_recoveries
+    if st == P.ATTACK:
+        return p.attack_recoveries
+    if st == P.DODGE and p.dodge_has_jumps:
+        return p.dodge_recoveries
+    return 0
 
-    def recovery_memory(self, s: MatchState) -> np.ndarray:
-        st = s.state
-        return np.select(
-            [st == P.IN_AIR, st == P.AIR_TURNAROUND, (st == P.DODGE) & s.dodge_has_jumps, st == P.ATTACK],
-            [s.air_recoveries, s.turn_recoveries, s.dodge_recoveries, s.attack_recoveries], 0,
-        ).astype(np.int8)  # fmt: skip
 
-    # --- 2. the states' own rules (all but Attack) ---------------------------------------
-    def control(self, s: MatchState, inp: Inputs, go: np.ndarray, nxt: np.ndarray, floor: np.ndarray,
-                start_attack) -> None:
-        """Rules of every non-attacking state for the players in ``go``.
+# --- 1. base --------------------------------------------------------------------------------
+@njit(cache=True)
+def base(p, K):
+    """Blast zone, pending stun, dodge cooldown; returns (next state, whether the state's rules run)."""
+    ko = p.state == P.KO
+    if abs(p.x) > K.blast_x or abs(p.y) > K.blast_y:
+        # A knocked-out player is frozen out of bounds: its own rules still count down.
+        return (NONE, True) if ko else (P.KO, False)
+    if p.pending_stun > 0:
+        stun = p.pending_stun
+        p.pending_stun = 0
+        if ko:
+            return NONE, True
+        has, jumps = jump_memory(p)
+        if has:
+            p.stun_jumps = jumps
+            p.stun_has_jumps = True
+        p.timer = stun
+        return P.STUN, False
+    p.dodge_cooldown = max(p.dodge_cooldown - 1, 0)
+    return NONE, True
 
-        :param start_attack: ``start_attack(state, rows, slots, move_ids)`` gives players a new move
-        """
-        st = s.state
-        ground = go & GROUND_CONTROL[st]
-        if ground.any():
-            self._ground(s, inp, ground, nxt, floor, start_attack)
-        air = go & AIR_CONTROL[st]
-        if air.any():
-            self._air(s, inp, air, nxt, floor, start_attack)
-        for state, rule in ((P.BACKDASH, self._backdash), (P.STUN, self._stun), (P.DODGE, self._dodge),
-                            (P.TAUNT, self._taunt), (P.KO, self._ko)):  # fmt: skip
-            who = go & (st == state)
-            if who.any():
-                rule(s, inp, who, nxt, floor)
 
-    def _ground(self, s, inp, g, nxt, floor, start_attack) -> None:
-        p = self.p
-        press = inp.pressed
-        still = np.abs(inp.raw_h) < p.axis_dead_zone
-        jump = g & press[..., P.K_JUMP] & floor
-        if jump.any():
-            np.copyto(s.vy, -p.jump_speed, where=jump)
-            np.copyto(s.facing, from_direction(inp.raw_h), where=jump & ~still)
-        leave = jump | (g & ~floor)
-        if leave.any():
-            self._refresh_air(s, leave)
-            np.copyto(nxt, P.IN_AIR, where=leave)
-        rest = g & ~leave
-        dodge = rest & still & press[..., P.K_DODGE] & (s.dodge_cooldown <= 0)
-        if dodge.any():
-            np.copyto(s.dodge_cooldown, p.dodge_cooldown_ground, where=dodge)
-            s.dodge_grounded |= dodge
-            np.copyto(nxt, P.DODGE, where=dodge)
-        rest &= ~dodge
-        attack = rest & (inp.request > 0)
-        if attack.any():
-            np.copyto(s.attack_jumps, p.air_jumps, where=attack)
-            np.copyto(s.attack_recoveries, p.recoveries_per_airtime, where=attack)
-            rows, slots = np.nonzero(attack)
-            start_attack(s, rows, slots, inp.request[rows, slots])
-            np.copyto(nxt, P.ATTACK, where=attack)
-        rest &= ~attack
-        taunt = rest & press[..., P.K_TAUNT]
-        np.copyto(nxt, P.TAUNT, where=taunt)
-        rest &= ~taunt
-        if rest.any():
-            self._ground_movement(s, inp, rest, nxt, floor)
-
-    def _refresh_air(self, s, who) -> None:
-        """InAirState.refresh: a fresh airtime (2 air jumps, 1 recovery, no jump cooldown)."""
-        np.copyto(s.air_jump_timer, 0, where=who)
-        np.copyto(s.air_jumps, self.p.air_jumps, where=who)
-        np.copyto(s.air_recoveries, self.p.recoveries_per_airtime, where=who)
-
-    def _ground_movement(self, s, inp, rest, nxt, floor) -> None:
-        p, st, held, press = self.p, s.state, inp.held, inp.pressed
-        right = s.facing > 0
-        a, d = held[..., P.K_A], held[..., P.K_D]
-        dash_key = press[..., P.K_DODGE]
-        turn_to = np.where(dash_key, P.BACKDASH, P.TURNAROUND)
-        # Walking and sprinting: turn when the other side is pressed, or held without this side.
-        running = rest & ((st == P.WALKING) | (st == P.SPRINTING))
-        if running.any():
-            forward_held = np.where(right, d, a)
-            back_held = np.where(right, a, d)
-            back_pressed = np.where(right, press[..., P.K_A], press[..., P.K_D])
-            turn = running & (back_pressed | (~forward_held & back_held))
-            np.copyto(nxt, turn_to, where=turn)
-            stop = running & ~turn & inp.no_h
-            np.copyto(nxt, P.STANDING, where=stop)
-            dash = running & ~turn & ~stop & dash_key
-            np.copyto(nxt, P.DASH, where=dash)
-            moving = running & ~turn & ~stop & ~dash
-            walk = moving & (st == P.WALKING)
-            ride = walk & self.over_platform(s) & ~held[..., P.K_S] & floor
-            np.copyto(s.vx, s.facing * p.walk_speed + s.platform_vx[:, None], where=ride)
-            np.copyto(s.vy, s.vy + s.platform_vy[:, None], where=ride)
-            np.copyto(s.vx, s.facing * p.walk_speed, where=walk & ~ride)
-            np.copyto(s.vx, s.facing * p.sprint_speed, where=moving & (st == P.SPRINTING))
-        standing = rest & (st == P.STANDING)
-        if standing.any():
-            turn = standing & turns(s.facing, inp.raw_h)
-            np.copyto(nxt, turn_to, where=turn)
-            walk = standing & ~turn & (np.abs(inp.raw_h) > p.axis_dead_zone)
-            np.copyto(s.facing, from_direction(inp.raw_h), where=walk)
-            np.copyto(nxt, P.WALKING, where=walk)
-            idle = standing & ~turn & ~walk
-            ride = idle & self.over_platform(s) & ~held[..., P.K_S] & floor
-            np.copyto(s.vx, s.platform_vx[:, None], where=ride)
-            np.copyto(s.vy, s.platform_vy[:, None], where=ride)
-            np.copyto(s.vx, move_toward(s.vx, 0.0, p.walk_speed), where=idle & ~ride)
-        turning = rest & (st == P.TURNAROUND)
-        if turning.any():
-            over = turning & (s.timer <= 0)
-            if over.any():
-                self._finish_turn(s, over, nxt, P.WALKING, P.TURNAROUND, P.STANDING)
-            waiting = turning & ~over
-            np.copyto(nxt, P.BACKDASH, where=waiting & dash_key)
-            np.copyto(s.timer, np.maximum(s.timer - 1, 0), where=waiting & ~dash_key)
-        dashing = rest & (st == P.DASH)
-        if dashing.any():
-            np.copyto(s.vx, s.facing * p.dash_speed, where=dashing)
-            np.copyto(s.timer, np.maximum(s.timer - 1, 0), where=dashing)
-            np.copyto(nxt, P.SPRINTING, where=dashing & (s.timer <= 0))
-
-    def _finish_turn(self, s, over, nxt, toward_new, toward_old, otherwise) -> None:
-        """End of a (air) turnaround: face the other way, then pick the next state by the last side pressed."""
-        last = _LAST_DIRECTION[s.horizontal]
-        old = s.facing.copy()
-        np.copyto(s.facing, -old, where=over)
-        target = np.where(-old == last, toward_new, np.where(old == last, toward_old, otherwise))
-        np.copyto(nxt, target, where=over)
-
-    def _air(self, s, inp, a, nxt, floor, start_attack) -> None:
-        p, st = self.p, s.state
-        in_air = st == P.IN_AIR
-        turn = a & in_air & turns(s.facing, inp.raw_h)
-        if turn.any():
-            np.copyto(s.turn_jump_timer, s.air_jump_timer, where=turn)
-            np.copyto(s.turn_jumps, s.air_jumps, where=turn)
-            np.copyto(s.turn_recoveries, s.air_recoveries, where=turn)
-            np.copyto(nxt, P.AIR_TURNAROUND, where=turn)
-        b = a & ~turn
-        fast_fall = b & (inp.raw_v < -0.5) & (s.vy > 0)
-        np.copyto(s.vy, move_toward(s.vy, p.max_fall_speed, p.fast_fall_ease), where=fast_fall)
-        np.copyto(s.vy, np.minimum(s.vy, p.max_fall_speed), where=b & ~fast_fall)
-        np.copyto(s.vx, move_toward(s.vx, inp.raw_h * p.walk_speed, p.air_ease), where=b)
-        land = b & floor
-        np.copyto(nxt, self.ground_state(inp), where=land)
-        c = b & ~land
-        if not c.any():
-            return
-        # The current object's jump memory: InAir's own, or AirTurnaround's copy.
-        jt = np.where(in_air, s.air_jump_timer, s.turn_jump_timer)
-        jl = np.where(in_air, s.air_jumps, s.turn_jumps)
-        rl = np.where(in_air, s.air_recoveries, s.turn_recoveries)
-        jump = c & inp.pressed[..., P.K_JUMP] & (jt <= 0) & (jl > 0)
-        if jump.any():
-            np.copyto(s.vy, -p.jump_speed, where=jump)
-            np.copyto(s.facing, from_direction(inp.raw_h), where=jump)
-            jt = np.where(jump, p.jump_cooldown, jt)
-            jl = np.where(jump, jl - 1, jl)
-        jt = np.where(c, np.maximum(jt - 1, 0), jt)
-        dodge = c & inp.pressed[..., P.K_DODGE] & (s.dodge_cooldown <= 0)
-        if dodge.any():
-            np.copyto(s.dodge_cooldown, p.dodge_cooldown_air, where=dodge)
-            np.copyto(s.dodge_jumps, jl, where=dodge)
-            np.copyto(s.dodge_recoveries, rl, where=dodge)
-            s.dodge_has_jumps |= dodge
-            s.dodge_grounded &= ~dodge
-            np.copyto(nxt, P.DODGE, where=dodge)
-        want = c & ~dodge & (inp.request_air > 0)
-        attack = want
-        if want.any():
-            recovery = want & (inp.request_air == P.RECOVERY)
-            attack = want & (~recovery | (rl > 0))
-            rl = np.where(recovery & attack, rl - 1, rl)
-            np.copyto(s.attack_jumps, jl, where=attack)
-            np.copyto(s.attack_recoveries, rl, where=attack)
-            rows, slots = np.nonzero(attack)
-            start_attack(s, rows, slots, inp.request_air[rows, slots])
-            np.copyto(nxt, P.ATTACK, where=attack)
-        for field, value in ((s.air_jump_timer, jt), (s.air_jumps, jl), (s.air_recoveries, rl)):
-            np.copyto(field, value, where=c & in_air)
-        for field, value in ((s.turn_jump_timer, jt), (s.turn_jumps, jl), (s.turn_recoveries, rl)):
-            np.copyto(field, value, where=c & ~in_air)
-        turning = c & ~in_air & ~dodge & ~attack
-        if turning.any():
-            over = turning & (s.timer <= 0)
-            if over.any():
-                self._finish_turn(s, over, nxt, P.IN_AIR, P.AIR_TURNAROUND, P.IN_AIR)
-                back = over & (nxt == P.IN_AIR)  # set_jumps: InAir takes over the turn's memory
-                np.copyto(s.air_jump_timer, s.turn_jump_timer, where=back)
-                np.copyto(s.air_jumps, s.turn_jumps, where=back)
-                np.copyto(s.air_recoveries, s.turn_recoveries, where=back)
-            np.copyto(s.timer, np.maximum(s.timer - 1, 0), where=turning & ~over)
-
-    def _backdash(self, s, inp, who, nxt, floor) -> None:
-        np.copyto(s.vx, -s.facing * self.p.backdash_speed, where=who)
-        self._count_down(s, inp, who, nxt)
-
-    def _taunt(self, s, inp, who, nxt, floor) -> None:
+# --- 2. the states' own rules (all but Attack) ----------------------------------------------
+@njit(cache=True)
+def control(p, held, pressed, floor, px, py, pvx, pvy, K) -> tuple:
+    """Rules of a non-attacking state; returns (next state, move id to start or 0)."""
+    st = p.state
+    if st == P.WALKING or st == P.STANDING or st == P.TURNAROUND or st == P.SPRINTING or st == P.DASH:
+        return _ground(p, held, pressed, floor, px, py, pvx, pvy, K)
+    if st == P.IN_AIR or st == P.AIR_TURNAROUND:
+        return _air(p, held, pressed, floor, K)
+    if st == P.BACKDASH:
+        p.vx = -p.facing * K.backdash_speed
+        return _count_down(p, held, K), 0
+    if st == P.STUN:
+        return _stun(p, held, floor, K), 0
+    if st == P.DODGE:
+        return _dodge(p, held, K), 0
+    if st == P.TAUNT:
         # The original ends a taunt in a ground state even in the air (it tests a method, always true).
-        self._count_down(s, inp, who, nxt)
+        return _count_down(p, held, K), 0
+    return _knocked_out(p, K), 0
 
-    def _count_down(self, s, inp, who, nxt) -> None:
-        np.copyto(s.timer, np.maximum(s.timer - 1, 0), where=who)
-        np.copyto(nxt, self.ground_state(inp), where=who & (s.timer <= 0))
 
-    def _stun(self, s, inp, who, nxt, floor) -> None:
-        p = self.p
-        np.copyto(s.timer, np.maximum(s.timer - 1, 0), where=who)
-        np.copyto(s.vx, move_toward(s.vx, 0.0, p.stun_ease), where=who)
-        still = who & (s.timer > 0)
-        np.copyto(s.vy, -s.vy * p.bounce, where=still & floor & (s.vy > 0))
-        over = who & ~still
-        np.copyto(nxt, self.ground_state(inp), where=over & floor)
-        airborne = over & ~floor
-        jumps = np.where(s.stun_has_jumps, np.maximum(p.min_stun_exit_jumps, s.stun_jumps), p.min_stun_exit_jumps)
-        np.copyto(s.air_jumps, jumps, where=airborne)
-        np.copyto(nxt, P.IN_AIR, where=airborne)
+@njit(cache=True)
+def _refresh_air(p, K) -> None:
+    """InAirState.refresh: a fresh airtime (2 air jumps, 1 recovery, no jump cooldown)."""
+    p.air_jump_timer = 0
+    p.air_jumps = int(K.air_jumps)
+    p.air_recoveries = int(K.recoveries)
 
-    def _dodge(self, s, inp, who, nxt, floor) -> None:
-        np.copyto(s.timer, np.maximum(s.timer - 1, 0), where=who)
-        over = who & (s.timer <= 0)
-        np.copyto(nxt, self.ground_state(inp), where=over & s.dodge_grounded)
-        airborne = over & ~s.dodge_grounded
-        restore = airborne & s.dodge_has_jumps
-        np.copyto(s.air_jumps, s.dodge_jumps, where=restore)
-        np.copyto(s.air_jump_timer, 0, where=restore)
-        np.copyto(s.air_recoveries, s.dodge_recoveries, where=restore)
-        np.copyto(nxt, P.IN_AIR, where=airborne)
 
-    def _ko(self, s, inp, who, nxt, floor) -> None:
-        s.timer[who] -= 1
-        back = who & (s.timer <= 0)
-        if back.any():
-            np.copyto(s.x, s.spawn_x, where=back)
-            np.copyto(s.y, self.p.spawn_y, where=back)
-            np.copyto(s.vx, 0.0, where=back)
-            np.copyto(s.vy, 0.0, where=back)
-            np.copyto(s.damage, 0.0, where=back)
-            np.copyto(s.weapon, P.PUNCH, where=back)
-            np.copyto(s.air_jumps, 0, where=back)
-            np.copyto(s.air_recoveries, 0, where=back)
-            np.copyto(nxt, P.IN_AIR, where=back)
+@njit(cache=True)
+def _ground(p, held, pressed, floor, px, py, pvx, pvy, K):
+    direction = axis_h(held)
+    still = abs(direction) < K.dead_zone
+    if key(pressed, P.K_JUMP) and floor:
+        p.vy = -K.jump_speed
+        if not still:
+            p.facing = from_direction(direction)
+        _refresh_air(p, K)
+        return P.IN_AIR, 0
+    if not floor:
+        _refresh_air(p, K)
+        return P.IN_AIR, 0
+    if still and key(pressed, P.K_DODGE) and p.dodge_cooldown <= 0:
+        p.dodge_cooldown = int(K.dodge_cooldown_ground)
+        p.dodge_grounded = True
+        return P.DODGE, 0
+    move = requested_move(held, False)
+    if move != 0:
+        p.attack_jumps = int(K.air_jumps)
+        p.attack_recoveries = int(K.recoveries)
+        return P.ATTACK, move
+    if key(pressed, P.K_TAUNT):
+        return P.TAUNT, 0
+    return _ground_movement(p, held, pressed, floor, direction, px, py, pvx, pvy, K), 0
 
-    # --- attack end -----------------------------------------------------------------------
-    def end_attacks(self, s: MatchState, inp: Inputs, rows, slot, nxt, floor) -> None:
-        """Moves that ended this frame: back to the ground, or to the air with the attack's jump memory."""
-        grounded = floor[rows, slot]
-        nxt[rows, slot] = np.where(grounded, self.ground_state(inp)[rows, slot], P.IN_AIR)
-        air = rows[~grounded]
-        s.air_jumps[air, slot] = s.attack_jumps[air, slot]
-        s.air_recoveries[air, slot] = s.attack_recoveries[air, slot]
-        s.air_jump_timer[air, slot] = 0
 
-    def refresh_view(self, s: MatchState) -> None:
-        """The observation's view of the players (``grounded``, ``jumps_left``, ``recoveries_left``)."""
-        s.grounded[...] = self.on_floor(s)
-        has, jumps = self.jump_memory(s)
-        s.jumps_left[...] = np.where(has, jumps, 0)
-        s.recoveries_left[...] = self.recovery_memory(s)
+@njit(cache=True)
+def _ground_movement(p, held, pressed, floor, direction, px, py, pvx, pvy, K) -> int:
+    st = p.state
+    right = p.facing > 0
+    dash_key = key(pressed, P.K_DODGE)
+    turn_to = P.BACKDASH if dash_key else P.TURNAROUND
+    if st == P.WALKING or st == P.SPRINTING:
+        # Turn when the other side is freshly pressed, or held without this side.
+        forward_held = key(held, P.K_D if right else P.K_A)
+        back_held = key(held, P.K_A if right else P.K_D)
+        back_pressed = key(pressed, P.K_A if right else P.K_D)
+        if back_pressed or (not forward_held and back_held):
+            return turn_to
+        if not (key(held, P.K_A) or key(held, P.K_D)):
+            return P.STANDING
+        if dash_key:
+            return P.DASH
+        if st == P.SPRINTING:
+            p.vx = p.facing * K.sprint_speed
+        elif touches_platform(p.x, p.y, px, py, K) and not key(held, P.K_S) and floor:
+            p.vx = p.facing * K.walk_speed + pvx  # walking on the platform rides it
+            p.vy = p.vy + pvy
+        else:
+            p.vx = p.facing * K.walk_speed
+        return NONE
+    if st == P.STANDING:
+        if turns(p.facing, direction):
+            return turn_to
+        if abs(direction) > K.dead_zone:
+            p.facing = from_direction(direction)
+            return P.WALKING
+        if touches_platform(p.x, p.y, px, py, K) and not key(held, P.K_S) and floor:
+            p.vx, p.vy = pvx, pvy
+        else:
+            p.vx = move_toward(p.vx, 0.0, K.walk_speed)
+        return NONE
+    if st == P.TURNAROUND:
+        if p.timer <= 0:
+            return _finish_turn(p, P.WALKING, P.TURNAROUND, P.STANDING)
+        if dash_key:
+            return P.BACKDASH
+        p.timer = max(p.timer - 1, 0)
+        return NONE
+    # Dash
+    p.vx = p.facing * K.dash_speed
+    p.timer = max(p.timer - 1, 0)
+    return P.SPRINTING if p.timer <= 0 else NONE
 
-    # --- 3. after the rules ------------------------------------------------------------------
-    def after_rules(self, s: MatchState, inp: Inputs, who: np.ndarray, nxt: np.ndarray, ev) -> None:
-        """Hurtbox, pending knockback and pull, then exit/entry of the state changes, for the players in ``who``."""
-        np.copyto(s.hurt_x, s.x, where=who)
-        np.copyto(s.hurt_y, s.y, where=who)
-        np.copyto(s.vx, s.vx + s.kb_vx + s.pull_vx, where=who)
-        np.copyto(s.vy, s.vy + s.kb_vy + s.pull_vy, where=who)
-        for field in (s.kb_vx, s.kb_vy, s.pull_vx, s.pull_vy):
-            np.copyto(field, 0.0, where=who)
-        change = who & (nxt != NONE)
-        if not change.any():
-            return
-        old, new = s.state, nxt
-        # Exit: a dodge or a knockout hands the body back to gravity, at rest.
-        leave_frozen = change & ((old == P.DODGE) | (old == P.KO))
-        self._freeze(s, leave_frozen, gravity_off=False)
-        np.copyto(s.move, 0, where=change & (old == P.ATTACK) & (new != P.ATTACK))
-        np.copyto(s.pending_stun, 0, where=change)
-        np.copyto(s.state, new, where=change)
-        p = self.p
-        for state, frames in ((P.TURNAROUND, p.turnaround_frames), (P.AIR_TURNAROUND, p.turnaround_frames),
-                              (P.DASH, p.dash_frames), (P.BACKDASH, p.backdash_frames), (P.TAUNT, p.taunt_frames),
-                              (P.DODGE, p.dodge_frames), (P.KO, p.respawn_frames)):  # fmt: skip
-            np.copyto(s.timer, frames, where=change & (new == state))
-        np.copyto(s.vx, s.vx / 3, where=change & (new == P.AIR_TURNAROUND))
-        frozen = change & ((new == P.DODGE) | (new == P.KO))
-        self._freeze(s, frozen, gravity_off=True)
-        knocked_out = change & (new == P.KO)
-        if knocked_out.any():
-            s.stocks[knocked_out] -= 1
-            ev.knocked_out |= knocked_out
-        attack = change & (new == P.ATTACK) & ~inp.no_h
-        np.copyto(s.facing, from_direction(inp.raw_h), where=attack)
 
-    @staticmethod
-    def _freeze(s, who, gravity_off: bool) -> None:
-        np.copyto(s.vx, 0.0, where=who)
-        np.copyto(s.vy, 0.0, where=who)
-        np.copyto(s.gravity_off, gravity_off, where=who)
+@njit(cache=True)
+def _finish_turn(p, toward_new, toward_old, otherwise) -> int:
+    """End of a (air) turnaround: face the other way, then pick the next state by the last side pressed."""
+    last = LAST_DIRECTION[p.horizontal]
+    old = p.facing
+    p.facing = -old
+    if -old == last:
+        return toward_new
+    if old == last:
+        return toward_old
+    return otherwise
+
+
+@njit(cache=True)
+def _air(p, held, pressed, floor, K):
+    in_air = p.state == P.IN_AIR
+    direction = axis_h(held)
+    if in_air and turns(p.facing, direction):
+        p.turn_jump_timer, p.turn_jumps, p.turn_recoveries = p.air_jump_timer, p.air_jumps, p.air_recoveries
+        return P.AIR_TURNAROUND, 0
+    vertical = (1.0 if key(held, P.K_W) else 0.0) + (-1.0 if key(held, P.K_S) else 0.0)
+    if vertical < -0.5 and p.vy > 0:
+        p.vy = move_toward(p.vy, K.max_fall_speed, K.fast_fall_ease)
+    else:
+        p.vy = min(p.vy, K.max_fall_speed)
+    p.vx = move_toward(p.vx, direction * K.walk_speed, K.air_ease)
+    if floor:
+        return ground_state(held, K), 0
+    # The current object's jump memory: InAir's own, or AirTurnaround's copy.
+    if in_air:
+        jt, jl, rl = p.air_jump_timer, p.air_jumps, p.air_recoveries
+    else:
+        jt, jl, rl = p.turn_jump_timer, p.turn_jumps, p.turn_recoveries
+    if key(pressed, P.K_JUMP) and jt <= 0 and jl > 0:
+        p.vy = -K.jump_speed
+        p.facing = from_direction(direction)
+        jt = int(K.jump_cooldown)
+        jl -= 1
+    jt = max(jt - 1, 0)
+    nxt, move = NONE, 0
+    if key(pressed, P.K_DODGE) and p.dodge_cooldown <= 0:
+        p.dodge_cooldown = int(K.dodge_cooldown_air)
+        p.dodge_jumps, p.dodge_recoveries, p.dodge_has_jumps, p.dodge_grounded = jl, rl, True, False
+        nxt = P.DODGE
+    else:
+        want = requested_move(held, True)
+        if want != 0 and (want != P.RECOVERY or rl > 0):
+            if want == P.RECOVERY:
+                rl -= 1
+            p.attack_jumps, p.attack_recoveries = jl, rl
+            nxt, move = P.ATTACK, want
+    if in_air:
+        p.air_jump_timer, p.air_jumps, p.air_recoveries = jt, jl, rl
+    else:
+        p.turn_jump_timer, p.turn_jumps, p.turn_recoveries = jt, jl, rl
+        if nxt == NONE:
+            if p.timer <= 0:
+                nxt = _finish_turn(p, P.IN_AIR, P.AIR_TURNAROUND, P.IN_AIR)
+                if nxt == P.IN_AIR:  # set_jumps: InAir takes over the turn's memory
+                    p.air_jump_timer, p.air_jumps, p.air_recoveries = jt, jl, rl
+            else:
+                p.timer = max(p.timer - 1, 0)
+    return nxt, move
+
+
+@njit(cache=True)
+def _count_down(p, held, K) -> int:
+    p.timer = max(p.timer - 1, 0)
+    return ground_state(held, K) if p.timer <= 0 else NONE
+
+
+@njit(cache=True)
+def _stun(p, held, floor, K) -> int:
+    p.timer = max(p.timer - 1, 0)
+    p.vx = move_toward(p.vx, 0.0, K.stun_ease)
+    if p.timer > 0:
+        if floor and p.vy > 0:
+            p.vy = -p.vy * K.bounce
+        return NONE
+    if floor:
+        return ground_state(held, K)
+    least = int(K.min_stun_exit_jumps)
+    p.air_jumps = max(least, p.stun_jumps) if p.stun_has_jumps else least
+    return P.IN_AIR
+
+
+@njit(cache=True)
+def _dodge(p, held, K) -> int:
+    p.timer = max(p.timer - 1, 0)
+    if p.timer > 0:
+        return NONE
+    if p.dodge_grounded:
+        return ground_state(held, K)
+    if p.dodge_has_jumps:
+        p.air_jumps, p.air_jump_timer, p.air_recoveries = p.dodge_jumps, 0, p.dodge_recoveries
+    return P.IN_AIR
+
+
+@njit(cache=True)
+def _knocked_out(p, K) -> int:
+    p.timer -= 1
+    if p.timer > 0:
+        return NONE
+    p.x, p.y, p.vx, p.vy = p.spawn_x, K.spawn_y, 0.0, 0.0
+    p.damage = 0.0
+    p.weapon = P.PUNCH
+    p.air_jumps = 0
+    p.air_recoveries = 0
+    return P.IN_AIR
+
+
+@njit(cache=True)
+def end_attack(p, held, floor, K) -> int:
+    """A move ended: back to the ground, or to the air with the attack's jump memory."""
+    if floor:
+        return ground_state(held, K)
+    p.air_jumps, p.air_recoveries, p.air_jump_timer = p.attack_jumps, p.attack_recoveries, 0
+    return P.IN_AIR
+
+
+# --- 3. after the rules --------------------------------------------------------------------
+@njit(cache=True)
+def after_rules(p, held, nxt, K) -> bool:
+    """Hurtbox, pending knockback and pull, then exit/entry of a state change; returns whether it was
+    knocked out (entered KO) this frame."""
+    p.hurt_x, p.hurt_y = p.x, p.y
+    p.vx = p.vx + p.kb_vx + p.pull_vx
+    p.vy = p.vy + p.kb_vy + p.pull_vy
+    p.kb_vx = p.kb_vy = p.pull_vx = p.pull_vy = 0.0
+    if nxt == NONE:
+        return False
+    old = p.state
+    # Exit: a dodge or a knockout hands the body back to gravity, at rest; a move is over.
+    if old == P.DODGE or old == P.KO:
+        p.vx = p.vy = 0.0
+        p.gravity_off = False
+    if old == P.ATTACK and nxt != P.ATTACK:
+        p.move = 0
+    p.pending_stun = 0
+    p.state = nxt
+    # Entry.
+    if nxt == P.TURNAROUND:
+        p.timer = int(K.turnaround_frames)
+    elif nxt == P.AIR_TURNAROUND:
+        p.timer = int(K.turnaround_frames)
+        p.vx = p.vx / 3
+    elif nxt == P.DASH:
+        p.timer = int(K.dash_frames)
+    elif nxt == P.BACKDASH:
+        p.timer = int(K.backdash_frames)
+    elif nxt == P.TAUNT:
+        p.timer = int(K.taunt_frames)
+    elif nxt == P.DODGE:
+        p.timer = int(K.dodge_frames)
+        p.vx = p.vy = 0.0
+        p.gravity_off = True
+    elif nxt == P.KO:
+        p.timer = int(K.respawn_frames)
+        p.vx = p.vy = 0.0
+        p.gravity_off = True
+        p.stocks -= 1
+        return True
+    elif nxt == P.ATTACK and (key(held, P.K_A) or key(held, P.K_D)):
+        p.facing = from_direction(axis_h(held))
+    return False

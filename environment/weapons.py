@@ -27,171 +27,204 @@ the same distributions.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from environment import params as P
-from environment.attacks import capsules, hurtbox, touches_hurtbox
-from environment.params import GameParams
-from environment.physics import FAT_MARGIN
-from environment.state import N_SPAWNERS, MatchState, draw_int, draw_uniform, forget_contacts
+from environment.attacks import touches_hurtbox
+from environment.moves import capsule_geometry
+from environment.physics import fat_box, forget_contacts
+from environment.state import N_SPAWNERS
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
 
 
-class WeaponRules:
-    def __init__(self, p: GameParams):
-        self.p = p
-        self.hurtbox = hurtbox(p)
-        self.spawner_pickup = capsules(*p.pickup_size)
-        self.dropped_pickup = capsules(*p.dropped_pickup_size)
+@njit(cache=True)
+def draw(match) -> float:
+    """One U[0, 1) draw from the match's splitmix64 stream (the twin of ``state.draw_uniform``)."""
+    z = match.rng + _GOLDEN
+    match.rng = z
+    z = (z ^ (z >> _S30)) * _MIX1
+    z = (z ^ (z >> _S27)) * _MIX2
+    z = z ^ (z >> _S31)
+    return float(z >> _S11) * (1.0 / 9007199254740992.0)
 
-    # --- reset ---------------------------------------------------------------------------
-    def reset(self, s: MatchState, rows: np.ndarray) -> None:
-        p = self.p
-        for field in ("weapon_kind", "weapon_vx", "weapon_vy", "weapon_bias_vx", "weapon_bias_vy", "weapon_order"):
-            getattr(s, field)[rows] = 0
-        for spawner in range(N_SPAWNERS):
-            cooldown = draw_int(s.rng, rows, *p.spawner_cooldown)
-            s.spawner_cooldown[rows, spawner] = cooldown
-            s.spawner_base_cooldown[rows, spawner] = cooldown
-            # The original starts each spawner "cooldown - randint(0, 350)" frames before frame 0.
-            s.spawner_last_spawn[rows, spawner] = -(cooldown - draw_int(s.rng, rows, 0, p.first_spawn_head_start))
-            s.spawner_ready[rows, spawner] = False
 
-    # --- one frame -------------------------------------------------------------------------
-    def step(self, s: MatchState, pressed: np.ndarray, held: np.ndarray, ev) -> None:
-        """Drops, pickups and spawner updates, after the physics step and the frame count's increment."""
-        lying = s.weapon_kind > 0
-        h_pressed = pressed[..., P.K_PICKUP]
-        wants = h_pressed | held[..., P.K_PICKUP]
-        if not (lying.any() or h_pressed.any()):
-            self._update_spawners(s, np.zeros(s.n, bool))
-            return
-        free = s.state != P.ATTACK
-        self._drop(s, free & h_pressed & (s.weapon != P.PUNCH), ev)
-        picked_dropped = self._pick_up(s, free & wants, free & h_pressed, ev)
-        self._update_spawners(s, picked_dropped)
+@njit(cache=True)
+def draw_int(match, low, high) -> int:
+    """An integer in [low, high], like Python's randint."""
+    return low + int(np.floor(draw(match) * (high - low + 1)))
 
-    def _drop(self, s: MatchState, drop: np.ndarray, ev) -> None:
-        for player in range(2):
-            rows = np.flatnonzero(drop[:, player])
-            if rows.size == 0:
+
+@njit(cache=True)
+def step_weapons(pl, match, weapons, spawners, contacts, held, pressed, equip, dropped_now, pickup_geom, dropped_geom,
+                 K) -> None:
+    """Drops, pickups and spawner updates of one match, after the physics step and the frame count's increment.
+
+    :param equip: (2,) weapon each player picked up this frame (output)
+    :param dropped_now: (2,) whether each player dropped its weapon (output)
+    """
+    for i in range(2):
+        p = pl[i]
+        if p.state != P.ATTACK and (pressed[i] >> P.K_PICKUP) & 1 and p.weapon != P.PUNCH:
+            _drop(p, match, weapons, contacts, K)
+            dropped_now[i] = True
+    taken_dropped = False
+    if ((held[0] | held[1] | pressed[0] | pressed[1]) >> P.K_PICKUP) & 1:
+        taken_dropped = _pick_up(pl, match, weapons, spawners, held, pressed, equip, pickup_geom, dropped_geom, K)
+    _update_spawners(match, weapons, spawners, contacts, taken_dropped, K)
+
+
+@njit(cache=True)
+def _drop(p, match, weapons, contacts, K) -> None:
+    col = _free_dropped_column(weapons)
+    w = weapons[col]
+    x, y = p.x + K.drop_dx * p.facing, p.y + K.drop_dy
+    w.weapon_kind = p.weapon
+    w.weapon_home_x, w.weapon_home_y = x, y
+    _new_body(w, contacts[2 + col], x, y, K)
+    w.weapon_born = match.frame
+    match.drops += 1
+    w.weapon_order = match.drops
+    p.pickup_lock = match.frame + int(K.repickup_lock)
+    p.weapon = P.PUNCH
+
+
+@njit(cache=True)
+def _free_dropped_column(weapons) -> int:
+    """An empty dropped-weapon column; when all are taken (vanishingly rare) the oldest drop is replaced."""
+    oldest = -1
+    for col in range(N_SPAWNERS, weapons.shape[0]):
+        if weapons[col].weapon_kind == 0:
+            return col
+        if oldest < 0 or weapons[col].weapon_order < weapons[oldest].weapon_order:
+            oldest = col
+    return oldest
+
+
+@njit(cache=True)
+def _new_body(w, memory, x, y, K) -> None:
+    """A weapon body enters the physics engine at rest at (x, y), with no contacts and a fresh broad-phase box."""
+    w.weapon_x = w.weapon_seen_x = x
+    w.weapon_y = w.weapon_seen_y = y
+    w.weapon_vx = w.weapon_vy = w.weapon_bias_vx = w.weapon_bias_vy = 0.0
+    box = fat_box(x, y, 0.0, 0.0, K.weapon_hw, K.weapon_hh)
+    w.weapon_fat_left, w.weapon_fat_top, w.weapon_fat_right, w.weapon_fat_bottom = box
+    forget_contacts(memory)
+
+
+@njit(cache=True)
+def _next_by_age(weapons, after) -> int:
+    """The dropped weapon dropped next after drop number ``after`` (-1 none): dropped weapons oldest first."""
+    best = -1
+    for col in range(N_SPAWNERS, weapons.shape[0]):
+        w = weapons[col]
+        if w.weapon_kind > 0 and w.weapon_order > after and (best < 0 or w.weapon_order < weapons[best].weapon_order):
+            best = col
+    return best
+
+
+@njit(cache=True)
+def _pick_up(pl, match, weapons, spawners, held, pressed, equip, pickup_geom, dropped_geom, K) -> bool:
+    """Pickups in the original's order; returns whether a dropped weapon was taken (it still counts as
+    listed during this frame's spawner updates)."""
+    taken_dropped = False
+    for col in range(N_SPAWNERS):
+        _offer(pl, match, weapons[col], spawners[col], True, held, pressed, equip, pickup_geom, K)
+    order = 0
+    col = _next_by_age(weapons, order)
+    while col >= 0:
+        order = weapons[col].weapon_order
+        taken_dropped |= _offer(pl, match, weapons[col], spawners[0], False, held, pressed, equip, dropped_geom, K)
+        col = _next_by_age(weapons, order)
+    return taken_dropped
+
+
+@njit(cache=True)
+def _offer(pl, match, w, sp, spawner, held, pressed, equip, geom, K) -> bool:
+    """Player 0, then player 1, may take weapon w (a spawner's, or a dropped one); returns whether it was taken."""
+    for i in range(2):
+        p = pl[i]
+        if w.weapon_kind == 0 or p.weapon != P.PUNCH or p.state == P.ATTACK:
+            continue
+        if spawner:
+            if not (sp.spawner_ready and ((held[i] | pressed[i]) >> P.K_PICKUP) & 1):
                 continue
-            slot = self._free_dropped_slot(s, rows)
-            x = s.x[rows, player] + self.p.drop_offset[0] * s.facing[rows, player]
-            y = s.y[rows, player] + self.p.drop_offset[1]
-            s.weapon_kind[rows, slot] = s.weapon[rows, player]
-            s.weapon_home_x[rows, slot], s.weapon_home_y[rows, slot] = x, y
-            s.weapon_x[rows, slot], s.weapon_y[rows, slot] = x, y
-            s.weapon_seen_x[rows, slot], s.weapon_seen_y[rows, slot] = x, y
-            for field in ("weapon_vx", "weapon_vy", "weapon_bias_vx", "weapon_bias_vy"):
-                getattr(s, field)[rows, slot] = 0.0
-            self._new_body(s, rows, slot)
-            s.weapon_born[rows, slot] = s.frame[rows]
-            s.weapon_order[rows, slot] = s.weapon_order[rows].max(axis=1) + 1
-            s.pickup_lock[rows, player] = s.frame[rows] + self.p.repickup_lock
-            s.weapon[rows, player] = P.PUNCH
-            ev.weapon_drop[rows, player] = True
+        elif not ((pressed[i] >> P.K_PICKUP) & 1 and match.frame >= p.pickup_lock):
+            continue
+        if not touches_hurtbox(p.hurt_x, p.hurt_y, w.weapon_seen_x, w.weapon_seen_y, geom[0], geom[1], geom[2],
+                               geom[3] != 0, geom[4], geom[5], geom[6], geom[7], K):  # fmt: skip
+            continue
+        p.weapon = w.weapon_kind
+        equip[i] = w.weapon_kind
+        w.weapon_kind = 0
+        if spawner:
+            sp.spawner_last_spawn = match.frame
+            _redraw_cooldown(sp, match, K)
+        return True
+    return False
 
-    def _free_dropped_slot(self, s: MatchState, rows: np.ndarray) -> np.ndarray:
-        """An empty dropped-weapon column; when all are taken (vanishingly rare) the oldest drop is replaced."""
-        kinds = s.weapon_kind[rows, N_SPAWNERS:]
-        order = np.where(kinds > 0, s.weapon_order[rows, N_SPAWNERS:], -1)
-        empty = kinds == 0
-        choice = np.where(empty.any(axis=1), empty.argmax(axis=1),
-                          np.where(kinds > 0, order, np.iinfo(np.int32).max).argmin(axis=1))  # fmt: skip
-        return N_SPAWNERS + choice
 
-    def _pick_up(self, s: MatchState, wants: np.ndarray, fresh: np.ndarray, ev) -> np.ndarray:
-        """Pickups in the original's order; returns which matches had a dropped weapon taken (it still counts
-        as listed during this frame's spawner updates)."""
-        taken_dropped = np.zeros(s.n, bool)
-        everyone = np.arange(s.n)
-        for spawner, cols in self._pickup_order(s):
-            for player in range(2):
-                lying = s.weapon_kind[everyone, cols] > 0
-                if spawner:
-                    can = wants[:, player] & lying & s.spawner_ready[everyone, np.minimum(cols, N_SPAWNERS - 1)]
-                    shape = self.spawner_pickup
-                else:
-                    can = fresh[:, player] & lying & (s.frame >= s.pickup_lock[:, player])
-                    shape = self.dropped_pickup
-                can &= s.weapon[:, player] == P.PUNCH
-                if not can.any():
-                    continue
-                rows = np.flatnonzero(can)
-                col = cols[rows]
-                touch = touches_hurtbox(self.hurtbox, s.hurt_x[rows, player], s.hurt_y[rows, player], shape,
-                                        s.weapon_seen_x[rows, col], s.weapon_seen_y[rows, col])  # fmt: skip
-                rows, col = rows[touch], col[touch]
-                if rows.size == 0:
-                    continue
-                kind = s.weapon_kind[rows, col]
-                s.weapon[rows, player] = kind
-                ev.weapon_equip[rows, player] = kind
-                s.weapon_kind[rows, col] = 0
-                if spawner:
-                    s.spawner_last_spawn[rows, col] = s.frame[rows]
-                    self._redraw_cooldown(s, rows, col)
-                else:
-                    taken_dropped[rows] = True
-        return taken_dropped
+@njit(cache=True)
+def _redraw_cooldown(sp, match, K) -> None:
+    base = sp.spawner_base_cooldown
+    sp.spawner_cooldown = draw_int(match, int(base * K.reroll_lo), int(base * K.reroll_hi))
 
-    @staticmethod
-    def _pickup_order(s: MatchState) -> list[tuple[bool, np.ndarray]]:
-        """(is a spawner, column per match) in the original's list order: the two spawners, then the dropped
-        weapons of each match, oldest first."""
-        order = [(True, np.full(s.n, c)) for c in range(N_SPAWNERS)]
-        dropped = s.weapon_kind[:, N_SPAWNERS:] > 0
-        count = int(dropped.sum(axis=1).max()) if dropped.any() else 0
-        if count:
-            age = np.where(dropped, s.weapon_order[:, N_SPAWNERS:], np.iinfo(np.int32).max)
-            by_age = np.argsort(age, axis=1, kind="stable") + N_SPAWNERS
-            order += [(False, by_age[:, rank]) for rank in range(count)]
-        return order
 
-    def _redraw_cooldown(self, s: MatchState, rows: np.ndarray, col) -> None:
-        base = s.spawner_base_cooldown[rows, col]
-        lo, hi = self.p.cooldown_reroll
-        s.spawner_cooldown[rows, col] = draw_int(s.rng, rows, (base * lo).astype(np.int64), (base * hi).astype(np.int64))
+@njit(cache=True)
+def _update_spawners(match, weapons, spawners, contacts, taken_dropped, K) -> None:
+    now = match.frame
+    dropped_listed = taken_dropped
+    for col in range(N_SPAWNERS, weapons.shape[0]):
+        dropped_listed |= weapons[col].weapon_kind > 0
+    for col in range(N_SPAWNERS):
+        w, sp = weapons[col], spawners[col]
+        since = now - sp.spawner_last_spawn
+        if w.weapon_kind > 0:
+            if since >= K.spawn_animation_frames:
+                sp.spawner_ready = True
+            if now - w.weapon_born > K.spawned_lifetime:
+                w.weapon_kind = 0
+                _redraw_cooldown(sp, match, K)
+        elif since >= sp.spawner_cooldown and not dropped_listed:
+            _spawn(col, w, sp, match, contacts, K)
+    for col in range(N_SPAWNERS, weapons.shape[0]):
+        w = weapons[col]
+        if w.weapon_kind > 0 and now - w.weapon_born >= K.dropped_lifetime:
+            w.weapon_kind = 0
 
-    def _update_spawners(self, s: MatchState, picked_dropped: np.ndarray) -> None:
-        p, now = self.p, s.frame
-        dropped_listed = (s.weapon_kind[:, N_SPAWNERS:] > 0).any(axis=1) | picked_dropped
-        for col in range(N_SPAWNERS):
-            lying = s.weapon_kind[:, col] > 0
-            since = now - s.spawner_last_spawn[:, col]
-            s.spawner_ready[:, col] |= lying & (since >= p.spawn_animation_frames)
-            expired = lying & (now - s.weapon_born[:, col] > p.spawned_lifetime)
-            if expired.any():
-                rows = np.flatnonzero(expired)
-                s.weapon_kind[rows, col] = 0
-                self._redraw_cooldown(s, rows, col)
-            due = ~lying & (since >= s.spawner_cooldown[:, col]) & ~dropped_listed
-            if due.any():
-                self._spawn(s, np.flatnonzero(due), col)
-        dropped = s.weapon_kind[:, N_SPAWNERS:]
-        if dropped.any():
-            old = (now[:, None] - s.weapon_born[:, N_SPAWNERS:] >= p.dropped_lifetime) & (dropped > 0)
-            dropped[old] = 0
 
-    def _new_body(self, s: MatchState, rows: np.ndarray, col) -> None:
-        """A weapon body enters the physics engine: no contacts yet, a fresh broad-phase box, at rest."""
-        way, age = s.weapon_contact_way[rows, col], s.weapon_contact_age[rows, col]
-        forget_contacts(way, age)
-        s.weapon_contact_way[rows, col], s.weapon_contact_age[rows, col] = way, age
-        x, y = s.weapon_x[rows, col], s.weapon_y[rows, col]
-        hw, hh = self.p.weapon_body[0] / 2, self.p.weapon_body[1] / 2
-        mx, my = 2 * hw * FAT_MARGIN, 2 * hh * FAT_MARGIN
-        s.weapon_fat_box[rows, col] = np.stack([x - hw - mx, y - hh - my, x + hw + mx, y + hh + my], axis=-1)
+@njit(cache=True)
+def _spawn(col, w, sp, match, contacts, K) -> None:
+    if col == 0:
+        x0, x1, y = K.right_spawner_x0, K.right_spawner_x1, K.right_spawner_y
+    else:
+        x0, x1, y = K.left_spawner_x0, K.left_spawner_x1, K.left_spawner_y
+    x = x0 + draw(match) * (x1 - x0)
+    w.weapon_kind = P.SPEAR if draw(match) < 0.5 else P.HAMMER
+    w.weapon_home_x, w.weapon_home_y = x, y
+    _new_body(w, contacts[2 + col], x, y, K)
+    w.weapon_born = match.frame
+    sp.spawner_last_spawn = match.frame
+    sp.spawner_ready = False
 
-    def _spawn(self, s: MatchState, rows: np.ndarray, col: int) -> None:
-        x_min, x_max, y = self.p.right_spawner if col == 0 else self.p.left_spawner
-        x = x_min + draw_uniform(s.rng, rows) * (x_max - x_min)
-        kind = np.where(draw_uniform(s.rng, rows) < 0.5, P.SPEAR, P.HAMMER)
-        s.weapon_kind[rows, col] = kind
-        for field, value in (("weapon_home_x", x), ("weapon_home_y", y), ("weapon_x", x), ("weapon_y", y),
-                             ("weapon_seen_x", x), ("weapon_seen_y", y), ("weapon_vx", 0.0), ("weapon_vy", 0.0),
-                             ("weapon_bias_vx", 0.0), ("weapon_bias_vy", 0.0)):  # fmt: skip
-            getattr(s, field)[rows, col] = value
-        self._new_body(s, rows, col)
-        s.weapon_born[rows, col] = s.frame[rows]
-        s.spawner_last_spawn[rows, col] = s.frame[rows]
-        s.spawner_ready[rows, col] = False
+
+def pickup_geometries(p: P.GameParams) -> tuple[np.ndarray, np.ndarray]:
+    """Capsule geometry (``moves.capsule_geometry``) of a spawner's and of a dropped weapon's pickup area."""
+    return np.array(capsule_geometry(*p.pickup_size)), np.array(capsule_geometry(*p.dropped_pickup_size))
+
+
+@njit(cache=True)
+def reset_spawners(match, weapons, spawners, K) -> None:
+    """A new match: no weapons; each spawner draws its cooldown and starts that long minus up to 350 frames
+    before frame 0 (so the first weapons appear within the first 350 frames)."""
+    for col in range(weapons.shape[0]):
+        weapons[col].weapon_kind = 0
+    for col in range(N_SPAWNERS):
+        sp = spawners[col]
+        cooldown = draw_int(match, int(K.cooldown_lo), int(K.cooldown_hi))
+        sp.spawner_cooldown = sp.spawner_base_cooldown = cooldown
+        sp.spawner_last_spawn = -(cooldown - draw_int(match, 0, int(K.first_spawn_head_start)))
+        sp.spawner_ready = False
