@@ -25,13 +25,28 @@ import numpy as np
 from gymnasium import spaces
 
 from environment import params as P
-from environment.observation import OBS_SIZE, observation_bounds
-
-# Observation indices used by scripted agents (own half; add 32 for the opponent).
-X, Y, VX, VY, FACING, GROUNDED, AERIAL, JUMPS, STATE, RECOVERIES = range(10)
-DODGE_LEFT, STUN_LEFT, DAMAGE, STOCKS, MOVE, WEAPON = range(10, 16)
-SLOTS = 16  # 4 × [x, y, type]
-OPP = 32
+from environment.observation import (  # noqa: F401  (the index names scripted agents read, re-exported)
+    AERIAL,
+    DAMAGE,
+    DODGE_LEFT,
+    FACING,
+    GROUNDED,
+    JUMPS,
+    MOVE,
+    OBS_SIZE,
+    OPP,
+    RECOVERIES,
+    SLOTS,
+    STATE,
+    STOCKS,
+    STUN_LEFT,
+    VX,
+    VY,
+    WEAPON,
+    X,
+    Y,
+    observation_bounds,
+)
 
 
 def action_space() -> spaces.MultiBinary:
@@ -204,43 +219,43 @@ class RandomAgent(ScriptedAgent):
 # BasedAgent's thresholds as 0-d float32 arrays (the observation's dtype): NumPy compares
 # with them ~2x faster than with Python floats, and a Python float meeting a float32
 # array is rounded to float32 anyway, so the decisions are the same.
-_BASED_EDGE_X = np.array(5.335, np.float32)
-_BASED_LOW_Y = np.array(1.6, np.float32)
-_BASED_LIGHT_RANGE = np.array(2.0, np.float32)
-_ZERO_F32 = np.array(0.0, np.float32)
+# The original's thresholds, compared in float64 as it does (its observations are float64).
+_BASED_EDGE_X = 10.67 / 2
+_BASED_LOW_Y = 1.6
+_BASED_LIGHT_RANGE_SQ = 4.0
 _STUN_F32 = np.array(P.STUN, np.float32)
 _KO_F32 = np.array(P.KO, np.float32)
 _ZERO_I64, _ONE_I64, _TWO_I64 = np.array(0, np.int64), np.array(1, np.int64), np.array(2, np.int64)
 
 
 class BasedAgent(ScriptedAgent):
-    """The tournament's baseline bot.
+    """The tournament's baseline bot, decision for decision.
 
-    If |x| > 5.335 it walks back to the centre; otherwise it walks toward the
-    opponent unless the opponent is stunned or KO. It jumps every 2nd frame when
-    low (y > 1.6) or below the opponent, and light-attacks within distance 2.
+    If x > 5.335 it walks left, if x < -5.335 right; otherwise it walks toward the
+    opponent (left when level with it) unless the opponent is stunned or KO. It
+    jumps on even frames when low (y > 1.6) or below the opponent, and
+    light-attacks when the squared distance is under 4 (all from the observation,
+    whose positions are clamped).
     """
 
     name = "based"
     memory = {"frame": np.int64}
 
     def act(self, obs, keys, ids) -> None:
-        x, y = obs[:, X], obs[:, Y]
-        ox, oy = obs[:, OPP + X], obs[:, OPP + Y]
+        x, y = obs[:, X].astype(np.float64), obs[:, Y].astype(np.float64)
+        ox, oy = obs[:, OPP + X].astype(np.float64), obs[:, OPP + Y].astype(np.float64)
         opp_state = obs[:, OPP + STATE]
         frame = self.mem["frame"]
         count = frame[ids] + _ONE_I64
         frame[ids] = count
-        off_centre = np.abs(x) > _BASED_EDGE_X
-        opp_hittable = (opp_state != _STUN_F32) & (opp_state != _KO_F32)
-        # Off centre it walks back to x = 0; else it chases the opponent unless that one is stunned or KO.
-        walking = off_centre | opp_hittable
-        target_x = np.where(off_centre, _ZERO_F32, ox)
-        keys[:, P.K_D] = walking & (target_x > x)
-        keys[:, P.K_A] = walking & (target_x < x)
+        right_edge, left_edge = x > _BASED_EDGE_X, x < -_BASED_EDGE_X
+        chase = ~right_edge & ~left_edge & (opp_state != _STUN_F32) & (opp_state != _KO_F32)
+        keys[:, P.K_A] = right_edge | (chase & ~(ox > x))
+        keys[:, P.K_D] = left_edge | (chase & (ox > x))
         low_or_below = (y > _BASED_LOW_Y) | (y > oy)
         keys[:, P.K_JUMP] = low_or_below & (count % _TWO_I64 == _ZERO_I64)
-        keys[:, P.K_LIGHT] = np.hypot(ox - x, oy - y) < _BASED_LIGHT_RANGE
+        dx, dy = x - ox, y - oy
+        keys[:, P.K_LIGHT] = dx * dx + dy * dy < _BASED_LIGHT_RANGE_SQ
 
 
 # --- registry ---------------------------------------------------------------------

@@ -30,17 +30,20 @@ from numba import njit
 
 from environment import params as P
 from environment.moves import (
+    MOVES,
     GROUND_PROBE_Y,
     HB_CAP_DX,
     HB_CAP_DY,
     HB_DX,
     HB_DY,
+    HB_H,
     HB_HAS_RECT,
     HB_RADIUS,
     HB_RECT_H,
     HB_RECT_LEFT,
     HB_RECT_TOP,
     HB_RECT_W,
+    HB_W,
 )
 from environment.rules import move_toward, on_floor
 
@@ -256,3 +259,17 @@ def _damage(p, q, ca, pw, dir_x, dir_y, px, py, K, out) -> None:
     out[1] += after - before
     if q.state == P.STUN:
         out[2] = 1.0
+
+
+def live_hitboxes(state, row: int, slot: int) -> list[tuple[float, float, float, float]]:
+    """World (centre x, centre y, w, h) of each hitbox player ``slot`` of match ``row`` had live in the frame just
+    run (empty unless it is attacking in an active window). For drawing; the engine tests them as capsules."""
+    if int(state.state[row, slot]) != P.ATTACK or int(state.cast_frame[row, slot]) == 0:
+        return []
+    c, frame = int(state.cast[row, slot]), int(state.cast_frame[row, slot]) - 1
+    cast = MOVES.casts[c]
+    if not int(cast["startup"]) <= frame < int(cast["startup"]) + int(cast["active"]):
+        return []
+    x, y, facing = float(state.x[row, slot]), float(state.y[row, slot]), float(state.facing[row, slot])
+    boxes = MOVES.hitboxes[c, : int(cast["n_hitboxes"])]
+    return [(x + b[HB_DX] * facing, y + b[HB_DY], b[HB_W], b[HB_H]) for b in boxes]

@@ -104,17 +104,23 @@ def validate_keys(keys: np.ndarray, n: int) -> np.ndarray:
 class PlatformPath:
     """The platform's motion, which depends only on the frame number: computed once, frame by frame.
 
-    Row f holds the velocity the platform takes during frame f and its position after
-    that frame's physics step. Its rule (the original's): head for the current waypoint
-    at speed sin(pi * progress) + 0.03 along the segment; within 0.1 of it, stop for
-    that frame and turn to the other waypoint.
+    Row f holds the velocity the platform takes during frame f, its position after
+    that frame's physics step, and the last frame (up to f) at which the physics
+    engine's broad phase re-inserted it (see ``physics.py``). Its rule (the
+    original's): head for the current waypoint at speed sin(pi * progress) + 0.03
+    along the segment; within 0.1 of it, stop for that frame and turn to the other
+    waypoint.
     """
 
     def __init__(self, p: GameParams):
         self.p = p
-        self.rows = np.zeros((0, 4))
+        self.rows = np.zeros((0, 5))
         self._x, self._y = p.platform_start
         self._to_second = True
+        hw, hh = p.platform_size[0] / 2, p.platform_size[1] / 2
+        self._half = (hw, hh)
+        self._fat = fat_box(self._x, self._y, 0.0, 0.0, hw, hh)  # as inserted at the match's start
+        self._reinserted = -2.0  # before the players, who are created after it
 
     def _velocity(self) -> tuple[float, float]:
         (ax, ay), (bx, by) = self.p.platform_waypoints
@@ -135,13 +141,17 @@ class PlatformPath:
         """The table with at least ``frames`` rows."""
         if frames > len(self.rows):
             extra = []
-            for _ in range(max(frames - len(self.rows), 1024)):
+            hw, hh = self._half
+            for f in range(len(self.rows), len(self.rows) + max(frames - len(self.rows), 1024)):
                 if self.p.platform_extra_update:
                     self._velocity()
                 vx, vy = self._velocity()
                 self._x += vx * DT
                 self._y += vy * DT
-                extra.append((vx, vy, self._x, self._y))
+                if left_fat_box(self._x, self._y, hw, hh, *self._fat):
+                    self._fat = fat_box(self._x, self._y, vx, vy, hw, hh)
+                    self._reinserted = float(f)
+                extra.append((vx, vy, self._x, self._y, self._reinserted))
             self.rows = np.concatenate([self.rows, np.array(extra)])
         return self.rows
 
@@ -276,7 +286,7 @@ def _step_matches(players, matches, weapons, spawners, contacts, held, path, max
             knocked_out[m, i] = _update_player(pl[i], pl[1 - i], match, held[m, i], pressed[i], K, powers, casts,
                                                hitboxes, events, event_at, first_power, move_key, dealt[m, i])
         match.platform_x, match.platform_y = path[f, 2], path[f, 3]
-        _physics(pl, match, weapons[m], contacts[m], K)
+        _physics(pl, match, weapons[m], contacts[m], path[f, 4], K)
         match.frame = f + 1
         step_weapons(pl, match, weapons[m], spawners[m], contacts[m], held[m], pressed, equip[m], dropped[m],
                      pickup_geom, dropped_geom, K)  # fmt: skip
@@ -312,7 +322,7 @@ def _update_player(p, q, match, held, pressed, K, powers, casts, hitboxes, event
 
 
 @njit(cache=True)
-def _physics(pl, match, weapons, contacts, K) -> None:
+def _physics(pl, match, weapons, contacts, platform_reinserted, K) -> None:
     """One pymunk step: the players, then the weapons' bodies (the platform has already moved)."""
     px, py, pvx, pvy = match.platform_x, match.platform_y, match.platform_vx, match.platform_vy
     for i in range(2):
@@ -320,14 +330,15 @@ def _physics(pl, match, weapons, contacts, K) -> None:
         p.x += (p.vx + p.bias_vx) * K.dt
         p.y += (p.vy + p.bias_vy) * K.dt
         p.bias_vx = p.bias_vy = 0.0
-        moved = left_fat_box(p.x, p.y, K.half_w, K.half_h, p.fat_left, p.fat_top, p.fat_right, p.fat_bottom)
-        if moved:
+        if left_fat_box(p.x, p.y, K.half_w, K.half_h, p.fat_left, p.fat_top, p.fat_right, p.fat_bottom):
             p.fat_left, p.fat_top, p.fat_right, p.fat_bottom = fat_box(p.x, p.y, p.vx, p.vy, K.half_w, K.half_h)
+            p.reinserted_at = match.frame
+        ground_first = p.reinserted_at >= platform_reinserted
         if not p.gravity_off:
             p.vy = p.vy + K.gravity_step
         p.vx, p.vy, p.bias_vx, p.bias_vy = solve_contacts(
             p.x, p.y, p.vx, p.vy, p.bias_vx, p.bias_vy, K.half_w, K.half_h, K.friction_player_ground,
-            K.friction_player_platform, px, py, pvx, pvy, contacts[i], moved, K)  # fmt: skip
+            K.friction_player_platform, px, py, pvx, pvy, contacts[i], ground_first, K)  # fmt: skip
     for col in range(weapons.shape[0]):
         w = weapons[col]
         if w.weapon_kind == 0:
@@ -336,16 +347,17 @@ def _physics(pl, match, weapons, contacts, K) -> None:
         w.weapon_x += (w.weapon_vx + w.weapon_bias_vx) * K.dt
         w.weapon_y += (w.weapon_vy + w.weapon_bias_vy) * K.dt
         w.weapon_bias_vx = w.weapon_bias_vy = 0.0
-        moved = left_fat_box(w.weapon_x, w.weapon_y, K.weapon_hw, K.weapon_hh, w.weapon_fat_left, w.weapon_fat_top,
-                             w.weapon_fat_right, w.weapon_fat_bottom)  # fmt: skip
-        if moved:
+        if left_fat_box(w.weapon_x, w.weapon_y, K.weapon_hw, K.weapon_hh, w.weapon_fat_left, w.weapon_fat_top,
+                        w.weapon_fat_right, w.weapon_fat_bottom):  # fmt: skip
             box = fat_box(w.weapon_x, w.weapon_y, w.weapon_vx, w.weapon_vy, K.weapon_hw, K.weapon_hh)
             w.weapon_fat_left, w.weapon_fat_top, w.weapon_fat_right, w.weapon_fat_bottom = box
+            w.weapon_reinserted_at = match.frame
+        ground_first = w.weapon_reinserted_at >= platform_reinserted
         w.weapon_vy = w.weapon_vy + K.gravity_step
         w.weapon_vx, w.weapon_vy, w.weapon_bias_vx, w.weapon_bias_vy = solve_contacts(
             w.weapon_x, w.weapon_y, w.weapon_vx, w.weapon_vy, w.weapon_bias_vx, w.weapon_bias_vy, K.weapon_hw,
             K.weapon_hh, K.friction_weapon_ground, K.friction_weapon_platform, px, py, pvx, pvy, contacts[2 + col],
-            moved, K)  # fmt: skip
+            ground_first, K)  # fmt: skip
 
 
 @njit(cache=True)
@@ -377,6 +389,7 @@ def _reset_matches(players, matches, weapons, spawners, contacts, rows, sides, K
             p.state = P.IN_AIR
             p.stocks = int(K.stocks)
             p.fat_left, p.fat_top, p.fat_right, p.fat_bottom = fat_box(p.x, p.y, 0.0, 0.0, K.half_w, K.half_h)
+            p.reinserted_at = -1  # created right after the platform
             _refresh_view(p, match, K)
         for b in range(contacts.shape[1]):
             forget_contacts(contacts[m, b])

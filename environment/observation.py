@@ -44,11 +44,12 @@ from environment.state import N_SPAWNERS, MatchState
 OBS_HALF = 32
 OBS_SIZE = 64
 
-# Named indices into one player's half (add OBS_HALF for the opponent's).
-POS_X, POS_Y, VEL_X, VEL_Y, FACING, GROUNDED, AERIAL, JUMPS, STATE, RECOVERIES = range(10)
-DODGE_FRAMES, STUN_FRAMES, DAMAGE, STOCKS, MOVE, WEAPON = range(10, 16)
-SLOTS = 16
+# Named indices into one player's half: the one place that defines them (add OPP for the opponent's).
+X, Y, VX, VY, FACING, GROUNDED, AERIAL, JUMPS, STATE, RECOVERIES = range(10)
+DODGE_LEFT, STUN_LEFT, DAMAGE, STOCKS, MOVE, WEAPON = range(10, 16)
+SLOTS = 16  # 4 × [x, y, type]
 PLATFORM_X, PLATFORM_Y, PLATFORM_VX, PLATFORM_VY = range(28, 32)
+OPP = OBS_HALF
 
 
 def observation_bounds(p: GameParams = DEFAULT_PARAMS) -> tuple[np.ndarray, np.ndarray]:
@@ -84,18 +85,18 @@ class ObservationBuilder:
         h, p = self.half, self.p
         cx, cy = p.obs_pos_clamp
         cv = p.obs_vel_clamp
-        h[..., POS_X] = np.clip(s.x, -cx, cx)
-        h[..., POS_Y] = np.clip(s.y, -cy, cy)
-        h[..., VEL_X] = np.clip(s.vx, -cv, cv)
-        h[..., VEL_Y] = np.clip(s.vy, -cv, cv)
+        h[..., X] = np.clip(s.x, -cx, cx)
+        h[..., Y] = np.clip(s.y, -cy, cy)
+        h[..., VX] = np.clip(s.vx, -cv, cv)
+        h[..., VY] = np.clip(s.vy, -cv, cv)
         h[..., FACING] = s.facing > 0
         h[..., GROUNDED] = s.grounded
         h[..., AERIAL] = ~s.grounded
         h[..., JUMPS] = s.jumps_left
         h[..., STATE] = s.state
         h[..., RECOVERIES] = s.recoveries_left
-        h[..., DODGE_FRAMES] = np.where(s.state == P.DODGE, s.timer, 0)
-        h[..., STUN_FRAMES] = np.where(s.state == P.STUN, s.timer, 0)
+        h[..., DODGE_LEFT] = np.where(s.state == P.DODGE, s.timer, 0)
+        h[..., STUN_LEFT] = np.where(s.state == P.STUN, s.timer, 0)
         h[..., DAMAGE] = s.damage / p.max_damage
         h[..., STOCKS] = s.stocks
         h[..., MOVE] = s.move

@@ -116,7 +116,7 @@ class GameParams:
 
     # Weapons
     right_spawner: tuple[float, float, float] = (2.6, 6.5, 0.7)  # x range, y of the right spawner
-    left_spawner: tuple[float, float, float] = (-6.5, -2.6, 2.7)  # (x drawn in [2.6, 6.5], negated)
+    left_spawner: tuple[float, float, float] = (-2.6, -6.5, 2.7)  # x = -uniform(2.6, 6.5), as the original draws it
     spawner_cooldown: tuple[int, int] = (500, 700)  # drawn once per spawner at reset
     first_spawn_head_start: int = 350  # the first spawn comes up to this many frames early
     cooldown_reroll: tuple[float, float] = (0.5, 1.5)  # after each despawn: randint(cooldown * lo, cooldown * hi)
@@ -129,6 +129,9 @@ class GameParams:
     dropped_pickup_size: tuple[float, float] = (1.5, 16 / 48)  # ...of a dropped weapon
     weapon_body: tuple[float, float] = (40 / 48, 16 / 48 + 0.5)  # falling weapon's box
     max_dropped: int = 6  # dropped weapons lying at once per match (more is vanishingly rare)
+    # Every weapon draw takes its lowest value (x at the spawner's first end, a Spear, the shortest cooldown):
+    # replays traces recorded from the original with its random source fixed that way. Off in play.
+    fixed_weapon_draws: bool = False
 
     # Observation clamps
     obs_pos_clamp: tuple[float, float] = (18.0, 7.0)
@@ -186,6 +189,7 @@ def kernel_params(p: GameParams) -> np.ndarray:
         "dropped_lifetime": p.dropped_lifetime, "repickup_lock": p.repickup_lock,
         "cooldown_lo": p.spawner_cooldown[0], "cooldown_hi": p.spawner_cooldown[1],
         "first_spawn_head_start": p.first_spawn_head_start, "stocks": p.stocks,
+        "fixed_weapon_draws": float(p.fixed_weapon_draws),
     }  # fmt: skip
     record = np.zeros(1, [(name, "f8") for name in values])
     for name, value in values.items():

@@ -24,14 +24,14 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
 from environment import params as P
-from environment.engine import _flat_phase_index
+from environment.attacks import live_hitboxes
+from environment.moves import to_world
 from environment.params import DEFAULT_PARAMS, GameParams
-from environment.state import MatchState
+from environment.state import N_SPAWNERS, MatchState
 
 Colour = tuple[int, int, int]
 
@@ -245,8 +245,8 @@ class MatchRenderer:
         s = state
         self._draw_platform(world, float(s.platform_x[row]), float(s.platform_y[row]))
         frame_no = int(s.frame[row])
-        for slot in range(s.slot_kind.shape[1]):
-            self._draw_slot(world, s, row, slot, frame_no)
+        for column in range(s.weapon_kind.shape[1]):
+            self._draw_lying_weapon(world, s, row, column, frame_no)
         for k in range(2):
             self._draw_player(world, s, row, k)
         for k in range(2):  # after both bodies, so a weapon is never hidden by the other player
@@ -315,24 +315,25 @@ class MatchRenderer:
         fill_rect(world, x0, y0, x1, y0 + 2, PLATFORM_EDGE)
         outline_rect(world, x0, y0, x1, y1, (90, 64, 30), 1)
 
-    def _draw_slot(self, world: np.ndarray, s: MatchState, row: int, slot: int, frame_no: int) -> None:
-        kind = int(s.slot_kind[row, slot])
+    def _draw_lying_weapon(self, world: np.ndarray, s: MatchState, row: int, column: int, frame_no: int) -> None:
+        kind = int(s.weapon_kind[row, column])
         if kind == 0:
             return
-        timer = int(s.slot_timer[row, slot])
-        if timer < BLINK_FRAMES and (frame_no // 4) % 2:
+        p = self.params
+        spawned = column < N_SPAWNERS
+        lifetime = p.spawned_lifetime if spawned else p.dropped_lifetime
+        if lifetime - (frame_no - int(s.weapon_born[row, column])) < BLINK_FRAMES and (frame_no // 4) % 2:
             return  # about to vanish
-        x, y = float(s.slot_x[row, slot]), float(s.slot_y[row, slot])
-        # Spawner weapons hover at the spawner line just above the ground; dropped
-        # ones rest with slot_y on the surface. Both are drawn lying on that line.
-        base = y + 0.15 if slot < 2 else y
+        x = float(s.weapon_x[row, column])
+        base = float(s.weapon_y[row, column]) + p.weapon_body[1] / 2  # the bottom of its (invisible) box
         cam = self.camera
-        if slot < 2:  # a soft glow tells fresh spawns from dropped weapons
+        if spawned:  # a soft glow tells fresh spawns from dropped weapons
             glow = cam.box(x, base - 0.3, 1.7, 0.6)
             blend_rect(world, *glow, (255, 220, 90), 0.12)
             outline_rect(world, *glow, (200, 175, 80), 1)
-        locked = int(s.slot_lock[row, slot]) > 0
-        self._draw_weapon_icon(world, kind, x, base, 1.0, dim=locked)
+        # A spawner's weapon can be picked up once its spawn animation has played.
+        dim = spawned and not bool(s.spawner_ready[row, column])
+        self._draw_weapon_icon(world, kind, x, base, 1.0, dim=dim)
 
     def _draw_weapon_icon(self, world: np.ndarray, kind: int, x: float, base: float, facing: float, dim: bool) -> None:
         """A weapon lying on the line y=base, pointing along facing (dim while it cannot be picked up)."""
@@ -419,24 +420,19 @@ class MatchRenderer:
 
     # --- hitbox overlay ------------------------------------------------------------
     def _draw_hitboxes(self, world: np.ndarray, s: MatchState, row: int) -> None:
-        """Hurtboxes, and attack hitboxes placed exactly as engine.resolve_hits places them."""
+        """Hurtboxes, and the hitboxes live in the frame just run (their capsules' bounding boxes)."""
         p, cam = self.params, self.camera
-        vulnerable = [int(s.state[row, k]) not in (P.DODGE, P.KO) for k in range(2)]
+        hurt_w, hurt_h = to_world(p.hurt_w_raw), to_world(p.hurt_h_raw)
         for k in range(2):
-            if vulnerable[k]:
-                x, y = float(s.x[row, k]), float(s.y[row, k])
-                outline_rect(world, *cam.box(x, y, p.hurt_w, p.hurt_h), HURTBOX, 1)
-        one = SimpleNamespace(move=s.move[row], weapon=s.weapon[row], move_phase=s.move_phase[row])
-        flat = _flat_phase_index(one, p)  # type: ignore[arg-type]  # reads move/weapon/move_phase only
-        t = p.moves
+            if int(s.state[row, k]) not in (P.DODGE, P.KO):
+                box = cam.box(float(s.hurt_x[row, k]), float(s.hurt_y[row, k]), hurt_w, hurt_h)
+                outline_rect(world, *box, HURTBOX, 1)
         for k in range(2):
-            if int(s.state[row, k]) != P.ATTACK or not bool(t.active.reshape(-1)[flat[k]]):
-                continue
-            hx, hy, w, h = (float(v) for v in t.hitbox.reshape(-1, 4)[flat[k]])
-            box = cam.box(float(s.x[row, k]) + float(s.facing[row, k]) * hx, float(s.y[row, k]) + hy, w, h)
-            colour = HITBOX_SPENT if bool(s.phase_hit[row, k]) else HITBOX
-            blend_rect(world, *box, colour, 0.4)
-            outline_rect(world, *box, colour, 2)
+            colour = HITBOX_SPENT if bool(s.power_victim[row, k]) else HITBOX
+            for cx, cy, w, h in live_hitboxes(s, row, k):
+                box = cam.box(cx, cy, w, h)
+                blend_rect(world, *box, colour, 0.4)
+                outline_rect(world, *box, colour, 2)
 
     # --- HUD -----------------------------------------------------------------------
     def _draw_hud(self, frame: np.ndarray, s: MatchState, row: int, max_timesteps: int) -> None:
@@ -459,7 +455,7 @@ class MatchRenderer:
         if state == P.KO and stocks <= 0:
             status = "Out of stocks"
         elif state == P.KO:
-            status = f"KO - back in {math.ceil(int(s.state_timer[row, k]) / P.FPS)} s"
+            status = f"KO - back in {math.ceil(int(s.timer[row, k]) / P.FPS)} s"
         elif state == P.ATTACK and int(s.move[row, k]) >= P.FIRST_MOVE_ID:
             status = f"Attack {P.MOVE_NAMES[int(s.move[row, k]) - P.FIRST_MOVE_ID]}"
         else:

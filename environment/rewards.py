@@ -213,27 +213,26 @@ def edge_pressure(ctx: RewardContext, edge_x: float = 7.0, low_y: float = 4.2) -
 
 
 def _nearest_weapon(px: np.ndarray, py: np.ndarray, s: MatchState, present: np.ndarray) -> np.ndarray:
-    """Distance from (px, py) to the nearest present slot (inf where none)."""
-    dx = s.slot_x - px[:, None]
-    dy = s.slot_y - py[:, None]
+    """Distance from (px, py) to the nearest lying weapon's body (inf where none)."""
+    dx = s.weapon_x - px[:, None]
+    dy = s.weapon_y - py[:, None]
     d2 = dx * dx + dy * dy
     np.copyto(d2, np.inf, where=~present)
-    # Column-wise minimums beat min(axis=1) over a (n, 4) array; one sqrt at the end.
-    return np.sqrt(np.minimum(np.minimum(d2[:, 0], d2[:, 1]), np.minimum(d2[:, 2], d2[:, 3])))
+    return np.sqrt(d2.min(axis=1))
 
 
 def toward_weapon(ctx: RewardContext) -> np.ndarray:
-    """While the learner is unarmed (weapon 0) and a weapon lies in a slot: the decrease
+    """While the learner is unarmed (weapon 0) and a weapon lies about: the decrease
     of the distance to the nearest lying weapon this frame (+ approaching, − leaving).
 
-    Both distances use the slots' current positions, so only the learner's own
+    Both distances use the weapons' current positions, so only the learner's own
     movement counts (not a dropped weapon falling, nor one spawning). 0 while the
     learner is KO or was knocked out this frame.
     """
     s = ctx.state
-    present = s.slot_kind > 0
+    present = s.weapon_kind > 0
     active = (ctx.mine(s.weapon) == P.PUNCH) & (ctx.mine(s.state) != P.KO) & ~ctx.mine(ctx.events.knocked_out)
-    active &= present[:, 0] | present[:, 1] | present[:, 2] | present[:, 3]
+    active &= present.any(axis=1)
     out = np.zeros(s.n, np.float32)
     if not active.any():
         return out

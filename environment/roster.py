@@ -86,8 +86,8 @@ SAFE_IN, SAFE_OUT = INNER + 0.5, OUTER - 0.5  # where ground targets are clamped
 # A player's box still overlaps a ground while |x| is in (LO, HI).
 LO, HI = INNER - HALF_W, OUTER + HALF_W
 # Pick-up reach: the 1.5×0.83 area around the weapon plus half the body (a little inside it).
-PICK_DX = (_GP.pickup_area[0] + _GP.body_w) / 2 - 0.15
-PICK_DY = (_GP.pickup_area[1] + _GP.body_h) / 2 - 0.1
+PICK_DX = (_GP.pickup_size[0] + _GP.body_w) / 2 - 0.15
+PICK_DY = (_GP.pickup_size[1] + _GP.body_h) / 2 - 0.1
 
 PLATFORM_X = 28  # observation index of the moving platform's x (then y, vx, vy)
 PLAT_REACH = (_GP.platform_size[0] + _GP.body_w) / 2 - 0.15  # |x - platform x| that still stands on it

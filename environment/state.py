@@ -43,6 +43,7 @@ PLAYER_DTYPE = np.dtype([
     ("spawn_x", _F8),  # start point x in this match (±5)
     ("hurt_x", _F8), ("hurt_y", _F8),  # where this player's hurtbox was last placed (its own update sets it)
     ("fat_left", _F8), ("fat_top", _F8), ("fat_right", _F8), ("fat_bottom", _F8),  # the broad phase's box
+    ("reinserted_at", _I4),  # frame the broad phase last re-inserted the body (physics.py)
     # game
     ("state", _I1), ("timer", _I2),  # the current state and its countdown (turnaround, dash, dodge, stun, ...)
     ("dodge_cooldown", _I2), ("damage", _F8), ("stocks", _I1), ("weapon", _I1),
@@ -84,6 +85,7 @@ WEAPON_DTYPE = np.dtype([
     ("weapon_home_x", _F8), ("weapon_home_y", _F8),  # where it appeared: what the observation shows
     ("weapon_born", _I4), ("weapon_order", _I4),
     ("weapon_fat_left", _F8), ("weapon_fat_top", _F8), ("weapon_fat_right", _F8), ("weapon_fat_bottom", _F8),
+    ("weapon_reinserted_at", _I4),
 ])  # fmt: skip
 SPAWNER_DTYPE = np.dtype([
     ("spawner_cooldown", _I4), ("spawner_base_cooldown", _I4),

@@ -42,8 +42,10 @@ _S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(
 
 
 @njit(cache=True)
-def draw(match) -> float:
+def draw(match, K) -> float:
     """One U[0, 1) draw from the match's splitmix64 stream (the twin of ``state.draw_uniform``)."""
+    if K.fixed_weapon_draws:
+        return 0.0
     z = match.rng + _GOLDEN
     match.rng = z
     z = (z ^ (z >> _S30)) * _MIX1
@@ -53,9 +55,9 @@ def draw(match) -> float:
 
 
 @njit(cache=True)
-def draw_int(match, low, high) -> int:
+def draw_int(match, low, high, K) -> int:
     """An integer in [low, high], like Python's randint."""
-    return low + int(np.floor(draw(match) * (high - low + 1)))
+    return low + int(np.floor(draw(match, K) * (high - low + 1)))
 
 
 @njit(cache=True)
@@ -84,8 +86,8 @@ def _drop(p, match, weapons, contacts, K) -> None:
     x, y = p.x + K.drop_dx * p.facing, p.y + K.drop_dy
     w.weapon_kind = p.weapon
     w.weapon_home_x, w.weapon_home_y = x, y
-    _new_body(w, contacts[2 + col], x, y, K)
     w.weapon_born = match.frame
+    _new_body(w, contacts[2 + col], x, y, K)
     match.drops += 1
     w.weapon_order = match.drops
     p.pickup_lock = match.frame + int(K.repickup_lock)
@@ -112,6 +114,7 @@ def _new_body(w, memory, x, y, K) -> None:
     w.weapon_vx = w.weapon_vy = w.weapon_bias_vx = w.weapon_bias_vy = 0.0
     box = fat_box(x, y, 0.0, 0.0, K.weapon_hw, K.weapon_hh)
     w.weapon_fat_left, w.weapon_fat_top, w.weapon_fat_right, w.weapon_fat_bottom = box
+    w.weapon_reinserted_at = w.weapon_born  # a new body is inserted into the broad phase
     forget_contacts(memory)
 
 
@@ -170,7 +173,7 @@ def _offer(pl, match, w, sp, spawner, held, pressed, equip, geom, K) -> bool:
 @njit(cache=True)
 def _redraw_cooldown(sp, match, K) -> None:
     base = sp.spawner_base_cooldown
-    sp.spawner_cooldown = draw_int(match, int(base * K.reroll_lo), int(base * K.reroll_hi))
+    sp.spawner_cooldown = draw_int(match, int(base * K.reroll_lo), int(base * K.reroll_hi), K)
 
 
 @njit(cache=True)
@@ -202,11 +205,11 @@ def _spawn(col, w, sp, match, contacts, K) -> None:
         x0, x1, y = K.right_spawner_x0, K.right_spawner_x1, K.right_spawner_y
     else:
         x0, x1, y = K.left_spawner_x0, K.left_spawner_x1, K.left_spawner_y
-    x = x0 + draw(match) * (x1 - x0)
-    w.weapon_kind = P.SPEAR if draw(match) < 0.5 else P.HAMMER
+    x = x0 + draw(match, K) * (x1 - x0)
+    w.weapon_kind = P.SPEAR if draw(match, K) < 0.5 else P.HAMMER
     w.weapon_home_x, w.weapon_home_y = x, y
-    _new_body(w, contacts[2 + col], x, y, K)
     w.weapon_born = match.frame
+    _new_body(w, contacts[2 + col], x, y, K)
     sp.spawner_last_spawn = match.frame
     sp.spawner_ready = False
 
@@ -224,7 +227,7 @@ def reset_spawners(match, weapons, spawners, K) -> None:
         weapons[col].weapon_kind = 0
     for col in range(N_SPAWNERS):
         sp = spawners[col]
-        cooldown = draw_int(match, int(K.cooldown_lo), int(K.cooldown_hi))
+        cooldown = draw_int(match, int(K.cooldown_lo), int(K.cooldown_hi), K)
         sp.spawner_cooldown = sp.spawner_base_cooldown = cooldown
-        sp.spawner_last_spawn = -(cooldown - draw_int(match, 0, int(K.first_spawn_head_start)))
+        sp.spawner_last_spawn = -(cooldown - draw_int(match, 0, int(K.first_spawn_head_start), K))
         sp.spawner_ready = False
