@@ -1,4 +1,9 @@
-"""The batched core: determinism, batch parity, player-swap symmetry, invariants, physics facts."""
+"""The batched engine: determinism, batch parity, input checks, invariants, and the original's rules and quirks.
+
+Frame-by-frame agreement with the original engine is tested in ``test_fidelity.py``;
+these tests pin the rules a reader of ``rules.py``/``attacks.py``/``physics.py``
+would check first, each with the original's numbers.
+"""
 
 from __future__ import annotations
 
@@ -10,369 +15,285 @@ from hypothesis import strategies as st
 from environment import params as P
 from environment.engine import BrawlEngine
 from environment.observation import ObservationBuilder, observation_bounds
+from environment.params import DEFAULT_PARAMS
 
-DT = P.DT
-
-
-def random_keys(seed: int, frames: int, n: int, p: float = 0.25) -> np.ndarray:
-    return np.random.default_rng(seed).random((frames, n, 2, P.N_KEYS)) < p
+REST_Y_RIGHT = 0.41552  # where a player falling from the spawn point comes to rest on the right ground
 
 
-def rollout(engine: BrawlEngine, keys: np.ndarray) -> np.ndarray:
-    """Observations (frames, n, 2, 64) over a key sequence, restarting finished matches."""
-    builder = ObservationBuilder(engine.n)
-    out = []
-    for frame_keys in keys:
-        ev = engine.step(frame_keys)
-        out.append(builder.build(engine.state).copy())
+def keys_of(*pressed, n=1):
+    k = np.zeros((n, 2, P.N_KEYS), bool)
+    for slot, key in pressed:
+        k[:, slot, key] = True
+    return k
+
+
+def random_keys(seed, frames, n, press=0.2):
+    return np.random.default_rng(seed).random((frames, n, 2, P.N_KEYS)) < press
+
+
+def run(engine, keys):
+    states = []
+    for frame in keys:
+        ev = engine.step(frame)
+        states.append(engine.state.copy())
         if ev.done.any():
             engine.reset(np.flatnonzero(ev.done))
-    return np.stack(out)
+    return states
 
 
-def settled_engine(n: int = 1, p0_side: int = 1, frames: int = 40) -> BrawlEngine:
-    """Matches where both players have landed on their start grounds."""
-    engine = BrawlEngine(n, seed=0)
-    engine.reset(p0_side=p0_side)
-    for _ in range(frames):
-        engine.step(np.zeros((n, 2, P.N_KEYS), bool))
-    assert engine.state.grounded.all()
-    return engine
-
-
-def hold(engine: BrawlEngine, frames: int, p0_keys=(), p1_keys=()) -> list[tuple[float, float, float, float]]:
-    """Step with keys held; returns player 0's (x, y, vx, vy) after each frame."""
-    keys = np.zeros((engine.n, 2, P.N_KEYS), bool)
-    keys[:, 0, list(p0_keys)] = True
-    keys[:, 1, list(p1_keys)] = True
-    s = engine.state
-    trace = []
-    for _ in range(frames):
-        engine.step(keys)
-        trace.append((float(s.x[0, 0]), float(s.y[0, 0]), float(s.vx[0, 0]), float(s.vy[0, 0])))
-    return trace
-
-
-# --- determinism and parity ---------------------------------------------------------------
 def test_same_seed_same_trajectory_and_different_seed_differs():
-    keys = random_keys(1, 700, 4)
-    a = rollout(_fresh(4, seed=7), keys)
-    b = rollout(_fresh(4, seed=7), keys)
-    c = rollout(_fresh(4, seed=8), keys)
-    np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(a, c)
-
-
-def _fresh(n: int, seed: int) -> BrawlEngine:
-    engine = BrawlEngine(n, seed=seed, max_timesteps=600)
-    engine.reset()
-    return engine
+    keys = random_keys(0, 400, 4)
+    a, b, c = BrawlEngine(4, seed=7), BrawlEngine(4, seed=7), BrawlEngine(4, seed=8)
+    for e in (a, b, c):
+        e.reset()
+    sa, sb, sc = run(a, keys), run(b, keys), run(c, keys)
+    assert all(np.array_equal(x.players, y.players) and np.array_equal(x.weapons, y.weapons) for x, y in zip(sa, sb))
+    assert not all(np.array_equal(x.players, z.players) for x, z in zip(sa, sc))
 
 
 def test_batch_of_8_equals_8_single_matches():
-    keys = random_keys(2, 800, 8)
-    batched = rollout(_fresh(8, seed=100), keys)
-    for i in range(8):
-        single = rollout(_fresh(1, seed=100 + i), keys[:, i : i + 1])
-        np.testing.assert_array_equal(batched[:, i], single[:, 0], err_msg=f"match {i}")
+    keys = random_keys(1, 300, 8, press=0.3)
+    batch = BrawlEngine(8, seed=100)
+    batch.reset()
+    singles = [BrawlEngine(1, seed=100 + i) for i in range(8)]
+    for e in singles:
+        e.reset()
+    for frame in keys:
+        batch.step(frame)
+        for i, e in enumerate(singles):
+            e.step(frame[i : i + 1])
+    for i, e in enumerate(singles):
+        assert np.array_equal(batch.state.players[i], e.state.players[0])
+        assert np.array_equal(batch.state.weapons[i], e.state.weapons[0])
 
 
-def test_swapping_players_mirrors_observations_and_outcome():
-    keys = random_keys(3, 900, 16, p=0.3)
-    a = BrawlEngine(16, seed=5, max_timesteps=900)
-    a.reset(p0_side=1)
-    b = BrawlEngine(16, seed=5, max_timesteps=900)
-    b.reset(p0_side=-1)  # player 1 of b stands where player 0 of a stood
-    ba, bb = ObservationBuilder(16), ObservationBuilder(16)
-    results_a, results_b = [], []
-    dealt = 0.0
-    for frame_keys in keys:
-        ea = a.step(frame_keys)
-        eb = b.step(frame_keys[:, ::-1])
-        dealt += float(ea.damage_dealt.sum())
-        np.testing.assert_array_equal(ba.build(a.state), bb.build(b.state)[:, ::-1])
-        np.testing.assert_array_equal(ea.damage_dealt, eb.damage_dealt[:, ::-1])
-        if ea.done.any():
-            results_a.append(ea.result.copy())
-            results_b.append(eb.result.copy())
-            break
-    swap = {P.RESULT_P0_WINS: P.RESULT_P1_WINS, P.RESULT_P1_WINS: P.RESULT_P0_WINS}
-    for ra, rb in zip(results_a, results_b, strict=True):
-        assert [swap.get(int(r), int(r)) for r in ra] == rb.tolist()
-    assert dealt > 0, "the symmetric rollout should include hits"
-
-
-# --- invariants (property-based) ------------------------------------------------------
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), press=st.floats(0.05, 0.6), horizon=st.integers(50, 400))
 def test_invariants_hold_under_random_play(seed, press, horizon):
-    n = 8
-    engine = BrawlEngine(n, seed=seed, max_timesteps=horizon)
+    n = 4
+    engine = BrawlEngine(n, seed=seed)
     engine.reset()
     builder = ObservationBuilder(n)
     low, high = observation_bounds()
-    rng = np.random.default_rng(seed)
     stocks = engine.state.stocks.copy()
-    ended = np.zeros(n, bool)
-    for frame in range(horizon):
-        ev = engine.step(rng.random((n, 2, P.N_KEYS)) < press)
-        obs = builder.build(engine.state)
-        assert np.isfinite(obs).all()
-        assert (obs >= low).all() and (obs <= high).all(), np.argwhere((obs < low) | (obs > high))[:3]
+    for frame in random_keys(seed, horizon, n, press):
+        ev = engine.step(frame)
         s = engine.state
         assert ((s.damage >= 0) & (s.damage <= 700)).all()
-        assert ((s.stocks >= 0) & (s.stocks <= 3)).all()
-        assert (s.stocks <= stocks).all(), "stocks never increase within a match"
+        assert ((s.state >= 0) & (s.state <= 12)).all()
+        assert (s.stocks <= stocks).all()
         stocks = s.stocks.copy()
-        ended |= ev.done
-        if frame == horizon - 1:
-            assert ended.all(), "every match ends by max_timesteps"
-        elif ev.done.any():  # a match that ended on stocks starts again; its stocks refill
+        obs = builder.build(s)
+        assert np.isfinite(obs).all() and (obs >= low).all() and (obs <= high).all()
+        assert ((s.move == 0) | (s.state == P.ATTACK)).all()
+        if ev.done.any():
             engine.reset(np.flatnonzero(ev.done))
             stocks = engine.state.stocks.copy()
 
 
 def test_float_actions_and_bad_input():
-    engine = BrawlEngine(2, seed=0)
+    engine = BrawlEngine(2)
     engine.reset()
-    engine.step(np.full((2, 2, 10), 0.7, np.float32))  # floats > 0.5 count as pressed
-    assert engine.state.prev_keys.all()
-    with pytest.raises(ValueError, match="shape"):
+    engine.step(np.full((2, 2, P.N_KEYS), 0.7))
+    assert np.all(engine.state.prev_keys == (1 << P.N_KEYS) - 1)
+    with pytest.raises(ValueError, match="keys must have shape"):
         engine.step(np.zeros((2, 10)))
-    with pytest.raises(ValueError, match="NaN"):
-        engine.step(np.full((2, 2, 10), np.nan))
-    with pytest.raises(TypeError, match="dtype"):
-        engine.step(np.full((2, 2, 10), "x"))
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        engine.step(np.full((2, 2, P.N_KEYS), np.nan))
+    with pytest.raises(TypeError, match="keys must be bool or numeric"):
+        engine.step(np.full((2, 2, P.N_KEYS), "a"))
+    with pytest.raises(ValueError, match="positive integer"):
         BrawlEngine(0)
-    with pytest.raises(ValueError, match="max_timesteps"):
-        BrawlEngine(2, max_timesteps=0)
 
 
-def test_step_after_match_end_requires_reset():
-    engine = BrawlEngine(1, seed=0, max_timesteps=3)
+def test_step_before_reset_and_after_the_end_is_refused():
+    engine = BrawlEngine(1, max_timesteps=3)
+    with pytest.raises(RuntimeError, match="never reset"):
+        engine.step(keys_of())
     engine.reset()
     for _ in range(3):
-        ev = engine.step(np.zeros((1, 2, 10), bool))
+        ev = engine.step(keys_of())
     assert ev.done[0] and ev.truncated[0] and ev.result[0] == P.RESULT_DRAW
-    with pytest.raises(RuntimeError, match="reset"):
-        engine.step(np.zeros((1, 2, 10), bool))
-    engine.reset()
-    engine.step(np.zeros((1, 2, 10), bool))
+    with pytest.raises(RuntimeError, match="call reset"):
+        engine.step(keys_of())
 
 
-# --- physics facts (DESIGN §3) --------------------------------------------------------------
-def test_jump_height_is_about_2_2_units():
-    engine = settled_engine()
-    y0 = float(engine.state.y[0, 0])
-    trace = hold(engine, 1, p0_keys=[P.K_JUMP]) + hold(engine, 40)
-    apex = min(y for _, y, _, _ in trace)
-    assert y0 - apex == pytest.approx(8.9**2 / (2 * 17.808), abs=0.15)
-
-
-def test_walk_speed():
-    engine = settled_engine(p0_side=1)  # player 0 on the right ground at x=5, facing left
-    trace = hold(engine, 6, p0_keys=[P.K_A])
-    x = [t[0] for t in trace]
-    assert trace[-1][2] == pytest.approx(-6.75)
-    assert x[-1] - x[-2] == pytest.approx(-6.75 * DT, abs=1e-5)
-
-
-def test_dash_then_sprint():
-    engine = settled_engine(p0_side=1)
-    keys = np.zeros((1, 2, 10), bool)
-    keys[0, 0, [P.K_A, P.K_DODGE]] = True
-    engine.step(keys)  # press l with a held: dash left
-    assert engine.state.state[0, 0] == P.DASH
-    trace = [(float(engine.state.vx[0, 0]), int(engine.state.state[0, 0]))]
-    trace += [(t[2], int(engine.state.state[0, 0])) for t in hold(engine, 1, p0_keys=[P.K_A])]
-    for _ in range(10):
-        hold(engine, 1, p0_keys=[P.K_A])
-        trace.append((float(engine.state.vx[0, 0]), int(engine.state.state[0, 0])))
-    dash = [v for v, s in trace if s == P.DASH]
-    sprint = [v for v, s in trace if s == P.SPRINTING]
-    assert len(dash) == 9 and all(v == pytest.approx(-10.0) for v in dash)
-    assert sprint and all(v == pytest.approx(-8.0) for v in sprint)
-
-
-def test_knockout_at_blast_zone_costs_a_stock_and_respawns_after_90_frames():
-    engine = settled_engine(p0_side=1)
-    s = engine.state
-    s.x[0, 0], s.vx[0, 0], s.grounded[0, 0], s.state[0, 0] = 13.95, 9.0, False, P.IN_AIR
-    s.damage[0, 0], s.weapon[0, 0] = 120.0, P.SPEAR
-    ev = engine.step(np.zeros((1, 2, 10), bool))
-    assert ev.knocked_out[0].tolist() == [True, False]
-    assert s.stocks[0].tolist() == [2, 3] and s.state[0, 0] == P.KO
-    assert s.damage[0, 0] == 0 and s.weapon[0, 0] == P.PUNCH
-    hold(engine, 89)
-    assert s.state[0, 0] == P.KO
-    hold(engine, 1)
-    assert s.state[0, 0] != P.KO and s.x[0, 0] == pytest.approx(5.0)
-
-
-def _knockback_speed(target_damage: float) -> float:
-    engine = settled_engine(p0_side=1)
-    s = engine.state
-    s.x[0, 1] = s.x[0, 0] - 1.2  # player 1 just left of player 0 (who faces left)
-    s.y[0, 1] = s.y[0, 0]
-    s.damage[0, 1] = target_damage
-    keys = np.zeros((1, 2, 10), bool)
-    keys[0, 0, P.K_LIGHT] = True
-    for _ in range(12):
-        ev = engine.step(keys)
-        if ev.hit[0, 0]:
-            return float(np.hypot(s.vx[0, 1], s.vy[0, 1]))
-    raise AssertionError("the jab never hit")
-
-
-def test_knockback_grows_with_damage():
-    low, mid, high = _knockback_speed(0.0), _knockback_speed(100.0), _knockback_speed(300.0)
-    assert low < mid < high
-    assert high > 3 * low
-
-
-def test_combo_when_hitting_a_stunned_player():
-    engine = settled_engine(p0_side=1)
-    s = engine.state
-    s.x[0, 1], s.y[0, 1] = s.x[0, 0] - 1.0, s.y[0, 0]
-    keys = np.zeros((1, 2, 10), bool)
-    keys[0, 0, P.K_LIGHT] = True
-    hits, combos = 0, 0
-    for _ in range(60):
-        ev = engine.step(keys)
-        hits += ev.hit[0, 0]
-        combos += ev.combo[0, 0]
-        s.x[0, 1] = s.x[0, 0] - 1.0  # keep the target in range
-    assert hits >= 2 and combos >= 1
-
-
-def test_weapon_spawn_timing_and_despawn():
-    engine = BrawlEngine(64, seed=3, max_timesteps=2700)
-    engine.reset()
-    s = engine.state
-    spawned_at = np.full((64, 2), -1)
-    despawned_at = np.full((64, 2), -1)
-    idle = np.zeros((64, 2, 10), bool)
-    for frame in range(1, 1100):
-        engine.step(idle)
-        present = s.slot_kind[:, :2] > 0
-        spawned_at[(spawned_at < 0) & present] = frame
-        despawned_at[(spawned_at > 0) & (despawned_at < 0) & ~present] = frame
-    assert ((spawned_at >= 500) & (spawned_at <= 701)).all(), spawned_at.min()
-    lifetime = despawned_at - spawned_at
-    assert (lifetime == 350).all()
-    kinds = set(np.unique(s.slot_kind[:, :2]).tolist()) | {1, 2}
-    assert kinds <= {0, 1, 2}
-
-
-def test_pickup_and_drop_with_h():
-    engine = settled_engine(p0_side=1)
-    s = engine.state
-    s.slot_kind[0, 0], s.slot_x[0, 0], s.slot_y[0, 0], s.slot_timer[0, 0] = P.HAMMER, s.x[0, 0], 0.7, 300
-    keys = np.zeros((1, 2, 10), bool)
-    keys[0, 0, P.K_PICKUP] = True
-    ev = engine.step(keys)
-    assert ev.weapon_equip[0, 0] == P.HAMMER and s.weapon[0, 0] == P.HAMMER and s.slot_kind[0, 0] == 0
-    engine.step(np.zeros((1, 2, 10), bool))  # release h
-    ev = engine.step(keys)  # press again: drop
-    assert ev.weapon_drop[0, 0] and s.weapon[0, 0] == P.PUNCH
-    assert s.slot_kind[0, 2] == P.HAMMER and s.slot_lock[0, 2] == 15
-    engine.step(np.zeros((1, 2, 10), bool))
-    ev = engine.step(keys)  # locked for 15 frames: no re-pickup yet
-    assert s.weapon[0, 0] == P.PUNCH
-    for _ in range(14):
-        engine.step(np.zeros((1, 2, 10), bool))
-    ev = engine.step(keys)
-    assert s.weapon[0, 0] == P.HAMMER
-
-
-def test_moving_platform_shuttles_and_carries_riders():
-    engine = BrawlEngine(1, seed=0)
+def test_spawn_in_the_air_with_no_jumps_and_land_where_the_fall_overshot():
+    engine = BrawlEngine(1)
     engine.reset(p0_side=1)
     s = engine.state
-    xs, ys = [], []
-    for _ in range(600):
-        engine.step(np.zeros((1, 2, 10), bool))
-        xs.append(float(s.platform_x[0]))
-        ys.append(float(s.platform_y[0]))
-    assert min(xs) == pytest.approx(-1.0, abs=0.02) and max(xs) == pytest.approx(1.0, abs=0.02)
-    assert max(np.hypot(np.diff(xs), np.diff(ys))) * P.FPS == pytest.approx(1.03, abs=0.02)
-    # Drop player 0 onto the platform and check it rides along.
-    s.x[0, 0], s.y[0, 0] = s.platform_x[0], s.platform_y[0] - 1.0
-    s.vx[0, 0] = s.vy[0, 0] = 0.0
-    s.grounded[0, 0], s.state[0, 0] = False, P.IN_AIR
-    for _ in range(20):
-        engine.step(np.zeros((1, 2, 10), bool))
-    assert s.on_platform[0, 0]
-    offset = float(s.x[0, 0] - s.platform_x[0])
-    for _ in range(30):
-        engine.step(np.zeros((1, 2, 10), bool))
-    assert float(s.x[0, 0] - s.platform_x[0]) == pytest.approx(offset, abs=1e-4)
-    assert float(s.platform_y[0] - 0.1 - (s.y[0, 0] + 0.5)) == pytest.approx(0.0, abs=1e-4)
+    assert (s.state[0] == P.IN_AIR).all() and (s.jumps_left[0] == 0).all() and (s.recoveries_left[0] == 0).all()
+    assert s.facing[0, 0] == -1 and s.facing[0, 1] == 1  # both face the centre
+    for _ in range(8):
+        engine.step(keys_of())
+    # The physics engine stops a body where its fall step overshot the ground's top (0.85): not at 0.35.
+    assert s.y[0, 0] == pytest.approx(REST_Y_RIGHT, abs=1e-9) and s.vy[0, 0] == 0
+    assert s.state[0, 0] == P.STANDING and s.grounded[0, 0] and s.jumps_left[0, 0] == 0  # ground states keep no count
+
+
+def test_walking_speed_is_reduced_by_ground_friction():
+    """The walk sets vx = 6.75 each frame; the position moves 0.225, the friction leaves 6.4591 (0.49 × g·dt)."""
+    engine = BrawlEngine(1)
+    engine.reset(p0_side=1)
+    for _ in range(10):
+        engine.step(keys_of())
+    x0 = engine.state.x[0, 0]
+    for _ in range(5):
+        engine.step(keys_of((0, P.K_A)))  # it faces left already: the first frame only starts the walk
+    assert x0 - engine.state.x[0, 0] == pytest.approx(4 * 6.75 / 30)
+    assert engine.state.vx[0, 0] == pytest.approx(-(6.75 - 0.49 * 17.808 / 30), abs=1e-3)
+
+
+def test_jump_is_checked_before_attack_on_the_ground():
+    """The original checks a fresh space before an attack: holding j does not stop a jump."""
+    engine = BrawlEngine(1)
+    engine.reset(p0_side=1)
+    for _ in range(10):
+        engine.step(keys_of())
+    engine.step(keys_of((0, P.K_LIGHT), (0, P.K_JUMP)))
+    assert engine.state.vy[0, 0] < 0 and engine.state.state[0, 0] == P.IN_AIR
+
+
+def test_knocked_out_player_stays_where_it_died_then_respawns():
+    engine = BrawlEngine(1)
+    engine.reset(p0_side=1)
+    s = engine.state
+    s.x[0, 0] = 14.5  # past the blast line
+    engine.step(keys_of())
+    assert s.state[0, 0] == P.KO and s.stocks[0, 0] == 2
+    where = (s.x[0, 0], s.y[0, 0])
+    for _ in range(89):
+        engine.step(keys_of())
+        assert s.state[0, 0] == P.KO and (s.x[0, 0], s.y[0, 0]) == where
+    engine.step(keys_of())
+    assert s.state[0, 0] == P.IN_AIR and s.x[0, 0] == 5.0 and s.damage[0, 0] == 0
+    assert s.jumps_left[0, 0] == 0 and s.recoveries_left[0, 0] == 0
+
+
+def test_hit_on_player_1_lands_the_same_frame_and_on_player_0_the_next():
+    """Player 0 updates first: its hit stuns player 1 in the same frame; player 1's hit waits a frame."""
+    for attacker in (0, 1):
+        engine = BrawlEngine(1)
+        engine.reset(p0_side=1 if attacker == 0 else -1)
+        s = engine.state
+        for _ in range(10):
+            engine.step(keys_of())
+        s.x[0, 1 - attacker] = s.x[0, attacker] - 0.6  # the victim stands just in front (attacker faces left)
+        for _ in range(2):
+            engine.step(keys_of())
+        frames = 0
+        while s.state[0, 1 - attacker] != P.STUN and frames < 30:
+            ev = engine.step(keys_of((attacker, P.K_LIGHT)))
+            frames += 1
+            if ev.hit[0, attacker]:
+                hit_frame = frames
+        assert s.state[0, 1 - attacker] == P.STUN
+        assert frames - hit_frame == (0 if attacker == 0 else 1)
+
+
+def test_knockback_is_added_to_the_velocity_and_grows_with_damage():
+    speeds = []
+    for damage in (0.0, 300.0):
+        engine = BrawlEngine(1)
+        engine.reset(p0_side=1)
+        s = engine.state
+        for _ in range(10):
+            engine.step(keys_of())
+        s.x[0, 1], s.y[0, 1], s.vy[0, 1] = s.x[0, 0] - 0.6, s.y[0, 0], 0.0
+        s.damage[0, 1] = damage
+        for _ in range(2):
+            engine.step(keys_of())
+        for _ in range(12):  # a side light (no pull: its hit carries knockback)
+            ev = engine.step(keys_of((0, P.K_A), (0, P.K_LIGHT)))
+            if ev.hit[0, 0]:
+                break
+        speeds.append(np.hypot(s.vx[0, 1], s.vy[0, 1]))
+    assert speeds[1] > 2 * speeds[0] > 0
 
 
 def test_damage_is_capped_at_700():
-    engine = settled_engine(p0_side=1)
+    engine = BrawlEngine(1)
+    engine.reset(p0_side=1)
     s = engine.state
+    for _ in range(10):
+        engine.step(keys_of())
     s.damage[0, 1] = 699.0
-    s.x[0, 1], s.y[0, 1] = s.x[0, 0] - 1.0, s.y[0, 0]
-    keys = np.zeros((1, 2, 10), bool)
-    keys[0, 0, P.K_LIGHT] = True
-    for _ in range(12):
-        ev = engine.step(keys)
-        if ev.hit[0, 0]:
-            break
-    assert s.damage[0, 1] == 700.0 and ev.damage_dealt[0, 0] == pytest.approx(1.0)
+    s.x[0, 1] = s.x[0, 0] - 0.6
+    for _ in range(14):
+        engine.step(keys_of((0, P.K_LIGHT)))
+    assert s.damage[0, 1] == 700.0 and s.damage_taken_frame.max() <= 13.0
 
 
-def test_match_ends_on_stocks_with_a_winner():
-    engine = settled_engine(p0_side=1)
+def test_weapon_pickup_drop_and_the_relock():
+    """h on a ready spawner weapon takes it; h again drops it in front; the dropper waits 15 frames."""
+    engine = BrawlEngine(1)
+    engine.reset(p0_side=1)
     s = engine.state
-    s.stocks[0, 1] = 1
-    s.x[0, 1], s.vx[0, 1], s.state[0, 1], s.grounded[0, 1] = -13.99, -5.0, P.IN_AIR, False
-    ev = engine.step(np.zeros((1, 2, 10), bool))
-    assert ev.done[0] and not ev.truncated[0] and ev.result[0] == P.RESULT_P0_WINS
+    s.spawner_last_spawn[0] = 10_000  # no natural spawns in this test
+    for _ in range(10):
+        engine.step(keys_of())
+    s.weapon_kind[0, 0] = P.HAMMER
+    s.weapon_x[0, 0] = s.weapon_seen_x[0, 0] = s.x[0, 0]
+    s.weapon_y[0, 0] = s.weapon_seen_y[0, 0] = s.y[0, 0]
+    s.weapon_born[0, 0] = 10
+    s.spawner_ready[0, 0] = True
+    ev = engine.step(keys_of((0, P.K_PICKUP)))
+    assert ev.weapon_equip[0, 0] == P.HAMMER and s.weapon[0, 0] == P.HAMMER and s.weapon_kind[0, 0] == 0
+    engine.step(keys_of())
+    x, y, facing = s.x[0, 0], s.y[0, 0], s.facing[0, 0]
+    ev = engine.step(keys_of((0, P.K_PICKUP)))
+    assert ev.weapon_drop[0, 0] and s.weapon[0, 0] == P.PUNCH
+    column = 2 + int(np.argmax(s.weapon_kind[0, 2:] > 0))
+    assert s.weapon_kind[0, column] == P.HAMMER
+    assert s.weapon_home_x[0, column] == pytest.approx(x + 0.1 * facing)
+    assert s.weapon_home_y[0, column] == pytest.approx(y + 0.27)
+    assert s.pickup_lock[0, 0] == s.frame[0] + 15
 
 
 def test_every_move_of_every_weapon_runs_and_ends():
-    """All 33 moves start from the right inputs, run their phases and end."""
-    t = P.MOVE_TABLE
-    assert t.frames.shape == (3, 11, P.MAX_PHASES)
-    for weapon in range(3):
-        for move in range(P.N_MOVES):
-            assert t.frames[weapon, move, 0] > 0
-            assert t.active[weapon, move].any(), (P.WEAPON_NAMES[weapon], P.MOVE_NAMES[move])
-    # Hammer is slow and strong, Spear reaches far, Punch is fast.
-    startup = t.frames[:, :, 0]
-    assert (startup[2] >= startup[0]).all()
-    reach = t.hitbox[..., 0].max(axis=(1, 2))
-    assert reach[1] > reach[0]
-    assert t.damage[2].max() > t.damage[0].max()
-    assert t.charge_max.max() > t.charge_min.max() > 0
+    """Start each of the 11 moves of each weapon from its keys, on the ground or in the air, and see it end."""
+    ground = {P.NLIGHT: [P.K_LIGHT], P.DLIGHT: [P.K_S, P.K_LIGHT], P.SLIGHT: [P.K_A, P.K_LIGHT], P.NSIG: [P.K_HEAVY],
+              P.DSIG: [P.K_S, P.K_HEAVY], P.SSIG: [P.K_A, P.K_HEAVY]}  # fmt: skip
+    air = {P.NAIR: [P.K_LIGHT], P.DAIR: [P.K_S, P.K_LIGHT], P.SAIR: [P.K_A, P.K_LIGHT], P.RECOVERY: [P.K_HEAVY],
+           P.GROUNDPOUND: [P.K_S, P.K_HEAVY]}  # fmt: skip
+    for weapon in (P.PUNCH, P.SPEAR, P.HAMMER):
+        for move, keys in {**ground, **air}.items():
+            engine = BrawlEngine(1)
+            engine.reset(p0_side=1)
+            s = engine.state
+            s.spawner_last_spawn[0] = 10_000
+            for _ in range(10):
+                engine.step(keys_of())
+            s.weapon[0, 0] = weapon
+            if move in air:
+                engine.step(keys_of((0, P.K_JUMP)))
+                engine.step(keys_of())
+            engine.step(keys_of(*((0, k) for k in keys)))
+            seen = int(s.move[0, 0])
+            frames = 0
+            while s.state[0, 0] == P.ATTACK and frames < 200:
+                engine.step(keys_of())
+                frames += 1
+            assert seen == move, (P.WEAPON_NAMES[weapon], P.MOVE_NAMES[move - 2])
+            assert s.state[0, 0] != P.ATTACK, (P.WEAPON_NAMES[weapon], P.MOVE_NAMES[move - 2])
 
 
-def test_air_dodge_keeps_momentum_without_gravity_and_is_invulnerable():
-    engine = settled_engine(p0_side=1)
-    s = engine.state
-    s.x[0, 0], s.y[0, 0], s.vx[0, 0], s.vy[0, 0] = 4.0, -2.0, 3.0, -1.0
-    s.grounded[0, 0], s.state[0, 0] = False, P.IN_AIR
-    keys = np.zeros((1, 2, 10), bool)
-    keys[0, 0, P.K_DODGE] = True
-    engine.step(keys)
-    assert s.state[0, 0] == P.DODGE
-    for _ in range(8):
-        engine.step(np.zeros((1, 2, 10), bool))
-        assert s.state[0, 0] == P.DODGE
-        assert (s.vx[0, 0], s.vy[0, 0]) == (pytest.approx(3.0), pytest.approx(-1.0))
-    # Invulnerable: a jab that would connect does nothing while dodging.
-    engine = settled_engine(p0_side=1)
-    s = engine.state
-    s.x[0, 1], s.y[0, 1] = s.x[0, 0] - 1.0, s.y[0, 0]
-    keys = np.zeros((1, 2, 10), bool)
-    keys[0, 1, P.K_DODGE] = True  # player 1 dodges in place...
-    keys[0, 0, P.K_LIGHT] = True  # ...as player 0 jabs
-    hits = 0
-    for _ in range(8):
-        hits += engine.step(keys).hit[0, 0]
-        keys[0, 1, P.K_DODGE] = False
-    assert hits == 0
+def test_state_round_trip_is_bit_identical():
+    keys = random_keys(3, 200, 3, press=0.3)
+    a = BrawlEngine(3, seed=5)
+    a.reset()
+    run(a, keys[:100])
+    saved = a.get_state()
+    b = BrawlEngine(3, seed=99)
+    b.set_state(saved)
+    run(a, keys[100:])
+    run(b, keys[100:])
+    assert all(np.array_equal(getattr(a.state, k), getattr(b.state, k)) for k in a.state.arrays())
+    with pytest.raises(ValueError, match="different n_envs"):
+        BrawlEngine(2).set_state(saved)
+
+
+def test_params_are_the_originals():
+    p = DEFAULT_PARAMS
+    assert (p.gravity, p.walk_speed, p.jump_speed, p.max_fall_speed, p.respawn_frames) == (17.808, 6.75, 8.9, 12.0, 90)
+    assert p.knockback_scale == pytest.approx(0.096) and p.collision_slop == pytest.approx(0.1)
