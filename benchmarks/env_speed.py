@@ -2,7 +2,7 @@
 
 Usage::
 
-    PYTHONPATH=. .venv/bin/python benchmarks/env_speed.py [--quick] [--no-video] [--json PATH]
+    .venv/bin/python benchmarks/env_speed.py [--quick] [--no-video] [--json PATH]
 
 Prints the machine, then one table: each measure on this machine, its target
 (pass/fail where there is one), the tournament engine's figure (pymunk + pygame:
@@ -32,26 +32,26 @@ _ENV_BEFORE = dict(os.environ)  # the video subprocess gets the caller's environ
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"  # before numpy is imported: the batched-core target is for one thread
 
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from environment import params as P
+from environment.agents import make_agent
+from environment.engine import BrawlEngine
+from environment.envs import BrawlVecEnv, SelfPlayWarehouseBrawl, WarehouseBrawl
+from environment.observation import ObservationBuilder
+from environment.self_play import OpponentsCfg
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from dataclasses import asdict, dataclass, field  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from environment import params as P  # noqa: E402
-from environment.agents import make_agent  # noqa: E402
-from environment.engine import BrawlEngine  # noqa: E402
-from environment.envs import BrawlVecEnv, SelfPlayWarehouseBrawl, WarehouseBrawl  # noqa: E402
-from environment.observation import ObservationBuilder  # noqa: E402
-from environment.self_play import OpponentsCfg  # noqa: E402
 
 # The tournament's own engine (pymunk + pygame), measured single-process.
 REF_FPS = 4740.0  # frames/s
@@ -255,11 +255,10 @@ def reset_ms(make_env: Callable[[], object], calls: int, reps: int) -> Timing:
 
 
 _VIDEO_CHILD = """
-import json, sys
-sys.path[:0] = [{root!r}, {bench!r}]
+import json
 import tempfile
 from pathlib import Path
-import video_speed as vs
+from benchmarks import video_speed as vs
 with tempfile.TemporaryDirectory() as tmp:
     path = Path(tmp) / "env_speed.mp4"
     seconds, matches = vs.film(path, {frames}, {seed})
@@ -274,11 +273,9 @@ print("ENV_SPEED_JSON " + json.dumps(dict(seconds=seconds, matches=matches, own_
 
 def video(frames: int, render_frames: int, seed: int = 0) -> dict:
     """Film ``frames`` steps with video_speed.film in a fresh subprocess; its seconds and peak RSS."""
-    code = _VIDEO_CHILD.format(root=str(ROOT), bench=str(ROOT / "benchmarks"), frames=frames, seed=seed,
-                               render_frames=render_frames)  # fmt: skip
-    env = dict(_ENV_BEFORE)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    code = _VIDEO_CHILD.format(frames=frames, seed=seed, render_frames=render_frames)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(_ENV_BEFORE), capture_output=True,
+                          text=True, check=False)  # fmt: skip
     for line in proc.stdout.splitlines():
         if line.startswith("ENV_SPEED_JSON "):
             return json.loads(line.removeprefix("ENV_SPEED_JSON "))

@@ -2,7 +2,7 @@
 
 Usage::
 
-    PYTHONPATH=. .venv/bin/python benchmarks/eval_speed.py [--matches 50] [--agent-path P] [--json PATH]
+    .venv/bin/python benchmarks/eval_speed.py [--matches 50] [--agent-path P] [--json PATH]
 
 Times the trainer's ``evaluate_agent`` (every match of every opponent batched in one engine, the
 agent's ``predict_batch`` once per frame on all live matches) for an agent of the
@@ -19,22 +19,18 @@ Torch threads follow the trainer's ``pick_device`` (all cores, or OMP_NUM_THREAD
 
 from __future__ import annotations
 
+import argparse
+import copy
+import json
+import os
 import sys
+import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import torch
 
-import argparse  # noqa: E402
-import copy  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import time  # noqa: E402
-
-import torch  # noqa: E402
-
-import user.train_agent as ta  # noqa: E402
-from environment.agents import Agent, agent_names  # noqa: E402
+import user.train_agent as ta
+from environment.agents import Agent, agent_names
 
 TARGET_S = 60.0
 

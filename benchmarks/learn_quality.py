@@ -2,9 +2,9 @@
 
 Usage::
 
-    PYTHONPATH=. .venv/bin/python benchmarks/learn_quality.py [--minutes 30] [--total-timesteps N]
+    .venv/bin/python benchmarks/learn_quality.py [--minutes 30] [--total-timesteps N]
         [--set KEY=VALUE ...] [--run-dir DIR] [--matches 50] [--json PATH]
-    PYTHONPATH=. .venv/bin/python benchmarks/learn_quality.py --agent-path checkpoints/<run>   # evaluate only
+    .venv/bin/python benchmarks/learn_quality.py --agent-path checkpoints/<run>   # evaluate only
 
 Training: ``TRAIN_CONFIG_CPU`` (``--set`` overrides go through the trainer's ``apply_overrides``;
 ``--total-timesteps`` sets training.total_timesteps) trains into ``--run-dir`` (default
@@ -29,27 +29,25 @@ is 0 either way (1 only when something failed to run).
 
 from __future__ import annotations
 
+import argparse
+import copy
+import json
+import math
+import os
 import sys
+import threading
+import time
 from pathlib import Path
 
+import numpy as np
+
+import user.train_agent as ta
+from environment import params as P
+from environment.agents import Agent, ScriptedAgent, make_agent
+from environment.checkpoints import CheckpointError
+from environment.match import run_match
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import argparse  # noqa: E402
-import copy  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import os  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-import user.train_agent as ta  # noqa: E402
-from environment import params as P  # noqa: E402
-from environment.agents import Agent, ScriptedAgent, make_agent  # noqa: E402
-from environment.checkpoints import CheckpointError  # noqa: E402
-from environment.match import run_match  # noqa: E402
 
 OPPONENTS = ("based", "constant", "random")
 TARGET_WIN_RATE = 0.80  # against BasedAgent

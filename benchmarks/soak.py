@@ -2,7 +2,7 @@
 
 Usage::
 
-    PYTHONPATH=. .venv/bin/python benchmarks/soak.py [--minutes 20] [--seed 0] [--run-dir DIR]
+    .venv/bin/python benchmarks/soak.py [--minutes 20] [--seed 0] [--run-dir DIR]
         [--fuzz-frames 10000000] [--skip-soak] [--skip-fuzz] [--json PATH]
 
 (a) Soak (``--minutes``, default 20). ``python user/train_agent.py --config test --run-dir D --progress
@@ -43,30 +43,28 @@ Prints a summary table; exits 1 on any failure, 0 otherwise. Subprocess output g
 
 from __future__ import annotations
 
+import argparse
+import csv
+import json
+import math
 import os
+import random
+import shutil
+import signal
+import subprocess
 import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from environment import params as P
+from environment.engine import BrawlEngine
+from environment.observation import ObservationBuilder, observation_bounds
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import argparse  # noqa: E402
-import csv  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import random  # noqa: E402
-import shutil  # noqa: E402
-import signal  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-from collections import Counter  # noqa: E402
-from dataclasses import asdict, dataclass, field  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from environment import params as P  # noqa: E402
-from environment.engine import BrawlEngine  # noqa: E402
-from environment.observation import ObservationBuilder, observation_bounds  # noqa: E402
 
 TRAINER_SETS = [
     "agent.latent_dim=32", "agent.num_heads=2", "agent.num_layers=1", "agent.sequence_length=16",
@@ -127,14 +125,12 @@ class Trainer:
     """One train_agent.py subprocess, its output appended to the soak log."""
 
     def __init__(self, args: list[str], log_path: Path, header: str):
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
         self.log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115  (closed in wait())
         self.log.write(f"\n===== {time.strftime('%H:%M:%S')} {header}: {' '.join(args)}\n")
         self.log.flush()
         self.log_path, self.offset = log_path, self.log.tell()  # where this launch's output starts
         self.proc = subprocess.Popen([sys.executable, str(ROOT / "user" / "train_agent.py"), *args], cwd=ROOT,
-                                     env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)  # fmt: skip
 
     def wait(self, timeout: float | None) -> int | None:

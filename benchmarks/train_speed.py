@@ -2,10 +2,10 @@
 
 Usage::
 
-    PYTHONPATH=. .venv/bin/python benchmarks/train_speed.py [--quick] [--steps N] [--types ppo,recurrent_ppo,...]
-    PYTHONPATH=. .venv/bin/python benchmarks/train_speed.py --sweep [--type transformer_strategy] [--n-envs 4,8,16] \
+    .venv/bin/python benchmarks/train_speed.py [--quick] [--steps N] [--types ppo,recurrent_ppo,...]
+    .venv/bin/python benchmarks/train_speed.py --sweep [--type transformer_strategy] [--n-envs 4,8,16] \
         [--workers 1,2,4] [--env-only]
-    PYTHONPATH=. .venv/bin/python benchmarks/train_speed.py --precision          # CUDA only
+    .venv/bin/python benchmarks/train_speed.py --precision          # CUDA only
     ... [--device auto|cpu|cuda] [--json PATH]
 
 Main table: each agent type (``ppo``, ``recurrent_ppo``, ``transformer_strategy``) built by the
@@ -45,31 +45,27 @@ Threads: torch uses the trainer's ``pick_device`` setting (all cores, or OMP_NUM
 
 from __future__ import annotations
 
+import argparse
+import copy
+import functools
+import gc
+import json
+import math
+import os
+import platform
 import sys
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import numpy as np
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
 
-import argparse  # noqa: E402
-import copy  # noqa: E402
-import functools  # noqa: E402
-import gc  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
-import time  # noqa: E402
-from dataclasses import asdict, dataclass  # noqa: E402
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from stable_baselines3.common.callbacks import BaseCallback  # noqa: E402
-
-from environment.envs import BrawlVecEnv, SelfPlayWarehouseBrawl  # noqa: E402
-from environment.self_play import OpponentsCfg  # noqa: E402
-from environment.worker_vec_env import WorkerVecEnv  # noqa: E402
-from user.train_agent import (  # noqa: E402
+from environment.envs import BrawlVecEnv, SelfPlayWarehouseBrawl
+from environment.self_play import OpponentsCfg
+from environment.worker_vec_env import WorkerVecEnv
+from user.train_agent import (
     AGENT_TYPES,
     CONFIGS,
     OpponentHistory,

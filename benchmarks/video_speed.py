@@ -2,7 +2,7 @@
 
 Usage::
 
-    PYTHONPATH=. .venv/bin/python benchmarks/video_speed.py [--frames 2700] [--seed 0] [--keep DIR]
+    .venv/bin/python benchmarks/video_speed.py [--frames 2700] [--seed 0] [--keep DIR]
 
 Prints a table of the figures next to their targets (≤ 10 s, ≤ 500 MB) and
 the tournament engine's own figures for comparison.

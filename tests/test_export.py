@@ -166,9 +166,17 @@ def test_bundle_logits_equal_the_sb3_distribution_bit_for_bit(exported):
 
 # --- the bundle stands alone ---------------------------------------------------------------------
 LOAD_ALONE = """
-import json, sys
+import importlib.abc, json, sys
 import numpy as np
-sys.path.insert(0, ".")
+
+class Absent(importlib.abc.MetaPathFinder):
+    # The project is installed in this venv: hide it (and the training stack) as a submission machine would.
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("stable_baselines3", "sb3_contrib", "gymnasium", "environment", "user"):
+            raise ModuleNotFoundError(name)
+
+sys.meta_path.insert(0, Absent())
+sys.path.insert(0, ".")  # -I left the bundle folder off sys.path
 from my_agent import SubmittedAgent
 agent = SubmittedAgent()
 actions = [agent.predict(row).tolist() for row in np.load(sys.argv[1])]

@@ -50,15 +50,11 @@ from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import VecEnvWrapper
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # `python user/train_agent.py` from anywhere
-    sys.path.insert(0, str(REPO_ROOT))
-
-from environment import params as P  # noqa: E402
-from environment.agents import Agent, agent_names, check_observation_batch, make_agent  # noqa: E402
-from environment.envs import BrawlVecEnv  # noqa: E402
-from environment.observation import OBS_HALF, OBS_SIZE, observation_bounds  # noqa: E402
-from environment.rewards import (  # noqa: E402
+from environment import params as P
+from environment.agents import Agent, agent_names, check_observation_batch, make_agent
+from environment.envs import BrawlVecEnv
+from environment.observation import OBS_HALF, OBS_SIZE, observation_bounds
+from environment.rewards import (
     RewardManager,
     RewTerm,
     attack_spam,
@@ -76,7 +72,7 @@ from environment.rewards import (  # noqa: E402
     too_many_keys,
     toward_weapon,
 )
-from environment.self_play import (  # noqa: E402
+from environment.self_play import (
     OpponentsCfg,
     SaveHandler,
     SelfPlayHandler,
