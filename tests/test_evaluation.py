@@ -16,17 +16,15 @@ from environment.evaluation import (
     format_table,
     latent_distances,
     play_vs_opponents,
-    plot_latent_scatter,
-    plot_training_curves,
     project_2d,
     round_robin,
     separation_verdict,
     success_table,
     summarize,
-    training_curves_figure,
 )
 from environment.match import play_matches
 from environment.rewards import default_reward_manager
+from user.plots import plot_latent_scatter, plot_training_curves, training_curves_figure
 
 
 class Counting(Agent):
@@ -184,7 +182,7 @@ def test_elo_symmetry_results_and_round_trip():
     back = EloRatings.from_dict(elo.to_dict())
     assert (back.ratings, back.games, back.k, back.initial) == (elo.ratings, elo.games, elo.k, elo.initial)
     assert back.rating("never-seen") == 1000.0
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="result must be one of"):
         elo.update_from_results("a", "b", ["victory"])
 
 
@@ -233,7 +231,7 @@ def test_project_2d_pca_and_tsne_fallback():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # warns (and uses PCA) when scikit-learn is missing
         assert project_2d(x, method="tsne").shape == (50, 2)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="method must be 'pca' or 'tsne'"):
         project_2d(x, method="umap")
 
 

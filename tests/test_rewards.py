@@ -211,7 +211,7 @@ def test_signal_func_called_only_when_fired_and_masked():
 def test_validation_errors():
     with pytest.raises(ValueError, match=r"bogus.*knockout"):
         RewardManager(signal_subscriptions={"x": ("bogus", RewTerm(R.on_win))})
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="func must be callable"):
         RewTerm("not a function")
     for weight in (float("nan"), float("inf"), "1"):
         with pytest.raises(ValueError, match="weight"):
@@ -236,7 +236,7 @@ def test_reset_resizes_buffers():
     assert mgr.episode_sums["damage"].shape == (2,)
     assert mgr.compute(make_ctx(5)).shape == (5,)
     assert all(v.shape == (5,) for v in mgr.last_terms.values())
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="player must be 0 or 1"):
         make_ctx(1, player=2)
 
 

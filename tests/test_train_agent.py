@@ -12,9 +12,15 @@ import pytest
 import torch
 
 from environment import params as P
+from environment.checkpoints import CheckpointError, CheckpointNotFoundError, load_state_tree
 from environment.engine import StepEvents
-from environment.rewards import RewardContext
+from environment.envs import BrawlVecEnv
+from environment.observation import observation_bounds
+from environment.rewards import RewardContext, sparse_reward_manager
+from environment.self_play import snapshot_steps
 from environment.state import allocate
+from environment.worker_vec_env import WorkerVecEnv
+from user import agent_io
 from user import train_agent as T
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,7 +67,7 @@ def test_shared_agent_config_matches_the_spec():
 
 def test_every_named_config_validates():
     for name, config in T.CONFIGS.items():
-        T.validate_config(copy.deepcopy(config)), name
+        assert T.validate_config(copy.deepcopy(config))["name"] == name
     assert T.TRAIN_CONFIG_CURRICULUM["self_play"]["opponents"] == {"constant": (1.0, "constant")}
     assert T.TRAIN_CONFIG_CURRICULUM_STAGE2["self_play"]["opponents"] == {"based": (1.0, "based")}
     assert T.TRAIN_CONFIG_CPU["agent"]["type"] == "transformer_strategy"
@@ -122,8 +128,6 @@ def test_encoder_shapes_and_attention_pooling():
 
 
 def test_opponent_history_is_batched_and_zero_filled_at_reset():
-    from environment.envs import BrawlVecEnv
-
     env = T.OpponentHistory(BrawlVecEnv(3, max_timesteps=5, seed=0), sequence_length=4)
     obs = env.reset()
     assert obs.shape == (3, 64 + 4 * 32)
@@ -149,13 +153,13 @@ def test_agent_gives_identical_actions_after_save_and_load(tmp_path, agent_type)
     config, run = _tiny_run_objects(tmp_path, agent_type)
     run.model.learn(128)  # move the weights away from their initial values
     zip_path = tmp_path / "rl_model_128_steps.zip"
-    files = T.save_checkpoint_pair(run.model, zip_path, config["agent"])
+    files = agent_io.save_checkpoint_pair(run.model, zip_path, config["agent"])
     assert files[0] == zip_path
-    assert (T.encoder_path_for(zip_path).exists()) == (agent_type == "transformer_strategy")
+    assert (agent_io.encoder_path_for(zip_path).exists()) == (agent_type == "transformer_strategy")
     live = T.snapshot_agent(run.model, config["agent"], "cpu")
-    loaded = T.TransformerStrategyAgent.from_checkpoint(zip_path)
+    loaded = T.load_agent(zip_path)
     rng = np.random.default_rng(0)
-    low, high = T.observation_bounds()
+    low, high = observation_bounds()
     for frame in range(20):
         obs = rng.uniform(low, high, size=(6, 64)).astype(np.float32)
         start = np.full(6, frame % 7 == 0)
@@ -176,7 +180,7 @@ def test_action_repeat_agent_decides_every_nth_frame_and_holds_its_keys(tmp_path
     every_frame = T.snapshot_agent(run.model, {**config["agent"], "action_repeat": 1}, "cpu")
     holding.deterministic = every_frame.deterministic = False  # sampled keys change between decisions
     rng = np.random.default_rng(0)
-    low, high = T.observation_bounds()
+    low, high = observation_bounds()
     ids = np.array([2, 5])
     frames_since_start = 0
     for frame in range(14):
@@ -197,37 +201,48 @@ def test_action_repeat_agent_decides_every_nth_frame_and_holds_its_keys(tmp_path
     np.testing.assert_array_equal(restored.get_state()["held"], saved["held"])
 
 
-def test_training_with_worker_processes_saves_and_resumes(tmp_path):
-    from environment.worker_vec_env import WorkerVecEnv
+WORKER_SETS = {"env__workers": 2, "self_play__opponents": "{based: [0.7, based], constant: [0.3, constant]}"}
 
-    config = tiny_config(env__workers=2, **{"self_play__opponents": "{based: [0.7, based], constant: [0.3, constant]}"})
+
+def test_training_with_worker_processes_saves_and_resumes_exactly(tmp_path):
+    straight = T.run_training_loop(tiny_config(**WORKER_SETS, training__total_timesteps=256), tmp_path / "straight")
+    assert isinstance(straight.venv, WorkerVecEnv) and not any(p.is_alive() for p in straight.venv.processes)
+    T.run_training_loop(tiny_config(**WORKER_SETS, training__total_timesteps=128), tmp_path / "halves")
+    state = load_state_tree(tmp_path / "halves" / "rl_model_128_steps_state")
+    assert isinstance(state["env"], list) and len(state["env"]) == 2, "one saved env state per worker"
+    resumed = T.resume_training(tmp_path / "halves", ["training.total_timesteps=256"], progress=False)
+    a, b = straight.model.policy.state_dict(), resumed.model.policy.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a), "the resumed run trains exactly as the uninterrupted one"
+    rows = [(tmp_path / run / "monitor.csv").read_text().splitlines()[2:] for run in ("straight", "halves")]
+    without_time = [[(c[0], c[1], *c[3:]) for c in (r.split(",") for r in run_rows)] for run_rows in rows]
+    assert without_time[0] == without_time[1], "same returns, lengths, opponents and results"
+
+
+def test_worker_processes_refuse_what_lives_in_the_training_process():
     with pytest.raises(T.ConfigError, match="reward.type=curriculum"):
-        T.validate_config(T.apply_overrides(copy.deepcopy(config), ["reward.type=curriculum"]))
-    run = T.TrainingRun(config, tmp_path, torch.device("cpu"))
+        tiny_config(**WORKER_SETS, reward__type="curriculum")
+    with pytest.raises(T.ConfigError, match="has 'self_play'"):
+        tiny_config(env__workers=2)
+
+
+def test_opponent_weights_reach_worker_processes(tmp_path):
+    run = T.TrainingRun(tiny_config(**WORKER_SETS), tmp_path, torch.device("cpu"))
     try:
-        assert isinstance(run.venv, WorkerVecEnv) and len(run.venv.processes) == 2
-        run.model.learn(128)
-        run._set_opponent_weights({"based": 0.2, "constant": 0.8})
+        run.set_opponent_weights({"based": 0.2, "constant": 0.8})
         weights = run.venv.call_workers("get_attr", "opponents")
         assert all(w[0].opponents["constant"][0] == pytest.approx(0.8) for w in weights)
-        state = run.venv.get_state()
-        assert isinstance(state, list) and len(state) == 2
-        run.venv.set_state(state)
     finally:
         run.close()
-    assert not any(p.is_alive() for p in run.venv.processes)
 
 
 def test_loading_a_different_architecture_names_the_mismatch(tmp_path):
     config, run = _tiny_run_objects(tmp_path)
     zip_path = tmp_path / "rl_model_1_steps.zip"
-    T.save_checkpoint_pair(run.model, zip_path, config["agent"])
+    agent_io.save_checkpoint_pair(run.model, zip_path, config["agent"])
     bigger = {**config["agent"], "lstm_hidden_size": 32}
     policy = T.build_policy(bigger)
-    from environment.checkpoints import CheckpointError
-
     with pytest.raises(CheckpointError, match="different architecture"):
-        T.load_policy_weights(policy, zip_path)
+        agent_io.load_policy_weights(policy, zip_path)
 
 
 @pytest.mark.parametrize("shared_lstm", [True, False])
@@ -302,14 +317,14 @@ def test_win_loss_knocked_out_and_drop_signals():
 
 
 def test_sparse_rewards_and_the_curriculum_blend():
-    sparse = T.gen_reward_manager_SPARSE()
+    sparse = sparse_reward_manager()
     sparse.reset(1)
     ctx = _context(1)
     ctx.events.done[:] = True
     ctx.events.result[:] = P.RESULT_P0_WINS
     ctx.events.knocked_out[0] = (False, True)
     assert sparse.compute(ctx)[0] == pytest.approx(150.0)
-    curriculum = T.CurriculumRewardScheduler(T.gen_reward_manager(), T.gen_reward_manager_SPARSE(), 0.3, 0.8)
+    curriculum = T.CurriculumRewardScheduler(T.gen_reward_manager(), sparse_reward_manager(), 0.3, 0.8)
     curriculum.reset(1)
     assert curriculum.update(0.2) == 0.0 and curriculum.update(0.55) == pytest.approx(0.5)
     assert curriculum.update(0.9) == 1.0
@@ -331,16 +346,13 @@ def test_snapshot_opponent_is_used_after_its_first_save(tmp_path):
     run = T.run_training_loop(config, tmp_path / "run", progress=False)
     assert run.self_play.served > 0 and run.self_play.last_choice is not None
     assert run.self_play.loads == 0, "snapshots played from memory, not re-read from disk"
-    kept = sorted((tmp_path / "run").glob("rl_model_*_steps.zip"), key=T._steps_of)
-    saved = {128, 256, 384, 512}  # save_freq 128, max_saved 3
-    deleted = saved - {T._steps_of(p) for p in kept}
-    assert kept[-1].name == "rl_model_512_steps.zip" and len(kept) >= 3 and deleted
-    # A snapshot outlives a newer one only when it is protected (in play, or best-rated).
-    outliving = [p for p in kept if any(step > T._steps_of(p) for step in deleted)]
-    assert all(run._keep_snapshot(p) for p in outliving), "past max_saved only in-play or best-rated snapshots stay"
+    kept = sorted((tmp_path / "run").glob("rl_model_*_steps.zip"), key=snapshot_steps)
+    assert kept[-1].name == "rl_model_512_steps.zip"
+    assert {p.name for p in kept} <= {f"rl_model_{n}_steps.zip" for n in (128, 256, 384, 512)}
 
 
 # --- end to end --------------------------------------------------------------------------
+@pytest.mark.slow  # the CLI's training path also runs in test_resume's SIGTERM test
 def test_script_runs_end_to_end_as_a_subprocess(tmp_path):
     run_dir = tmp_path / "run"
     args = [sys.executable, "user/train_agent.py", "--config", "test", "--run-dir", str(run_dir), "--progress", "lines"]
@@ -381,11 +393,13 @@ def test_config_and_config_file_together_are_refused(tmp_path):
 
 def test_init_from_starts_a_new_run_from_another_runs_weights(tmp_path):
     first = T.run_training_loop(tiny_config(), tmp_path / "stage1", progress=False)
-    config = tiny_config(training__init_from=str(tmp_path / "stage1"), training__total_timesteps=128)
-    T.validate_config(config)
-    second = T.TrainingRun(config, tmp_path / "stage2", torch.device("cpu"))
-    T.load_policy_weights(second.model.policy, T.resolve_checkpoint(tmp_path / "stage1"))
-    for (name, a), b in zip(first.model.policy.state_dict().items(), second.model.policy.state_dict().values(),
-                            strict=True):  # fmt: skip
-        assert torch.equal(a, b), name
-    second.close()
+    second = T.start_run(tiny_config(training__init_from=str(tmp_path / "stage1")), tmp_path / "stage2")
+    try:
+        a, b = first.model.policy.state_dict(), second.model.policy.state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        assert second.model.num_timesteps == 0, "weights only: the new run starts at step 0"
+    finally:
+        second.close()
+    with pytest.raises(CheckpointNotFoundError, match="checkpoint not found"):
+        T.start_run(tiny_config(training__init_from=str(tmp_path / "stage1" / "nope.zip")), tmp_path / "stage3")
+    assert not (tmp_path / "stage3").exists(), "a wrong init_from fails before the run folder exists"
