@@ -384,10 +384,10 @@ def test_set_reads_exponent_numbers_without_a_dot():
 
 def test_config_and_config_file_together_are_refused(tmp_path):
     (tmp_path / "c.yaml").write_text("training: {total_timesteps: 1000}\n")
-    args = T.build_arg_parser().parse_args(["--config", "test", "--config-file", str(tmp_path / "c.yaml")])
+    args = T.build_arg_parser(list(T.CONFIGS)).parse_args(["--config", "test", "--config-file", str(tmp_path / "c.yaml")])
     with pytest.raises(T.ConfigError, match="not both"):
         T.resolve_cli_config(args)
-    args = T.build_arg_parser().parse_args(["--config-file", str(tmp_path / "c.yaml")])
+    args = T.build_arg_parser(list(T.CONFIGS)).parse_args(["--config-file", str(tmp_path / "c.yaml")])
     assert T.resolve_cli_config(args)["training"]["total_timesteps"] == 1000
 
 

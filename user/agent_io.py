@@ -240,8 +240,8 @@ def _load_matching(module: nn.Module, state: dict, source: Path) -> None:
         if k in state and state[k].shape != own[k].shape
     ]
     if missing or unexpected or wrong:
-        details = wrong[:3] + [f"missing {missing[:3]}"] * bool(missing) + [f"unexpected {unexpected[:3]}"] * bool(
-            unexpected
+        details = (
+            wrong[:3] + [f"missing {missing[:3]}"] * bool(missing) + [f"unexpected {unexpected[:3]}"] * bool(unexpected)
         )
         raise CheckpointError(f"{source} was saved by a different architecture ({'; '.join(details)})")
     module.load_state_dict(state)

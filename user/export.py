@@ -90,8 +90,12 @@ def actor_state(policy, agent_config: dict) -> tuple[dict[str, Any], dict[str, t
     if getattr(policy, "squash_output", False) or getattr(policy, "use_sde", False):
         raise ExportError("policies with squashed output or gSDE cannot be exported")
     pi_layers = [m for m in policy.mlp_extractor.policy_net if isinstance(m, nn.Linear)]
-    spec: dict[str, Any] = {"type": kind, "activation": activation, "action_repeat": int(agent_config["action_repeat"]),
-                            "policy_net": [layer.out_features for layer in pi_layers]}  # fmt: skip
+    spec: dict[str, Any] = {
+        "type": kind,
+        "activation": activation,
+        "action_repeat": int(agent_config["action_repeat"]),
+        "policy_net": [layer.out_features for layer in pi_layers],
+    }
     state: dict[str, torch.Tensor] = {}
     extractor = policy.pi_features_extractor
     if type(extractor).__name__ != _EXTRACTORS[kind]:
@@ -144,8 +148,9 @@ def _check_out_dir(out_dir: Path, checkpoint_zip: Path) -> None:
 def checkpoint_files(checkpoint_zip: Path) -> list[Path]:
     """The checkpoint zip and the files saved beside it for the same step (encoder, resume state)."""
     stem = checkpoint_zip.name.removesuffix(".zip")
-    beside = [encoder_path_for(checkpoint_zip)] + [checkpoint_zip.with_name(f"{stem}_state{ext}")
-                                                     for ext in (".npz", ".json")]  # fmt: skip
+    beside = [encoder_path_for(checkpoint_zip)] + [
+        checkpoint_zip.with_name(f"{stem}_state{ext}") for ext in (".npz", ".json")
+    ]
     return [checkpoint_zip] + [p for p in beside if p.is_file()]
 
 
@@ -187,8 +192,9 @@ def export_bundle(
         "training_agent_config": agent_config,
     }
     source_code = Path(S.__file__).read_bytes()
-    readme = README_TEXT.format(checkpoint=checkpoint_zip.name, agent_type=spec["type"],
-                                parameters=config["parameters"])  # fmt: skip
+    readme = README_TEXT.format(
+        checkpoint=checkpoint_zip.name, agent_type=spec["type"], parameters=config["parameters"]
+    )
 
     out_dir.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out_dir / "__pycache__", ignore_errors=True)  # stale bytecode of a previous my_agent.py

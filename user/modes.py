@@ -30,13 +30,57 @@ from environment.evaluation import (
 from user.agent_io import TransformerStrategyAgent, resolve_checkpoint
 from user.config_tools import ConfigError
 from user.export import export_bundle
-from user.monitoring import EVAL_COLUMNS, eval_csv_row, evaluate_agent, run_eval_match
+from user.monitoring import EVAL_COLUMNS, MATCH_FRAMES, eval_csv_row, evaluate_agent, run_eval_match
 from user.plots import plot_latent_scatter
 
 log = logging.getLogger("train_agent")
 
 # path, deterministic=True -> the trained agent (the training script's load_agent)
 AgentLoader = Callable[..., TransformerStrategyAgent]
+
+
+def build_arg_parser(config_names: list[str]) -> argparse.ArgumentParser:
+    """The training script's command line: train (the default) and every mode here."""
+    parser = argparse.ArgumentParser(
+        description="Train and inspect Warehouse Brawl agents (transformer strategy encoder + RecurrentPPO).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Modes: train (default), eval, demo, analyze_strategy, league, export.",
+    )
+    parser.add_argument(
+        "--mode",
+        default="train",
+        choices=["train", "eval", "demo", "analyze_strategy", "league", "export"],
+        help="what to do (default: train)",
+    )
+    parser.add_argument("--config", help=f"config name: {', '.join(config_names)} (default: TRAIN_CONFIG)")
+    parser.add_argument("--config-file", help="load the config from a YAML or JSON file")
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set training.total_timesteps=100000",
+    )
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in this folder")
+    parser.add_argument("--run-dir", help="write the run here instead of checkpoints/<config>__<seed>__<time>")
+    parser.add_argument("--agent_path", help="checkpoint .zip or run folder (its newest checkpoint)")
+    parser.add_argument("--opponent", default="based", help="opponent for --mode demo (registry name)")
+    parser.add_argument("--run", help="run folder for --mode league")
+    parser.add_argument("--out", help="output file or folder for demo / eval / export")
+    parser.add_argument("--episodes", type=int, default=None, help="matches per opponent for eval / league")
+    parser.add_argument(
+        "--max-timesteps",
+        type=int,
+        default=MATCH_FRAMES,
+        help=f"frames per match for eval / demo / league / analyze_strategy (default {MATCH_FRAMES})",
+    )
+    parser.add_argument(
+        "--progress",
+        choices=["auto", "bar", "lines"],
+        default="auto",
+        help="progress bar on a terminal, plain lines under nohup (default: auto)",
+    )
+    return parser
 
 
 def run_mode(args: argparse.Namespace, load_agent: AgentLoader) -> int:
@@ -86,8 +130,10 @@ def _mode_demo(args: argparse.Namespace, load_agent: AgentLoader) -> int:
     out = Path(args.out) if args.out else _default_out(zip_path, f"vs_{args.opponent}.mp4")
     stats = run_eval_match(_load(load_agent, zip_path), args.opponent, args.max_timesteps, video_path=out)
     me, them = stats.player_1, stats.player_2
-    print(f"{zip_path.name} vs {args.opponent}: {me.result} | damage {me.damage_dealt:.0f}-{them.damage_dealt:.0f} | "
-          f"knockouts {me.knockouts}-{them.knockouts} | {stats.frames / P.FPS:.1f} s")  # fmt: skip
+    print(
+        f"{zip_path.name} vs {args.opponent}: {me.result} | damage {me.damage_dealt:.0f}-{them.damage_dealt:.0f} | "
+        f"knockouts {me.knockouts}-{them.knockouts} | {stats.frames / P.FPS:.1f} s"
+    )
     print(f"wrote {out}")
     return 0
 
@@ -125,19 +171,26 @@ def _mode_analyze_strategy(args: argparse.Namespace, load_agent: AgentLoader) ->
     names = agent_names()
     matches = args.episodes or 4
     recorder = LatentRecorder(agent)
-    play_vs_opponents(recorder, {n: make_agent(n, seed=i) for i, n in enumerate(names)}, matches,
-                      min(args.max_timesteps, 900), seed=0)  # fmt: skip
+    play_vs_opponents(
+        recorder, {n: make_agent(n, seed=i) for i, n in enumerate(names)}, matches, min(args.max_timesteps, 900), seed=0
+    )
     labels = [names[env_id // matches] for env_id, _ in recorder.records]
     latents = np.stack([latent for _, latent in recorder.records])
     d = latent_distances(latents, labels)
     verdict = separation_verdict(d)
     out_dir = Path(args.out) if args.out else _default_out(zip_path, "strategy_analysis")
     out_dir.mkdir(parents=True, exist_ok=True)
-    plot_latent_scatter(project_2d(latents), labels, out_dir / "strategy_latents_pca.png",
-                        f"Strategy latents of {zip_path.name} by opponent (PCA)")  # fmt: skip
+    plot_latent_scatter(
+        project_2d(latents),
+        labels,
+        out_dir / "strategy_latents_pca.png",
+        f"Strategy latents of {zip_path.name} by opponent (PCA)",
+    )
     _write_analysis_csv(out_dir / "strategy_analysis.csv", d, labels)
-    print(f"{len(latents)} latents from {len(names)} opponents: between-opponent distance {d['between']:.4f}, "
-          f"within-opponent distance {d['within']:.4f}, ratio {d['ratio']:.2f}")  # fmt: skip
+    print(
+        f"{len(latents)} latents from {len(names)} opponents: between-opponent distance {d['between']:.4f}, "
+        f"within-opponent distance {d['within']:.4f}, ratio {d['ratio']:.2f}"
+    )
     print(f"Verdict: the encoder {verdict}")
     print(f"wrote {out_dir / 'strategy_latents_pca.png'} and {out_dir / 'strategy_analysis.csv'}")
     return 0
@@ -175,8 +228,10 @@ def _mode_league(args: argparse.Namespace, load_agent: AgentLoader) -> int:
     print(f"Round robin of {len(agents)} agents ({time.monotonic() - t0:.1f} s):")
     print(format_table(table))
     out = Path(args.out) if args.out else run_dir / "league.csv"
-    atomic_write_text(out, "rank,name,rating,games\n" + "".join(
-        f"{r['rank']},{r['name']},{r['rating']},{r['games']}\n" for r in table))  # fmt: skip
+    atomic_write_text(
+        out,
+        "rank,name,rating,games\n" + "".join(f"{r['rank']},{r['name']},{r['rating']},{r['games']}\n" for r in table),
+    )
     print(f"wrote {out}")
     return 0
 
@@ -186,7 +241,9 @@ def _mode_export(args: argparse.Namespace, load_agent: AgentLoader) -> int:
     zip_path = resolve_checkpoint(_require(args.agent_path, "--agent_path", "export"))
     out = Path(_require(args.out, "--out", "export"))
     sizes = export_bundle(zip_path, out, load_agent=load_agent)
-    print(f"Exported {zip_path.name} to {out}: {sizes['bundle_bytes'] / 2**20:.2f} MiB "
-          f"(the training checkpoint is {sizes['checkpoint_bytes'] / 2**20:.2f} MiB)")  # fmt: skip
+    print(
+        f"Exported {zip_path.name} to {out}: {sizes['bundle_bytes'] / 2**20:.2f} MiB "
+        f"(the training checkpoint is {sizes['checkpoint_bytes'] / 2**20:.2f} MiB)"
+    )
     print(f"Load it with:  cd {out} && python -c 'from my_agent import SubmittedAgent; agent = SubmittedAgent()'")
     return 0

@@ -31,10 +31,11 @@ from stable_baselines3.common.callbacks import BaseCallback
 from environment import params as P
 from environment.agents import Agent, agent_names, make_agent
 from environment.checkpoints import CsvLog
-from environment.evaluation import play_vs_opponents, result_list, summarize
+from environment.evaluation import format_table, play_vs_opponents, result_list, success_table, summarize
 from environment.match import run_match
 from environment.params import DEFAULT_PARAMS
 from environment.rewards import default_reward_manager
+from user.plots import plot_training_curves
 
 log = logging.getLogger("train_agent")
 
@@ -93,8 +94,22 @@ def log_config(config: dict) -> None:
 # === CSV files ===
 # ==================================================================================
 MONITOR_COLUMNS = ["r", "l", "t", "step", "result", "opponent"]  # SB3 Monitor format; extra keys after r,l,t
-BEHAVIOR_COLUMNS = ["step", "episode", "opponent", "result", "damage_dealt", "damage_taken", "damage_ratio",
-                    "knockouts", "falls", "weapon_pickups", "weapon_drops", "combos", "survival_s", "attack_rate"]
+BEHAVIOR_COLUMNS = [
+    "step",
+    "episode",
+    "opponent",
+    "result",
+    "damage_dealt",
+    "damage_taken",
+    "damage_ratio",
+    "knockouts",
+    "falls",
+    "weapon_pickups",
+    "weapon_drops",
+    "combos",
+    "survival_s",
+    "attack_rate",
+]
 METRIC_KEYS = {  # metrics.csv column ← SB3 logger key
     "sps": "time/fps", "policy_loss": "train/policy_gradient_loss", "value_loss": "train/value_loss",
     "entropy_loss": "train/entropy_loss", "approx_kl": "train/approx_kl", "clip_fraction": "train/clip_fraction",
@@ -104,8 +119,20 @@ METRIC_KEYS = {  # metrics.csv column ← SB3 logger key
     "ep_rew_mean": "rollout/ep_rew_mean", "ep_len_mean": "rollout/ep_len_mean", "n_updates": "train/n_updates",
     "self_play_temperature": "selfplay/temperature",
 }  # fmt: skip
-EVAL_COLUMNS = ["step", "opponent", "matches", "win_rate", "draw_rate", "loss_rate", "damage_ratio",
-                "knockouts_per_match", "falls_per_match", "weapon_pickups_per_match", "mean_survival_s", "avg_reward"]
+EVAL_COLUMNS = [
+    "step",
+    "opponent",
+    "matches",
+    "win_rate",
+    "draw_rate",
+    "loss_rate",
+    "damage_ratio",
+    "knockouts_per_match",
+    "falls_per_match",
+    "weapon_pickups_per_match",
+    "mean_survival_s",
+    "avg_reward",
+]
 STRATEGY_COLUMNS = ["step", "latent_mean", "latent_std", "attention_entropy", "latent_drift", "episodes"]
 METRIC_COLUMNS = ["step", *METRIC_KEYS, "entropy"]
 RATING_COLUMNS = ["step", "name", "rating", "games"]
@@ -148,6 +175,7 @@ def open_run_logs(run_dir: Path, config: dict, reward_terms: list[str], t_start:
         logs["reward_breakdown"] = CsvLog(run_dir / "reward_breakdown.csv", breakdown)
         logs["behavior_metrics"] = CsvLog(run_dir / "behavior_metrics.csv", BEHAVIOR_COLUMNS)
     return logs
+
 
 class StopFlag:
     """SIGINT/SIGTERM only set this flag; the trainer stops at its next safe point.
@@ -245,24 +273,48 @@ class EpisodeLogCallback(BaseCallback):
         self.run.alerts.episode(info.get("reward_terms", {}), ep["r"])
         episode = self.run.counters["episodes"]
         t = round(time.time() - self.run.monitor_t_start, 6)
-        logs["monitor"].append({"r": round(ep["r"], 6), "l": ep["l"], "t": t, "step": self.num_timesteps,
-                                "result": ep["result"], "opponent": ep["opponent"]})  # fmt: skip
+        logs["monitor"].append(
+            {
+                "r": round(ep["r"], 6),
+                "l": ep["l"],
+                "t": t,
+                "step": self.num_timesteps,
+                "result": ep["result"],
+                "opponent": ep["opponent"],
+            }
+        )
         if not self.run.config["training"]["debug_csvs"]:
             return
         step = self.num_timesteps
         terms = info.get("reward_terms", {})
-        logs["reward_breakdown"].append({"step": step, "episode": episode, "opponent": ep["opponent"],
-                                         **{k: round(v, 6) for k, v in terms.items()},
-                                         "total": round(ep["r"], 6)})  # fmt: skip
+        logs["reward_breakdown"].append(
+            {
+                "step": step,
+                "episode": episode,
+                "opponent": ep["opponent"],
+                **{k: round(v, 6) for k, v in terms.items()},
+                "total": round(ep["r"], 6),
+            }
+        )
         seconds = ep["l"] / P.FPS
-        logs["behavior_metrics"].append({
-            "step": step, "episode": episode, "opponent": ep["opponent"], "result": ep["result"],
-            "damage_dealt": round(ep["damage_dealt"], 3), "damage_taken": round(ep["damage_taken"], 3),
-            "damage_ratio": round(ep["damage_dealt"] / max(ep["damage_taken"], 1.0), 4),
-            "knockouts": ep["knockouts"], "falls": ep["falls"], "weapon_pickups": ep["weapon_pickups"],
-            "weapon_drops": ep["weapon_drops"], "combos": ep["combos"],
-            "survival_s": round(seconds / max(ep["falls"], 1), 3), "attack_rate": round(attack_frames / ep["l"], 4),
-        })  # fmt: skip
+        logs["behavior_metrics"].append(
+            {
+                "step": step,
+                "episode": episode,
+                "opponent": ep["opponent"],
+                "result": ep["result"],
+                "damage_dealt": round(ep["damage_dealt"], 3),
+                "damage_taken": round(ep["damage_taken"], 3),
+                "damage_ratio": round(ep["damage_dealt"] / max(ep["damage_taken"], 1.0), 4),
+                "knockouts": ep["knockouts"],
+                "falls": ep["falls"],
+                "weapon_pickups": ep["weapon_pickups"],
+                "weapon_drops": ep["weapon_drops"],
+                "combos": ep["combos"],
+                "survival_s": round(seconds / max(ep["falls"], 1), 3),
+                "attack_rate": round(attack_frames / ep["l"], 4),
+            }
+        )
 
 
 class ProgressLineCallback(BaseCallback):
@@ -285,8 +337,15 @@ class ProgressLineCallback(BaseCallback):
             sps = (self.num_timesteps - self._steps0) / max(now - self._t0, 1e-9)
             eta = (self.total - self.num_timesteps) / max(sps, 1e-9)
             frames = f" ({sps * self.action_repeat:,.0f} frames/s)" if self.action_repeat > 1 else ""
-            log.info("step %s/%s (%.1f%%) | %s steps/s%s | ETA %s", f"{self.num_timesteps:,}", f"{self.total:,}",
-                     100 * self.num_timesteps / self.total, f"{sps:,.0f}", frames, clock(eta))  # fmt: skip
+            log.info(
+                "step %s/%s (%.1f%%) | %s steps/s%s | ETA %s",
+                f"{self.num_timesteps:,}",
+                f"{self.total:,}",
+                100 * self.num_timesteps / self.total,
+                f"{sps:,.0f}",
+                frames,
+                clock(eta),
+            )
         return True
 
 
@@ -305,16 +364,18 @@ def eval_opponent_names(config: dict) -> list[str]:
     return agent_names() if chosen == "roster" else list(chosen)
 
 
-def evaluate_agent(agent: Agent, opponent_names: list[str], matches_per_opponent: int, max_timesteps: int,
-                   seed: int = 0) -> list:  # fmt: skip
+def evaluate_agent(
+    agent: Agent, opponent_names: list[str], matches_per_opponent: int, max_timesteps: int, seed: int = 0
+) -> list:
     """The agent against each named opponent, every match batched in one engine.
 
     Opponents are seeded from ``seed``, so an evaluation repeats exactly. Each
     returned EvalRow also carries ``results`` (the agent's win/draw/loss list).
     """
     opponents = {name: make_agent(name, seed=seed + i) for i, name in enumerate(opponent_names)}
-    played = play_vs_opponents(agent, opponents, matches_per_opponent, max_timesteps, seed=seed,
-                               reward_manager=default_reward_manager())  # fmt: skip
+    played = play_vs_opponents(
+        agent, opponents, matches_per_opponent, max_timesteps, seed=seed, reward_manager=default_reward_manager()
+    )
     rows = []
     for name, matches in played.items():
         row = summarize(name, matches)
@@ -372,10 +433,14 @@ class StrategyStats:
         if not self.values:
             return None
         values = np.concatenate(self.values)
-        row = {"step": step, "latent_mean": round(float(values.mean()), 5), "latent_std": round(float(values.std()), 5),
-               "attention_entropy": round(float(np.mean(self.entropies)), 5),
-               "latent_drift": round(float(np.mean(self.drifts)), 5) if self.drifts else "",
-               "episodes": len(self.drifts)}  # fmt: skip
+        row = {
+            "step": step,
+            "latent_mean": round(float(values.mean()), 5),
+            "latent_std": round(float(values.std()), 5),
+            "attention_entropy": round(float(np.mean(self.entropies)), 5),
+            "latent_drift": round(float(np.mean(self.drifts)), 5) if self.drifts else "",
+            "episodes": len(self.drifts),
+        }
         self.reset_rollout()
         return row
 
@@ -417,8 +482,11 @@ class SanityAlerts:
     def check(self, step: int) -> None:
         for name, fired in self.term_fired.items():
             if len(fired) >= self.window and not any(fired):
-                self.raise_alert(step, "reward_term_never_fires",
-                                 f"reward term {name!r} was 0 in each of the last {self.window} episodes")  # fmt: skip
+                self.raise_alert(
+                    step,
+                    "reward_term_never_fires",
+                    f"reward term {name!r} was 0 in each of the last {self.window} episodes",
+                )
         if len(self.returns) >= self.window and float(np.std(self.returns)) < 1e-6:
             self.raise_alert(step, "flat_reward", f"episode reward stuck at {self.returns[-1]:.4g}")
         logger = getattr(self.run.model, "_logger", None)  # set once learning starts
@@ -431,12 +499,64 @@ class SanityAlerts:
         first = self.run.counters.get("episodes_at_first_snapshot")
         since = self.run.counters["episodes"] - first if first is not None else 0
         if since >= 50 and self.run.self_play.served == 0 and self.run.opponents_use_self_play():
-            self.raise_alert(step, "snapshots_never_loaded",
-                             f"{since} episodes since the first snapshot and none played a snapshot")  # fmt: skip
+            self.raise_alert(
+                step, "snapshots_never_loaded", f"{since} episodes since the first snapshot and none played a snapshot"
+            )
 
 
-def run_eval_match(agent: Agent, opponent: str | Agent = "based", max_timesteps: int = MATCH_FRAMES,
-                   video_path: str | Path | None = None, seed: int = 0):  # fmt: skip
+def run_eval_match(
+    agent: Agent,
+    opponent: str | Agent = "based",
+    max_timesteps: int = MATCH_FRAMES,
+    video_path: str | Path | None = None,
+    seed: int = 0,
+):
     """One match of ``agent`` (player 1) against ``opponent``; writes an MP4 when video_path is given."""
     opponent_agent = make_agent(opponent, seed=seed) if isinstance(opponent, str) else opponent
     return run_match(agent, opponent_agent, max_timesteps, str(video_path) if video_path else None, seed)
+
+
+def evaluate_run(run, steps: int) -> list[dict[str, Any]]:
+    """Play the whole scripted roster (batched), log the results, ratings and plot."""
+    ev = run.config["eval"]
+    run.next_eval = (steps // ev["eval_freq"] + 1) * ev["eval_freq"]
+    t0 = time.monotonic()
+    agent = run.snapshot_agent()
+    rows = evaluate_agent(
+        agent, eval_opponent_names(run.config), ev["matches_per_opponent"], ev["max_timesteps"], seed=steps
+    )
+    run.logs["evaluation"].append_many([{"step": steps, **eval_csv_row(r)} for r in rows])
+    _rate(run, f"rl_model_{steps}", agent, rows, steps)
+    run.eval_history.append({"step": steps, **{r.opponent: r.win_rate for r in rows}})
+    run.reweight_opponents(steps, {r.opponent: r.win_rate for r in rows}, run.snapshot_win_rates)
+    log.info(
+        "Evaluation at step %s (%.1f s):\n%s",
+        f"{steps:,}",
+        time.monotonic() - t0,
+        format_table([eval_csv_row(r) for r in rows]),
+    )
+    log.info("Success criteria:\n%s", format_table(success_table(rows)))
+    based = next((r.win_rate for r in rows if r.opponent == "based"), None)
+    if based is not None and hasattr(run.reward_manager, "alpha"):  # the curriculum follows the BasedAgent win rate
+        log.info("Curriculum: sparse reward weight now %.2f", run.reward_manager.update(based))
+    run.alerts.check(steps)
+    plot_training_curves(run.run_dir)
+    return [eval_csv_row(r) for r in rows]
+
+
+def _rate(run, name: str, agent: Agent, rows, steps: int) -> None:
+    """Elo from this evaluation's matches, plus a few against the newest snapshots."""
+    for row in rows:
+        run.ratings.update_from_results(name, row.opponent, row.results)  # type: ignore[attr-defined]
+    ev = run.config["eval"]
+    recent = [p for p in run.save_handler.history if p.exists()][-ev["snapshot_opponents"] :]
+    if recent:
+        opponents = {p.name.removesuffix("_steps.zip"): run.self_play.agent_for_path(p) for p in recent}
+        played = play_vs_opponents(agent, opponents, ev["snapshot_matches"], ev["max_timesteps"], seed=steps)
+        for path, (opponent, matches) in zip(recent, played.items(), strict=True):
+            results = result_list(matches)
+            run.ratings.update_from_results(name, opponent, results)
+            run.snapshot_win_rates[path] = results.count("win") / len(results)
+    run.logs["ratings"].append_many(
+        [{"step": steps, "name": n, "rating": round(r, 2), "games": g} for n, r, g in run.ratings.table()]
+    )

@@ -113,8 +113,13 @@ def _panel_reward(ax, run_dir: Path) -> None:
     steps = df["l"].cumsum().to_numpy()
     window = int(min(100, max(1, len(df) // 20)))
     ax.plot(steps, df["r"].to_numpy(), color="tab:blue", alpha=0.2, lw=0.8, label="episode")
-    ax.plot(steps, df["r"].rolling(window, min_periods=1).mean().to_numpy(), color="tab:blue", lw=2,
-            label=f"rolling mean ({window} episodes)")  # fmt: skip
+    ax.plot(
+        steps,
+        df["r"].rolling(window, min_periods=1).mean().to_numpy(),
+        color="tab:blue",
+        lw=2,
+        label=f"rolling mean ({window} episodes)",
+    )
     ax.set(title=f"{title} ({len(df)} episodes)", xlabel=xl, ylabel=yl)
     ax.legend(fontsize=8, loc="best")
 
@@ -177,8 +182,9 @@ def _panel_elo(ax, run_dir: Path) -> None:
         label = name if len(learners) <= 5 else None
         if len(learners) > 5 and i == len(learners) - 1:
             label = f"{len(learners)} learner snapshots (old→new)"
-        ax.plot(sub["step"].to_numpy(), sub["rating"].to_numpy(), lw=2, ls="--", marker="o", color=shades[i],
-                label=label)  # fmt: skip
+        ax.plot(
+            sub["step"].to_numpy(), sub["rating"].to_numpy(), lw=2, ls="--", marker="o", color=shades[i], label=label
+        )
     ax.set(title=title, xlabel=xl, ylabel=yl)
     ax.legend(fontsize=7, ncol=2, loc="best")
 
@@ -195,8 +201,15 @@ def training_curves_figure(run_dir: Path | str) -> Figure:
         ev = None
     _panel_per_opponent(axes[1], ev, "win_rate", "Win rate per opponent", "win rate", 0.70, None)
     axes[1].set_ylim(-0.03, 1.03)
-    _panel_per_opponent(axes[2], ev, "damage_ratio", "Damage ratio per opponent (dealt / taken)",
-                        "damage ratio (clipped at 10)", 2.0, 10.0)  # fmt: skip
+    _panel_per_opponent(
+        axes[2],
+        ev,
+        "damage_ratio",
+        "Damage ratio per opponent (dealt / taken)",
+        "damage ratio (clipped at 10)",
+        2.0,
+        10.0,
+    )
     _panel_entropy(axes[3], run_dir)
     _panel_elo(axes[4], run_dir)
     for ax in axes:

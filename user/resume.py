@@ -1,4 +1,4 @@
-"""What a checkpoint saves beyond the weights so that a resumed run continues exactly: one declared schema.
+"""A running trainer's checkpoints: what one saves beyond the weights (one declared schema), and resuming.
 
 Each :class:`Field` names where a value sits in the saved tree (``"trainer/next_eval"``), how to
 read it from the running trainer and how to put it back. :func:`capture_state` and
@@ -13,17 +13,24 @@ attributes: ``model``, ``venv``, ``history``, ``self_play``, ``counters``, ...).
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from sb3_contrib.common.recurrent.type_aliases import RNNStates
 
+from environment.checkpoints import CheckpointError, load_state_tree, save_state_tree
 from environment.evaluation import EloRatings
+from environment.self_play import snapshot_files, snapshot_names, snapshot_steps
+from user.agent_io import save_checkpoint_pair, set_parameters_safely
+
+log = logging.getLogger("train_agent")
 
 ABSENT = object()  # what a capture returns for state this run does not have (no LSTM, no history, ...)
 
@@ -210,3 +217,106 @@ def _get(tree: dict[str, Any], path: str) -> tuple[bool, Any]:
             return False, None
         node = node[part]
     return True, node
+
+
+# ==================================================================================
+# === Checkpoints of a running trainer ===
+# ==================================================================================
+def save_checkpoint(run, steps: int, state: dict[str, Any] | None = None) -> Path | None:
+    """Write the checkpoint pair plus its resume state, record them, and prune old snapshots.
+
+    ``state`` is the training state captured at the same step (a fresh
+    capture by default). The policy is checked for non-finite values first:
+    a diverged policy is never written.
+    """
+    if steps == run.last_saved_step:
+        return None
+    previous = run.save_handler.latest()
+    expected = sum(f.stat().st_size for f in snapshot_files(previous) if f.exists()) if previous else 0
+    if not run.disk_guard.ok_to_save(expected):
+        log.warning("Skipping the snapshot at step %s: free disk space is below the threshold", f"{steps:,}")
+        return None
+    run.check_finite("refusing to write a checkpoint")
+    zip_path = run.save_handler.snapshot_path(steps)
+    files = save_checkpoint_pair(run.model, zip_path, run.config["agent"])
+    state = state if state is not None else run.capture_state()
+    files += save_state_tree(resume_state_stem(zip_path), state)
+    # The snapshots this checkpoint's matches play: kept on disk as long as this checkpoint is.
+    run.manifest.record(steps, files, extra={"uses": snapshots_in_env_state(state["env"])})
+    run.self_play.add_loaded(zip_path, run.snapshot_agent())
+    for doomed in run.save_handler.record(zip_path):
+        run.manifest.remove(snapshot_steps(doomed))
+    run.last_saved_step = steps
+    run.counters.setdefault("episodes_at_first_snapshot", run.counters["episodes"])
+    log.info("Saved checkpoint %s", zip_path.name)
+    return zip_path
+
+
+def keep_snapshot(run, path: Path) -> bool:
+    """Past max_saved, keep a snapshot that a match plays (now, or in the saved state of a kept
+    checkpoint, so that checkpoint still resumes) or one of the best-rated."""
+    if path.name in run.venv.snapshots_in_use():
+        return True
+    for step in run.manifest.steps():
+        if path.name in run.manifest.entry(step).get("extra", {}).get("uses", []):
+            return True
+    keep_best = max(1, run.config["training"]["max_saved"] // 5)
+    on_disk = {p.name.removesuffix("_steps.zip") for p in run.save_handler.history}
+    rated = sorted(((r, n) for n, r, _ in run.ratings.table() if n in on_disk), reverse=True)
+    return path.name.removesuffix("_steps.zip") in {n for _, n in rated[:keep_best]}
+
+
+def restore_latest(run) -> int:
+    """Continue from the newest checkpoint that verifies; returns its step.
+
+    A truncated or altered newest checkpoint is reported and the previous
+    good one is used. With none valid, it stops: never a silent fresh start.
+    """
+    found = run.manifest.latest_valid()
+    if found is None:
+        raise CheckpointError(
+            f"{run.run_dir} has no valid checkpoint to resume from (manifest.json lists none that verify); "
+            "refusing to start from scratch"
+        )
+    step, files = found
+    zip_path = next(f for f in files if f.name.endswith(".zip"))
+    set_parameters_safely(run.model, zip_path)
+    state = load_state_tree(resume_state_stem(zip_path))
+    run.save_handler.history = [
+        p for p in run.save_handler.history if snapshot_steps(p) <= step and _verifies(run, snapshot_steps(p))
+    ]
+    restore_state(run, state)
+    for csv in run.logs.values():
+        csv.drop_rows_after("step", step)
+    run.metrics._last_step = step
+    run.last_saved_step = step
+    run.save_handler.last_save_step = step  # a damaged newer file must not delay the next save
+    return step
+
+
+def _verifies(run, step: int) -> bool:
+    """A damaged snapshot stays on disk (it is the user's) but leaves the opponent pool."""
+    if step not in run.manifest.steps():
+        return False
+    try:
+        run.manifest.verify(step)
+        return True
+    except CheckpointError as exc:
+        log.warning("Leaving a damaged snapshot out of the opponent pool: %s", exc)
+        return False
+
+
+def resume_state_stem(zip_path: Path) -> Path:
+    """``rl_model_<N>_steps_state``: the stem of a checkpoint's resume state (.npz + .json)."""
+    return zip_path.with_name(zip_path.name.removesuffix(".zip") + "_state")
+
+
+def snapshots_in_env_state(env_state: dict | list[dict]) -> list[str]:
+    """File names of the snapshots a saved env state's matches play (a WorkerVecEnv saves one state per worker)."""
+    states = env_state if isinstance(env_state, list) else [env_state]
+    return sorted(snapshot_names(key for state in states for key in state["opponent_keys"]))
+
+
+# ==================================================================================
+# === Training loop ===
+# ==================================================================================

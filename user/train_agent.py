@@ -52,21 +52,18 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
-from stable_baselines3.common.vec_env import VecEnvWrapper
 
 from environment import params as P
-from environment.agents import Agent, agent_names, make_agent
+from environment.agents import agent_names, make_agent
 from environment.checkpoints import (
     CheckpointError,
     CheckpointManifest,
     DiskGuard,
     atomic_write_text,
-    load_state_tree,
     remove_stale_temp_files,
-    save_state_tree,
 )
 from environment.envs import BrawlVecEnv
-from environment.evaluation import EloRatings, format_table, play_vs_opponents, result_list, success_table
+from environment.evaluation import EloRatings, play_vs_opponents, result_list
 from environment.observation import OBS_HALF, OBS_SIZE, observation_bounds
 from environment.rewards import (
     RewardManager,
@@ -93,18 +90,14 @@ from environment.self_play import (
     SelfPlayLatest,
     SelfPlayRandom,
     SelfPlayRecent,
-    snapshot_files,
-    snapshot_names,
-    snapshot_steps,
 )
 from environment.worker_vec_env import WorkerVecEnv
-from user import agent_io
+from user import agent_io, config_tools
 from user.agent_io import (
     TransformerStrategyAgent,
     load_policy_weights,
     resolve_checkpoint,
     save_checkpoint_pair,
-    set_parameters_safely,
 )
 from user.config_tools import (
     ConfigError,
@@ -113,9 +106,15 @@ from user.config_tools import (
     load_config_json,
     lookup,
     merge_config,
-    require_keys,
 )
-from user.modes import run_mode
+from user.env_wrappers import (
+    OpponentHistory,
+    ScaleReward,
+    float_multibinary,
+    history_observation_space,
+    observation_scale,
+)
+from user.modes import build_arg_parser, run_mode
 from user.monitoring import (
     MATCH_FRAMES,
     DivergenceError,
@@ -126,9 +125,7 @@ from user.monitoring import (
     StopFlag,
     StrategyStats,
     clock,
-    eval_csv_row,
-    eval_opponent_names,
-    evaluate_agent,
+    evaluate_run,
     log_config,
     monitor_start_time,
     open_run_logs,
@@ -136,7 +133,7 @@ from user.monitoring import (
     setup_logging,
 )
 from user.plots import plot_training_curves
-from user.resume import capture_state, restore_state, rng_state, set_rng_state
+from user.resume import capture_state, keep_snapshot, restore_latest, rng_state, save_checkpoint, set_rng_state
 
 log = logging.getLogger("train_agent")
 
@@ -410,182 +407,9 @@ TRAIN_CONFIG: dict[str, Any] | str = "auto"
 # ==================================================================================
 # === Config validation ===
 # ==================================================================================
-AGENT_TYPES = ("transformer_strategy", "recurrent_ppo", "ppo")
-REWARD_TYPES = ("dense", "sparse", "curriculum")
-SELF_PLAY_HANDLERS = ("random", "recent", "latest")
-# Agent keys passed straight to the SB3 algorithm.
-_SB3_ALGO_KEYS = ("n_steps", "batch_size", "n_epochs", "learning_rate", "clip_range", "gamma", "gae_lambda",
-                  "ent_coef", "vf_coef")  # fmt: skip
-
-
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
-
-
-def _positive_int(config: dict, dotted: str) -> None:
-    value = lookup(config, dotted)
-    _check(isinstance(value, int) and not isinstance(value, bool) and value > 0,
-           f"{dotted} must be a positive integer, got {value!r}")  # fmt: skip
-
-
 def validate_config(config: dict) -> dict:
-    """Check a config before anything trains; raises ConfigError naming the key."""
-    require_keys(config, _BASE_CONFIG)  # a missing key anywhere
-    merge_config(_BASE_CONFIG, config)  # an unknown key anywhere
-    a, env, tr = config["agent"], config["env"], config["training"]
-    _check(a["type"] in AGENT_TYPES, f"agent.type must be one of {AGENT_TYPES}, got {a['type']!r}")
-    for key in ("agent.latent_dim", "agent.num_heads", "agent.num_layers", "agent.sequence_length",
-                "agent.lstm_hidden_size", "agent.n_steps", "agent.batch_size", "agent.n_epochs", "env.n_envs",
-                "env.max_timesteps", "training.total_timesteps", "training.save_freq", "training.max_saved",
-                "eval.eval_freq", "eval.matches_per_opponent", "eval.max_timesteps", "self_play.recent_k",
-                "self_play.cache_size"):  # fmt: skip
-        _positive_int(config, key)
-    _check(
-        a["latent_dim"] % a["num_heads"] == 0,
-        f"agent.latent_dim ({a['latent_dim']}) must be divisible by agent.num_heads ({a['num_heads']})",
-    )
-    rollout = a["n_steps"] * env["n_envs"]
-    if rollout % a["batch_size"] != 0:
-        divisors = [b for b in (32, 64, 128, 256, 512, 1024, 2048) if rollout % b == 0]
-        raise ConfigError(
-            f"agent.batch_size ({a['batch_size']}) must divide agent.n_steps × env.n_envs = {a['n_steps']} × "
-            f"{env['n_envs']} = {rollout}; batch sizes that fit: {divisors}, or change agent.n_steps / env.n_envs"
-        )
-    _check(a["batch_size"] > 1, "agent.batch_size must be > 1 (advantages are normalised per minibatch)")
-    for key in ("learning_rate", "clip_range", "vf_coef", "max_grad_norm"):
-        _check(isinstance(a[key], (int, float)) and a[key] > 0, f"agent.{key} must be > 0, got {a[key]!r}")
-    for key in ("gamma", "gae_lambda"):
-        _check(0 < a[key] <= 1, f"agent.{key} must be in (0, 1], got {a[key]!r}")
-    _check(a["ent_coef"] >= 0, f"agent.ent_coef must be >= 0, got {a['ent_coef']!r}")
-    _check(isinstance(a["initial_key_bias"], (int, float)) and math.isfinite(a["initial_key_bias"]),
-           f"agent.initial_key_bias must be a finite number, got {a['initial_key_bias']!r}")  # fmt: skip
-    max_repeat = BrawlVecEnv.MAX_ACTION_REPEAT
-    _check(isinstance(a["action_repeat"], int) and 1 <= a["action_repeat"] <= max_repeat,
-           f"agent.action_repeat must be an integer from 1 to {max_repeat}, got {a['action_repeat']!r}")  # fmt: skip
-    _check(not (a["shared_lstm"] and a["enable_critic_lstm"]),
-           "agent.shared_lstm and agent.enable_critic_lstm cannot both be true (sb3-contrib)")  # fmt: skip
-    _validate_reward(config["reward"])
-    _validate_opponents(config["self_play"])
-    _validate_workers(config)
-    _validate_controls(config)
-    _check(tr["on_divergence"] in ("stop", "rollback"),
-           f"training.on_divergence must be 'stop' or 'rollback', got {tr['on_divergence']!r}")  # fmt: skip
-    _check(0 < tr["rollback_lr_factor"] < 1, "training.rollback_lr_factor must be in (0, 1)")
-    _check(tr["min_free_gb"] >= 0, "training.min_free_gb must be >= 0")
-    _check(tr["device"] in ("auto", "cuda", "mps", "cpu") or str(tr["device"]).startswith("cuda:"),
-           f"training.device must be auto, cuda, cuda:N, mps or cpu, got {tr['device']!r}")  # fmt: skip
-    ev = config["eval"]["opponents"]
-    if ev != "roster":
-        _check(isinstance(ev, list) and ev, "eval.opponents must be 'roster' or a list of agent names")
-        for name in ev:
-            _check(name in agent_names(), f"eval.opponents: unknown agent {name!r}; known: {agent_names()}")
-    return config
-
-
-def _validate_reward(reward: dict) -> None:
-    _check(reward["type"] in REWARD_TYPES, f"reward.type must be one of {REWARD_TYPES}, got {reward['type']!r}")
-    _check(isinstance(reward["scale"], (int, float)) and reward["scale"] > 0,
-           f"reward.scale must be > 0, got {reward['scale']!r}")  # fmt: skip
-    for group in ("terms", "signals"):
-        known = _SHARED_REWARD_CONFIG[group]
-        for name, weight in reward[group].items():
-            _check(name in known, f"unknown reward.{group} key {name!r}; known: {', '.join(known)}")
-            _check(isinstance(weight, (int, float)) and math.isfinite(weight),
-                   f"reward.{group}.{name} must be a finite number, got {weight!r}")  # fmt: skip
-    drop = reward["signals"]["drop"]
-    _check(drop <= 0, f"reward.signals.drop must be <= 0 (a penalty: on_drop pays +1 per drop), got {drop!r}")
-    c = reward["curriculum"]
-    _check(0 <= c["start_win_rate"] < c["end_win_rate"] <= 1,
-           "reward.curriculum needs 0 <= start_win_rate < end_win_rate <= 1")  # fmt: skip
-
-
-def _validate_workers(config: dict) -> None:
-    workers, n_envs = config["env"]["workers"], config["env"]["n_envs"]
-    _check(isinstance(workers, int) and 1 <= workers <= n_envs,
-           f"env.workers must be an integer from 1 to env.n_envs ({n_envs}), got {workers!r}")  # fmt: skip
-    if workers == 1:
-        return
-    # Worker processes build their opponents and rewards themselves: what lives only in the
-    # training process (self-play snapshots, the curriculum's reward weights) cannot reach them.
-    self_play = [name for name, (w, entry) in config["self_play"]["opponents"].items() if entry is None and w > 0]
-    if self_play:
-        raise ConfigError(f"env.workers={workers} runs scripted opponents only, but self_play.opponents has "
-                          f"{self_play[0]!r} (snapshots live in the training process): set env.workers=1 "
-                          "or give the self-play entry weight 0")  # fmt: skip
-    _check(config["reward"]["type"] != "curriculum",
-           f"env.workers={workers} cannot follow reward.type=curriculum (its weights change in the training "
-           "process): set env.workers=1 or reward.type=dense / sparse")  # fmt: skip
-    _check(config["controls"]["exploiter"]["every_updates"] == 0,
-           f"env.workers={workers} cannot run exploiter phases (they join the self-play pool): set "
-           "env.workers=1 or controls.exploiter.every_updates=0")  # fmt: skip
-
-
-SCHEDULE_KINDS = ("constant", "linear", "cosine")
-WEIGHTING_MODES = ("off", "inverse_win_rate", "pfsp_hard", "pfsp_variance")
-
-
-def _validate_controls(config: dict) -> None:
-    c, tr = config["controls"], config["training"]
-    for name, spec in c["schedules"].items():
-        if spec is None:
-            continue
-        _check(isinstance(spec, dict) and set(spec) == {"kind", "start", "end"},
-               f"controls.schedules.{name} must be null or {{kind, start, end}}, got {spec!r}")  # fmt: skip
-        _check(spec["kind"] in SCHEDULE_KINDS, f"controls.schedules.{name}.kind must be one of {SCHEDULE_KINDS}")
-        for end in ("start", "end"):
-            value = spec[end]
-            _check(isinstance(value, (int, float)) and math.isfinite(value) and value >= 0,
-                   f"controls.schedules.{name}.{end} must be a finite number >= 0, got {value!r}")  # fmt: skip
-            if name in ("learning_rate", "clip_range"):
-                _check(value > 0, f"controls.schedules.{name}.{end} must be > 0")
-    w = c["opponent_weighting"]
-    _check(w["mode"] in WEIGHTING_MODES, f"controls.opponent_weighting.mode must be one of {WEIGHTING_MODES}")
-    _check(0 <= w["floor"] < 1, "controls.opponent_weighting.floor must be in [0, 1)")
-    _check(w["pool"] in ("mix", "roster"), "controls.opponent_weighting.pool must be 'mix' or 'roster'")
-    ex = c["exploiter"]
-    _check(isinstance(ex["every_updates"], int) and ex["every_updates"] >= 0,
-           "controls.exploiter.every_updates must be an integer >= 0 (0 = off)")  # fmt: skip
-    _check(ex["init"] in ("fork", "fresh"), "controls.exploiter.init must be 'fork' or 'fresh'")
-    _check(0 < ex["win_threshold"] <= 1, "controls.exploiter.win_threshold must be in (0, 1]")
-    for key in ("steps", "eval_matches"):
-        _check(isinstance(ex[key], int) and ex[key] > 0, f"controls.exploiter.{key} must be a positive integer")
-    _check(tr["precision"] in ("fp32", "bf16", "fp16"),
-           f"training.precision must be fp32, bf16 or fp16, got {tr['precision']!r}")  # fmt: skip
-    _check(isinstance(tr["compile"], bool), "training.compile must be true or false")
-    if tr["precision"] != "fp32" and not _will_use_cuda(tr["device"]):
-        raise ConfigError(f"training.precision={tr['precision']} needs a CUDA GPU, but training runs on "
-                          f"{_describe_device(tr['device'])}; use training.precision=fp32")  # fmt: skip
-    if tr["compile"] and tr["device"] == "mps":
-        raise ConfigError("training.compile=true is not supported on MPS; set training.compile=false")
-
-
-def _will_use_cuda(device: str) -> bool:
-    return str(device).startswith("cuda") or (device == "auto" and torch.cuda.is_available())
-
-
-def _describe_device(device: str) -> str:
-    return "the CPU (no CUDA GPU found)" if device in ("auto", "cpu") else device
-
-
-def _validate_opponents(sp: dict) -> None:
-    _check(sp["handler"] in SELF_PLAY_HANDLERS, f"self_play.handler must be one of {SELF_PLAY_HANDLERS}")
-    opponents = sp["opponents"]
-    _check(isinstance(opponents, dict) and opponents, "self_play.opponents must be a non-empty mapping")
-    for name, value in opponents.items():
-        _check(isinstance(value, (list, tuple)) and len(value) == 2,
-               f"self_play.opponents.{name} must be (weight, entry), got {value!r}")  # fmt: skip
-        weight, entry = value
-        _check(isinstance(weight, (int, float)) and weight >= 0,
-               f"self_play.opponents.{name}: weight must be >= 0, got {weight!r}")  # fmt: skip
-        if entry is None:
-            _check(name == "self_play", f"self_play.opponents.{name}: only 'self_play' may have entry None")
-        else:
-            _check(
-                entry in agent_names(),
-                f"self_play.opponents.{name}: unknown agent {entry!r}; known: {', '.join(agent_names())}",
-            )
-    _check(sum(w for w, _ in opponents.values()) > 0, "self_play.opponents weights sum to zero")
+    """Check a config before anything trains (user/config_tools.py); raises ConfigError naming the key."""
+    return config_tools.validate_config(config, _BASE_CONFIG)
 
 
 # ==================================================================================
@@ -610,9 +434,13 @@ def pick_device(preference: str = "auto", announce: bool = True) -> torch.device
         torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick the fastest kernels
         props = torch.cuda.get_device_properties(device)
         if announce:
-            log.info("Device: CUDA %s, %.1f GiB VRAM, CUDA %s, cuDNN %s; cudnn.benchmark on",
-                     props.name, props.total_memory / 2**30, torch.version.cuda,
-                     torch.backends.cudnn.version())  # fmt: skip
+            log.info(
+                "Device: CUDA %s, %.1f GiB VRAM, CUDA %s, cuDNN %s; cudnn.benchmark on",
+                props.name,
+                props.total_memory / 2**30,
+                torch.version.cuda,
+                torch.backends.cudnn.version(),
+            )
             if any(name in props.name for name in T4_CLASS_NAMES):
                 log.info("Recognised a T4-class GPU: the 10M config fits its 16 GB (see T4_TRAINING_GUIDE.md)")
     elif device.type == "cpu":
@@ -630,66 +458,6 @@ def pick_device(preference: str = "auto", announce: bool = True) -> torch.device
 # ==================================================================================
 # === Models ===
 # ==================================================================================
-def observation_scale() -> np.ndarray:
-    """Per-value divisor bringing every observation into about [-1, 1]."""
-    low, high = observation_bounds()
-    return np.maximum(np.maximum(np.abs(low), np.abs(high)), 1.0).astype(np.float32)
-
-
-class OpponentHistory(VecEnvWrapper):
-    """Appends a rolling window of the opponent's 32 observation values to each observation.
-
-    Kept batched for all envs in one (n_envs, sequence_length, 32) array, newest
-    frame last, zero-filled when a match starts. The policy sees
-    ``[obs (64), history (sequence_length × 32)]``.
-    """
-
-    def __init__(self, venv, sequence_length: int):
-        self.sequence_length = sequence_length
-        super().__init__(venv, observation_space=history_observation_space(sequence_length))
-        self.history = np.zeros((venv.num_envs, sequence_length, OBS_HALF), np.float32)
-
-    def _augment(self, obs: np.ndarray) -> np.ndarray:
-        self.history[:, :-1] = self.history[:, 1:]
-        self.history[:, -1] = obs[:, OBS_HALF:]
-        return np.concatenate([obs, self.history.reshape(len(obs), -1)], axis=1)
-
-    def reset(self) -> np.ndarray:
-        self.history[:] = 0.0
-        return self._augment(self.venv.reset())
-
-    def step_wait(self):
-        obs, rewards, dones, infos = self.venv.step_wait()
-        for i in np.flatnonzero(dones):
-            # The terminal observation continues the old history; the new match starts empty.
-            terminal = infos[i]["terminal_observation"]
-            window = np.concatenate([self.history[i, 1:], terminal[None, OBS_HALF:]])
-            infos[i]["terminal_observation"] = np.concatenate([terminal, window.reshape(-1)])
-        self.history[dones] = 0.0
-        return self._augment(obs), rewards, dones, infos
-
-    def get_state(self) -> dict[str, np.ndarray]:
-        return {"history": self.history.copy()}
-
-    def set_state(self, state: dict[str, np.ndarray]) -> None:
-        self.history[:] = state["history"]
-
-
-class ScaleReward(VecEnvWrapper):
-    """Multiplies the rewards PPO sees; episode returns in infos (and the CSVs) stay raw."""
-
-    def __init__(self, venv, scale: float):
-        super().__init__(venv)
-        self.scale = scale
-
-    def reset(self) -> np.ndarray:
-        return self.venv.reset()
-
-    def step_wait(self):
-        obs, rewards, dones, infos = self.venv.step_wait()
-        return obs, rewards * np.float32(self.scale), dones, infos
-
-
 def wrap_training_env(venv: BrawlVecEnv, config: dict) -> tuple[Any, OpponentHistory | None]:
     """What the policy trains on: opponent history (transformer) and reward scaling around the
     match VecEnv, with float-stored actions. Returns (env, the history wrapper or None)."""
@@ -719,13 +487,20 @@ class TransformerStrategyEncoder(nn.Module):
     softmaxed, so it learns which frames matter) → 2-layer MLP → latent (d).
     """
 
-    def __init__(self, frame_dim: int = OBS_HALF, latent_dim: int = 256, num_heads: int = 8, num_layers: int = 6,
-                 sequence_length: int = 90):  # fmt: skip
+    def __init__(
+        self,
+        frame_dim: int = OBS_HALF,
+        latent_dim: int = 256,
+        num_heads: int = 8,
+        num_layers: int = 6,
+        sequence_length: int = 90,
+    ):
         super().__init__()
         self.embed = nn.Sequential(nn.Linear(frame_dim, latent_dim), nn.LayerNorm(latent_dim), nn.ReLU())
         self.register_buffer("positions", sinusoidal_positions(sequence_length, latent_dim), persistent=False)
-        layer = nn.TransformerEncoderLayer(latent_dim, num_heads, dim_feedforward=2 * latent_dim, dropout=0.0,
-                                           batch_first=True, norm_first=True)  # fmt: skip
+        layer = nn.TransformerEncoderLayer(
+            latent_dim, num_heads, dim_feedforward=2 * latent_dim, dropout=0.0, batch_first=True, norm_first=True
+        )
         self.transformer = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
         self.pool_score = nn.Linear(latent_dim, 1)
         self.head = nn.Sequential(nn.Linear(latent_dim, latent_dim), nn.ReLU(), nn.Linear(latent_dim, latent_dim))
@@ -773,15 +548,22 @@ class TransformerConditionedExtractor(BaseFeaturesExtractor):
     to end with PPO through this extractor.
     """
 
-    def __init__(self, observation_space: spaces.Box, latent_dim: int = 256, num_heads: int = 8,
-                 num_layers: int = 6, sequence_length: int = 90):  # fmt: skip
+    def __init__(
+        self,
+        observation_space: spaces.Box,
+        latent_dim: int = 256,
+        num_heads: int = 8,
+        num_layers: int = 6,
+        sequence_length: int = 90,
+    ):
         super().__init__(observation_space, features_dim=latent_dim)
         self.sequence_length = sequence_length
         scale = torch.as_tensor(observation_scale())
         self.register_buffer("scale", scale, persistent=False)
         self.register_buffer("frame_scale", scale[OBS_HALF:], persistent=False)
-        self.obs_embed = nn.Sequential(nn.Linear(OBS_SIZE + N_RELATIVE, latent_dim), nn.LayerNorm(latent_dim),
-                                       nn.ReLU())  # fmt: skip
+        self.obs_embed = nn.Sequential(
+            nn.Linear(OBS_SIZE + N_RELATIVE, latent_dim), nn.LayerNorm(latent_dim), nn.ReLU()
+        )
         self.encoder = TransformerStrategyEncoder(OBS_HALF, latent_dim, num_heads, num_layers, sequence_length)
         self.cross_attention = nn.MultiheadAttention(latent_dim, num_heads, batch_first=True)
         self.fuse = nn.Sequential(nn.Linear(3 * latent_dim, latent_dim), nn.ReLU())
@@ -852,18 +634,6 @@ def record_grad_norms(optimizer, logger) -> None:
         logger.record("train/grad_norm_after_clip", after)
 
 
-def float_multibinary(n: int = P.N_KEYS) -> spaces.MultiBinary:
-    """MultiBinary whose samples are stored as float32.
-
-    sb3-contrib's RecurrentRolloutBuffer keeps actions in the space's dtype and,
-    unlike SB3's RolloutBuffer, does not cast them to float before the Bernoulli
-    log-probability, which fails on MultiBinary's int8. The env accepts floats.
-    """
-    space = spaces.MultiBinary(n)
-    space.dtype = np.dtype(np.float32)
-    return space
-
-
 def uses_history(agent_config: dict) -> bool:
     return agent_config["type"] == "transformer_strategy"
 
@@ -880,13 +650,18 @@ def policy_kwargs_for(agent_config: dict) -> dict[str, Any]:
     }
     if a["type"] == "transformer_strategy":
         kwargs["features_extractor_class"] = TransformerConditionedExtractor
-        kwargs["features_extractor_kwargs"] = {k: a[k] for k in ("latent_dim", "num_heads", "num_layers",
-                                                                   "sequence_length")}  # fmt: skip
+        kwargs["features_extractor_kwargs"] = {
+            k: a[k] for k in ("latent_dim", "num_heads", "num_layers", "sequence_length")
+        }
     else:
         kwargs["features_extractor_class"] = ScaledObservation
     if a["type"] in ("transformer_strategy", "recurrent_ppo"):
-        kwargs.update(lstm_hidden_size=a["lstm_hidden_size"], n_lstm_layers=1, shared_lstm=a["shared_lstm"],
-                      enable_critic_lstm=a["enable_critic_lstm"])  # fmt: skip
+        kwargs.update(
+            lstm_hidden_size=a["lstm_hidden_size"],
+            n_lstm_layers=1,
+            shared_lstm=a["shared_lstm"],
+            enable_critic_lstm=a["enable_critic_lstm"],
+        )
     return kwargs
 
 
@@ -896,16 +671,6 @@ def policy_observation_space(agent_config: dict) -> spaces.Box:
         return history_observation_space(agent_config["sequence_length"])
     low, high = observation_bounds()
     return spaces.Box(low=low, high=high, dtype=np.float32)
-
-
-def history_observation_space(sequence_length: int) -> spaces.Box:
-    """64 observation values then sequence_length × 32 opponent values (0 before the match starts)."""
-    low, high = observation_bounds()
-    return spaces.Box(
-        low=np.concatenate([low, np.tile(np.minimum(low[OBS_HALF:], 0), sequence_length)]),
-        high=np.concatenate([high, np.tile(np.maximum(high[OBS_HALF:], 0), sequence_length)]),
-        dtype=np.float32,
-    )
 
 
 def schedule_value(spec: dict | None, progress: float, default: float) -> float:
@@ -960,6 +725,11 @@ def apply_precision_and_compile(policy, training_config: dict) -> None:
         extractor.encoder.compile()  # in place: parameter names (and checkpoints) stay the same
 
 
+# Agent keys passed straight to the SB3 algorithm.
+_SB3_ALGO_KEYS = ("n_steps", "batch_size", "n_epochs", "learning_rate", "clip_range", "gamma", "gae_lambda",
+                  "ent_coef", "vf_coef")  # fmt: skip
+
+
 def build_model(config: dict, env, device: torch.device, tensorboard_log: str | None = None):
     """The SB3 algorithm for ``config['agent']['type']`` on ``env``."""
     a, schedules = config["agent"], config["controls"]["schedules"]
@@ -967,8 +737,16 @@ def build_model(config: dict, env, device: torch.device, tensorboard_log: str | 
     algo_kwargs["learning_rate"] = sb3_schedule(schedules["learning_rate"], a["learning_rate"])
     algo_kwargs["clip_range"] = sb3_schedule(schedules["clip_range"], a["clip_range"])
     algo_kwargs["ent_coef"] = schedule_value(schedules["ent_coef"], 0.0, a["ent_coef"])
-    common = dict(env=env, device=device, seed=config["training"]["seed"], verbose=0, max_grad_norm=float("inf"),
-                  policy_kwargs=policy_kwargs_for(a), tensorboard_log=tensorboard_log, **algo_kwargs)  # fmt: skip
+    common = dict(
+        env=env,
+        device=device,
+        seed=config["training"]["seed"],
+        verbose=0,
+        max_grad_norm=float("inf"),
+        policy_kwargs=policy_kwargs_for(a),
+        tensorboard_log=tensorboard_log,
+        **algo_kwargs,
+    )
     model = PPO("MlpPolicy", **common) if a["type"] == "ppo" else RecurrentPPO(BrawlLstmPolicy, **common)
     with torch.no_grad():
         model.policy.action_net.bias.fill_(a["initial_key_bias"])
@@ -1036,8 +814,9 @@ class CurriculumRewardScheduler:
     evaluation). Acts as a RewardManager for the env.
     """
 
-    def __init__(self, dense: RewardManager, sparse: RewardManager, start_win_rate: float = 0.3,
-                 end_win_rate: float = 0.8):  # fmt: skip
+    def __init__(
+        self, dense: RewardManager, sparse: RewardManager, start_win_rate: float = 0.3, end_win_rate: float = 0.8
+    ):
         self.dense, self.sparse = dense, sparse
         self.start, self.end = start_win_rate, end_win_rate
         self.alpha = 0.0
@@ -1078,8 +857,9 @@ def build_reward_manager(reward_config: dict):
     if reward_config["type"] == "sparse":
         return sparse_reward_manager()
     c = reward_config["curriculum"]
-    return CurriculumRewardScheduler(gen_reward_manager(reward_config), sparse_reward_manager(),
-                                     c["start_win_rate"], c["end_win_rate"])  # fmt: skip
+    return CurriculumRewardScheduler(
+        gen_reward_manager(reward_config), sparse_reward_manager(), c["start_win_rate"], c["end_win_rate"]
+    )
 
 
 # ==================================================================================
@@ -1089,8 +869,9 @@ _HANDLERS: dict[str, type[SelfPlayHandler]] = {"random": SelfPlayRandom, "recent
                                                "latest": SelfPlayLatest}  # fmt: skip
 
 
-def build_self_play_components(config: dict, run_dir: Path | None = None, device: torch.device | str = "cpu",
-                               mode: str = "force") -> tuple[SaveHandler, SelfPlayHandler, OpponentsCfg]:  # fmt: skip
+def build_self_play_components(
+    config: dict, run_dir: Path | None = None, device: torch.device | str = "cpu", mode: str = "force"
+) -> tuple[SaveHandler, SelfPlayHandler, OpponentsCfg]:
     """The save handler, the self-play handler and the opponent mix for a config.
 
     A ``'self_play': (weight, None)`` entry is filled with the self-play handler.
@@ -1099,8 +880,9 @@ def build_self_play_components(config: dict, run_dir: Path | None = None, device
     """
     tr, sp = config["training"], config["self_play"]
     run_dir = Path(run_dir) if run_dir else Path(tr["save_path"]) / (tr["run_name"] or config["name"])
-    save_handler = SaveHandler(save_freq=tr["save_freq"], max_saved=tr["max_saved"], save_path=run_dir.parent,
-                               run_name=run_dir.name, mode=mode)  # fmt: skip
+    save_handler = SaveHandler(
+        save_freq=tr["save_freq"], max_saved=tr["max_saved"], save_path=run_dir.parent, run_name=run_dir.name, mode=mode
+    )
     handler_class = _HANDLERS[sp["handler"]]
     handler_kwargs: dict[str, Any] = {"k": sp["recent_k"]} if handler_class is SelfPlayRecent else {}
     handler = handler_class(
@@ -1222,8 +1004,9 @@ def run_exploiter_phase(run: TrainingRun, steps: int) -> bool:
             exploiter.policy.load_state_dict(run.model.policy.state_dict())
         exploiter.learn(ex["steps"])
         candidate = snapshot_agent(exploiter, config["agent"], run.device)
-        played = play_vs_opponents(candidate, {"main": main}, ex["eval_matches"], config["eval"]["max_timesteps"],
-                                   seed=steps)  # fmt: skip
+        played = play_vs_opponents(
+            candidate, {"main": main}, ex["eval_matches"], config["eval"]["max_timesteps"], seed=steps
+        )
         results = result_list(played["main"])
         win_rate = results.count("win") / len(results)
         admitted = admit_exploiter(win_rate, ex["win_threshold"])
@@ -1232,10 +1015,16 @@ def run_exploiter_phase(run: TrainingRun, steps: int) -> bool:
             save_checkpoint_pair(exploiter, path, config["agent"])
             run.self_play.extra_snapshots.append(path)
             run.self_play.add_loaded(path, candidate)
-        run.logs["exploiters"].append({"step": steps, "win_rate": round(win_rate, 4), "admitted": admitted,
-                                       "path": path.name if admitted else ""})  # fmt: skip
-        log.info("Exploiter at step %s: won %.0f%% against main in %.0f s -> %s", f"{steps:,}", 100 * win_rate,
-                 time.monotonic() - t0, "joins the pool" if admitted else "not admitted")  # fmt: skip
+        run.logs["exploiters"].append(
+            {"step": steps, "win_rate": round(win_rate, 4), "admitted": admitted, "path": path.name if admitted else ""}
+        )
+        log.info(
+            "Exploiter at step %s: won %.0f%% against main in %.0f s -> %s",
+            f"{steps:,}",
+            100 * win_rate,
+            time.monotonic() - t0,
+            "joins the pool" if admitted else "not admitted",
+        )
         return admitted
     finally:
         set_rng_state(saved_rng)
@@ -1258,13 +1047,25 @@ def make_training_venv(config: dict, opponents: OpponentsCfg, reward_manager):
     """The matches the learner plays: a BrawlVecEnv, or a WorkerVecEnv when env.workers > 1."""
     env, a, seed = config["env"], config["agent"], config["training"]["seed"]
     if env["workers"] == 1:
-        return BrawlVecEnv(env["n_envs"], opponents=opponents, reward_manager=reward_manager,
-                           action_repeat=a["action_repeat"], max_timesteps=env["max_timesteps"], seed=seed)  # fmt: skip
+        return BrawlVecEnv(
+            env["n_envs"],
+            opponents=opponents,
+            reward_manager=reward_manager,
+            action_repeat=a["action_repeat"],
+            max_timesteps=env["max_timesteps"],
+            seed=seed,
+        )
     bots = {name: (weight, entry) for name, (weight, entry) in opponents.opponents.items() if isinstance(entry, str)}
     log.info("Stepping %d matches in %d worker processes", env["n_envs"], env["workers"])
     return WorkerVecEnv.for_scripted_opponents(
-        env["n_envs"], env["workers"], bots, functools.partial(build_reward_manager, config["reward"]),
-        max_timesteps=env["max_timesteps"], seed=seed, action_repeat=a["action_repeat"])  # fmt: skip
+        env["n_envs"],
+        env["workers"],
+        bots,
+        functools.partial(build_reward_manager, config["reward"]),
+        max_timesteps=env["max_timesteps"],
+        seed=seed,
+        action_repeat=a["action_repeat"],
+    )
 
 
 class TrainingRun:
@@ -1306,46 +1107,15 @@ class TrainingRun:
 
     # --- checkpoints --------------------------------------------------------------------
     def save_checkpoint(self, steps: int, state: dict[str, Any] | None = None) -> Path | None:
-        """Write the checkpoint pair plus its resume state, record them, and prune old snapshots.
-
-        ``state`` is the training state captured at the same step (a fresh
-        capture by default). The policy is checked for non-finite values first:
-        a diverged policy is never written.
-        """
-        if steps == self.last_saved_step:
-            return None
-        previous = self.save_handler.latest()
-        expected = sum(f.stat().st_size for f in snapshot_files(previous) if f.exists()) if previous else 0
-        if not self.disk_guard.ok_to_save(expected):
-            log.warning("Skipping the snapshot at step %s: free disk space is below the threshold", f"{steps:,}")
-            return None
-        self.check_finite("refusing to write a checkpoint")
-        zip_path = self.save_handler.snapshot_path(steps)
-        files = save_checkpoint_pair(self.model, zip_path, self.config["agent"])
-        state = state if state is not None else self.capture_state()
-        files += save_state_tree(resume_state_stem(zip_path), state)
-        # The snapshots this checkpoint's matches play: kept on disk as long as this checkpoint is.
-        self.manifest.record(steps, files, extra={"uses": snapshots_in_env_state(state["env"])})
-        self.self_play.add_loaded(zip_path, snapshot_agent(self.model, self.config["agent"], self.device))
-        for doomed in self.save_handler.record(zip_path):
-            self.manifest.remove(snapshot_steps(doomed))
-        self.last_saved_step = steps
-        self.counters.setdefault("episodes_at_first_snapshot", self.counters["episodes"])
-        log.info("Saved checkpoint %s", zip_path.name)
-        return zip_path
+        """Write the checkpoint of ``steps`` (with ``state``, captured at that step) unless already written."""
+        return save_checkpoint(self, steps, state)
 
     def _keep_snapshot(self, path: Path) -> bool:
-        """Past max_saved, keep a snapshot that a match plays (now, or in the saved state of a kept
-        checkpoint, so that checkpoint still resumes) or one of the best-rated."""
-        if path.name in self.venv.snapshots_in_use():
-            return True
-        for step in self.manifest.steps():
-            if path.name in self.manifest.entry(step).get("extra", {}).get("uses", []):
-                return True
-        keep_best = max(1, self.config["training"]["max_saved"] // 5)
-        on_disk = {p.name.removesuffix("_steps.zip") for p in self.save_handler.history}
-        rated = sorted(((r, n) for n, r, _ in self.ratings.table() if n in on_disk), reverse=True)
-        return path.name.removesuffix("_steps.zip") in {n for _, n in rated[:keep_best]}
+        return keep_snapshot(self, path)
+
+    def snapshot_agent(self, model=None) -> TransformerStrategyAgent:
+        """An in-memory copy of the current policy (or ``model``'s) as an opponent or to evaluate."""
+        return snapshot_agent(model or self.model, self.config["agent"], self.device)
 
     def check_finite(self, consequence: str = "stopping") -> None:
         bad = [name for name, p in self.model.policy.named_parameters() if not torch.isfinite(p).all()]
@@ -1357,42 +1127,8 @@ class TrainingRun:
         return capture_state(self)
 
     def restore(self) -> int:
-        """Continue from the newest checkpoint that verifies; returns its step.
-
-        A truncated or altered newest checkpoint is reported and the previous
-        good one is used. With none valid, it stops: never a silent fresh start.
-        """
-        found = self.manifest.latest_valid()
-        if found is None:
-            raise CheckpointError(
-                f"{self.run_dir} has no valid checkpoint to resume from (manifest.json lists none that verify); "
-                "refusing to start from scratch"
-            )
-        step, files = found
-        zip_path = next(f for f in files if f.name.endswith(".zip"))
-        set_parameters_safely(self.model, zip_path)
-        state = load_state_tree(resume_state_stem(zip_path))
-        self.save_handler.history = [
-            p for p in self.save_handler.history if snapshot_steps(p) <= step and self._verifies(snapshot_steps(p))
-        ]
-        restore_state(self, state)
-        for csv in self.logs.values():
-            csv.drop_rows_after("step", step)
-        self.metrics._last_step = step
-        self.last_saved_step = step
-        self.save_handler.last_save_step = step  # a damaged newer file must not delay the next save
-        return step
-
-    def _verifies(self, step: int) -> bool:
-        """A damaged snapshot stays on disk (it is the user's) but leaves the opponent pool."""
-        if step not in self.manifest.steps():
-            return False
-        try:
-            self.manifest.verify(step)
-            return True
-        except CheckpointError as exc:
-            log.warning("Leaving a damaged snapshot out of the opponent pool: %s", exc)
-            return False
+        """Continue from the newest checkpoint that verifies; returns its step (user/resume.py)."""
+        return restore_latest(self)
 
     def finish_update_metrics(self) -> None:
         """The last update's metrics row (no rollout follows it to trigger the usual one)."""
@@ -1409,48 +1145,8 @@ class TrainingRun:
         return steps >= self.next_eval
 
     def evaluate(self, steps: int) -> list[dict[str, Any]]:
-        """Play the whole scripted roster (batched), log the results, ratings and plot."""
-        ev = self.config["eval"]
-        self.next_eval = (steps // ev["eval_freq"] + 1) * ev["eval_freq"]
-        t0 = time.monotonic()
-        agent = snapshot_agent(self.model, self.config["agent"], self.device)
-        rows = evaluate_agent(
-            agent, eval_opponent_names(self.config), ev["matches_per_opponent"], ev["max_timesteps"], seed=steps
-        )
-        self.logs["evaluation"].append_many([{"step": steps, **eval_csv_row(r)} for r in rows])
-        self._rate(f"rl_model_{steps}", agent, rows, steps)
-        self.eval_history.append({"step": steps, **{r.opponent: r.win_rate for r in rows}})
-        self.reweight_opponents(steps, {r.opponent: r.win_rate for r in rows}, self.snapshot_win_rates)
-        log.info(
-            "Evaluation at step %s (%.1f s):\n%s",
-            f"{steps:,}",
-            time.monotonic() - t0,
-            format_table([eval_csv_row(r) for r in rows]),
-        )
-        log.info("Success criteria:\n%s", format_table(success_table(rows)))
-        based = next((r.win_rate for r in rows if r.opponent == "based"), None)
-        if based is not None and isinstance(self.reward_manager, CurriculumRewardScheduler):
-            log.info("Curriculum: sparse reward weight now %.2f", self.reward_manager.update(based))
-        self.alerts.check(steps)
-        plot_training_curves(self.run_dir)
-        return [eval_csv_row(r) for r in rows]
-
-    def _rate(self, name: str, agent: Agent, rows, steps: int) -> None:
-        """Elo from this evaluation's matches, plus a few against the newest snapshots."""
-        for row in rows:
-            self.ratings.update_from_results(name, row.opponent, row.results)  # type: ignore[attr-defined]
-        ev = self.config["eval"]
-        recent = [p for p in self.save_handler.history if p.exists()][-ev["snapshot_opponents"] :]
-        if recent:
-            opponents = {p.name.removesuffix("_steps.zip"): self.self_play.agent_for_path(p) for p in recent}
-            played = play_vs_opponents(agent, opponents, ev["snapshot_matches"], ev["max_timesteps"], seed=steps)
-            for path, (opponent, matches) in zip(recent, played.items(), strict=True):
-                results = result_list(matches)
-                self.ratings.update_from_results(name, opponent, results)
-                self.snapshot_win_rates[path] = results.count("win") / len(results)
-        self.logs["ratings"].append_many(
-            [{"step": steps, "name": n, "rating": round(r, 2), "games": g} for n, r, g in self.ratings.table()]
-        )
+        """Play the scripted roster (batched); log results, ratings and the plot (user/monitoring.py)."""
+        return evaluate_run(self, steps)
 
     # --- controls -------------------------------------------------------------------------
     def apply_schedules(self, steps: int) -> None:
@@ -1508,20 +1204,6 @@ class TrainingRun:
         self.venv.close()  # stops worker processes, if any
 
 
-def resume_state_stem(zip_path: Path) -> Path:
-    """``rl_model_<N>_steps_state``: the stem of a checkpoint's resume state (.npz + .json)."""
-    return zip_path.with_name(zip_path.name.removesuffix(".zip") + "_state")
-
-
-def snapshots_in_env_state(env_state: dict | list[dict]) -> list[str]:
-    """File names of the snapshots a saved env state's matches play (a WorkerVecEnv saves one state per worker)."""
-    states = env_state if isinstance(env_state, list) else [env_state]
-    return sorted(snapshot_names(key for state in states for key in state["opponent_keys"]))
-
-
-# ==================================================================================
-# === Training loop ===
-# ==================================================================================
 def _tensorboard_dir(run_dir: Path) -> str | None:
     return str(run_dir / "tensorboard") if importlib.util.find_spec("tensorboard") else None
 
@@ -1551,13 +1233,16 @@ def start_run(config: dict, run_dir: Path | None = None) -> TrainingRun:
     tr = config["training"]
     run_dir = Path(run_dir) if run_dir else Path(tr["save_path"]) / (tr["run_name"] or default_run_name(config))
     if (run_dir / "manifest.json").exists() or any(run_dir.glob("rl_model_*_steps.zip")):
-        raise ConfigError(f"{run_dir} already holds checkpoints; continue it with --resume {run_dir}, "
-                          "or choose another --run-dir")  # fmt: skip
+        raise ConfigError(
+            f"{run_dir} already holds checkpoints; continue it with --resume {run_dir}, or choose another --run-dir"
+        )
     if tr["init_from"]:
         resolve_checkpoint(tr["init_from"])  # a wrong path fails before the run folder exists
     if (run_dir / "monitor.csv").exists():
-        raise ConfigError(f"{run_dir} holds the logs of a run that saved no checkpoint; move them away or choose "
-                          "another --run-dir (a new run would append to them)")  # fmt: skip
+        raise ConfigError(
+            f"{run_dir} holds the logs of a run that saved no checkpoint; move them away or choose "
+            "another --run-dir (a new run would append to them)"
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     setup_logging(run_dir)
     log_config(config)
@@ -1584,9 +1269,15 @@ def _finish_run(run: TrainingRun) -> None:
         video = run.run_dir / "match_vs_based.mp4"
         agent = snapshot_agent(run.model, run.config["agent"], run.device)
         stats = run_eval_match(agent, "based", run.config["env"]["max_timesteps"], video)
-        log.info("Final match vs BasedAgent: %s (damage %.0f-%.0f, knockouts %d-%d) -> %s", stats.player_1.result,
-                 stats.player_1.damage_dealt, stats.player_2.damage_dealt, stats.player_1.knockouts,
-                 stats.player_2.knockouts, video.name)  # fmt: skip
+        log.info(
+            "Final match vs BasedAgent: %s (damage %.0f-%.0f, knockouts %d-%d) -> %s",
+            stats.player_1.result,
+            stats.player_1.damage_dealt,
+            stats.player_2.damage_dealt,
+            stats.player_1.knockouts,
+            stats.player_2.knockouts,
+            video.name,
+        )
     log.info(
         "Outputs in %s: checkpoints rl_model_<N>_steps.zip (+ _transformer_encoder.pth), monitor.csv, "
         "metrics.csv, evaluation_results.csv, behavior_metrics.csv, reward_breakdown.csv, ratings.csv, "
@@ -1595,8 +1286,9 @@ def _finish_run(run: TrainingRun) -> None:
     )
 
 
-def resume_training(run_dir: Path, overrides: list[str] | None = None, config_name: str | None = None,
-                    progress: bool | None = None) -> TrainingRun:  # fmt: skip
+def resume_training(
+    run_dir: Path, overrides: list[str] | None = None, config_name: str | None = None, progress: bool | None = None
+) -> TrainingRun:
     """Continue the run in ``run_dir`` from its newest valid checkpoint.
 
     ``overrides`` (``--set``) may change e.g. the total steps or the learning
@@ -1607,8 +1299,10 @@ def resume_training(run_dir: Path, overrides: list[str] | None = None, config_na
         raise ConfigError(f"--resume: run folder not found: {run_dir}")
     config = load_config_json(run_dir / "config.json")
     if config_name is not None and config_name != config.get("name"):
-        raise ConfigError(f"--config {config_name} conflicts with the run's config {config.get('name')!r} "
-                          f"({run_dir / 'config.json'}); drop --config to resume, or start a new run")  # fmt: skip
+        raise ConfigError(
+            f"--config {config_name} conflicts with the run's config {config.get('name')!r} "
+            f"({run_dir / 'config.json'}); drop --config to resume, or start a new run"
+        )
     saved = merge_config(_BASE_CONFIG, config)
     config = validate_config(apply_overrides(saved, overrides or []))
     _check_resumable_changes(saved, config)
@@ -1659,8 +1353,12 @@ def _learn(run: TrainingRun, progress: bool | None) -> None:
     finally:
         run.stop_flag.uninstall()
         run.close()
-    log.info("Stopped at step %s after %s (%s)", f"{run.model.num_timesteps:,}", clock(time.monotonic() - t0),
-             run.stop_flag.reason or "finished")  # fmt: skip
+    log.info(
+        "Stopped at step %s after %s (%s)",
+        f"{run.model.num_timesteps:,}",
+        clock(time.monotonic() - t0),
+        run.stop_flag.reason or "finished",
+    )
 
 
 def _learn_once(run: TrainingRun, progress: bool | None) -> None:
@@ -1668,13 +1366,19 @@ def _learn_once(run: TrainingRun, progress: bool | None) -> None:
     interactive = sys.stdout.isatty() if progress is None else progress
     callbacks: list[BaseCallback] = [RolloutBoundaryCallback(run), EpisodeLogCallback(run)]
     if not interactive:
-        callbacks.append(ProgressLineCallback(tr["total_timesteps"], tr["progress_interval_s"],
-                                              run.config["agent"]["action_repeat"]))  # fmt: skip
+        callbacks.append(
+            ProgressLineCallback(tr["total_timesteps"], tr["progress_interval_s"], run.config["agent"]["action_repeat"])
+        )
     remaining = tr["total_timesteps"] - run.model.num_timesteps
     if remaining > 0:
         try:
-            run.model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=False,
-                            progress_bar=interactive, log_interval=1)  # fmt: skip
+            run.model.learn(
+                remaining,
+                callback=CallbackList(callbacks),
+                reset_num_timesteps=False,
+                progress_bar=interactive,
+                log_interval=1,
+            )
         except ValueError as exc:
             # torch's distributions refuse NaN logits: the last update produced a non-finite policy.
             if "Expected parameter" not in str(exc):
@@ -1744,40 +1448,8 @@ def default_config() -> dict:
     return copy.deepcopy(TRAIN_CONFIG_CPU)
 
 
-def build_arg_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Train and inspect Warehouse Brawl agents (transformer strategy encoder + RecurrentPPO).",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Modes: train (default), eval, demo, analyze_strategy, league, export.",
-    )
-    parser.add_argument("--mode", default="train",
-                        choices=["train", "eval", "demo", "analyze_strategy", "league", "export"],
-                        help="what to do (default: train)")  # fmt: skip
-    parser.add_argument("--config", help=f"config name: {', '.join(CONFIGS)} (default: TRAIN_CONFIG)")
-    parser.add_argument("--config-file", help="load the config from a YAML or JSON file")
-    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set training.total_timesteps=100000")  # fmt: skip
-    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in this folder")
-    parser.add_argument("--run-dir", help="write the run here instead of checkpoints/<config>__<seed>__<time>")
-    parser.add_argument("--agent_path", help="checkpoint .zip or run folder (its newest checkpoint)")
-    parser.add_argument("--opponent", default="based", help="opponent for --mode demo (registry name)")
-    parser.add_argument("--run", help="run folder for --mode league")
-    parser.add_argument("--out", help="output file or folder for demo / eval / export")
-    parser.add_argument("--episodes", type=int, default=None, help="matches per opponent for eval / league")
-    parser.add_argument(
-        "--max-timesteps",
-        type=int,
-        default=MATCH_FRAMES,
-        help=f"frames per match for eval / demo / league / analyze_strategy (default {MATCH_FRAMES})",
-    )
-    parser.add_argument("--progress", choices=["auto", "bar", "lines"], default="auto",
-                        help="progress bar on a terminal, plain lines under nohup (default: auto)")  # fmt: skip
-    return parser
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = build_arg_parser().parse_args(argv)
+    args = build_arg_parser(list(CONFIGS)).parse_args(argv)
     setup_logging()
     try:
         return _dispatch(args)
@@ -1785,9 +1457,12 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", exc)
         return 2
     except DivergenceError as exc:
-        log.error("Training diverged: %s. No non-finite checkpoint was written; if the run saved any, resume "
-                  "from the last one with a lower learning rate (--resume RUN --set agent.learning_rate=...), or "
-                  "set training.on_divergence=rollback.", exc)  # fmt: skip
+        log.error(
+            "Training diverged: %s. No non-finite checkpoint was written; if the run saved any, resume "
+            "from the last one with a lower learning rate (--resume RUN --set agent.learning_rate=...), or "
+            "set training.on_divergence=rollback.",
+            exc,
+        )
         return 3
 
 
@@ -1803,8 +1478,11 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _mode_train(args: argparse.Namespace) -> int:
     progress = {"auto": None, "bar": True, "lines": False}[args.progress]
     if args.resume:
-        for flag, value in (("--config-file", args.config_file), ("--run-dir", args.run_dir),
-                            ("--print-config", args.print_config)):  # fmt: skip
+        for flag, value in (
+            ("--config-file", args.config_file),
+            ("--run-dir", args.run_dir),
+            ("--print-config", args.print_config),
+        ):
             if value:
                 raise ConfigError(f"--resume continues a run with its own config and folder; drop {flag}")
         resume_training(Path(args.resume), args.set, args.config, progress)
