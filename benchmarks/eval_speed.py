@@ -31,6 +31,8 @@ import torch
 
 import user.train_agent as ta
 from environment.agents import Agent, agent_names
+from user.agent_io import TransformerStrategyAgent
+from user.monitoring import evaluate_agent
 
 TARGET_S = 60.0
 
@@ -56,14 +58,14 @@ class CountingAgent(Agent):
         return actions
 
 
-def build_agent(agent_path: Path | None, seed: int) -> tuple[ta.TransformerStrategyAgent, str]:
+def build_agent(agent_path: Path | None, seed: int) -> tuple[TransformerStrategyAgent, str]:
     if agent_path is not None:
         zip_path = ta.resolve_checkpoint(agent_path)
-        agent = ta.TransformerStrategyAgent.from_checkpoint(zip_path)
+        agent = ta.load_agent(zip_path)
         return agent, f"{zip_path} ({agent.agent_config['type']})"
     config = copy.deepcopy(ta.TRAIN_CONFIG_CPU)
     torch.manual_seed(seed)
-    agent = ta.TransformerStrategyAgent(agent_config=config["agent"])
+    agent = TransformerStrategyAgent(ta.build_policy(config["agent"]), config["agent"])
     a = config["agent"]
     what = (f"untrained cpu-config transformer_strategy (latent {a['latent_dim']}, {a['num_heads']} heads, "
             f"{a['num_layers']} layer(s), sequence {a['sequence_length']}, LSTM {a['lstm_hidden_size']})")  # fmt: skip
@@ -89,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     print(flush=True)
     counter = CountingAgent(agent)
     c0, t0 = time.process_time(), time.perf_counter()
-    rows = ta.evaluate_agent(counter, opponents, cfg.matches, cfg.max_timesteps, seed=cfg.seed)
+    rows = evaluate_agent(counter, opponents, cfg.matches, cfg.max_timesteps, seed=cfg.seed)
     seconds = time.perf_counter() - t0
     cpu = time.process_time() - c0
     matches = sum(r.matches for r in rows)

@@ -46,6 +46,7 @@ from environment import params as P
 from environment.agents import Agent, ScriptedAgent, make_agent
 from environment.checkpoints import CheckpointError
 from environment.match import run_match
+from user.monitoring import evaluate_agent
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -94,7 +95,7 @@ def distinct_actions_vs_based(agent: Agent, seed: int) -> tuple[int, str]:
 
 
 def hold_heavy_win_rate(matches: int, max_timesteps: int, seed: int) -> float:
-    row = ta.evaluate_agent(HoldHeavyAgent(), ["based"], matches, max_timesteps, seed=seed)[0]
+    row = evaluate_agent(HoldHeavyAgent(), ["based"], matches, max_timesteps, seed=seed)[0]
     return row.win_rate
 
 
@@ -146,9 +147,9 @@ def train(config: dict, run_dir: Path, minutes: float, progress: bool) -> dict:
 def evaluate(agent_path: Path, matches: int, max_timesteps: int, seed: int,
              deterministic: bool = True) -> tuple[Path, list[dict], float, Agent]:  # fmt: skip
     zip_path = ta.resolve_checkpoint(agent_path)
-    agent = ta.TransformerStrategyAgent.from_checkpoint(zip_path, deterministic=deterministic)
+    agent = ta.load_agent(zip_path, deterministic=deterministic)
     t0 = time.monotonic()
-    rows = ta.evaluate_agent(agent, list(OPPONENTS), matches, max_timesteps, seed=seed)
+    rows = evaluate_agent(agent, list(OPPONENTS), matches, max_timesteps, seed=seed)
     seconds = time.monotonic() - t0
     table = [{"opponent": r.opponent, "matches": r.matches, "win_rate": r.win_rate, "draw_rate": r.draw_rate,
               "loss_rate": r.loss_rate, "damage_ratio": r.damage_ratio,

@@ -59,10 +59,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from environment import params as P
+from environment.checkpoints import CheckpointManifest, load_state_tree, stale_temp_files
 from environment.engine import BrawlEngine
 from environment.observation import ObservationBuilder, observation_bounds
+from user.train_agent import load_agent
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -113,8 +116,6 @@ class SoakResult:
 
 
 def latest_checkpoint(run_dir: Path) -> int | None:
-    from environment.checkpoints import CheckpointManifest
-
     if not (run_dir / "manifest.json").exists():
         return None
     found = CheckpointManifest(run_dir).latest_valid()
@@ -278,9 +279,6 @@ def _print_cycle(c: Cycle) -> None:
 
 # --- checks of the run folder ---------------------------------------------------------
 def verify_run(run_dir: Path, res: SoakResult) -> None:
-    from environment.checkpoints import CheckpointManifest, load_state_tree, stale_temp_files
-    from user.train_agent import TransformerStrategyAgent
-
     manifest = CheckpointManifest(run_dir)
     steps = manifest.steps() if (run_dir / "manifest.json").exists() else []
     res.checkpoints = len(steps)
@@ -289,7 +287,7 @@ def verify_run(run_dir: Path, res: SoakResult) -> None:
             manifest.verify(step)
             files = manifest.files(step)
             zip_path = next(f for f in files if f.name.endswith(".zip"))
-            TransformerStrategyAgent.from_checkpoint(zip_path)
+            load_agent(zip_path)
             load_state_tree(zip_path.with_name(zip_path.name.removesuffix(".zip") + "_state"))
             res.checkpoints_ok += 1
         except Exception as exc:  # any failure to verify or load is a finding
@@ -308,8 +306,6 @@ def verify_run(run_dir: Path, res: SoakResult) -> None:
 
 
 def check_csv(path: Path, res: SoakResult) -> None:
-    import pandas as pd
-
     res.csv_files += 1
     raw = path.read_bytes()
     text = raw.decode("utf-8", errors="replace")

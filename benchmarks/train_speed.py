@@ -65,14 +65,12 @@ from stable_baselines3.common.callbacks import BaseCallback
 from environment.envs import BrawlVecEnv, SelfPlayWarehouseBrawl
 from environment.self_play import OpponentsCfg
 from environment.worker_vec_env import WorkerVecEnv
+from user.config_tools import AGENT_TYPES, apply_overrides
+from user.env_wrappers import OpponentHistory, float_multibinary
 from user.train_agent import (
-    AGENT_TYPES,
     CONFIGS,
-    OpponentHistory,
-    apply_overrides,
     build_model,
     build_reward_manager,
-    float_multibinary,
     pick_device,
     seed_everything,
     uses_history,
