@@ -61,6 +61,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
 
 from environment.envs import BrawlVecEnv, SelfPlayWarehouseBrawl
 from environment.self_play import OpponentsCfg
@@ -315,6 +316,7 @@ def measure_template(steps: int, max_seconds: float, device: torch.device, seed:
     seed_everything(seed)
     model = RecurrentPPO("MlpLstmPolicy", DummyVecEnv([make_env]), policy_kwargs={"lstm_hidden_size": 512},
                          verbose=0, seed=seed, device=device)  # fmt: skip
+    model.set_logger(Logger(folder=None, output_formats=[]))  # SB3's default leaves a folder in the temp dir
     row = Row("template RecurrentPPO, 1 env (DummyVecEnv)", "MlpLstmPolicy", 1, model.n_steps, model.batch_size,
               model.n_epochs)  # fmt: skip
     try:

@@ -214,6 +214,8 @@ def test_rollback_mode_returns_to_the_last_good_checkpoint_with_a_lower_learning
     T._learn(run, progress=False)
     assert run.config["agent"]["learning_rate"] == pytest.approx(2.5e-4 * 0.5)
     assert run.model.num_timesteps == config["training"]["total_timesteps"]
+    assert config["agent"]["learning_rate"] == 2.5e-4, "the caller's config is left as it was"
+    assert load_config_json(tmp_path / "config.json")["agent"]["learning_rate"] == pytest.approx(2.5e-4 * 0.5)
 
 
 def test_disk_budget_stops_new_snapshots_when_space_runs_low(tmp_path, monkeypatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import copy
 import subprocess
 import sys
@@ -377,6 +378,65 @@ def test_cli_reports_config_errors_without_a_traceback():
     assert "Traceback" not in done.stdout + done.stderr
 
 
+def test_named_configs_share_no_nested_dict():
+    configs = list(T.CONFIGS.values())
+    for i, a in enumerate(configs):
+        for b in configs[i + 1 :]:
+            for section in a:
+                if isinstance(a[section], dict):
+                    assert a[section] is not b[section], (a["name"], b["name"], section)
+    before = copy.deepcopy(T.TRAIN_CONFIG_10M)
+    T.TRAIN_CONFIG_TEST["reward"]["terms"]["damage_interaction"] = 99.0  # editing one config ...
+    try:
+        assert T.TRAIN_CONFIG_10M == before  # ... edits no other
+    finally:
+        T.TRAIN_CONFIG_TEST["reward"]["terms"]["damage_interaction"] = before["reward"]["terms"]["damage_interaction"]
+
+
+def test_a_variant_names_only_what_differs():
+    variant = T.merge_config(T._BASE_CONFIG, {"name": "small", "agent": {"latent_dim": 16}})
+    assert variant["agent"]["type"] == "transformer_strategy" and variant["agent"]["latent_dim"] == 16
+    assert variant["agent"]["net_arch"] is not T._SHARED_AGENT_CONFIG["net_arch"]
+
+
+def test_a_missing_key_is_named():
+    config = copy.deepcopy(T.TRAIN_CONFIG_TEST)
+    del config["agent"]["type"]
+    with pytest.raises(T.ConfigError, match="config key 'agent.type' is missing"):
+        T.validate_config(config)
+    config = copy.deepcopy(T.TRAIN_CONFIG_TEST)
+    del config["eval"]
+    with pytest.raises(T.ConfigError, match="config key 'eval' is missing"):
+        T.validate_config(config)
+
+
+def test_train_config_auto_picks_by_accelerator(monkeypatch):
+    assert T.TRAIN_CONFIG == "auto"
+    monkeypatch.setattr(T, "has_accelerator", lambda: True)
+    assert T.default_config() == T.TRAIN_CONFIG_TEST
+    monkeypatch.setattr(T, "has_accelerator", lambda: False)
+    assert T.default_config() == T.TRAIN_CONFIG_CPU
+    monkeypatch.setattr(T, "TRAIN_CONFIG", T.TRAIN_CONFIG_10M)
+    assert T.default_config() == T.TRAIN_CONFIG_10M and T.default_config() is not T.TRAIN_CONFIG_10M
+    monkeypatch.setattr(T, "TRAIN_CONFIG", "gpu")
+    with pytest.raises(T.ConfigError, match='TRAIN_CONFIG must be "auto"'):
+        T.default_config()
+
+
+def test_one_source_for_match_length_and_the_sparse_reward():
+    for config in T.CONFIGS.values():
+        assert config["env"]["max_timesteps"] == config["eval"]["max_timesteps"] == P.DEFAULT_PARAMS.max_timesteps
+    sparse = T.build_reward_manager({**T._SHARED_REWARD_CONFIG, "type": "sparse"})
+    assert sparse.term_names == sparse_reward_manager().term_names == ["damage_interaction", "win", "knockout"]
+
+
+def test_drop_must_be_a_penalty():
+    with pytest.raises(T.ConfigError, match="reward.signals.drop must be <= 0"):
+        tiny_config(reward__signals__drop=15.0)
+    manager = T.gen_reward_manager(tiny_config(reward__signals__drop=-3.0)["reward"])
+    assert manager.signals["drop"][1].weight == -3.0
+
+
 def test_set_reads_exponent_numbers_without_a_dot():
     config = T.apply_overrides(copy.deepcopy(T.TRAIN_CONFIG_TEST), ["agent.learning_rate=1e-4"])
     assert config["agent"]["learning_rate"] == pytest.approx(1e-4)
@@ -384,7 +444,9 @@ def test_set_reads_exponent_numbers_without_a_dot():
 
 def test_config_and_config_file_together_are_refused(tmp_path):
     (tmp_path / "c.yaml").write_text("training: {total_timesteps: 1000}\n")
-    args = T.build_arg_parser(list(T.CONFIGS)).parse_args(["--config", "test", "--config-file", str(tmp_path / "c.yaml")])
+    args = T.build_arg_parser(list(T.CONFIGS)).parse_args(
+        ["--config", "test", "--config-file", str(tmp_path / "c.yaml")]
+    )
     with pytest.raises(T.ConfigError, match="not both"):
         T.resolve_cli_config(args)
     args = T.build_arg_parser(list(T.CONFIGS)).parse_args(["--config-file", str(tmp_path / "c.yaml")])
@@ -403,3 +465,18 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(tmp_path):
     with pytest.raises(CheckpointNotFoundError, match="checkpoint not found"):
         T.start_run(tiny_config(training__init_from=str(tmp_path / "stage1" / "nope.zip")), tmp_path / "stage3")
     assert not (tmp_path / "stage3").exists(), "a wrong init_from fails before the run folder exists"
+
+
+def test_the_game_package_needs_neither_torch_nor_matplotlib():
+    # Module-level imports of environment/: the trainer-side loaders and plots live in user/. (envs.py and
+    # worker_vec_env.py subclass SB3's VecEnv, and SB3 itself imports torch.)
+    for path in sorted((REPO / "environment").glob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names += [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+            assert not any(n.split(".")[0] in ("torch", "matplotlib", "pandas") for n in names), (path.name, names)
+    code = ("import sys; import environment.checkpoints, environment.evaluation, environment.rewards, "
+            "environment.self_play, environment.match; "
+            "print(sorted(m for m in ('torch', 'matplotlib', 'pandas') if m in sys.modules))")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "[]"

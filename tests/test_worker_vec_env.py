@@ -8,6 +8,8 @@ import signal
 
 import numpy as np
 import pytest
+from stable_baselines3 import PPO
+from stable_baselines3.common.logger import Logger
 
 from environment.envs import BrawlVecEnv
 from environment.rewards import RewardManager, RewTerm, closing_distance, default_reward_manager, too_many_keys
@@ -161,11 +163,10 @@ def test_get_state_set_state_round_trip():
 
 
 def test_ppo_trains_on_it():
-    from stable_baselines3 import PPO
-
     env = _workers(4)
     try:
         model = PPO("MlpPolicy", env, n_steps=16, batch_size=32, n_epochs=1, device="cpu", seed=0)
+        model.set_logger(Logger(folder=None, output_formats=[]))  # SB3's default leaves a folder in the temp dir
         model.learn(64)
         assert model.num_timesteps >= 64
     finally:
