@@ -388,7 +388,7 @@ def test_named_configs_share_no_nested_dict():
     before = copy.deepcopy(T.TRAIN_CONFIG_10M)
     T.TRAIN_CONFIG_TEST["reward"]["terms"]["damage_interaction"] = 99.0  # editing one config ...
     try:
-        assert T.TRAIN_CONFIG_10M == before  # ... edits no other
+        assert before == T.TRAIN_CONFIG_10M  # ... edits no other
     finally:
         T.TRAIN_CONFIG_TEST["reward"]["terms"]["damage_interaction"] = before["reward"]["terms"]["damage_interaction"]
 
