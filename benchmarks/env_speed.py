@@ -44,6 +44,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from benchmarks.report import add_report_flags, finish
 from environment import params as P
 from environment.agents import make_agent
 from environment.engine import BrawlEngine
@@ -444,15 +445,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short timings (smoke run)")
     parser.add_argument("--no-video", action="store_true", help="skip the video measurement")
-    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON")
+    add_report_flags(parser)
     cfg = parser.parse_args(argv)
     cfg.seconds, cfg.reps, cfg.warmup = (0.3, 2, 0.2) if cfg.quick else (2.0, 5, 1.0)
     results = run(cfg)
-    if cfg.json is not None:
-        cfg.json.parent.mkdir(parents=True, exist_ok=True)
-        cfg.json.write_text(json.dumps(results, indent=2, default=float))
-        print(f"JSON written to {cfg.json}")
-    return 0
+    return finish(cfg, "env_speed", results, results["missed"])
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import sys
 import time
@@ -30,6 +29,7 @@ from pathlib import Path
 import torch
 
 import user.train_agent as ta
+from benchmarks.report import add_report_flags, finish
 from environment.agents import Agent, agent_names
 from user.agent_io import TransformerStrategyAgent
 from user.monitoring import evaluate_agent
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agent-path", type=Path, default=None, help="checkpoint .zip or run folder to evaluate")
     parser.add_argument("--max-timesteps", type=int, default=2700, help="frames per match (default 2700)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON")
+    add_report_flags(parser)
     cfg = parser.parse_args(argv)
 
     ta.pick_device("cpu", announce=False)  # the agent runs on the CPU; sets torch's thread count
@@ -117,17 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         print("  ".join(c[k].rjust(widths[k]) if k == 1 and i else c[k].ljust(widths[k]) for k in range(4)).rstrip())
     print()
     print("per opponent: " + ", ".join(f"{r.opponent} {100 * r.win_rate:.0f}% wins" for r in rows))
-    if cfg.json is not None:
-        cfg.json.parent.mkdir(parents=True, exist_ok=True)
-        cfg.json.write_text(json.dumps({"agent": what, "opponents": opponents, "matches_per_opponent": cfg.matches,
-                                        "matches": matches, "seconds": seconds, "cpu_seconds": cpu,
-                                        "match_frames": counter.rows, "batched_frames": counter.calls,
-                                        "agent_seconds": counter.seconds,
-                                        "matches_per_s": matches / seconds, "target_s": TARGET_S, "passed": passed,
-                                        "threads": torch.get_num_threads(),
-                                        "rows": [r.to_dict() for r in rows]}, indent=2))  # fmt: skip
-        print(f"JSON written to {cfg.json}")
-    return 0
+    results = {"agent": what, "opponents": opponents, "matches_per_opponent": cfg.matches, "matches": matches,
+               "seconds": seconds, "cpu_seconds": cpu, "match_frames": counter.rows, "batched_frames": counter.calls,
+               "agent_seconds": counter.seconds, "matches_per_s": matches / seconds, "target_s": TARGET_S,
+               "passed": passed, "threads": torch.get_num_threads(), "rows": [r.to_dict() for r in rows]}  # fmt: skip
+    missed = [f"evaluation took {seconds:.1f} s (target < {TARGET_S:.0f} s)"] if passed is False else []
+    return finish(cfg, "eval_speed", results, missed)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ reference lines follow the table: how many distinct key combinations the agent p
 against BasedAgent, and the win rate of ``HoldHeavyAgent`` (holding ``k`` alone), which beats
 BasedAgent by itself: a trained agent that wins with one held combination learned that trick. Target: >= 80% wins
 against BasedAgent (the tournament guide expects 70-85% after 10M steps on a T4); the exit status
-is 0 either way (1 only when something failed to run).
+is 0 either way unless ``--check`` (then 1 on a miss), and 1 when something failed to run.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 import user.train_agent as ta
+from benchmarks.report import add_report_flags, finish
 from environment import params as P
 from environment.agents import Agent, ScriptedAgent, make_agent
 from environment.checkpoints import CheckpointError
@@ -227,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sampled", action="store_true",
                         help="also evaluate with sampled actions, as the policy plays in training")  # fmt: skip
     parser.add_argument("--progress", choices=["bar", "lines"], default="lines", help="training progress display")
-    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON")
+    add_report_flags(parser)
     cfg = parser.parse_args(argv)
 
     training = None
@@ -259,16 +260,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     passed = print_report(training, zip_path, table, eval_s, cfg.matches, sampled)
     print_reference(reference, cfg.matches)
-    if cfg.json is not None:
-        cfg.json.parent.mkdir(parents=True, exist_ok=True)
-        cfg.json.write_text(json.dumps({"checkpoint": str(zip_path), "training": training, "evaluation": table,
-                                        "evaluation_s": eval_s, "matches": cfg.matches,
-                                        "evaluation_sampled": sampled[0] if sampled else None,
-                                        "reference": reference,
-                                        "target_win_rate_vs_based": TARGET_WIN_RATE, "passed": passed},
-                                       indent=2))  # fmt: skip
-        print(f"JSON written to {cfg.json}")
-    return 0
+    results = {"checkpoint": str(zip_path), "training": training, "evaluation": table, "evaluation_s": eval_s,
+               "matches": cfg.matches, "evaluation_sampled": sampled[0] if sampled else None, "reference": reference,
+               "target_win_rate_vs_based": TARGET_WIN_RATE, "passed": passed}  # fmt: skip
+    missed = [] if passed else [f"win rate vs BasedAgent below {TARGET_WIN_RATE:.0%}"]
+    return finish(cfg, "learn_quality", results, missed)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import os
 import random
@@ -61,6 +60,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks.report import add_report_flags, finish
 from environment import params as P
 from environment.checkpoints import CheckpointManifest, load_state_tree, stale_temp_files
 from environment.engine import BrawlEngine
@@ -518,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fuzz-max-timesteps", type=int, default=900, help="the fuzzed engine's max_timesteps")
     parser.add_argument("--skip-soak", action="store_true")
     parser.add_argument("--skip-fuzz", action="store_true")
-    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON")
+    add_report_flags(parser)  # soak fails (status 1) on any finding, --check or not
     cfg = parser.parse_args(argv)
     if cfg.run_dir is None:
         cfg.run_dir = ROOT / "checkpoints" / f"soak__{time.strftime('%Y%m%d-%H%M%S')}"
@@ -552,14 +552,11 @@ def main(argv: list[str] | None = None) -> int:
         print("\nall checks passed")
     if soak is not None:
         print(f"run folder: {soak.run_dir}; trainer output: {soak.run_dir}_soak.log")
-    if cfg.json is not None:
-        cfg.json.parent.mkdir(parents=True, exist_ok=True)
-        body = {"soak": asdict(soak) if soak else None,
-                "fuzz": (asdict(fuzz) | {"total_violations": fuzz.total_violations}) if fuzz else None,
-                "summary": [dict(zip(header, r, strict=True)) for r in rows], "passed": ok, "wall_s": wall}  # fmt: skip
-        cfg.json.write_text(json.dumps(body, indent=2))
-        print(f"JSON written to {cfg.json}")
-    return 0 if ok else 1
+    body = {"soak": asdict(soak) if soak else None,
+            "fuzz": (asdict(fuzz) | {"total_violations": fuzz.total_violations}) if fuzz else None,
+            "summary": [dict(zip(header, r, strict=True)) for r in rows], "passed": ok, "wall_s": wall}  # fmt: skip
+    cfg.check = True  # a soak finding is always a failure
+    return finish(cfg, "soak", body, failures or ([] if ok else ["fuzz: invariant violations"]))
 
 
 if __name__ == "__main__":

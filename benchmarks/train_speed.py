@@ -49,7 +49,6 @@ import argparse
 import copy
 import functools
 import gc
-import json
 import math
 import os
 import platform
@@ -63,6 +62,7 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
 
+from benchmarks.report import add_report_flags, finish
 from environment.envs import BrawlVecEnv, SelfPlayWarehouseBrawl
 from environment.self_play import OpponentsCfg
 from environment.worker_vec_env import WorkerVecEnv
@@ -594,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="config override (as train_agent.py --set); printed with the table")  # fmt: skip
     parser.add_argument("--max-minutes", type=float, default=20.0,
                         help="bound on each timed learn (see the module doc; default 20)")  # fmt: skip
-    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON")
+    add_report_flags(parser)
     cfg = parser.parse_args(argv)
     cfg.types = [t.strip() for t in cfg.types.split(",") if t.strip()]
     unknown = [t for t in cfg.types if t not in (*AGENT_TYPES, TEMPLATE)]
@@ -625,17 +625,13 @@ def main(argv: list[str] | None = None) -> int:
         results["modes"].append(run_precision(cfg, device))
     results["wall_s"] = time.perf_counter() - t0
     print(f"\nLoad average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; took {results['wall_s']:.1f} s")
-    if cfg.json is not None:
-        cfg.json.parent.mkdir(parents=True, exist_ok=True)
-        cfg.json.write_text(json.dumps(results, indent=2, default=_json_default))
-        print(f"JSON written to {cfg.json}")
-    return 0
-
-
-def _json_default(x):
-    if isinstance(x, (np.floating, np.integer)):
-        return x.item()
-    return str(x)
+    missed = [
+        f"{row['label']}: {row['sps']:,.0f} steps/s (target {row['target']:,.0f})"
+        for mode in results["modes"]
+        for row in mode.get("rows", [])
+        if row.get("target") and row.get("sps") is not None and row["sps"] < row["target"]
+    ]
+    return finish(cfg, "train_speed", results, missed)
 
 
 if __name__ == "__main__":
