@@ -67,8 +67,10 @@ def build_agent(agent_path: Path | None, seed: int) -> tuple[TransformerStrategy
     torch.manual_seed(seed)
     agent = TransformerStrategyAgent(ta.build_policy(config["agent"]), config["agent"])
     a = config["agent"]
-    what = (f"untrained cpu-config transformer_strategy (latent {a['latent_dim']}, {a['num_heads']} heads, "
-            f"{a['num_layers']} layer(s), sequence {a['sequence_length']}, LSTM {a['lstm_hidden_size']})")  # fmt: skip
+    what = (
+        f"untrained cpu-config transformer_strategy (latent {a['latent_dim']}, {a['num_heads']} heads, "
+        f"{a['num_layers']} layer(s), sequence {a['sequence_length']}, LSTM {a['lstm_hidden_size']})"
+    )
     return agent, what
 
 
@@ -85,9 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     agent, what = build_agent(cfg.agent_path, cfg.seed)
     opponents = agent_names()
     print(f"Agent: {what}")
-    print(f"Opponents: {len(opponents)} ({', '.join(opponents)}), {cfg.matches} matches each, max_timesteps "
-          f"{cfg.max_timesteps}; torch threads {torch.get_num_threads()}, nproc {os.cpu_count()}, load average "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")  # fmt: skip
+    print(
+        f"Opponents: {len(opponents)} ({', '.join(opponents)}), {cfg.matches} matches each, max_timesteps "
+        f"{cfg.max_timesteps}; torch threads {torch.get_num_threads()}, nproc {os.cpu_count()}, load average "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
     print(flush=True)
     counter = CountingAgent(agent)
     c0, t0 = time.process_time(), time.perf_counter()
@@ -117,10 +121,22 @@ def main(argv: list[str] | None = None) -> int:
         print("  ".join(c[k].rjust(widths[k]) if k == 1 and i else c[k].ljust(widths[k]) for k in range(4)).rstrip())
     print()
     print("per opponent: " + ", ".join(f"{r.opponent} {100 * r.win_rate:.0f}% wins" for r in rows))
-    results = {"agent": what, "opponents": opponents, "matches_per_opponent": cfg.matches, "matches": matches,
-               "seconds": seconds, "cpu_seconds": cpu, "match_frames": counter.rows, "batched_frames": counter.calls,
-               "agent_seconds": counter.seconds, "matches_per_s": matches / seconds, "target_s": TARGET_S,
-               "passed": passed, "threads": torch.get_num_threads(), "rows": [r.to_dict() for r in rows]}  # fmt: skip
+    results = {
+        "agent": what,
+        "opponents": opponents,
+        "matches_per_opponent": cfg.matches,
+        "matches": matches,
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "match_frames": counter.rows,
+        "batched_frames": counter.calls,
+        "agent_seconds": counter.seconds,
+        "matches_per_s": matches / seconds,
+        "target_s": TARGET_S,
+        "passed": passed,
+        "threads": torch.get_num_threads(),
+        "rows": [r.to_dict() for r in rows],
+    }
     missed = [f"evaluation took {seconds:.1f} s (target < {TARGET_S:.0f} s)"] if passed is False else []
     return finish(cfg, "eval_speed", results, missed)
 

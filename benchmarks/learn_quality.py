@@ -253,8 +253,10 @@ def main(argv: list[str] | None = None) -> int:
         if cfg.sampled:
             _, sampled_table, sampled_s, _ = evaluate(agent_path, cfg.matches, cfg.max_timesteps, cfg.seed, False)
             sampled = (sampled_table, sampled_s)
-        reference = {"distinct_actions_vs_based": distinct_actions_vs_based(agent, cfg.seed),
-                     "hold_heavy_win_rate_vs_based": hold_heavy_win_rate(cfg.matches, cfg.max_timesteps, cfg.seed)}
+        reference = {
+            "distinct_actions_vs_based": distinct_actions_vs_based(agent, cfg.seed),
+            "hold_heavy_win_rate_vs_based": hold_heavy_win_rate(cfg.matches, cfg.max_timesteps, cfg.seed),
+        }
     except (ta.ConfigError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -76,8 +76,14 @@ def update_figures(data: dict[str, Any], result: dict[str, Any]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--update", type=Path, action="append", default=[], metavar="RESULT.json",
-                        help="take new figures from a benchmark's --json output (repeatable)")  # fmt: skip
+    parser.add_argument(
+        "--update",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="RESULT.json",
+        help="take new figures from a benchmark's --json output (repeatable)",
+    )
     parser.add_argument("--check", action="store_true", help="only check that the README matches the JSON")
     cfg = parser.parse_args(argv)
     data = json.loads(MEASURED.read_text())

@@ -130,9 +130,13 @@ class Trainer:
         self.log.write(f"\n===== {time.strftime('%H:%M:%S')} {header}: {' '.join(args)}\n")
         self.log.flush()
         self.log_path, self.offset = log_path, self.log.tell()  # where this launch's output starts
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "user" / "train_agent.py"), *args], cwd=ROOT,
-                                     stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)  # fmt: skip
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "user" / "train_agent.py"), *args],
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def wait(self, timeout: float | None) -> int | None:
         try:
@@ -216,8 +220,9 @@ def run_soak(cfg: argparse.Namespace) -> SoakResult:
         _print_cycle(cycle)
         stuck = stuck + 1 if cycle.rc not in (0, -signal.SIGKILL, -signal.SIGTERM) and not cycle.signal else 0
         if stuck >= STUCK_AFTER:
-            res.failures.append(f"stopped cycling: {stuck} launches in a row exited by themselves with an error "
-                                "(see above)")  # fmt: skip
+            res.failures.append(
+                f"stopped cycling: {stuck} launches in a row exited by themselves with an error (see above)"
+            )
             print(f"  {stuck} launches in a row failed by themselves: no more cycles", flush=True)
             break
 
@@ -272,9 +277,11 @@ def _print_cycle(c: Cycle) -> None:
     what = "run to the end" if c.mode == "final" else "no signal"
     if c.signal:
         what = f"{c.signal} after {c.wait_s:.1f} s"
-    print(f"  cycle {c.index:>3} {c.mode:<6} {what:<24} exit {c.rc} in {c.exit_s:.1f} s -> "
-          f"{c.outcome or c.failure}; checkpoint {c.checkpoint_before} -> {c.checkpoint_after}",
-          flush=True)  # fmt: skip
+    print(
+        f"  cycle {c.index:>3} {c.mode:<6} {what:<24} exit {c.rc} in {c.exit_s:.1f} s -> "
+        f"{c.outcome or c.failure}; checkpoint {c.checkpoint_before} -> {c.checkpoint_after}",
+        flush=True,
+    )
 
 
 # --- checks of the run folder ---------------------------------------------------------
@@ -294,8 +301,9 @@ def verify_run(run_dir: Path, res: SoakResult) -> None:
             res.failures.append(f"checkpoint {step}: {type(exc).__name__}: {exc}")
     res.final_step = steps[-1] if steps else None
     if res.final_target is not None and (res.final_step is None or res.final_step < res.final_target):
-        res.failures.append(f"the newest checkpoint is at step {res.final_step}, not the final target "
-                            f"{res.final_target}")  # fmt: skip
+        res.failures.append(
+            f"the newest checkpoint is at step {res.final_step}, not the final target {res.final_target}"
+        )
     listed = {name for s in steps for name in manifest.entry(s)["files"]}
     res.orphan_checkpoint_files = sorted(p.name for p in run_dir.glob("rl_model_*") if p.name not in listed)
     for path in sorted(run_dir.glob("*.csv")):
@@ -340,8 +348,10 @@ def check_csv(path: Path, res: SoakResult) -> None:
         res.step_order_violations += int(wrong.size)
         i = int(wrong[0])
         kind = "strictly increasing" if strict else "non-decreasing"
-        res.failures.append(f"{path.name}: steps not {kind}: {wrong.size} place(s), first at data rows {i + 1}-{i + 2} "
-                            f"(step {step.iloc[i]:g} then {step.iloc[i + 1]:g})")  # fmt: skip
+        res.failures.append(
+            f"{path.name}: steps not {kind}: {wrong.size} place(s), first at data rows {i + 1}-{i + 2} "
+            f"(step {step.iloc[i]:g} then {step.iloc[i + 1]:g})"
+        )
 
 
 # ==================================================================================
@@ -388,16 +398,32 @@ class FrameChecks:
         s, low, high, t = self.s, self.low, self.high, self.max_timesteps
         self.flag("observation not finite", ~np.isfinite(obs).all(axis=(1, 2)), k, lambda r: "NaN/inf")
         outside = (obs < low) | (obs > high)
-        self.flag("observation out of bounds", ~_obs_ok(obs, low, high), k,
-                  lambda r: f"indices {np.flatnonzero(outside[r].any(axis=0))[:5]}")  # fmt: skip
+        self.flag(
+            "observation out of bounds",
+            ~_obs_ok(obs, low, high),
+            k,
+            lambda r: f"indices {np.flatnonzero(outside[r].any(axis=0))[:5]}",
+        )
         motion = np.stack([s.x, s.y, s.vx, s.vy])
         self.flag("position/velocity not finite", ~np.isfinite(motion).all(axis=(0, 2)), k, lambda r: "x/y/vx/vy")
-        self.flag("damage outside [0, 700]", ((s.damage < 0) | (s.damage > self.max_damage)).any(axis=1), k,
-                  lambda r: f"damage {s.damage[r].tolist()}")  # fmt: skip
-        self.flag("stocks outside [0, 3]", ((s.stocks < 0) | (s.stocks > self.stocks)).any(axis=1), k,
-                  lambda r: f"stocks {s.stocks[r].tolist()}")  # fmt: skip
-        self.flag("stocks increased within a match", (s.stocks > self.prev_stocks).any(axis=1), k,
-                  lambda r: f"{self.prev_stocks[r].tolist()} -> {s.stocks[r].tolist()}")  # fmt: skip
+        self.flag(
+            "damage outside [0, 700]",
+            ((s.damage < 0) | (s.damage > self.max_damage)).any(axis=1),
+            k,
+            lambda r: f"damage {s.damage[r].tolist()}",
+        )
+        self.flag(
+            "stocks outside [0, 3]",
+            ((s.stocks < 0) | (s.stocks > self.stocks)).any(axis=1),
+            k,
+            lambda r: f"stocks {s.stocks[r].tolist()}",
+        )
+        self.flag(
+            "stocks increased within a match",
+            (s.stocks > self.prev_stocks).any(axis=1),
+            k,
+            lambda r: f"{self.prev_stocks[r].tolist()} -> {s.stocks[r].tolist()}",
+        )
         self.flag("match past max_timesteps", s.frame > t, k, lambda r: f"frame {s.frame[r]}")
         self.flag("match not ended at max_timesteps", (s.frame >= t) & ~ev.done, k, lambda r: f"frame {s.frame[r]}")
         self.flag("ended without a result", ev.done & (ev.result == P.RESULT_NONE), k, lambda r: "result none")
@@ -407,8 +433,12 @@ class FrameChecks:
         s = self.s
         reset = np.zeros(s.n, bool)
         reset[done] = True
-        self.flag("stocks not full after reset", reset & (s.stocks != self.stocks).any(axis=1), k,
-                  lambda r: f"stocks {s.stocks[r].tolist()}")  # fmt: skip
+        self.flag(
+            "stocks not full after reset",
+            reset & (s.stocks != self.stocks).any(axis=1),
+            k,
+            lambda r: f"stocks {s.stocks[r].tolist()}",
+        )
 
     def end_frame(self) -> None:
         self.prev_stocks[:] = self.s.stocks
@@ -422,11 +452,17 @@ def run_fuzz(frames: int, n: int, max_timesteps: int, seed: int, chunk: int = 64
     builder = ObservationBuilder(n)
     checks = FrameChecks(engine, res)
     steps = math.ceil(frames / n)
-    print(f"Fuzz: {steps * n:,} match-frames = {steps:,} frames x {n:,} matches, max_timesteps {max_timesteps}",
-          flush=True)  # fmt: skip
+    print(
+        f"Fuzz: {steps * n:,} match-frames = {steps:,} frames x {n:,} matches, max_timesteps {max_timesteps}",
+        flush=True,
+    )
     t0 = time.perf_counter()
-    checks.flag("observation at reset", ~_obs_ok(builder.build(engine.state), checks.low, checks.high), -1,
-                lambda r: "after reset")  # fmt: skip
+    checks.flag(
+        "observation at reset",
+        ~_obs_ok(builder.build(engine.state), checks.low, checks.high),
+        -1,
+        lambda r: "after reset",
+    )
     press_p = np.zeros((n, 2, 1))
     for k in range(steps):
         if k % chunk == 0:
@@ -473,19 +509,29 @@ def summary_rows(soak: SoakResult | None, fuzz: FuzzResult | None, wall: float) 
             ("soak cycles (kill + restart)", f"{len(kill_cycles)}", _ok(cycle_failures == 0)),
             ("SIGTERM sent", f"{len(terms)} ({clean} clean stops, {early} during start-up)", ""),
             ("SIGKILL sent", f"{len(kills)}", ""),
-            ("launches: fresh / resumes", f"{sum(c.mode == 'fresh' for c in soak.cycles)} / "
-             f"{sum(c.mode in ('resume', 'final') and c.checkpoint_before is not None for c in soak.cycles)}", ""),
-            ("final extension", f"to step {soak.final_target}: {final.outcome if final else '—'}",
-             _ok(final is not None and not final.failure)),
-            ("checkpoints verified + loaded", f"{soak.checkpoints_ok} / {soak.checkpoints} (newest {soak.final_step})",
-             _ok(soak.checkpoints > 0 and soak.checkpoints_ok == soak.checkpoints)),
+            (
+                "launches: fresh / resumes",
+                f"{sum(c.mode == 'fresh' for c in soak.cycles)} / "
+                f"{sum(c.mode in ('resume', 'final') and c.checkpoint_before is not None for c in soak.cycles)}",
+                "",
+            ),
+            (
+                "final extension",
+                f"to step {soak.final_target}: {final.outcome if final else '—'}",
+                _ok(final is not None and not final.failure),
+            ),
+            (
+                "checkpoints verified + loaded",
+                f"{soak.checkpoints_ok} / {soak.checkpoints} (newest {soak.final_step})",
+                _ok(soak.checkpoints > 0 and soak.checkpoints_ok == soak.checkpoints),
+            ),
             ("CSV files / rows", f"{soak.csv_files} / {soak.csv_rows:,}", ""),
             ("CSV step-order violations", f"{soak.step_order_violations}", _ok(soak.step_order_violations == 0)),
             ("stale temp files", f"{len(soak.stale_temp_files)}", _ok(not soak.stale_temp_files)),
             ("checkpoint files not in manifest", f"{len(soak.orphan_checkpoint_files)}", "info"),
             ("soak failures (all kinds)", f"{len(soak.failures)}", _ok(not soak.failures)),
             ("soak wall time", f"{soak.wall_s / 60:.1f} min", ""),
-        ]  # fmt: skip
+        ]
     if fuzz is not None:
         ended = f"{fuzz.ended_by_stocks:,} on stocks, {fuzz.ended_by_time:,} at max_timesteps {fuzz.max_timesteps}"
         rows += [
@@ -506,10 +552,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=20.0, help="soak duration (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the waits, the signals and the fuzz")
-    parser.add_argument("--run-dir", type=Path, default=None,
-                        help="soak run folder (default checkpoints/soak__<timestamp>; must be new)")  # fmt: skip
-    parser.add_argument("--trainer-set", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra train_agent.py --set overrides for the soak run")  # fmt: skip
+    parser.add_argument(
+        "--run-dir",
+        type=Path,
+        default=None,
+        help="soak run folder (default checkpoints/soak__<timestamp>; must be new)",
+    )
+    parser.add_argument(
+        "--trainer-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra train_agent.py --set overrides for the soak run",
+    )
     parser.add_argument("--term-timeout", type=float, default=180.0, help="seconds a SIGTERMed trainer gets")
     parser.add_argument("--final-steps", type=int, default=4096, help="steps of the final extension")
     parser.add_argument("--final-timeout", type=float, default=600.0, help="seconds the final run gets")
@@ -552,9 +607,13 @@ def main(argv: list[str] | None = None) -> int:
         print("\nall checks passed")
     if soak is not None:
         print(f"run folder: {soak.run_dir}; trainer output: {soak.run_dir}_soak.log")
-    body = {"soak": asdict(soak) if soak else None,
-            "fuzz": (asdict(fuzz) | {"total_violations": fuzz.total_violations}) if fuzz else None,
-            "summary": [dict(zip(header, r, strict=True)) for r in rows], "passed": ok, "wall_s": wall}  # fmt: skip
+    body = {
+        "soak": asdict(soak) if soak else None,
+        "fuzz": (asdict(fuzz) | {"total_violations": fuzz.total_violations}) if fuzz else None,
+        "summary": [dict(zip(header, r, strict=True)) for r in rows],
+        "passed": ok,
+        "wall_s": wall,
+    }
     cfg.check = True  # a soak finding is always a failure
     return finish(cfg, "soak", body, failures or ([] if ok else ["fuzz: invariant violations"]))
 

@@ -138,18 +138,25 @@ def report(frames: int, seed: int, out_dir: Path) -> dict:
     fps = render_only_fps(min(frames, 1500), seed)
     match_s, match_frames = time_run_match(out_dir / "run_match.mp4", seed)
     mb = video.stat().st_size / 1e6
-    print(f"Video: BasedAgent vs BasedAgent, seed {seed}, 720x480, H.264 {render.MP4_PRESET} CRF {render.MP4_CRF}, "
-          f"{frames} steps + initial frame ({matches} back-to-back matches)")  # fmt: skip
+    print(
+        f"Video: BasedAgent vs BasedAgent, seed {seed}, 720x480, H.264 {render.MP4_PRESET} CRF {render.MP4_CRF}, "
+        f"{frames} steps + initial frame ({matches} back-to-back matches)"
+    )
     print(_row("measure", "value", "target", "tournament engine"))
-    print(_row(f"render + write {frames / P.FPS:g} s of play to MP4", f"{seconds:.2f} s", "<= 10 s",
-               f"{REFERENCE['video_s']:g} s"))  # fmt: skip
+    print(
+        _row(
+            f"render + write {frames / P.FPS:g} s of play to MP4",
+            f"{seconds:.2f} s",
+            "<= 10 s",
+            f"{REFERENCE['video_s']:g} s",
+        )
+    )
     print(_row("  CPU time, python / ffmpeg", f"{cpu_py:.2f} / {cpu_ff:.2f} s"))
     print(_row("rendering alone", f"{fps:,.0f} frames/s", "", f"{REFERENCE['render_fps']:g} frames/s"))
     print(_row("peak RSS, python + ffmpeg", f"{own + child:.0f} MB", "<= 500 MB", "3.7 GB"))
     print(_row("  python / ffmpeg", f"{own:.0f} / {child:.0f} MB"))
     print(_row("output file size", f"{mb:.2f} MB"))
-    print(_row("decoded", f"{decoded.frames} frames, {decoded.seconds:.2f} s, "
-               f"{decoded.size[0]}x{decoded.size[1]}"))  # fmt: skip
+    print(_row("decoded", f"{decoded.frames} frames, {decoded.seconds:.2f} s, {decoded.size[0]}x{decoded.size[1]}"))
     print(_row(f"run_match with video ({match_frames}-frame match)", f"{match_s:.2f} s"))
     missed = [f"video took {seconds:.2f} s (target <= {TARGETS['video_s']:g} s)"] * (seconds > TARGETS["video_s"])
     missed += [f"peak RSS {own + child:.0f} MB (target <= {TARGETS['peak_mb']:g} MB)"] * (
@@ -157,10 +164,20 @@ def report(frames: int, seed: int, out_dir: Path) -> dict:
     )
     print("TARGETS MISSED" if missed else "targets met")
     return {
-        "frames": frames, "seed": seed, "seconds": seconds, "matches": matches, "render_fps": fps,
-        "peak_rss_mb": own + child, "python_mb": own, "ffmpeg_mb": child, "file_mb": mb,
-        "run_match_s": match_s, "run_match_frames": match_frames, "targets": TARGETS, "missed": missed,
-    }  # fmt: skip
+        "frames": frames,
+        "seed": seed,
+        "seconds": seconds,
+        "matches": matches,
+        "render_fps": fps,
+        "peak_rss_mb": own + child,
+        "python_mb": own,
+        "ffmpeg_mb": child,
+        "file_mb": mb,
+        "run_match_s": match_s,
+        "run_match_frames": match_frames,
+        "targets": TARGETS,
+        "missed": missed,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -303,8 +303,9 @@ class BrawlVecEnv(VecEnv):
         if not isinstance(n_envs, (int, np.integer)) or n_envs <= 0:
             raise ValueError(f"n_envs must be a positive integer, got {n_envs!r}")
         if not isinstance(action_repeat, (int, np.integer)) or not 1 <= action_repeat <= self.MAX_ACTION_REPEAT:
-            raise ValueError(f"action_repeat must be an integer from 1 to {self.MAX_ACTION_REPEAT}, "
-                             f"got {action_repeat!r}")  # fmt: skip
+            raise ValueError(
+                f"action_repeat must be an integer from 1 to {self.MAX_ACTION_REPEAT}, got {action_repeat!r}"
+            )
         self.action_repeat = int(action_repeat)
         self.render_mode = "rgb_array"  # read back by VecEnv.__init__ through get_attr
         super().__init__(int(n_envs), observation_space(), action_space())
@@ -429,17 +430,25 @@ class SelfPlayWarehouseBrawl(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": P.FPS}
 
-    def __init__(self, opponent: Agent | None = None, reward_manager=None, max_timesteps: int = 2700,
-                 render_mode: str | None = None):  # fmt: skip
+    def __init__(
+        self,
+        opponent: Agent | None = None,
+        reward_manager=None,
+        max_timesteps: int = 2700,
+        render_mode: str | None = None,
+    ):
         super().__init__()
         self.observation_space = observation_space()
         self.action_space = action_space()
         self.render_mode = render_mode
         self.opponent = opponent or BasedAgent()
         self.core = LearnerMatches(
-            1, OpponentsCfg({"opponent": (1.0, self.opponent)}), reward_manager or _default_reward_manager(),
-            max_timesteps, seed=None,
-        )  # fmt: skip
+            1,
+            OpponentsCfg({"opponent": (1.0, self.opponent)}),
+            reward_manager or _default_reward_manager(),
+            max_timesteps,
+            seed=None,
+        )
         self._done = True
         self._renderer = None
         self._t0 = time.perf_counter()
@@ -507,9 +516,14 @@ class WarehouseBrawl(ParallelEnv):
         from environment.rewards import RewardContext
 
         return RewardContext(
-            state=self.engine.state, prev_x=self._prev[0], prev_y=self._prev[1], events=self.engine.events,
-            keys=self._keys, params=self.engine.params, player=player,
-        )  # fmt: skip
+            state=self.engine.state,
+            prev_x=self._prev[0],
+            prev_y=self._prev[1],
+            events=self.engine.events,
+            keys=self._keys,
+            params=self.engine.params,
+            player=player,
+        )
 
     @functools.cache  # noqa: B019 - PettingZoo wants the same space object each call
     def observation_space(self, agent: str):

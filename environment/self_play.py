@@ -274,10 +274,14 @@ class SelfPlayHandler:
 
     def get_state(self) -> dict:
         # Snapshots by file name, so a moved run folder still resumes.
-        return {"rng": self.rng.bit_generator.state, "loads": self.loads, "served": self.served,
-                "last_choice": self.last_choice.name if self.last_choice else None,
-                "extra_snapshots": [p.name for p in self.extra_snapshots],
-                "snapshot_weights": [[p.name, w] for p, w in self.snapshot_weights.items()]}  # fmt: skip
+        return {
+            "rng": self.rng.bit_generator.state,
+            "loads": self.loads,
+            "served": self.served,
+            "last_choice": self.last_choice.name if self.last_choice else None,
+            "extra_snapshots": [p.name for p in self.extra_snapshots],
+            "snapshot_weights": [[p.name, w] for p, w in self.snapshot_weights.items()],
+        }
 
     def set_state(self, state: dict) -> None:
         self.rng.bit_generator.state = state["rng"]

@@ -100,8 +100,9 @@ def test_reweighting_keeps_the_bots_share_and_favours_the_hard_ones(tmp_path):
 
 # --- exploiter phases (to be replaced by the opponent schedule of issue 14) --------------------
 def test_an_exploiter_phase_leaves_the_main_runs_random_streams_unchanged(tmp_path):
-    config = tiny_config(controls__exploiter="{every_updates: 1, steps: 128, init: fork, win_threshold: 0.01, "
-                                             "eval_matches: 2}")  # fmt: skip
+    config = tiny_config(
+        controls__exploiter="{every_updates: 1, steps: 128, init: fork, win_threshold: 0.01, eval_matches: 2}"
+    )
     run = T.TrainingRun(config, tmp_path, torch.device("cpu"))
     try:
         run.model.learn(128)

@@ -33,8 +33,9 @@ def test_readme_starts_with_a_train_and_a_test_command_and_ci_runs_the_test_one(
 
 
 def _help(*module_args: str) -> str:
-    done = subprocess.run([sys.executable, *module_args, "--help"], cwd=REPO, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, *module_args, "--help"], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 

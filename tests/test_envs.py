@@ -160,8 +160,12 @@ def test_vecenv_episode_return_matches_summed_rewards():
 
 def test_vecenv_seeding_is_deterministic():
     def run(seed):
-        env = BrawlVecEnv(4, opponents=OpponentsCfg({"based": (1, "based"), "random": (1, RandomAgent(seed=0))}),
-                          max_timesteps=200, seed=seed)  # fmt: skip
+        env = BrawlVecEnv(
+            4,
+            opponents=OpponentsCfg({"based": (1, "based"), "random": (1, RandomAgent(seed=0))}),
+            max_timesteps=200,
+            seed=seed,
+        )
         return _run_vec(env, 250)
 
     (a, ea), (b, eb), (c, _) = run(5), run(5), run(6)

@@ -119,8 +119,9 @@ def test_bundle_predict_batch_keeps_per_env_memory_like_the_checkpoint(exported)
         ids = rng.permutation(all_ids)[: rng.integers(1, len(all_ids) + 1)]
         obs = rng.uniform(low, high, size=(len(ids), 64)).astype(np.float32)
         start = (rng.random(len(ids)) < 0.15) | (frame == 0)
-        np.testing.assert_array_equal(full.predict_batch(obs, start, ids), submitted.predict_batch(obs, start, ids),
-                                      err_msg=f"frame {frame}")  # fmt: skip
+        np.testing.assert_array_equal(
+            full.predict_batch(obs, start, ids), submitted.predict_batch(obs, start, ids), err_msg=f"frame {frame}"
+        )
     memories = {"transformer_strategy": ("h", "c", "history"), "recurrent_ppo": ("h", "c"), "ppo": ()}[agent_type]
     for memory in memories:
         np.testing.assert_array_equal(full.get_state()[memory], submitted.get_state()[memory], err_msg=memory)
@@ -156,8 +157,10 @@ def test_bundle_logits_equal_the_sb3_distribution_bit_for_bit(exported):
             assert torch.equal(dist.mode(), actor(obs)[0])
             return
         size = (1, 9, policy.lstm_actor.hidden_size)
-        states = (torch.as_tensor(rng.normal(size=size).astype(np.float32)),
-                  torch.as_tensor(rng.normal(size=size).astype(np.float32)))  # fmt: skip
+        states = (
+            torch.as_tensor(rng.normal(size=size).astype(np.float32)),
+            torch.as_tensor(rng.normal(size=size).astype(np.float32)),
+        )
         for starts in (torch.zeros(9), torch.tensor([1.0, 0, 0, 1, 0, 0, 0, 1, 0])):
             dist, (h1, c1) = policy.get_distribution(obs, states, starts)
             got, (h2, c2) = actor.action_logits(obs, states, starts)
@@ -201,8 +204,14 @@ def test_bundle_loads_in_a_clean_python_with_only_numpy_and_torch(exported, tmp_
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # -I: ignore PYTHON* variables and user site-packages, and do not put the current folder on sys.path
     # by itself; -B: write no __pycache__ into the bundle
-    result = subprocess.run([sys.executable, "-I", "-B", "-c", LOAD_ALONE, str(tmp_path / "obs.npy")], cwd=bundle,
-                            env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-I", "-B", "-c", LOAD_ALONE, str(tmp_path / "obs.npy")],
+        cwd=bundle,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["banned"] == [], f"the bundle imported training or game packages: {out['banned']}"
@@ -218,8 +227,11 @@ def test_bundle_keeps_only_the_actor_and_is_much_smaller(exported):
     state = torch.load(bundle / "policy_weights.pt", weights_only=True)
     assert all(isinstance(v, torch.Tensor) for v in state.values())
     prefixes = {k.split(".")[0] for k in state}
-    expected = {"transformer_strategy": {"extractor", "lstm", "policy_net", "action_net"},
-                "recurrent_ppo": {"lstm", "policy_net", "action_net"}, "ppo": {"policy_net", "action_net"}}  # fmt: skip
+    expected = {
+        "transformer_strategy": {"extractor", "lstm", "policy_net", "action_net"},
+        "recurrent_ppo": {"lstm", "policy_net", "action_net"},
+        "ppo": {"policy_net", "action_net"},
+    }
     assert prefixes == expected[agent_type]
     assert not [k for k in state if any(w in k for w in ("value", "critic", "vf_", "optimizer", "exp_avg"))]
     assert all(v.dtype == torch.float32 for v in state.values())
@@ -237,8 +249,10 @@ def test_bundle_keeps_only_the_actor_and_is_much_smaller(exported):
 
 
 def test_bundle_is_under_half_the_checkpoint_at_cpu_config_sizes(tmp_path):
-    sizes = {k: T.TRAIN_CONFIG_CPU["agent"][k] for k in ("latent_dim", "num_heads", "num_layers", "sequence_length",
-                                                         "lstm_hidden_size")}  # fmt: skip
+    sizes = {
+        k: T.TRAIN_CONFIG_CPU["agent"][k]
+        for k in ("latent_dim", "num_heads", "num_layers", "sequence_length", "lstm_hidden_size")
+    }
     config = tiny_config(**{f"agent__{k}": v for k, v in sizes.items()}, agent__net_arch="{pi: [64, 64], vf: [64, 64]}")
     run = T.TrainingRun(config, tmp_path / "run", torch.device("cpu"))
     run.model.learn(32)  # one update: the checkpoint then holds the Adam state it always has in training

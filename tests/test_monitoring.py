@@ -30,9 +30,21 @@ def tiny_run(tmp_path_factory) -> Path:
 
 
 def test_output_files_are_complete_and_consistent(tiny_run):
-    for name in ("monitor.csv", "metrics.csv", "evaluation_results.csv", "behavior_metrics.csv",
-                 "reward_breakdown.csv", "ratings.csv", "strategy_analysis.csv", "alerts.csv", "config.json",
-                 "training.log", "training_curves.png", "match_vs_based.mp4", "manifest.json"):  # fmt: skip
+    for name in (
+        "monitor.csv",
+        "metrics.csv",
+        "evaluation_results.csv",
+        "behavior_metrics.csv",
+        "reward_breakdown.csv",
+        "ratings.csv",
+        "strategy_analysis.csv",
+        "alerts.csv",
+        "config.json",
+        "training.log",
+        "training_curves.png",
+        "match_vs_based.mp4",
+        "manifest.json",
+    ):
         assert (tiny_run / name).exists(), name
     evaluation = pd.read_csv(tiny_run / "evaluation_results.csv")
     assert list(evaluation.columns) == EVAL_COLUMNS
@@ -95,22 +107,49 @@ def test_inspection_modes_run_on_a_checkpoint(tiny_run, mode, extra, produces):
 
 
 def test_league_mode_rates_snapshots_and_bots(tiny_run):
-    done = subprocess.run([sys.executable, "user/train_agent.py", "--mode", "league", "--run", str(tiny_run),
-                           "--episodes", "1", "--max-timesteps", "30"], cwd=REPO, capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "user/train_agent.py",
+            "--mode",
+            "league",
+            "--run",
+            str(tiny_run),
+            "--episodes",
+            "1",
+            "--max-timesteps",
+            "30",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     league = pd.read_csv(tiny_run / "league.csv")
     assert {"rl_model_512", "based", "constant"} <= set(league["name"])
 
 
 def test_modes_explain_missing_or_wrong_paths(tmp_path):
-    done = subprocess.run([sys.executable, "user/train_agent.py", "--mode", "eval", "--agent_path",
-                           str(tmp_path / "rl_model_5_steps.zip")], cwd=REPO, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "user/train_agent.py",
+            "--mode",
+            "eval",
+            "--agent_path",
+            str(tmp_path / "rl_model_5_steps.zip"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2 and "checkpoint not found" in done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
-    done = subprocess.run([sys.executable, "user/train_agent.py", "--mode", "eval"], cwd=REPO, capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "user/train_agent.py", "--mode", "eval"], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 2 and "needs --agent_path" in done.stdout + done.stderr
 
 

@@ -25,9 +25,14 @@ from user.agent_io import load_state_dict_file
 from user.config_tools import load_config_json
 
 REPO = Path(__file__).resolve().parents[1]
-RESUME_SETS = [*TINY_SETS, "training.total_timesteps=768", "training.save_freq=256", "eval.eval_freq=100000",
-               "agent.n_epochs=2", "self_play.opponents={self_play: [0.5, null], based: [0.3, based], "
-               "random: [0.2, random]}"]  # fmt: skip
+RESUME_SETS = [
+    *TINY_SETS,
+    "training.total_timesteps=768",
+    "training.save_freq=256",
+    "eval.eval_freq=100000",
+    "agent.n_epochs=2",
+    "self_play.opponents={self_play: [0.5, null], based: [0.3, based], random: [0.2, random]}",
+]
 
 
 def train_command(run_dir: Path, extra: list[str] | None = None) -> list[str]:
@@ -49,8 +54,9 @@ def monitor_rows(run_dir: Path) -> list[list[str]]:
 
 def run_until_sigterm(run_dir: Path, after: str) -> tuple[int, str]:
     """Start training, send SIGTERM once ``after`` appears in its log; returns (exit code, log)."""
-    proc = subprocess.Popen(train_command(run_dir), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        train_command(run_dir), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     lines = []
     for line in proc.stdout:
         lines.append(line)
@@ -80,8 +86,13 @@ def test_sigterm_then_resume_is_bit_identical_to_an_uninterrupted_run(uninterrup
         assert (run_dir / name).read_text().endswith("\n"), f"{name} ends in a partial row"
     # The checkpoint left behind loads (weights only).
     T.load_agent(run_dir)
-    done = subprocess.run([sys.executable, "user/train_agent.py", "--resume", str(run_dir), "--progress", "lines"],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "user/train_agent.py", "--resume", str(run_dir), "--progress", "lines"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     a = policy_params(uninterrupted / "rl_model_768_steps.zip")
     b = policy_params(run_dir / "rl_model_768_steps.zip")
@@ -254,8 +265,12 @@ def test_max_saved_keeps_the_newest_and_the_pool_points_at_existing_files(tmp_pa
 def test_resume_works_after_snapshot_rotation_while_matches_still_play_old_snapshots(tmp_path):
     """Regression: max_saved once deleted a snapshot that a running match still played against."""
     # Matches of 150 frames span several saves (every 128 steps = 32 frames per env).
-    config = tiny_config(training__max_saved=1, env__max_timesteps=150, training__total_timesteps=1536,
-                         **{"self_play__opponents": "{self_play: [1.0, null]}"})  # fmt: skip
+    config = tiny_config(
+        training__max_saved=1,
+        env__max_timesteps=150,
+        training__total_timesteps=1536,
+        **{"self_play__opponents": "{self_play: [1.0, null]}"},
+    )
     run = T.run_training_loop(config, tmp_path / "run", progress=False)
     in_use = run.venv.core.snapshots_in_use()
     assert in_use - {"rl_model_1536_steps.zip"}, "matches still play snapshots older than the newest"
@@ -282,8 +297,12 @@ def test_resume_refuses_to_change_what_the_checkpoint_depends_on(uninterrupted):
 def test_every_kept_checkpoint_can_find_the_snapshots_its_matches_play(tmp_path):
     """Regression (found by benchmarks/soak.py): a stop mid-rollout saves the state captured at the
     rollout start; a snapshot it references must survive rotation even if no live match plays it."""
-    config = tiny_config(training__max_saved=1, env__max_timesteps=150, training__total_timesteps=1536,
-                         **{"self_play__opponents": "{self_play: [1.0, null]}"})  # fmt: skip
+    config = tiny_config(
+        training__max_saved=1,
+        env__max_timesteps=150,
+        training__total_timesteps=1536,
+        **{"self_play__opponents": "{self_play: [1.0, null]}"},
+    )
     T.run_training_loop(config, tmp_path / "run", progress=False)
     manifest = CheckpointManifest(tmp_path / "run")
     for step in manifest.steps():

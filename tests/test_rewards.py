@@ -243,14 +243,23 @@ def test_reset_resizes_buffers():
 # --- symmetry ----------------------------------------------------------------------------
 def all_terms_manager() -> RewardManager:
     dense = {
-        "damage": R.damage_interaction, "danger": R.danger_zone, "spam": R.attack_spam, "keys": R.too_many_keys,
-        "closing": R.closing_distance, "edge": R.edge_pressure, "weapon": R.toward_weapon,
-    }  # fmt: skip
+        "damage": R.damage_interaction,
+        "danger": R.danger_zone,
+        "spam": R.attack_spam,
+        "keys": R.too_many_keys,
+        "closing": R.closing_distance,
+        "edge": R.edge_pressure,
+        "weapon": R.toward_weapon,
+    }
     signals = {
-        "win": ("win", R.on_win), "ko": ("knockout", R.on_knockout), "ko_dealt": ("knockout", R.on_knockout_dealt),
-        "ko_taken": ("knockout", R.on_knockout_taken), "combo": ("hit_during_stun", R.on_combo),
-        "equip": ("weapon_equip", R.on_equip), "drop": ("weapon_drop", R.on_drop),
-    }  # fmt: skip
+        "win": ("win", R.on_win),
+        "ko": ("knockout", R.on_knockout),
+        "ko_dealt": ("knockout", R.on_knockout_dealt),
+        "ko_taken": ("knockout", R.on_knockout_taken),
+        "combo": ("hit_during_stun", R.on_combo),
+        "equip": ("weapon_equip", R.on_equip),
+        "drop": ("weapon_drop", R.on_drop),
+    }
     return RewardManager(
         {name: RewTerm(f, 1.5) for name, f in dense.items()},
         {name: (sig, RewTerm(f, -0.5)) for name, (sig, f) in signals.items()},
@@ -299,9 +308,14 @@ def swap_players(ctx: RewardContext) -> RewardContext:
         getattr(ev, name)[:] = getattr(ev, name)[:, ::-1].copy()
     ev.result[:] = swap_result[ev.result]
     return RewardContext(
-        s, ctx.prev_x[:, ::-1].copy(), ctx.prev_y[:, ::-1].copy(), ev, ctx.keys[:, ::-1].copy(), ctx.params,
+        s,
+        ctx.prev_x[:, ::-1].copy(),
+        ctx.prev_y[:, ::-1].copy(),
+        ev,
+        ctx.keys[:, ::-1].copy(),
+        ctx.params,
         player=1 - ctx.player,
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

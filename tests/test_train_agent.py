@@ -58,10 +58,21 @@ def test_test_and_10m_configs_share_every_hyperparameter():
 def test_shared_agent_config_matches_the_spec():
     a = T._SHARED_AGENT_CONFIG
     assert (a["type"], a["latent_dim"], a["num_heads"], a["num_layers"], a["sequence_length"]) == (
-        "transformer_strategy", 256, 8, 6, 90)  # fmt: skip
+        "transformer_strategy",
+        256,
+        8,
+        6,
+        90,
+    )
     assert a["lstm_hidden_size"] == 512 and a["shared_lstm"] and a["net_arch"] == {"pi": [96, 96], "vf": [96, 96]}
     assert (a["batch_size"], a["n_epochs"], a["learning_rate"], a["clip_range"], a["gamma"], a["gae_lambda"]) == (
-        128, 10, 2.5e-4, 0.2, 0.99, 0.95)  # fmt: skip
+        128,
+        10,
+        2.5e-4,
+        0.2,
+        0.99,
+        0.95,
+    )
     weights = {name: w for name, (w, _) in T._SHARED_SELF_PLAY_CONFIG["opponents"].items()}
     assert weights == {"self_play": 0.8, "based": 0.15, "constant": 0.05}
 
@@ -111,8 +122,9 @@ def test_impossible_lstm_combination_is_rejected():
 
 
 def test_set_overrides_parse_yaml_values():
-    config = T.apply_overrides(copy.deepcopy(T.TRAIN_CONFIG_TEST),
-                               ["training.total_timesteps=1234", "agent.net_arch={pi: [8], vf: [8]}"])  # fmt: skip
+    config = T.apply_overrides(
+        copy.deepcopy(T.TRAIN_CONFIG_TEST), ["training.total_timesteps=1234", "agent.net_arch={pi: [8], vf: [8]}"]
+    )
     assert config["training"]["total_timesteps"] == 1234
     assert config["agent"]["net_arch"] == {"pi": [8], "vf": [8]}
     with pytest.raises(T.ConfigError, match="key.path=value"):
@@ -269,8 +281,15 @@ def _context(n=2):
     state, events = allocate(n), StepEvents.allocate(n)
     state.weapon[:] = 0
     keys = np.zeros((n, 2, 10), bool)
-    return RewardContext(state=state, prev_x=state.x.copy(), prev_y=state.y.copy(), events=events, keys=keys,
-                         params=P.DEFAULT_PARAMS, player=0)  # fmt: skip
+    return RewardContext(
+        state=state,
+        prev_x=state.x.copy(),
+        prev_y=state.y.copy(),
+        events=events,
+        keys=keys,
+        params=P.DEFAULT_PARAMS,
+        player=0,
+    )
 
 
 def test_dense_reward_signals_on_hand_built_events():
@@ -361,9 +380,17 @@ def test_script_runs_end_to_end_as_a_subprocess(tmp_path):
         args += ["--set", item]
     done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    for name in ("rl_model_512_steps.zip", "rl_model_512_steps_transformer_encoder.pth", "monitor.csv",
-                 "reward_breakdown.csv", "behavior_metrics.csv", "metrics.csv", "config.json", "training.log",
-                 "manifest.json"):  # fmt: skip
+    for name in (
+        "rl_model_512_steps.zip",
+        "rl_model_512_steps_transformer_encoder.pth",
+        "monitor.csv",
+        "reward_breakdown.csv",
+        "behavior_metrics.csv",
+        "metrics.csv",
+        "config.json",
+        "training.log",
+        "manifest.json",
+    ):
         assert (run_dir / name).exists(), name
     monitor = (run_dir / "monitor.csv").read_text().splitlines()
     assert monitor[0].startswith("#{") and monitor[1].startswith("r,l,t")
@@ -371,8 +398,13 @@ def test_script_runs_end_to_end_as_a_subprocess(tmp_path):
 
 
 def test_cli_reports_config_errors_without_a_traceback():
-    done = subprocess.run([sys.executable, "user/train_agent.py", "--set", "agent.batch_size=100", "--print-config"],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "user/train_agent.py", "--set", "agent.batch_size=100", "--print-config"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert "agent.batch_size (100) must divide" in done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
@@ -475,8 +507,10 @@ def test_the_game_package_needs_neither_torch_nor_matplotlib():
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
             names += [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
             assert not any(n.split(".")[0] in ("torch", "matplotlib", "pandas") for n in names), (path.name, names)
-    code = ("import sys; import environment.checkpoints, environment.evaluation, environment.rewards, "
-            "environment.self_play, environment.match; "
-            "print(sorted(m for m in ('torch', 'matplotlib', 'pandas') if m in sys.modules))")  # fmt: skip
+    code = (
+        "import sys; import environment.checkpoints, environment.evaluation, environment.rewards, "
+        "environment.self_play, environment.match; "
+        "print(sorted(m for m in ('torch', 'matplotlib', 'pandas') if m in sys.modules))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip() == "[]"

@@ -18,15 +18,32 @@ from environment.worker_vec_env import WorkerVecEnv, split_rows
 
 BASED = {"based": (1.0, "based")}
 MAX_T = 40
-EPISODE_KEYS = {"r", "l", "t", "result", "opponent", "damage_dealt", "damage_taken", "knockouts", "falls",
-                "weapon_pickups", "weapon_drops", "hits", "combos", "stocks_left", "opponent_stocks_left"}  # fmt: skip
+EPISODE_KEYS = {
+    "r",
+    "l",
+    "t",
+    "result",
+    "opponent",
+    "damage_dealt",
+    "damage_taken",
+    "knockouts",
+    "falls",
+    "weapon_pickups",
+    "weapon_drops",
+    "hits",
+    "combos",
+    "stocks_left",
+    "opponent_stocks_left",
+}
 
 
 def _dense_rewards() -> RewardManager:
     """The default terms plus two dense ones, so that short matches pay non-zero rewards."""
     manager = default_reward_manager()
-    return RewardManager({**manager.dense, "closing": RewTerm(closing_distance, 1.0),
-                          "keys": RewTerm(too_many_keys, 0.1)}, manager.signals)  # fmt: skip
+    return RewardManager(
+        {**manager.dense, "closing": RewTerm(closing_distance, 1.0), "keys": RewTerm(too_many_keys, 0.1)},
+        manager.signals,
+    )
 
 
 def _workers(n: int = 5, workers: int = 2, seed: int | None = 3) -> WorkerVecEnv:
@@ -47,9 +64,12 @@ def _same_info(a: dict, b: dict) -> bool:
     if not a:
         return True
     untimed = [{k: v for k, v in info["episode"].items() if k != "t"} for info in (a, b)]
-    return (untimed[0] == untimed[1] and np.array_equal(a["terminal_observation"], b["terminal_observation"])
-            and a["TimeLimit.truncated"] == b["TimeLimit.truncated"]
-            and a["reward_terms"] == b["reward_terms"])  # fmt: skip
+    return (
+        untimed[0] == untimed[1]
+        and np.array_equal(a["terminal_observation"], b["terminal_observation"])
+        and a["TimeLimit.truncated"] == b["TimeLimit.truncated"]
+        and a["reward_terms"] == b["reward_terms"]
+    )
 
 
 def _assert_same(run_a: list[tuple], run_b: list[tuple]) -> None:
@@ -68,8 +88,10 @@ def test_split_rows_is_even_and_contiguous():
     assert split_rows(4, 4) == [(0, 1), (1, 1), (2, 1), (3, 1)]
 
 
-@pytest.mark.parametrize("n, workers, match", [(4, 0, "workers"), (2, 3, "exceed"), (0, 1, "n_envs"),
-                                               (2.5, 1, "n_envs"), (4, 1.5, "workers")])  # fmt: skip
+@pytest.mark.parametrize(
+    "n, workers, match",
+    [(4, 0, "workers"), (2, 3, "exceed"), (0, 1, "n_envs"), (2.5, 1, "n_envs"), (4, 1.5, "workers")],
+)
 def test_invalid_sizes_raise_before_starting_workers(n, workers, match):
     with pytest.raises(ValueError, match=match):
         WorkerVecEnv.for_scripted_opponents(n, workers, BASED)
@@ -98,8 +120,9 @@ def test_unseeded_and_start_methods_keep_the_single_env_streams(start_method):
     if start_method not in mp.get_all_start_methods():
         pytest.skip(f"no {start_method} start method here")
     single = BrawlVecEnv(4, OpponentsCfg(dict(BASED)), _dense_rewards(), max_timesteps=MAX_T, seed=None)
-    env = WorkerVecEnv.for_scripted_opponents(4, 2, BASED, _dense_rewards, max_timesteps=MAX_T, seed=None,
-                                              start_method=start_method)  # fmt: skip
+    env = WorkerVecEnv.for_scripted_opponents(
+        4, 2, BASED, _dense_rewards, max_timesteps=MAX_T, seed=None, start_method=start_method
+    )
     try:
         assert np.array_equal(env.reset(), single.reset())
         actions = _actions(10, 4, seed=5)
