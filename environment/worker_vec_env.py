@@ -472,7 +472,7 @@ def _context(start_method: str | None):
     return ctx
 
 
-def scripted_slice(
+def scripted_slice(  # the parameters WorkerVecEnv.for_scripted_opponents forwards to each worker
     first: int,
     n_rows: int,
     *,

@@ -292,12 +292,16 @@ class Poison:
         return os.mkdir, (str(self.marker),)
 
 
+def copy_bundle(bundle: Path, dest: Path) -> Path:
+    dest.mkdir()
+    for name in BUNDLE_FILES:
+        (dest / name).write_bytes((bundle / name).read_bytes())
+    return dest
+
+
 def test_poisoned_weights_are_refused_without_running_them(exported, tmp_path):
     _, _, bundle, _ = exported
-    poisoned = tmp_path / "bundle"
-    poisoned.mkdir()
-    for name in BUNDLE_FILES:
-        (poisoned / name).write_bytes((bundle / name).read_bytes())
+    poisoned = copy_bundle(bundle, tmp_path / "bundle")
     marker = tmp_path / "marker"
     torch.save({"action_net.weight": Poison(marker)}, poisoned / "policy_weights.pt")
     config = json.loads((poisoned / "agent_config.json").read_text())
@@ -313,10 +317,7 @@ def test_poisoned_weights_are_refused_without_running_them(exported, tmp_path):
 
 def test_a_torn_bundle_is_detected(exported, tmp_path):
     _, _, bundle, _ = exported
-    torn = tmp_path / "bundle"
-    torn.mkdir()
-    for name in BUNDLE_FILES:
-        (torn / name).write_bytes((bundle / name).read_bytes())
+    torn = copy_bundle(bundle, tmp_path / "bundle")
     state = torch.load(torn / "policy_weights.pt", weights_only=True)
     state["action_net.bias"] = state["action_net.bias"] + 1.0
     torch.save(state, torn / "policy_weights.pt")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+from contextlib import closing
 
 import numpy as np
 import pytest
@@ -100,8 +101,7 @@ def test_invalid_sizes_raise_before_starting_workers(n, workers, match):
 def test_matches_a_single_brawl_vec_env_across_episode_ends():
     n, steps = 5, 2 * MAX_T + 10
     single = BrawlVecEnv(n, OpponentsCfg(dict(BASED)), _dense_rewards(), max_timesteps=MAX_T, seed=3)
-    env = _workers(n)
-    try:
+    with closing(_workers(n)) as env:
         assert np.array_equal(env.reset(), single.reset())
         actions = _actions(steps, n)
         run_w, run_s = _run(env, actions), _run(single, actions)
@@ -111,8 +111,6 @@ def test_matches_a_single_brawl_vec_env_across_episode_ends():
         env.seed(11), single.seed(11)  # seeds given through seed() reach the right rows
         assert np.array_equal(env.reset(), single.reset())
         _assert_same(_run(env, actions[:5]), _run(single, actions[:5]))
-    finally:
-        env.close()
 
 
 @pytest.mark.parametrize("start_method", ["spawn", "forkserver"])
@@ -132,8 +130,7 @@ def test_unseeded_and_start_methods_keep_the_single_env_streams(start_method):
 
 
 def test_autoreset_contract_and_types():
-    env = _workers(4)
-    try:
+    with closing(_workers(4)) as env:
         obs = env.reset()
         assert obs.shape == (4, 64) and obs.dtype == np.float32
         for a in _actions(MAX_T, 4):
@@ -146,8 +143,6 @@ def test_autoreset_contract_and_types():
             assert isinstance(info["reward_terms"], dict) and info["reward_terms"]
         _, _, done, infos = env.step(_actions(1, 4)[0])
         assert not done.any() and infos == [{}] * 4
-    finally:
-        env.close()
 
 
 def test_attributes_and_methods_are_forwarded_by_row():
@@ -170,8 +165,7 @@ def test_attributes_and_methods_are_forwarded_by_row():
 
 
 def test_get_state_set_state_round_trip():
-    env = _workers(5)
-    try:
+    with closing(_workers(5)) as env:
         env.reset()
         _run(env, _actions(10, 5, seed=1))
         saved = env.get_state()
@@ -181,24 +175,19 @@ def test_get_state_set_state_round_trip():
         _assert_same(_run(env, actions), first)
         with pytest.raises(ValueError, match="one state per worker"):
             env.set_state(saved[:1])
-    finally:
-        env.close()
 
 
 def test_ppo_trains_on_it():
-    env = _workers(4)
-    try:
+    with closing(_workers(4)) as env:
         model = PPO("MlpPolicy", env, n_steps=16, batch_size=32, n_epochs=1, device="cpu", seed=0)
         model.set_logger(Logger(folder=None, output_formats=[]))  # SB3's default leaves a folder in the temp dir
         model.learn(64)
         assert model.num_timesteps >= 64
-    finally:
-        env.close()
 
 
 def test_bad_actions_raise_in_the_main_process_and_the_env_goes_on():
-    env = _workers(4)
-    try:
+    # The same bad-input contract as BrawlVecEnv's (tests/test_envs.py), checked across the process boundary.
+    with closing(_workers(4)) as env:
         env.reset()
         with pytest.raises(ValueError, match="shape"):
             env.step(np.zeros((3, 10)))
@@ -208,35 +197,27 @@ def test_bad_actions_raise_in_the_main_process_and_the_env_goes_on():
             env.step_wait()
         obs, *_ = env.step(np.zeros((4, 10), np.float32))
         assert obs.shape == (4, 64)
-    finally:
-        env.close()
 
 
 def test_worker_exceptions_surface_with_the_worker_traceback():
     with pytest.raises(RuntimeError, match=r"(?s)worker 0 .*ValueError: boom in the slice at row 0"):
         WorkerVecEnv(4, 2, _exploding_slice)
-    env = _workers(4)
-    try:
+    with closing(_workers(4)) as env:
         env.reset()
         with pytest.raises(RuntimeError, match=r"(?s)worker 1 .*Traceback.*called without step_async"):
             env.env_method("step_wait", indices=[3])
         with pytest.raises(RuntimeError, match=r"(?s)worker 0 .*AttributeError.*no_such_attribute"):
             env.get_attr("no_such_attribute", indices=[0])
         env.step(np.zeros((4, 10)))  # the pipes are still in step
-    finally:
-        env.close()
 
 
 def test_a_dead_worker_raises_instead_of_hanging():
-    env = _workers(4)
-    try:
+    with closing(_workers(4)) as env:
         env.reset()
         os.kill(env.processes[1].pid, signal.SIGKILL)
         env.processes[1].join(5)
         with pytest.raises(RuntimeError, match=r"worker 1 .*died"):
             env.step(np.zeros((4, 10)))
-    finally:
-        env.close()
     assert not any(p.is_alive() for p in env.processes)
 
 

@@ -275,6 +275,9 @@ def resolve_checkpoint(path: Path | str) -> Path:
 class TransformerStrategyAgent(Agent):
     """A trained policy playing as an environment Agent.
 
+    (``user/submission_agent.py`` repeats its per-match memory and ``predict_batch`` on purpose: an
+    export bundle runs without this package.)
+
     ``predict`` keeps its own LSTM state and opponent history; ``predict_batch``
     does the same per match (``env_ids``), vectorised. Build one from a checkpoint
     with :func:`load_agent` (the trainer's ``load_agent``), which reads weights only.

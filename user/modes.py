@@ -15,18 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from environment import evaluation
 from environment import params as P
 from environment.agents import Agent, agent_names, make_agent
 from environment.checkpoints import CheckpointError, CheckpointManifest, atomic_write_text
-from environment.evaluation import (
-    format_table,
-    latent_distances,
-    play_vs_opponents,
-    project_2d,
-    round_robin,
-    separation_verdict,
-    success_table,
-)
 from user.agent_io import TransformerStrategyAgent, resolve_checkpoint
 from user.config_tools import ConfigError
 from user.export import export_bundle
@@ -113,8 +105,8 @@ def _mode_eval(args: argparse.Namespace, load_agent: AgentLoader) -> int:
     rows = evaluate_agent(agent, agent_names(), episodes, args.max_timesteps, seed=0)
     table = [eval_csv_row(r) for r in rows]
     print(f"{zip_path.name} against the roster, {episodes} matches each ({time.monotonic() - t0:.1f} s):")
-    print(format_table(table))
-    print(format_table(success_table(rows)))
+    print(evaluation.format_table(table))
+    print(evaluation.format_table(evaluation.success_table(rows)))
     out = Path(args.out) if args.out else _default_out(zip_path, "eval.csv")
     header = [c for c in EVAL_COLUMNS if c != "step"]
     lines = [",".join(header)] + [",".join(str(r[c]) for c in header) for r in table]
@@ -171,17 +163,17 @@ def _mode_analyze_strategy(args: argparse.Namespace, load_agent: AgentLoader) ->
     names = agent_names()
     matches = args.episodes or 4
     recorder = LatentRecorder(agent)
-    play_vs_opponents(
+    evaluation.play_vs_opponents(
         recorder, {n: make_agent(n, seed=i) for i, n in enumerate(names)}, matches, min(args.max_timesteps, 900), seed=0
     )
     labels = [names[env_id // matches] for env_id, _ in recorder.records]
     latents = np.stack([latent for _, latent in recorder.records])
-    d = latent_distances(latents, labels)
-    verdict = separation_verdict(d)
+    d = evaluation.latent_distances(latents, labels)
+    verdict = evaluation.separation_verdict(d)
     out_dir = Path(args.out) if args.out else _default_out(zip_path, "strategy_analysis")
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_latent_scatter(
-        project_2d(latents),
+        evaluation.project_2d(latents),
         labels,
         out_dir / "strategy_latents_pca.png",
         f"Strategy latents of {zip_path.name} by opponent (PCA)",
@@ -222,11 +214,11 @@ def _mode_league(args: argparse.Namespace, load_agent: AgentLoader) -> int:
     agents: dict[str, Agent] = {p.name.removesuffix("_steps.zip"): _load(load_agent, p) for p in snapshots}
     agents |= {name: make_agent(name, seed=i) for i, name in enumerate(agent_names())}
     t0 = time.monotonic()
-    ratings, _ = round_robin(agents, args.episodes or 4, args.max_timesteps, seed=0)
+    ratings, _ = evaluation.round_robin(agents, args.episodes or 4, args.max_timesteps, seed=0)
     ranked = enumerate(ratings.table())
     table = [{"rank": i + 1, "name": n, "rating": round(r, 1), "games": g} for i, (n, r, g) in ranked]
     print(f"Round robin of {len(agents)} agents ({time.monotonic() - t0:.1f} s):")
-    print(format_table(table))
+    print(evaluation.format_table(table))
     out = Path(args.out) if args.out else run_dir / "league.csv"
     atomic_write_text(
         out,

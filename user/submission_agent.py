@@ -20,6 +20,11 @@ and the action is ``round(sigmoid(logits))``, as SB3's BernoulliDistribution.mod
 
 Weights are read with ``torch.load(..., weights_only=True)`` only: a weights file that
 would run code when unpickled is refused.
+
+Repeated on purpose (``duplicates`` lists these pairs): the networks mirror train_agent.py's,
+the per-match memory and ``predict_batch`` mirror ``user/agent_io.TransformerStrategyAgent``, and
+the Agent base class below mirrors ``environment/agents.Agent``, because a bundle must load with
+numpy and torch alone. tests/test_export.py checks that the bundle acts exactly as the checkpoint.
 """
 
 from __future__ import annotations
