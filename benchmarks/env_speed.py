@@ -2,7 +2,7 @@
 
 Usage::
 
-    PYTHONPATH=. .venv/bin/python benchmarks/env_speed.py [--quick] [--no-video] [--json PATH]
+    .venv/bin/python benchmarks/env_speed.py [--quick] [--no-video] [--json PATH]
 
 Prints the machine, then one table: each measure on this machine, its target
 (pass/fail where there is one), the tournament engine's figure (pymunk + pygame:
@@ -32,26 +32,27 @@ _ENV_BEFORE = dict(os.environ)  # the video subprocess gets the caller's environ
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"  # before numpy is imported: the batched-core target is for one thread
 
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from benchmarks.report import add_report_flags, finish
+from environment import params as P
+from environment.agents import make_agent
+from environment.engine import BrawlEngine
+from environment.envs import BrawlVecEnv, SelfPlayWarehouseBrawl, WarehouseBrawl
+from environment.observation import ObservationBuilder
+from environment.self_play import OpponentsCfg
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from dataclasses import asdict, dataclass, field  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from environment import params as P  # noqa: E402
-from environment.agents import make_agent  # noqa: E402
-from environment.engine import BrawlEngine  # noqa: E402
-from environment.envs import BrawlVecEnv, SelfPlayWarehouseBrawl, WarehouseBrawl  # noqa: E402
-from environment.observation import ObservationBuilder  # noqa: E402
-from environment.self_play import OpponentsCfg  # noqa: E402
 
 # The tournament's own engine (pymunk + pygame), measured single-process.
 REF_FPS = 4740.0  # frames/s
@@ -255,11 +256,10 @@ def reset_ms(make_env: Callable[[], object], calls: int, reps: int) -> Timing:
 
 
 _VIDEO_CHILD = """
-import json, sys
-sys.path[:0] = [{root!r}, {bench!r}]
+import json
 import tempfile
 from pathlib import Path
-import video_speed as vs
+from benchmarks import video_speed as vs
 with tempfile.TemporaryDirectory() as tmp:
     path = Path(tmp) / "env_speed.mp4"
     seconds, matches = vs.film(path, {frames}, {seed})
@@ -274,11 +274,10 @@ print("ENV_SPEED_JSON " + json.dumps(dict(seconds=seconds, matches=matches, own_
 
 def video(frames: int, render_frames: int, seed: int = 0) -> dict:
     """Film ``frames`` steps with video_speed.film in a fresh subprocess; its seconds and peak RSS."""
-    code = _VIDEO_CHILD.format(root=str(ROOT), bench=str(ROOT / "benchmarks"), frames=frames, seed=seed,
-                               render_frames=render_frames)  # fmt: skip
-    env = dict(_ENV_BEFORE)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    code = _VIDEO_CHILD.format(frames=frames, seed=seed, render_frames=render_frames)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=dict(_ENV_BEFORE), capture_output=True, text=True, check=False
+    )
     for line in proc.stdout.splitlines():
         if line.startswith("ENV_SPEED_JSON "):
             return json.loads(line.removeprefix("ENV_SPEED_JSON "))
@@ -326,16 +325,37 @@ def _detail(r: Row) -> str:
 
 
 def print_table(rows: list[Row]) -> None:
-    header = ("measure", "value (median)", "best", "per CPU-s", "CPU", "target", "pass", "tournament", "speed-up",
-              "note")  # fmt: skip
+    header = (
+        "measure",
+        "value (median)",
+        "best",
+        "per CPU-s",
+        "CPU",
+        "target",
+        "pass",
+        "tournament",
+        "speed-up",
+        "note",
+    )
     cells = [header]
     for r in rows:
         passed = {None: "—", True: "PASS", False: "FAIL"}[r.passed]
         speedup = "—" if r.speedup is None else f"{r.speedup:,.1f}x"
         share = "—" if r.cpu_share is None else f"{100 * r.cpu_share:.0f}%"
-        cells.append((r.measure, _fmt(r.value, r.unit), "—" if r.best is None else _fmt(r.best, r.unit),
-                      _fmt(r.per_cpu, r.unit), share, _fmt_target(r), passed, r.reference, speedup,
-                      r.note))  # fmt: skip
+        cells.append(
+            (
+                r.measure,
+                _fmt(r.value, r.unit),
+                "—" if r.best is None else _fmt(r.best, r.unit),
+                _fmt(r.per_cpu, r.unit),
+                share,
+                _fmt_target(r),
+                passed,
+                r.reference,
+                speedup,
+                r.note,
+            )
+        )
     widths = [max(len(c[k]) for c in cells) for k in range(len(header))]
     right = {1, 2, 3, 4, 8}
 
@@ -351,48 +371,98 @@ def print_table(rows: list[Row]) -> None:
 
 def run(cfg: argparse.Namespace) -> dict:
     info = machine()
-    print(f"Machine: nproc {info['nproc']} ({info['cpu']}), python {info['python']}, numpy {info['numpy']}, "
-          f"numpy threads {info['numpy_threads']}, load average {info['load_avg']}")  # fmt: skip
-    print(f"Statistic: median of {cfg.reps} repetitions of a >= {cfg.seconds:g} s timed loop after a "
-          f"{cfg.warmup:g} s warm-up (batched rows: >= {STEADY_FRAMES} frames, steady state) (best repetition "
-          "alongside); pass/fail on the median. 'per CPU-s': the median on "
-          "process CPU time, 'CPU': CPU time / wall time (below 100% = other processes took the core)."
-          f"{'  [--quick: smoke run, timings short]' if cfg.quick else ''}")  # fmt: skip
+    print(
+        f"Machine: nproc {info['nproc']} ({info['cpu']}), python {info['python']}, numpy {info['numpy']}, "
+        f"numpy threads {info['numpy_threads']}, load average {info['load_avg']}"
+    )
+    print(
+        f"Statistic: median of {cfg.reps} repetitions of a >= {cfg.seconds:g} s timed loop after a "
+        f"{cfg.warmup:g} s warm-up (batched rows: >= {STEADY_FRAMES} frames, steady state) (best repetition "
+        "alongside); pass/fail on the median. 'per CPU-s': the median on "
+        "process CPU time, 'CPU': CPU time / wall time (below 100% = other processes took the core)."
+        f"{'  [--quick: smoke run, timings short]' if cfg.quick else ''}"
+    )
     print(flush=True)
     t_start = time.perf_counter()
     rows: list[Row] = []
 
     def rate_row(measure, timing, unit, target=None, note="", reference=f"{REF_FPS:,.0f} frames/s", speedup=True):
-        rows.append(Row(measure, timing.median, unit, target, True, timing.best, reference,
-                        timing.median / REF_FPS if speedup else None, note, timing.per_cpu, timing.cpu_share,
-                        timing.reps))  # fmt: skip
+        rows.append(
+            Row(
+                measure,
+                timing.median,
+                unit,
+                target,
+                True,
+                timing.best,
+                reference,
+                timing.median / REF_FPS if speedup else None,
+                note,
+                timing.per_cpu,
+                timing.cpu_share,
+                timing.reps,
+            )
+        )
 
     # 1-2. batched core
     for n, target in ((4096, 1_000_000.0), (1024, None), (256, None)):
         timing, act = batched_core(n, cfg)
-        note = (f"keys p={KEY_P}; per 1k frames: {act['hits_per_1k_frames']:.1f} hits, "
-                f"{act['kos_per_1k_frames']:.2f} KOs, {act['pickups_per_1k_frames']:.2f} pickups")  # fmt: skip
+        note = (
+            f"keys p={KEY_P}; per 1k frames: {act['hits_per_1k_frames']:.1f} hits, "
+            f"{act['kos_per_1k_frames']:.2f} KOs, {act['pickups_per_1k_frames']:.2f} pickups"
+        )
         rate_row(f"batched core BrawlEngine.step, N={n}", timing, "frames/s", target, note)
     # 3. VecEnv
-    rate_row("BrawlVecEnv N=1024 vs based, default reward", vec_env(1024, cfg), "steps/s", 200_000.0,
-             "learner-steps/s; random actions")  # fmt: skip
+    rate_row(
+        "BrawlVecEnv N=1024 vs based, default reward",
+        vec_env(1024, cfg),
+        "steps/s",
+        200_000.0,
+        "learner-steps/s; random actions",
+    )
     # 4. single-match envs
-    rate_row("SelfPlayWarehouseBrawl (vs based)", single_env(cfg), "steps/s", 5_000.0,
-             "random actions, reset on episode end")  # fmt: skip
+    rate_row(
+        "SelfPlayWarehouseBrawl (vs based)", single_env(cfg), "steps/s", 5_000.0, "random actions, reset on episode end"
+    )
     rate_row("SelfPlayWarehouseBrawl (vs constant)", single_env(cfg, make_agent("constant")), "steps/s")
     rate_row("BrawlEngine(1).step + observation build", raw_engine_single(cfg), "steps/s")
     rate_row("PettingZoo WarehouseBrawl (parallel)", pettingzoo_env(cfg), "steps/s", note="two players' rewards")
     # 5. resets
     single_reset = reset_ms(SelfPlayWarehouseBrawl, 200, cfg.reps)
-    rows.append(Row("SelfPlayWarehouseBrawl.reset()", single_reset.median, "ms", 1.0, False, single_reset.best,
-                    f"{REF_RESET_MS:g} ms", REF_RESET_MS / single_reset.median, "mean of 200 calls",
-                    single_reset.per_cpu, single_reset.cpu_share, single_reset.reps))  # fmt: skip
+    rows.append(
+        Row(
+            "SelfPlayWarehouseBrawl.reset()",
+            single_reset.median,
+            "ms",
+            1.0,
+            False,
+            single_reset.best,
+            f"{REF_RESET_MS:g} ms",
+            REF_RESET_MS / single_reset.median,
+            "mean of 200 calls",
+            single_reset.per_cpu,
+            single_reset.cpu_share,
+            single_reset.reps,
+        )
+    )
     vec_calls = 5 if cfg.quick else 20
     vec_reset = reset_ms(lambda: BrawlVecEnv(1024, seed=0), vec_calls, cfg.reps)
-    rows.append(Row("BrawlVecEnv(1024).reset()", vec_reset.median, "ms", None, False, vec_reset.best,
-                    f"{REF_RESET_MS:g} ms x1024", REF_RESET_MS * 1024 / vec_reset.median,
-                    f"mean of {vec_calls} calls; all 1024 matches", vec_reset.per_cpu, vec_reset.cpu_share,
-                    vec_reset.reps))  # fmt: skip
+    rows.append(
+        Row(
+            "BrawlVecEnv(1024).reset()",
+            vec_reset.median,
+            "ms",
+            None,
+            False,
+            vec_reset.best,
+            f"{REF_RESET_MS:g} ms x1024",
+            REF_RESET_MS * 1024 / vec_reset.median,
+            f"mean of {vec_calls} calls; all 1024 matches",
+            vec_reset.per_cpu,
+            vec_reset.cpu_share,
+            vec_reset.reps,
+        )
+    )
     # 6. video
     video_runs: list[dict] = []
     if not cfg.no_video:
@@ -405,19 +475,49 @@ def run(cfg: argparse.Namespace) -> dict:
         v0 = video_runs[0]
         play = f"{frames / P.FPS:g}-s match"
         quick_note = "; --quick: 10 s of play, target n/a" if cfg.quick else ""
-        rows.append(Row(f"video: write a {play} to MP4", statistics.median(secs), "s",
-                        None if cfg.quick else 10.0, False, min(secs), f"{REF_VIDEO_S:g} s",
-                        REF_VIDEO_S / statistics.median(secs),
-                        f"subprocess x{runs}; {v0['frames']} frames {v0['size'][0]}x{v0['size'][1]}, "
-                        f"{v0['file_mb']:.1f} MB{quick_note}", reps=secs))  # fmt: skip
-        rows.append(Row("video: peak RSS (python + ffmpeg)", max(peaks), "MB", None if cfg.quick else 500.0,
-                        False, min(peaks), "3.7 GB", REF_PEAK_MB / max(peaks),
-                        f"worst run shown; python {v0['own_mb']:.0f} + ffmpeg {v0['child_mb']:.0f} MB",
-                        reps=peaks))  # fmt: skip
+        rows.append(
+            Row(
+                f"video: write a {play} to MP4",
+                statistics.median(secs),
+                "s",
+                None if cfg.quick else 10.0,
+                False,
+                min(secs),
+                f"{REF_VIDEO_S:g} s",
+                REF_VIDEO_S / statistics.median(secs),
+                f"subprocess x{runs}; {v0['frames']} frames {v0['size'][0]}x{v0['size'][1]}, "
+                f"{v0['file_mb']:.1f} MB{quick_note}",
+                reps=secs,
+            )
+        )
+        rows.append(
+            Row(
+                "video: peak RSS (python + ffmpeg)",
+                max(peaks),
+                "MB",
+                None if cfg.quick else 500.0,
+                False,
+                min(peaks),
+                "3.7 GB",
+                REF_PEAK_MB / max(peaks),
+                f"worst run shown; python {v0['own_mb']:.0f} + ffmpeg {v0['child_mb']:.0f} MB",
+                reps=peaks,
+            )
+        )
         if v0.get("render_fps"):
-            rows.append(Row("video: rendering alone (720x480)", v0["render_fps"], "frames/s", None, True, None,
-                            f"{REF_RENDER_FPS:g} frames/s", v0["render_fps"] / REF_RENDER_FPS,
-                            "MatchRenderer.render over recorded states, 1 run"))  # fmt: skip
+            rows.append(
+                Row(
+                    "video: rendering alone (720x480)",
+                    v0["render_fps"],
+                    "frames/s",
+                    None,
+                    True,
+                    None,
+                    f"{REF_RENDER_FPS:g} frames/s",
+                    v0["render_fps"] / REF_RENDER_FPS,
+                    "MatchRenderer.render over recorded states, 1 run",
+                )
+            )
 
     print_table(rows)
     wall = time.perf_counter() - t_start
@@ -447,15 +547,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short timings (smoke run)")
     parser.add_argument("--no-video", action="store_true", help="skip the video measurement")
-    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON")
+    add_report_flags(parser)
     cfg = parser.parse_args(argv)
     cfg.seconds, cfg.reps, cfg.warmup = (0.3, 2, 0.2) if cfg.quick else (2.0, 5, 1.0)
     results = run(cfg)
-    if cfg.json is not None:
-        cfg.json.parent.mkdir(parents=True, exist_ok=True)
-        cfg.json.write_text(json.dumps(results, indent=2, default=float))
-        print(f"JSON written to {cfg.json}")
-    return 0
+    return finish(cfg, "env_speed", results, results["missed"])
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Usage::
 
-    PYTHONPATH=. .venv/bin/python benchmarks/eval_speed.py [--matches 50] [--agent-path P] [--json PATH]
+    .venv/bin/python benchmarks/eval_speed.py [--matches 50] [--agent-path P] [--json PATH]
 
 Times the trainer's ``evaluate_agent`` (every match of every opponent batched in one engine, the
 agent's ``predict_batch`` once per frame on all live matches) for an agent of the
@@ -19,22 +19,20 @@ Torch threads follow the trainer's ``pick_device`` (all cores, or OMP_NUM_THREAD
 
 from __future__ import annotations
 
+import argparse
+import copy
+import os
 import sys
+import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import torch
 
-import argparse  # noqa: E402
-import copy  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import time  # noqa: E402
-
-import torch  # noqa: E402
-
-import user.train_agent as ta  # noqa: E402
-from environment.agents import Agent, agent_names  # noqa: E402
+import user.train_agent as ta
+from benchmarks.report import add_report_flags, finish
+from environment.agents import Agent, agent_names
+from user.agent_io import TransformerStrategyAgent
+from user.monitoring import evaluate_agent
 
 TARGET_S = 60.0
 
@@ -60,17 +58,19 @@ class CountingAgent(Agent):
         return actions
 
 
-def build_agent(agent_path: Path | None, seed: int) -> tuple[ta.TransformerStrategyAgent, str]:
+def build_agent(agent_path: Path | None, seed: int) -> tuple[TransformerStrategyAgent, str]:
     if agent_path is not None:
         zip_path = ta.resolve_checkpoint(agent_path)
-        agent = ta.TransformerStrategyAgent.from_checkpoint(zip_path)
+        agent = ta.load_agent(zip_path)
         return agent, f"{zip_path} ({agent.agent_config['type']})"
     config = copy.deepcopy(ta.TRAIN_CONFIG_CPU)
     torch.manual_seed(seed)
-    agent = ta.TransformerStrategyAgent(agent_config=config["agent"])
+    agent = TransformerStrategyAgent(ta.build_policy(config["agent"]), config["agent"])
     a = config["agent"]
-    what = (f"untrained cpu-config transformer_strategy (latent {a['latent_dim']}, {a['num_heads']} heads, "
-            f"{a['num_layers']} layer(s), sequence {a['sequence_length']}, LSTM {a['lstm_hidden_size']})")  # fmt: skip
+    what = (
+        f"untrained cpu-config transformer_strategy (latent {a['latent_dim']}, {a['num_heads']} heads, "
+        f"{a['num_layers']} layer(s), sequence {a['sequence_length']}, LSTM {a['lstm_hidden_size']})"
+    )
     return agent, what
 
 
@@ -80,20 +80,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agent-path", type=Path, default=None, help="checkpoint .zip or run folder to evaluate")
     parser.add_argument("--max-timesteps", type=int, default=2700, help="frames per match (default 2700)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON")
+    add_report_flags(parser)
     cfg = parser.parse_args(argv)
 
     ta.pick_device("cpu", announce=False)  # the agent runs on the CPU; sets torch's thread count
     agent, what = build_agent(cfg.agent_path, cfg.seed)
     opponents = agent_names()
     print(f"Agent: {what}")
-    print(f"Opponents: {len(opponents)} ({', '.join(opponents)}), {cfg.matches} matches each, max_timesteps "
-          f"{cfg.max_timesteps}; torch threads {torch.get_num_threads()}, nproc {os.cpu_count()}, load average "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")  # fmt: skip
+    print(
+        f"Opponents: {len(opponents)} ({', '.join(opponents)}), {cfg.matches} matches each, max_timesteps "
+        f"{cfg.max_timesteps}; torch threads {torch.get_num_threads()}, nproc {os.cpu_count()}, load average "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
     print(flush=True)
     counter = CountingAgent(agent)
     c0, t0 = time.process_time(), time.perf_counter()
-    rows = ta.evaluate_agent(counter, opponents, cfg.matches, cfg.max_timesteps, seed=cfg.seed)
+    rows = evaluate_agent(counter, opponents, cfg.matches, cfg.max_timesteps, seed=cfg.seed)
     seconds = time.perf_counter() - t0
     cpu = time.process_time() - c0
     matches = sum(r.matches for r in rows)
@@ -119,17 +121,24 @@ def main(argv: list[str] | None = None) -> int:
         print("  ".join(c[k].rjust(widths[k]) if k == 1 and i else c[k].ljust(widths[k]) for k in range(4)).rstrip())
     print()
     print("per opponent: " + ", ".join(f"{r.opponent} {100 * r.win_rate:.0f}% wins" for r in rows))
-    if cfg.json is not None:
-        cfg.json.parent.mkdir(parents=True, exist_ok=True)
-        cfg.json.write_text(json.dumps({"agent": what, "opponents": opponents, "matches_per_opponent": cfg.matches,
-                                        "matches": matches, "seconds": seconds, "cpu_seconds": cpu,
-                                        "match_frames": counter.rows, "batched_frames": counter.calls,
-                                        "agent_seconds": counter.seconds,
-                                        "matches_per_s": matches / seconds, "target_s": TARGET_S, "passed": passed,
-                                        "threads": torch.get_num_threads(),
-                                        "rows": [r.to_dict() for r in rows]}, indent=2))  # fmt: skip
-        print(f"JSON written to {cfg.json}")
-    return 0
+    results = {
+        "agent": what,
+        "opponents": opponents,
+        "matches_per_opponent": cfg.matches,
+        "matches": matches,
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "match_frames": counter.rows,
+        "batched_frames": counter.calls,
+        "agent_seconds": counter.seconds,
+        "matches_per_s": matches / seconds,
+        "target_s": TARGET_S,
+        "passed": passed,
+        "threads": torch.get_num_threads(),
+        "rows": [r.to_dict() for r in rows],
+    }
+    missed = [f"evaluation took {seconds:.1f} s (target < {TARGET_S:.0f} s)"] if passed is False else []
+    return finish(cfg, "eval_speed", results, missed)
 
 
 if __name__ == "__main__":

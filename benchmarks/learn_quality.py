@@ -2,9 +2,9 @@
 
 Usage::
 
-    PYTHONPATH=. .venv/bin/python benchmarks/learn_quality.py [--minutes 30] [--total-timesteps N]
+    .venv/bin/python benchmarks/learn_quality.py [--minutes 30] [--total-timesteps N]
         [--set KEY=VALUE ...] [--run-dir DIR] [--matches 50] [--json PATH]
-    PYTHONPATH=. .venv/bin/python benchmarks/learn_quality.py --agent-path checkpoints/<run>   # evaluate only
+    .venv/bin/python benchmarks/learn_quality.py --agent-path checkpoints/<run>   # evaluate only
 
 Training: ``TRAIN_CONFIG_CPU`` (``--set`` overrides go through the trainer's ``apply_overrides``;
 ``--total-timesteps`` sets training.total_timesteps) trains into ``--run-dir`` (default
@@ -24,32 +24,32 @@ reference lines follow the table: how many distinct key combinations the agent p
 against BasedAgent, and the win rate of ``HoldHeavyAgent`` (holding ``k`` alone), which beats
 BasedAgent by itself: a trained agent that wins with one held combination learned that trick. Target: >= 80% wins
 against BasedAgent (the tournament guide expects 70-85% after 10M steps on a T4); the exit status
-is 0 either way (1 only when something failed to run).
+is 0 either way unless ``--check`` (then 1 on a miss), and 1 when something failed to run.
 """
 
 from __future__ import annotations
 
+import argparse
+import copy
+import json
+import math
+import os
 import sys
+import threading
+import time
 from pathlib import Path
 
+import numpy as np
+
+import user.train_agent as ta
+from benchmarks.report import add_report_flags, finish
+from environment import params as P
+from environment.agents import Agent, ScriptedAgent, make_agent
+from environment.checkpoints import CheckpointError
+from environment.match import run_match
+from user.monitoring import evaluate_agent
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import argparse  # noqa: E402
-import copy  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import os  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-import user.train_agent as ta  # noqa: E402
-from environment import params as P  # noqa: E402
-from environment.agents import Agent, ScriptedAgent, make_agent  # noqa: E402
-from environment.checkpoints import CheckpointError  # noqa: E402
-from environment.match import run_match  # noqa: E402
 
 OPPONENTS = ("based", "constant", "random")
 TARGET_WIN_RATE = 0.80  # against BasedAgent
@@ -96,7 +96,7 @@ def distinct_actions_vs_based(agent: Agent, seed: int) -> tuple[int, str]:
 
 
 def hold_heavy_win_rate(matches: int, max_timesteps: int, seed: int) -> float:
-    row = ta.evaluate_agent(HoldHeavyAgent(), ["based"], matches, max_timesteps, seed=seed)[0]
+    row = evaluate_agent(HoldHeavyAgent(), ["based"], matches, max_timesteps, seed=seed)[0]
     return row.win_rate
 
 
@@ -148,9 +148,9 @@ def train(config: dict, run_dir: Path, minutes: float, progress: bool) -> dict:
 def evaluate(agent_path: Path, matches: int, max_timesteps: int, seed: int,
              deterministic: bool = True) -> tuple[Path, list[dict], float, Agent]:  # fmt: skip
     zip_path = ta.resolve_checkpoint(agent_path)
-    agent = ta.TransformerStrategyAgent.from_checkpoint(zip_path, deterministic=deterministic)
+    agent = ta.load_agent(zip_path, deterministic=deterministic)
     t0 = time.monotonic()
-    rows = ta.evaluate_agent(agent, list(OPPONENTS), matches, max_timesteps, seed=seed)
+    rows = evaluate_agent(agent, list(OPPONENTS), matches, max_timesteps, seed=seed)
     seconds = time.monotonic() - t0
     table = [{"opponent": r.opponent, "matches": r.matches, "win_rate": r.win_rate, "draw_rate": r.draw_rate,
               "loss_rate": r.loss_rate, "damage_ratio": r.damage_ratio,
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sampled", action="store_true",
                         help="also evaluate with sampled actions, as the policy plays in training")  # fmt: skip
     parser.add_argument("--progress", choices=["bar", "lines"], default="lines", help="training progress display")
-    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON")
+    add_report_flags(parser)
     cfg = parser.parse_args(argv)
 
     training = None
@@ -253,23 +253,20 @@ def main(argv: list[str] | None = None) -> int:
         if cfg.sampled:
             _, sampled_table, sampled_s, _ = evaluate(agent_path, cfg.matches, cfg.max_timesteps, cfg.seed, False)
             sampled = (sampled_table, sampled_s)
-        reference = {"distinct_actions_vs_based": distinct_actions_vs_based(agent, cfg.seed),
-                     "hold_heavy_win_rate_vs_based": hold_heavy_win_rate(cfg.matches, cfg.max_timesteps, cfg.seed)}
+        reference = {
+            "distinct_actions_vs_based": distinct_actions_vs_based(agent, cfg.seed),
+            "hold_heavy_win_rate_vs_based": hold_heavy_win_rate(cfg.matches, cfg.max_timesteps, cfg.seed),
+        }
     except (ta.ConfigError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     passed = print_report(training, zip_path, table, eval_s, cfg.matches, sampled)
     print_reference(reference, cfg.matches)
-    if cfg.json is not None:
-        cfg.json.parent.mkdir(parents=True, exist_ok=True)
-        cfg.json.write_text(json.dumps({"checkpoint": str(zip_path), "training": training, "evaluation": table,
-                                        "evaluation_s": eval_s, "matches": cfg.matches,
-                                        "evaluation_sampled": sampled[0] if sampled else None,
-                                        "reference": reference,
-                                        "target_win_rate_vs_based": TARGET_WIN_RATE, "passed": passed},
-                                       indent=2))  # fmt: skip
-        print(f"JSON written to {cfg.json}")
-    return 0
+    results = {"checkpoint": str(zip_path), "training": training, "evaluation": table, "evaluation_s": eval_s,
+               "matches": cfg.matches, "evaluation_sampled": sampled[0] if sampled else None, "reference": reference,
+               "target_win_rate_vs_based": TARGET_WIN_RATE, "passed": passed}  # fmt: skip
+    missed = [] if passed else [f"win rate vs BasedAgent below {TARGET_WIN_RATE:.0%}"]
+    return finish(cfg, "learn_quality", results, missed)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Usage::
 
-    PYTHONPATH=. .venv/bin/python benchmarks/soak.py [--minutes 20] [--seed 0] [--run-dir DIR]
+    .venv/bin/python benchmarks/soak.py [--minutes 20] [--seed 0] [--run-dir DIR]
         [--fuzz-frames 10000000] [--skip-soak] [--skip-fuzz] [--json PATH]
 
 (a) Soak (``--minutes``, default 20). ``python user/train_agent.py --config test --run-dir D --progress
@@ -43,30 +43,31 @@ Prints a summary table; exits 1 on any failure, 0 otherwise. Subprocess output g
 
 from __future__ import annotations
 
+import argparse
+import csv
+import math
 import os
+import random
+import shutil
+import signal
+import subprocess
 import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
+from benchmarks.report import add_report_flags, finish
+from environment import params as P
+from environment.checkpoints import CheckpointManifest, load_state_tree, stale_temp_files
+from environment.engine import BrawlEngine
+from environment.observation import ObservationBuilder, observation_bounds
+from user.train_agent import load_agent
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import argparse  # noqa: E402
-import csv  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import random  # noqa: E402
-import shutil  # noqa: E402
-import signal  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-from collections import Counter  # noqa: E402
-from dataclasses import asdict, dataclass, field  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from environment import params as P  # noqa: E402
-from environment.engine import BrawlEngine  # noqa: E402
-from environment.observation import ObservationBuilder, observation_bounds  # noqa: E402
 
 TRAINER_SETS = [
     "agent.latent_dim=32", "agent.num_heads=2", "agent.num_layers=1", "agent.sequence_length=16",
@@ -115,8 +116,6 @@ class SoakResult:
 
 
 def latest_checkpoint(run_dir: Path) -> int | None:
-    from environment.checkpoints import CheckpointManifest
-
     if not (run_dir / "manifest.json").exists():
         return None
     found = CheckpointManifest(run_dir).latest_valid()
@@ -127,15 +126,17 @@ class Trainer:
     """One train_agent.py subprocess, its output appended to the soak log."""
 
     def __init__(self, args: list[str], log_path: Path, header: str):
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
         self.log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115  (closed in wait())
         self.log.write(f"\n===== {time.strftime('%H:%M:%S')} {header}: {' '.join(args)}\n")
         self.log.flush()
         self.log_path, self.offset = log_path, self.log.tell()  # where this launch's output starts
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "user" / "train_agent.py"), *args], cwd=ROOT,
-                                     env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)  # fmt: skip
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "user" / "train_agent.py"), *args],
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def wait(self, timeout: float | None) -> int | None:
         try:
@@ -219,8 +220,9 @@ def run_soak(cfg: argparse.Namespace) -> SoakResult:
         _print_cycle(cycle)
         stuck = stuck + 1 if cycle.rc not in (0, -signal.SIGKILL, -signal.SIGTERM) and not cycle.signal else 0
         if stuck >= STUCK_AFTER:
-            res.failures.append(f"stopped cycling: {stuck} launches in a row exited by themselves with an error "
-                                "(see above)")  # fmt: skip
+            res.failures.append(
+                f"stopped cycling: {stuck} launches in a row exited by themselves with an error (see above)"
+            )
             print(f"  {stuck} launches in a row failed by themselves: no more cycles", flush=True)
             break
 
@@ -275,16 +277,15 @@ def _print_cycle(c: Cycle) -> None:
     what = "run to the end" if c.mode == "final" else "no signal"
     if c.signal:
         what = f"{c.signal} after {c.wait_s:.1f} s"
-    print(f"  cycle {c.index:>3} {c.mode:<6} {what:<24} exit {c.rc} in {c.exit_s:.1f} s -> "
-          f"{c.outcome or c.failure}; checkpoint {c.checkpoint_before} -> {c.checkpoint_after}",
-          flush=True)  # fmt: skip
+    print(
+        f"  cycle {c.index:>3} {c.mode:<6} {what:<24} exit {c.rc} in {c.exit_s:.1f} s -> "
+        f"{c.outcome or c.failure}; checkpoint {c.checkpoint_before} -> {c.checkpoint_after}",
+        flush=True,
+    )
 
 
 # --- checks of the run folder ---------------------------------------------------------
 def verify_run(run_dir: Path, res: SoakResult) -> None:
-    from environment.checkpoints import CheckpointManifest, load_state_tree, stale_temp_files
-    from user.train_agent import TransformerStrategyAgent
-
     manifest = CheckpointManifest(run_dir)
     steps = manifest.steps() if (run_dir / "manifest.json").exists() else []
     res.checkpoints = len(steps)
@@ -293,15 +294,16 @@ def verify_run(run_dir: Path, res: SoakResult) -> None:
             manifest.verify(step)
             files = manifest.files(step)
             zip_path = next(f for f in files if f.name.endswith(".zip"))
-            TransformerStrategyAgent.from_checkpoint(zip_path)
+            load_agent(zip_path)
             load_state_tree(zip_path.with_name(zip_path.name.removesuffix(".zip") + "_state"))
             res.checkpoints_ok += 1
         except Exception as exc:  # any failure to verify or load is a finding
             res.failures.append(f"checkpoint {step}: {type(exc).__name__}: {exc}")
     res.final_step = steps[-1] if steps else None
     if res.final_target is not None and (res.final_step is None or res.final_step < res.final_target):
-        res.failures.append(f"the newest checkpoint is at step {res.final_step}, not the final target "
-                            f"{res.final_target}")  # fmt: skip
+        res.failures.append(
+            f"the newest checkpoint is at step {res.final_step}, not the final target {res.final_target}"
+        )
     listed = {name for s in steps for name in manifest.entry(s)["files"]}
     res.orphan_checkpoint_files = sorted(p.name for p in run_dir.glob("rl_model_*") if p.name not in listed)
     for path in sorted(run_dir.glob("*.csv")):
@@ -312,8 +314,6 @@ def verify_run(run_dir: Path, res: SoakResult) -> None:
 
 
 def check_csv(path: Path, res: SoakResult) -> None:
-    import pandas as pd
-
     res.csv_files += 1
     raw = path.read_bytes()
     text = raw.decode("utf-8", errors="replace")
@@ -348,8 +348,10 @@ def check_csv(path: Path, res: SoakResult) -> None:
         res.step_order_violations += int(wrong.size)
         i = int(wrong[0])
         kind = "strictly increasing" if strict else "non-decreasing"
-        res.failures.append(f"{path.name}: steps not {kind}: {wrong.size} place(s), first at data rows {i + 1}-{i + 2} "
-                            f"(step {step.iloc[i]:g} then {step.iloc[i + 1]:g})")  # fmt: skip
+        res.failures.append(
+            f"{path.name}: steps not {kind}: {wrong.size} place(s), first at data rows {i + 1}-{i + 2} "
+            f"(step {step.iloc[i]:g} then {step.iloc[i + 1]:g})"
+        )
 
 
 # ==================================================================================
@@ -396,16 +398,32 @@ class FrameChecks:
         s, low, high, t = self.s, self.low, self.high, self.max_timesteps
         self.flag("observation not finite", ~np.isfinite(obs).all(axis=(1, 2)), k, lambda r: "NaN/inf")
         outside = (obs < low) | (obs > high)
-        self.flag("observation out of bounds", ~_obs_ok(obs, low, high), k,
-                  lambda r: f"indices {np.flatnonzero(outside[r].any(axis=0))[:5]}")  # fmt: skip
+        self.flag(
+            "observation out of bounds",
+            ~_obs_ok(obs, low, high),
+            k,
+            lambda r: f"indices {np.flatnonzero(outside[r].any(axis=0))[:5]}",
+        )
         motion = np.stack([s.x, s.y, s.vx, s.vy])
         self.flag("position/velocity not finite", ~np.isfinite(motion).all(axis=(0, 2)), k, lambda r: "x/y/vx/vy")
-        self.flag("damage outside [0, 700]", ((s.damage < 0) | (s.damage > self.max_damage)).any(axis=1), k,
-                  lambda r: f"damage {s.damage[r].tolist()}")  # fmt: skip
-        self.flag("stocks outside [0, 3]", ((s.stocks < 0) | (s.stocks > self.stocks)).any(axis=1), k,
-                  lambda r: f"stocks {s.stocks[r].tolist()}")  # fmt: skip
-        self.flag("stocks increased within a match", (s.stocks > self.prev_stocks).any(axis=1), k,
-                  lambda r: f"{self.prev_stocks[r].tolist()} -> {s.stocks[r].tolist()}")  # fmt: skip
+        self.flag(
+            "damage outside [0, 700]",
+            ((s.damage < 0) | (s.damage > self.max_damage)).any(axis=1),
+            k,
+            lambda r: f"damage {s.damage[r].tolist()}",
+        )
+        self.flag(
+            "stocks outside [0, 3]",
+            ((s.stocks < 0) | (s.stocks > self.stocks)).any(axis=1),
+            k,
+            lambda r: f"stocks {s.stocks[r].tolist()}",
+        )
+        self.flag(
+            "stocks increased within a match",
+            (s.stocks > self.prev_stocks).any(axis=1),
+            k,
+            lambda r: f"{self.prev_stocks[r].tolist()} -> {s.stocks[r].tolist()}",
+        )
         self.flag("match past max_timesteps", s.frame > t, k, lambda r: f"frame {s.frame[r]}")
         self.flag("match not ended at max_timesteps", (s.frame >= t) & ~ev.done, k, lambda r: f"frame {s.frame[r]}")
         self.flag("ended without a result", ev.done & (ev.result == P.RESULT_NONE), k, lambda r: "result none")
@@ -415,8 +433,12 @@ class FrameChecks:
         s = self.s
         reset = np.zeros(s.n, bool)
         reset[done] = True
-        self.flag("stocks not full after reset", reset & (s.stocks != self.stocks).any(axis=1), k,
-                  lambda r: f"stocks {s.stocks[r].tolist()}")  # fmt: skip
+        self.flag(
+            "stocks not full after reset",
+            reset & (s.stocks != self.stocks).any(axis=1),
+            k,
+            lambda r: f"stocks {s.stocks[r].tolist()}",
+        )
 
     def end_frame(self) -> None:
         self.prev_stocks[:] = self.s.stocks
@@ -430,11 +452,17 @@ def run_fuzz(frames: int, n: int, max_timesteps: int, seed: int, chunk: int = 64
     builder = ObservationBuilder(n)
     checks = FrameChecks(engine, res)
     steps = math.ceil(frames / n)
-    print(f"Fuzz: {steps * n:,} match-frames = {steps:,} frames x {n:,} matches, max_timesteps {max_timesteps}",
-          flush=True)  # fmt: skip
+    print(
+        f"Fuzz: {steps * n:,} match-frames = {steps:,} frames x {n:,} matches, max_timesteps {max_timesteps}",
+        flush=True,
+    )
     t0 = time.perf_counter()
-    checks.flag("observation at reset", ~_obs_ok(builder.build(engine.state), checks.low, checks.high), -1,
-                lambda r: "after reset")  # fmt: skip
+    checks.flag(
+        "observation at reset",
+        ~_obs_ok(builder.build(engine.state), checks.low, checks.high),
+        -1,
+        lambda r: "after reset",
+    )
     press_p = np.zeros((n, 2, 1))
     for k in range(steps):
         if k % chunk == 0:
@@ -481,19 +509,29 @@ def summary_rows(soak: SoakResult | None, fuzz: FuzzResult | None, wall: float) 
             ("soak cycles (kill + restart)", f"{len(kill_cycles)}", _ok(cycle_failures == 0)),
             ("SIGTERM sent", f"{len(terms)} ({clean} clean stops, {early} during start-up)", ""),
             ("SIGKILL sent", f"{len(kills)}", ""),
-            ("launches: fresh / resumes", f"{sum(c.mode == 'fresh' for c in soak.cycles)} / "
-             f"{sum(c.mode in ('resume', 'final') and c.checkpoint_before is not None for c in soak.cycles)}", ""),
-            ("final extension", f"to step {soak.final_target}: {final.outcome if final else '—'}",
-             _ok(final is not None and not final.failure)),
-            ("checkpoints verified + loaded", f"{soak.checkpoints_ok} / {soak.checkpoints} (newest {soak.final_step})",
-             _ok(soak.checkpoints > 0 and soak.checkpoints_ok == soak.checkpoints)),
+            (
+                "launches: fresh / resumes",
+                f"{sum(c.mode == 'fresh' for c in soak.cycles)} / "
+                f"{sum(c.mode in ('resume', 'final') and c.checkpoint_before is not None for c in soak.cycles)}",
+                "",
+            ),
+            (
+                "final extension",
+                f"to step {soak.final_target}: {final.outcome if final else '—'}",
+                _ok(final is not None and not final.failure),
+            ),
+            (
+                "checkpoints verified + loaded",
+                f"{soak.checkpoints_ok} / {soak.checkpoints} (newest {soak.final_step})",
+                _ok(soak.checkpoints > 0 and soak.checkpoints_ok == soak.checkpoints),
+            ),
             ("CSV files / rows", f"{soak.csv_files} / {soak.csv_rows:,}", ""),
             ("CSV step-order violations", f"{soak.step_order_violations}", _ok(soak.step_order_violations == 0)),
             ("stale temp files", f"{len(soak.stale_temp_files)}", _ok(not soak.stale_temp_files)),
             ("checkpoint files not in manifest", f"{len(soak.orphan_checkpoint_files)}", "info"),
             ("soak failures (all kinds)", f"{len(soak.failures)}", _ok(not soak.failures)),
             ("soak wall time", f"{soak.wall_s / 60:.1f} min", ""),
-        ]  # fmt: skip
+        ]
     if fuzz is not None:
         ended = f"{fuzz.ended_by_stocks:,} on stocks, {fuzz.ended_by_time:,} at max_timesteps {fuzz.max_timesteps}"
         rows += [
@@ -514,10 +552,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=20.0, help="soak duration (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the waits, the signals and the fuzz")
-    parser.add_argument("--run-dir", type=Path, default=None,
-                        help="soak run folder (default checkpoints/soak__<timestamp>; must be new)")  # fmt: skip
-    parser.add_argument("--trainer-set", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra train_agent.py --set overrides for the soak run")  # fmt: skip
+    parser.add_argument(
+        "--run-dir",
+        type=Path,
+        default=None,
+        help="soak run folder (default checkpoints/soak__<timestamp>; must be new)",
+    )
+    parser.add_argument(
+        "--trainer-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra train_agent.py --set overrides for the soak run",
+    )
     parser.add_argument("--term-timeout", type=float, default=180.0, help="seconds a SIGTERMed trainer gets")
     parser.add_argument("--final-steps", type=int, default=4096, help="steps of the final extension")
     parser.add_argument("--final-timeout", type=float, default=600.0, help="seconds the final run gets")
@@ -526,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fuzz-max-timesteps", type=int, default=900, help="the fuzzed engine's max_timesteps")
     parser.add_argument("--skip-soak", action="store_true")
     parser.add_argument("--skip-fuzz", action="store_true")
-    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON")
+    add_report_flags(parser)  # soak fails (status 1) on any finding, --check or not
     cfg = parser.parse_args(argv)
     if cfg.run_dir is None:
         cfg.run_dir = ROOT / "checkpoints" / f"soak__{time.strftime('%Y%m%d-%H%M%S')}"
@@ -560,14 +607,15 @@ def main(argv: list[str] | None = None) -> int:
         print("\nall checks passed")
     if soak is not None:
         print(f"run folder: {soak.run_dir}; trainer output: {soak.run_dir}_soak.log")
-    if cfg.json is not None:
-        cfg.json.parent.mkdir(parents=True, exist_ok=True)
-        body = {"soak": asdict(soak) if soak else None,
-                "fuzz": (asdict(fuzz) | {"total_violations": fuzz.total_violations}) if fuzz else None,
-                "summary": [dict(zip(header, r, strict=True)) for r in rows], "passed": ok, "wall_s": wall}  # fmt: skip
-        cfg.json.write_text(json.dumps(body, indent=2))
-        print(f"JSON written to {cfg.json}")
-    return 0 if ok else 1
+    body = {
+        "soak": asdict(soak) if soak else None,
+        "fuzz": (asdict(fuzz) | {"total_violations": fuzz.total_violations}) if fuzz else None,
+        "summary": [dict(zip(header, r, strict=True)) for r in rows],
+        "passed": ok,
+        "wall_s": wall,
+    }
+    cfg.check = True  # a soak finding is always a failure
+    return finish(cfg, "soak", body, failures or ([] if ok else ["fuzz: invariant violations"]))
 
 
 if __name__ == "__main__":

@@ -2,10 +2,10 @@
 
 Usage::
 
-    PYTHONPATH=. .venv/bin/python benchmarks/train_speed.py [--quick] [--steps N] [--types ppo,recurrent_ppo,...]
-    PYTHONPATH=. .venv/bin/python benchmarks/train_speed.py --sweep [--type transformer_strategy] [--n-envs 4,8,16] \
+    .venv/bin/python benchmarks/train_speed.py [--quick] [--steps N] [--types ppo,recurrent_ppo,...]
+    .venv/bin/python benchmarks/train_speed.py --sweep [--type transformer_strategy] [--n-envs 4,8,16] \
         [--workers 1,2,4] [--env-only]
-    PYTHONPATH=. .venv/bin/python benchmarks/train_speed.py --precision          # CUDA only
+    .venv/bin/python benchmarks/train_speed.py --precision          # CUDA only
     ... [--device auto|cpu|cuda] [--json PATH]
 
 Main table: each agent type (``ppo``, ``recurrent_ppo``, ``transformer_strategy``) built by the
@@ -45,38 +45,33 @@ Threads: torch uses the trainer's ``pick_device`` setting (all cores, or OMP_NUM
 
 from __future__ import annotations
 
+import argparse
+import copy
+import functools
+import gc
+import math
+import os
+import platform
 import sys
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import numpy as np
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
 
-import argparse  # noqa: E402
-import copy  # noqa: E402
-import functools  # noqa: E402
-import gc  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
-import time  # noqa: E402
-from dataclasses import asdict, dataclass  # noqa: E402
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from stable_baselines3.common.callbacks import BaseCallback  # noqa: E402
-
-from environment.envs import BrawlVecEnv, SelfPlayWarehouseBrawl  # noqa: E402
-from environment.self_play import OpponentsCfg  # noqa: E402
-from environment.worker_vec_env import WorkerVecEnv  # noqa: E402
-from user.train_agent import (  # noqa: E402
-    AGENT_TYPES,
+from benchmarks.report import add_report_flags, finish
+from environment.envs import BrawlVecEnv, SelfPlayWarehouseBrawl
+from environment.self_play import OpponentsCfg
+from environment.worker_vec_env import WorkerVecEnv
+from user.config_tools import AGENT_TYPES, apply_overrides
+from user.env_wrappers import OpponentHistory, float_multibinary
+from user.train_agent import (
     CONFIGS,
-    OpponentHistory,
-    apply_overrides,
     build_model,
     build_reward_manager,
-    float_multibinary,
     pick_device,
     seed_everything,
     uses_history,
@@ -168,8 +163,11 @@ def time_learn(model, row: Row, steps: int, max_seconds: float, device: torch.de
         row.wall_s = iteration_s
         row.sps = rollout / iteration_s
         row.rollout_share = warm.rollout_s / iteration_s
-        _add_note(row, f"est. from the warm-up (rollout {warm.rollout_s:.1f} s + {epochs} x {update1_s:.1f} s "
-                       "epoch): one iteration would exceed --max-minutes")  # fmt: skip
+        _add_note(
+            row,
+            f"est. from the warm-up (rollout {warm.rollout_s:.1f} s + {epochs} x {update1_s:.1f} s "
+            "epoch): one iteration would exceed --max-minutes",
+        )
         return row
     if n_rollouts * iteration_s > max_seconds:
         fit = max(1, int(max_seconds // iteration_s))
@@ -193,8 +191,9 @@ def _add_note(row: Row, note: str) -> None:
     row.note = "; ".join(x for x in (row.note, note) if x)
 
 
-def trainer_config(base: str, agent_type: str, overrides: list[str], device: str,
-                   n_envs: int | None = None) -> tuple[dict, str]:  # fmt: skip
+def trainer_config(
+    base: str, agent_type: str, overrides: list[str], device: str, n_envs: int | None = None
+) -> tuple[dict, str]:
     """The named config for ``agent_type`` against BasedAgent only; a note if batch_size was adjusted."""
     config = copy.deepcopy(CONFIGS[base])
     config["agent"]["type"] = agent_type
@@ -217,20 +216,30 @@ def make_venv(config: dict, workers: int = 1):
     """The config's env against BasedAgent only: in process (workers=1) or a WorkerVecEnv."""
     env_cfg, seed = config["env"], config["training"]["seed"]
     if workers == 1:
-        return BrawlVecEnv(env_cfg["n_envs"], opponents=OpponentsCfg(dict(BASED_ONLY)),
-                           reward_manager=build_reward_manager(config["reward"]),
-                           max_timesteps=env_cfg["max_timesteps"], seed=seed)  # fmt: skip
+        return BrawlVecEnv(
+            env_cfg["n_envs"],
+            opponents=OpponentsCfg(dict(BASED_ONLY)),
+            reward_manager=build_reward_manager(config["reward"]),
+            max_timesteps=env_cfg["max_timesteps"],
+            seed=seed,
+        )
     return WorkerVecEnv.for_scripted_opponents(
-        env_cfg["n_envs"], workers, dict(BASED_ONLY), max_timesteps=env_cfg["max_timesteps"], seed=seed,
+        env_cfg["n_envs"],
+        workers,
+        dict(BASED_ONLY),
+        max_timesteps=env_cfg["max_timesteps"],
+        seed=seed,
         reward_manager_factory=functools.partial(build_reward_manager, config["reward"]),
-    )  # fmt: skip
+    )
 
 
-def measure_type(config: dict, label: str, steps: int, max_seconds: float, device: torch.device,
-                 note: str = "", workers: int = 1) -> Row:  # fmt: skip
+def measure_type(
+    config: dict, label: str, steps: int, max_seconds: float, device: torch.device, note: str = "", workers: int = 1
+) -> Row:
     a, env_cfg = config["agent"], config["env"]
-    row = Row(label, a["type"], env_cfg["n_envs"], a["n_steps"], a["batch_size"], a["n_epochs"], workers=workers,
-              note=note)  # fmt: skip
+    row = Row(
+        label, a["type"], env_cfg["n_envs"], a["n_steps"], a["batch_size"], a["n_epochs"], workers=workers, note=note
+    )
     seed_everything(config["training"]["seed"])
     venv = model = None
     try:
@@ -243,8 +252,11 @@ def measure_type(config: dict, label: str, steps: int, max_seconds: float, devic
             extractor = getattr(model.policy, "features_extractor", None)
             encoder = getattr(extractor, "encoder", None)
             compiled = getattr(encoder, "_compiled_call_impl", None) is not None
-            _add_note(row, f"encoder autocast {getattr(extractor, 'autocast_dtype', None)}, LSTM autocast "
-                           f"{getattr(model.policy, 'autocast_dtype', None)}, encoder compiled {compiled}")  # fmt: skip
+            _add_note(
+                row,
+                f"encoder autocast {getattr(extractor, 'autocast_dtype', None)}, LSTM autocast "
+                f"{getattr(model.policy, 'autocast_dtype', None)}, encoder compiled {compiled}",
+            )
         time_learn(model, row, steps, max_seconds, device)
     except Exception as exc:  # a row that fails is reported; the others still run
         row.error = f"{type(exc).__name__}: {str(exc)[:200]}"
@@ -319,10 +331,23 @@ def measure_template(steps: int, max_seconds: float, device: torch.device, seed:
         return env
 
     seed_everything(seed)
-    model = RecurrentPPO("MlpLstmPolicy", DummyVecEnv([make_env]), policy_kwargs={"lstm_hidden_size": 512},
-                         verbose=0, seed=seed, device=device)  # fmt: skip
-    row = Row("template RecurrentPPO, 1 env (DummyVecEnv)", "MlpLstmPolicy", 1, model.n_steps, model.batch_size,
-              model.n_epochs)  # fmt: skip
+    model = RecurrentPPO(
+        "MlpLstmPolicy",
+        DummyVecEnv([make_env]),
+        policy_kwargs={"lstm_hidden_size": 512},
+        verbose=0,
+        seed=seed,
+        device=device,
+    )
+    model.set_logger(Logger(folder=None, output_formats=[]))  # SB3's default leaves a folder in the temp dir
+    row = Row(
+        "template RecurrentPPO, 1 env (DummyVecEnv)",
+        "MlpLstmPolicy",
+        1,
+        model.n_steps,
+        model.batch_size,
+        model.n_epochs,
+    )
     try:
         time_learn(model, row, steps, max_seconds, device)
     except Exception as exc:  # reported in the row
@@ -356,8 +381,11 @@ def device_line(device: torch.device) -> dict[str, str]:
         except OSError:
             cpu = platform.processor() or "?"
         name = f"CPU {cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
-    return {"device": name, "torch_threads": str(torch.get_num_threads()),
-            "load_avg": " ".join(f"{x:.2f}" for x in os.getloadavg())}  # fmt: skip
+    return {
+        "device": name,
+        "torch_threads": str(torch.get_num_threads()),
+        "load_avg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
 
 
 def _fmt_sps(row: Row) -> str:
@@ -388,17 +416,47 @@ def print_table(header: tuple[str, ...], cells: list[tuple[str, ...]], right: se
 
 def print_rows(rows: list[Row], first: str = "type", ratio: str = "vs template", workers: bool = False) -> None:
     """The results table; ``workers`` adds a "workers" column after n_envs (the sweep's)."""
-    header = (first, "n_envs", "n_steps", "batch", "epochs", "steps", "wall s", "steps/s", "rollout", "CPU",
-              ratio, "vs tournament", "target", "pass", "note")  # fmt: skip
+    header = (
+        first,
+        "n_envs",
+        "n_steps",
+        "batch",
+        "epochs",
+        "steps",
+        "wall s",
+        "steps/s",
+        "rollout",
+        "CPU",
+        ratio,
+        "vs tournament",
+        "target",
+        "pass",
+        "note",
+    )
     cells = []
     for r in rows:
         passed = {None: "—", True: "PASS", False: "FAIL"}[r.passed]
         target = "—" if r.target is None else f">= {r.target:,.0f}"
         note = r.error or r.note
-        cells.append((r.label, str(r.n_envs), str(r.n_steps), str(r.batch_size), str(r.n_epochs), f"{r.steps:,}",
-                      "—" if math.isnan(r.wall_s) else f"{r.wall_s:.1f}", _fmt_sps(r), _pct(r.rollout_share),
-                      _pct(r.cpu_share), _ratio(r.vs_template), _ratio(r.vs_reference), target, passed,
-                      note))  # fmt: skip
+        cells.append(
+            (
+                r.label,
+                str(r.n_envs),
+                str(r.n_steps),
+                str(r.batch_size),
+                str(r.n_epochs),
+                f"{r.steps:,}",
+                "—" if math.isnan(r.wall_s) else f"{r.wall_s:.1f}",
+                _fmt_sps(r),
+                _pct(r.rollout_share),
+                _pct(r.cpu_share),
+                _ratio(r.vs_template),
+                _ratio(r.vs_reference),
+                target,
+                passed,
+                note,
+            )
+        )
     right = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}
     if workers:
         header = (*header[:2], "workers", *header[2:])
@@ -409,17 +467,30 @@ def print_rows(rows: list[Row], first: str = "type", ratio: str = "vs template",
 
 def print_env_rows(rows: list[EnvRow]) -> None:
     header = ("sweep", "n_envs", "workers", "frames", "wall s", "frames/s", "CPU (main)", "vs workers=1", "note")
-    cells = [(f"n_envs={r.n_envs}", str(r.n_envs), str(r.workers), f"{r.frames:,}",
-              "—" if math.isnan(r.wall_s) else f"{r.wall_s:.2f}", "error" if r.error else f"{r.fps:,.0f}",
-              _pct(r.cpu_share), _ratio(r.vs_one), r.error or r.note) for r in rows]  # fmt: skip
+    cells = [
+        (
+            f"n_envs={r.n_envs}",
+            str(r.n_envs),
+            str(r.workers),
+            f"{r.frames:,}",
+            "—" if math.isnan(r.wall_s) else f"{r.wall_s:.2f}",
+            "error" if r.error else f"{r.fps:,.0f}",
+            _pct(r.cpu_share),
+            _ratio(r.vs_one),
+            r.error or r.note,
+        )
+        for r in rows
+    ]
     print_table(header, cells, right={1, 2, 3, 4, 5, 6, 7})
 
 
 def sizes_line(config: dict) -> str:
     a, e = config["agent"], config["env"]
-    return (f"latent_dim {a['latent_dim']}, {a['num_heads']} heads, {a['num_layers']} layers, sequence "
-            f"{a['sequence_length']}, LSTM {a['lstm_hidden_size']}, net_arch {a['net_arch']}, n_envs {e['n_envs']}, "
-            f"n_steps {a['n_steps']}, batch {a['batch_size']}, {a['n_epochs']} epochs")  # fmt: skip
+    return (
+        f"latent_dim {a['latent_dim']}, {a['num_heads']} heads, {a['num_layers']} layers, sequence "
+        f"{a['sequence_length']}, LSTM {a['lstm_hidden_size']}, net_arch {a['net_arch']}, n_envs {e['n_envs']}, "
+        f"n_steps {a['n_steps']}, batch {a['batch_size']}, {a['n_epochs']} epochs"
+    )
 
 
 # ==================================================================================
@@ -429,11 +500,15 @@ def run_main_table(cfg: argparse.Namespace, device: torch.device) -> dict:
     types = cfg.types
     config_name = cfg.config or "test"
     base, _ = trainer_config(config_name, "ppo", cfg.set, cfg.device)
-    print(f"Main table: config '{config_name}' sizes ({sizes_line(base)}), BasedAgent-only opponents"
-          + (f"; overrides {cfg.set}" if cfg.set else ""))  # fmt: skip
-    print(f"Targets: ppo >= {TARGET_PPO_SPS:,.0f} steps/s on 2 CPU cores. Reference figures: tournament template "
-          f"PPO ≈ {REF_TEMPLATE_PPO_SPS:,.0f} steps/s, RecurrentPPO ≈ {REF_TEMPLATE_RPPO_SPS:,.0f} steps/s on "
-          "this 2-core CPU.")  # fmt: skip
+    print(
+        f"Main table: config '{config_name}' sizes ({sizes_line(base)}), BasedAgent-only opponents"
+        + (f"; overrides {cfg.set}" if cfg.set else "")
+    )
+    print(
+        f"Targets: ppo >= {TARGET_PPO_SPS:,.0f} steps/s on 2 CPU cores. Reference figures: tournament template "
+        f"PPO ≈ {REF_TEMPLATE_PPO_SPS:,.0f} steps/s, RecurrentPPO ≈ {REF_TEMPLATE_RPPO_SPS:,.0f} steps/s on "
+        "this 2-core CPU."
+    )
     print(flush=True)
     rows: list[Row] = []
     template: Row | None = None
@@ -457,8 +532,10 @@ def run_main_table(cfg: argparse.Namespace, device: torch.device) -> dict:
                 r.vs_template = r.sps / template.sps
     print()
     print_rows(rows)
-    print("vs tournament: ppo over the template PPO figure (1,060), the recurrent types and the template over the "
-          "template RecurrentPPO figure (160).")  # fmt: skip
+    print(
+        "vs tournament: ppo over the template PPO figure (1,060), the recurrent types and the template over the "
+        "template RecurrentPPO figure (160)."
+    )
     if device.type != "cpu":
         print(f"(the target and the reference figures are for 2 CPU cores; this ran on {device})")
     return {"mode": "main", "config": config_name, "overrides": cfg.set, "rows": [_row_dict(r) for r in rows]}
@@ -485,9 +562,11 @@ def run_sweep(cfg: argparse.Namespace, device: torch.device) -> dict:
     base, _ = trainer_config(config_name, cfg.type, cfg.set, cfg.device)
     if cfg.env_only:
         return run_env_sweep(cfg, config_name, base)
-    print(f"Sweep of n_envs x workers {cfg.workers} for {cfg.type} at config '{config_name}' sizes "
-          f"({sizes_line(base)}); batch_size per row: the largest divisor of n_steps x n_envs <= the config's"
-          + (f"; overrides {cfg.set}" if cfg.set else ""))  # fmt: skip
+    print(
+        f"Sweep of n_envs x workers {cfg.workers} for {cfg.type} at config '{config_name}' sizes "
+        f"({sizes_line(base)}); batch_size per row: the largest divisor of n_steps x n_envs <= the config's"
+        + (f"; overrides {cfg.set}" if cfg.set else "")
+    )
     print(flush=True)
     rows = []
     for n, w in sweep_grid(cfg):
@@ -502,10 +581,17 @@ def run_sweep(cfg: argparse.Namespace, device: torch.device) -> dict:
     print_rows(rows, first="sweep", ratio="vs workers=1" if several else "vs template", workers=True)
     best = max((r for r in rows if r.sps), key=lambda r: r.sps, default=None)
     if best is not None:
-        print(f"fastest: {best.label} workers={best.workers} ({best.sps:,.0f} steps/s). More envs also change what "
-              "each PPO update learns from: pick the fastest n_envs you are happy to train with.")  # fmt: skip
-    result = {"mode": "sweep", "config": config_name, "type": cfg.type, "workers": cfg.workers,
-              "rows": [_row_dict(r) for r in rows]}  # fmt: skip
+        print(
+            f"fastest: {best.label} workers={best.workers} ({best.sps:,.0f} steps/s). More envs also change what "
+            "each PPO update learns from: pick the fastest n_envs you are happy to train with."
+        )
+    result = {
+        "mode": "sweep",
+        "config": config_name,
+        "type": cfg.type,
+        "workers": cfg.workers,
+        "rows": [_row_dict(r) for r in rows],
+    }
     if several:
         result["note"] = "vs_template holds the ratio to workers=1 at the same n_envs"
     return result
@@ -513,9 +599,11 @@ def run_sweep(cfg: argparse.Namespace, device: torch.device) -> dict:
 
 def run_env_sweep(cfg: argparse.Namespace, config_name: str, base: dict) -> dict:
     e = base["env"]
-    print(f"Env-only sweep of n_envs x workers {cfg.workers}: the env of config '{config_name}' (max_timesteps "
-          f"{e['max_timesteps']}, BasedAgent-only opponents, the config's reward) stepped with random actions, no "
-          f"model; {ENV_WARMUP_STEPS} warm-up steps, then ceil({cfg.steps} / n_envs) timed steps")  # fmt: skip
+    print(
+        f"Env-only sweep of n_envs x workers {cfg.workers}: the env of config '{config_name}' (max_timesteps "
+        f"{e['max_timesteps']}, BasedAgent-only opponents, the config's reward) stepped with random actions, no "
+        f"model; {ENV_WARMUP_STEPS} warm-up steps, then ceil({cfg.steps} / n_envs) timed steps"
+    )
     print(flush=True)
     rows = []
     for n, w in sweep_grid(cfg):
@@ -527,14 +615,15 @@ def run_env_sweep(cfg: argparse.Namespace, config_name: str, base: dict) -> dict
     _vs_one_worker(rows, "fps", "vs_one")
     print()
     print_env_rows(rows)
-    return {"mode": "env_only_sweep", "config": config_name, "workers": cfg.workers,
-            "rows": [asdict(r) for r in rows]}  # fmt: skip
+    return {"mode": "env_only_sweep", "config": config_name, "workers": cfg.workers, "rows": [asdict(r) for r in rows]}
 
 
 def run_precision(cfg: argparse.Namespace, device: torch.device) -> dict:
     if device.type != "cuda":
-        print(f"--precision: SKIPPED: training.precision bf16/fp16 and this comparison need a CUDA GPU; "
-              f"this machine trains on {device} (torch.cuda.is_available() = {torch.cuda.is_available()})")  # fmt: skip
+        print(
+            f"--precision: SKIPPED: training.precision bf16/fp16 and this comparison need a CUDA GPU; "
+            f"this machine trains on {device} (torch.cuda.is_available() = {torch.cuda.is_available()})"
+        )
         return {"mode": "precision", "skipped": True, "reason": f"no CUDA (device {device})"}
     config_name = cfg.config or "test"
     base, _ = trainer_config(config_name, cfg.type, cfg.set, cfg.device)
@@ -545,8 +634,9 @@ def run_precision(cfg: argparse.Namespace, device: torch.device) -> dict:
         for compiled in (False, True):
             sets = [*cfg.set, f"training.precision={precision}", f"training.compile={str(compiled).lower()}"]
             config, _ = trainer_config(config_name, cfg.type, sets, cfg.device)
-            row = measure_type(config, f"{precision} compile={str(compiled).lower()}", cfg.steps,
-                               cfg.max_minutes * 60, device)  # fmt: skip
+            row = measure_type(
+                config, f"{precision} compile={str(compiled).lower()}", cfg.steps, cfg.max_minutes * 60, device
+            )
             rows.append(row)
             _progress(row)
     fp32 = rows[0].sps
@@ -555,13 +645,19 @@ def run_precision(cfg: argparse.Namespace, device: torch.device) -> dict:
     print()
     print_rows(rows, first="precision", ratio="vs fp32")
     print("(vs fp32: the ratio to fp32 without compile; compilation happens in the warm-up, which is not timed)")
-    return {"mode": "precision", "config": config_name, "type": cfg.type, "rows": [_row_dict(r) for r in rows],
-            "note": "vs_template holds the ratio to fp32 without compile"}  # fmt: skip
+    return {
+        "mode": "precision",
+        "config": config_name,
+        "type": cfg.type,
+        "rows": [_row_dict(r) for r in rows],
+        "note": "vs_template holds the ratio to fp32 without compile",
+    }
 
 
 def _progress(row: Row, workers: bool = False) -> None:
-    what = row.error or (f"{_fmt_sps(row)} steps/s ({row.steps:,} steps in {row.wall_s:.1f} s, "
-                         f"warm-up {row.warmup_s:.1f} s)")  # fmt: skip
+    what = row.error or (
+        f"{_fmt_sps(row)} steps/s ({row.steps:,} steps in {row.wall_s:.1f} s, warm-up {row.warmup_s:.1f} s)"
+    )
     label = f"{row.label} workers={row.workers}" if workers else row.label
     print(f"  {label}: {what}", flush=True)
 
@@ -573,32 +669,55 @@ def _row_dict(row: Row) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: auto")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="learner steps per measurement, rounded up to whole rollouts "
-                             "(default 16384; --quick: one rollout)")  # fmt: skip
-    parser.add_argument("--template-steps", type=int, default=None,
-                        help="steps for the template RecurrentPPO baseline (default 1024; --quick: 256)")  # fmt: skip
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="learner steps per measurement, rounded up to whole rollouts (default 16384; --quick: one rollout)",
+    )
+    parser.add_argument(
+        "--template-steps",
+        type=int,
+        default=None,
+        help="steps for the template RecurrentPPO baseline (default 1024; --quick: 256)",
+    )
     parser.add_argument("--quick", action="store_true", help="fewer steps (same sizes)")
-    parser.add_argument("--types", default=f"ppo,recurrent_ppo,transformer_strategy,{TEMPLATE}",
-                        help=f"main-table rows, from {', '.join(AGENT_TYPES)} and '{TEMPLATE}' "
-                             "(the plain-SB3 baseline)")  # fmt: skip
+    parser.add_argument(
+        "--types",
+        default=f"ppo,recurrent_ppo,transformer_strategy,{TEMPLATE}",
+        help=f"main-table rows, from {', '.join(AGENT_TYPES)} and '{TEMPLATE}' (the plain-SB3 baseline)",
+    )
     parser.add_argument("--sweep", action="store_true", help="steps/s of --type for each of --n-envs")
-    parser.add_argument("--type", default="transformer_strategy", choices=AGENT_TYPES,
-                        help="agent type for --sweep / --precision")  # fmt: skip
+    parser.add_argument(
+        "--type", default="transformer_strategy", choices=AGENT_TYPES, help="agent type for --sweep / --precision"
+    )
     parser.add_argument("--n-envs", default="4,8,16,32,64", help="n_envs values for --sweep")
-    parser.add_argument("--workers", default="1",
-                        help="worker-process counts for --sweep (1: in-process BrawlVecEnv; more: WorkerVecEnv), "
-                             "e.g. 1,2,4 (default 1)")  # fmt: skip
-    parser.add_argument("--env-only", action="store_true",
-                        help="with --sweep: time env stepping alone (random actions, no model); frames/s")  # fmt: skip
+    parser.add_argument(
+        "--workers",
+        default="1",
+        help="worker-process counts for --sweep (1: in-process BrawlVecEnv; more: WorkerVecEnv), "
+        "e.g. 1,2,4 (default 1)",
+    )
+    parser.add_argument(
+        "--env-only",
+        action="store_true",
+        help="with --sweep: time env stepping alone (random actions, no model); frames/s",
+    )
     parser.add_argument("--precision", action="store_true", help="fp32/bf16/fp16 x compile (CUDA only)")
-    parser.add_argument("--config", choices=list(CONFIGS), default=None,
-                        help="sizes to use (default: test; cpu for --sweep)")  # fmt: skip
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="config override (as train_agent.py --set); printed with the table")  # fmt: skip
-    parser.add_argument("--max-minutes", type=float, default=20.0,
-                        help="bound on each timed learn (see the module doc; default 20)")  # fmt: skip
-    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON")
+    parser.add_argument(
+        "--config", choices=list(CONFIGS), default=None, help="sizes to use (default: test; cpu for --sweep)"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override (as train_agent.py --set); printed with the table",
+    )
+    parser.add_argument(
+        "--max-minutes", type=float, default=20.0, help="bound on each timed learn (see the module doc; default 20)"
+    )
+    add_report_flags(parser)
     cfg = parser.parse_args(argv)
     cfg.types = [t.strip() for t in cfg.types.split(",") if t.strip()]
     unknown = [t for t in cfg.types if t not in (*AGENT_TYPES, TEMPLATE)]
@@ -617,8 +736,10 @@ def main(argv: list[str] | None = None) -> int:
 
     device = pick_device(cfg.device, announce=False)
     info = device_line(device)
-    print(f"Device: {info['device']}; torch threads {info['torch_threads']}; load average {info['load_avg']}"
-          + ("  [--quick: fewer steps]" if cfg.quick else ""))  # fmt: skip
+    print(
+        f"Device: {info['device']}; torch threads {info['torch_threads']}; load average {info['load_avg']}"
+        + ("  [--quick: fewer steps]" if cfg.quick else "")
+    )
     t0 = time.perf_counter()
     results: dict = {"machine": info, "quick": cfg.quick, "steps": cfg.steps, "modes": []}
     if not (cfg.sweep or cfg.precision):
@@ -629,17 +750,13 @@ def main(argv: list[str] | None = None) -> int:
         results["modes"].append(run_precision(cfg, device))
     results["wall_s"] = time.perf_counter() - t0
     print(f"\nLoad average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; took {results['wall_s']:.1f} s")
-    if cfg.json is not None:
-        cfg.json.parent.mkdir(parents=True, exist_ok=True)
-        cfg.json.write_text(json.dumps(results, indent=2, default=_json_default))
-        print(f"JSON written to {cfg.json}")
-    return 0
-
-
-def _json_default(x):
-    if isinstance(x, (np.floating, np.integer)):
-        return x.item()
-    return str(x)
+    missed = [
+        f"{row['label']}: {row['sps']:,.0f} steps/s (target {row['target']:,.0f})"
+        for mode in results["modes"]
+        for row in mode.get("rows", [])
+        if row.get("target") and row.get("sps") is not None and row["sps"] < row["target"]
+    ]
+    return finish(cfg, "train_speed", results, missed)
 
 
 if __name__ == "__main__":

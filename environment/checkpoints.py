@@ -1,4 +1,4 @@
-"""Safe checkpoint files for long training runs: atomic writes, a hash manifest, weights-only loading.
+"""Safe checkpoint files for long training runs: atomic writes, a hash manifest, crash-proof CSV logs.
 
 Why this module exists (DESIGN.md §6: ``checkpoints/<run_name>/rl_model_<N>_steps.zip`` +
 ``rl_model_<N>_steps_transformer_encoder.pth``, CSV logs, ``config.json``, ``training.log``):
@@ -10,11 +10,10 @@ Why this module exists (DESIGN.md §6: ``checkpoints/<run_name>/rl_model_<N>_ste
   ``manifest.json``; :meth:`CheckpointManifest.latest_valid` walks back past a truncated or modified
   snapshot to the newest one that verifies. (It catches crashes and accidental edits; it is not a
   signature: whoever can write the files can rewrite the manifest too.)
-- Students load each other's checkpoints. Pickle executes code, so loading goes through
-  ``torch.load(..., weights_only=True)`` only (:func:`load_state_dict_file`, :func:`check_sb3_zip`,
-  :func:`load_sb3_params`). SB3's ``PPO.load`` / ``RecurrentPPO.load`` unpickle the zip's ``"data"``
-  entry with cloudpickle and must never be called on a file you did not write; use
-  :func:`set_parameters_safely` on a freshly built model instead.
+- Students load each other's checkpoints, so nothing here unpickles: :func:`read_zip_json_member`
+  reads our own plain-JSON zip members and :func:`load_state_tree` refuses pickled arrays. The
+  weights-only torch loaders live with the trainer (``user/agent_io.py``), so that the game
+  package never needs torch.
 - :class:`DiskGuard` skips new snapshots (with one warning) instead of dying on a full disk.
 - :class:`CsvLog` appends whole rows only, repairs a crash-truncated last line and, on resume from an
   older checkpoint, drops rows logged after it (:meth:`CsvLog.drop_rows_after`).
@@ -40,10 +39,9 @@ import warnings
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
-import torch
 
 __all__ = [
     "CheckpointError",
@@ -56,13 +54,11 @@ __all__ = [
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_text",
-    "check_sb3_zip",
     "free_bytes",
-    "load_sb3_params",
-    "load_state_dict_file",
+    "open_zip",
     "read_zip_json_member",
     "remove_stale_temp_files",
-    "set_parameters_safely",
+    "require_file",
     "sha256_file",
     "stale_temp_files",
 ]
@@ -71,8 +67,6 @@ StrPath = str | os.PathLike[str]
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
-# Entries of an SB3 zip that hold torch variables rather than module/optimizer state dicts.
-SB3_VARIABLE_ENTRIES = frozenset({"pytorch_variables.pth", "tensors.pth"})
 _CHUNK = 1 << 20
 
 
@@ -379,7 +373,7 @@ class CheckpointManifest:
         return None
 
 
-# === Safe loading ===
+# === Reading files safely ===
 
 
 def _not_found(path: Path, what: str = "checkpoint") -> CheckpointNotFoundError:
@@ -394,7 +388,7 @@ def _not_found(path: Path, what: str = "checkpoint") -> CheckpointNotFoundError:
     return CheckpointNotFoundError(message)
 
 
-def _require_file(path: StrPath, what: str = "checkpoint") -> Path:
+def require_file(path: StrPath, what: str = "checkpoint") -> Path:
     p = Path(path)
     if not p.exists():
         raise _not_found(p, what)
@@ -403,120 +397,12 @@ def _require_file(path: StrPath, what: str = "checkpoint") -> Path:
     return p
 
 
-def _weights_only_load(source: StrPath | io.BytesIO, label: str, map_location: Any) -> Any:
-    """``torch.load`` with ``weights_only=True`` (explicit, so no environment variable can turn it off)."""
-    try:
-        return torch.load(source, map_location=map_location, weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"{label} is not a weights-only checkpoint or is corrupt: {type(e).__name__}: {e}") from e
-
-
-def load_state_dict_file(path: StrPath, map_location: Any = "cpu") -> dict[str, Any]:
-    """Load a ``torch.save``-d state dict (e.g. ``*_transformer_encoder.pth``) without running code.
-
-    Only ``torch.load(..., weights_only=True)`` is used: tensors, primitive containers and the few
-    classes torch allow-lists. A pickle that names any other callable is rejected.
-
-    :raises CheckpointNotFoundError: the file does not exist (the message lists similar names).
-    :raises CheckpointError: the file is not a weights-only pickle, is corrupt, or is not a dict.
-    """
-    p = _require_file(path)
-    obj = _weights_only_load(p, str(p), map_location)
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"{p} holds a {type(obj).__name__}, expected a state dict")
-    return obj
-
-
-def _open_zip(path: StrPath) -> tuple[Path, zipfile.ZipFile]:
-    p = _require_file(path, "model zip")
+def open_zip(path: StrPath) -> tuple[Path, zipfile.ZipFile]:
+    p = require_file(path, "model zip")
     try:
         return p, zipfile.ZipFile(p)
     except (zipfile.BadZipFile, OSError) as e:
         raise CheckpointError(f"{p} is not a valid zip file: {e}") from e
-
-
-def _load_sb3_entries(path: StrPath, map_location: Any, max_entry_bytes: int) -> tuple[list[str], dict[str, Any]]:
-    """Names of all entries and the weights-only-loaded content of every ``.pth`` entry.
-
-    Never reads the ``"data"`` entry (SB3 stores cloudpickled objects there).
-    """
-    p, archive = _open_zip(path)
-    with archive:
-        names = archive.namelist()
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise CheckpointError(f"{p} is ambiguous: duplicate zip entries {duplicates}")
-        if "policy.pth" not in names:
-            raise CheckpointError(f"{p} is not an SB3 model zip: no 'policy.pth' entry (entries: {names})")
-        loaded = {}
-        for info in archive.infolist():
-            if not info.filename.lower().endswith(".pth"):
-                continue
-            label = f"{p} entry {info.filename!r}"
-            if info.file_size > max_entry_bytes:
-                raise CheckpointError(f"{label} is {info.file_size} bytes, over the {max_entry_bytes}-byte limit")
-            try:
-                buffer = io.BytesIO(archive.read(info))  # also checks the entry's CRC
-            except (zipfile.BadZipFile, OSError, EOFError) as e:
-                raise CheckpointError(f"{label} is corrupt: {e}") from e
-            loaded[info.filename] = _weights_only_load(buffer, label, map_location)
-    for name, obj in loaded.items():
-        if name not in SB3_VARIABLE_ENTRIES and not isinstance(obj, dict):
-            raise CheckpointError(f"{p} entry {name!r} holds a {type(obj).__name__}, expected a state dict")
-    return names, loaded
-
-
-def check_sb3_zip(path: StrPath, map_location: Any = "cpu", max_entry_bytes: int = 1 << 32) -> list[str]:
-    """Check that ``path`` is an SB3 model zip whose every ``.pth`` entry is a weights-only pickle.
-
-    Run it before ``model.set_parameters(path)`` on a file from someone else. It checks: the file
-    exists, is a zip, has no duplicate entry names, has ``policy.pth``, and that each ``.pth`` entry
-    (each is what ``set_parameters`` would load) loads with ``torch.load(weights_only=True)`` from
-    memory and is a dict (except ``pytorch_variables.pth``). The ``"data"`` entry is never read.
-
-    :param max_entry_bytes: refuse larger ``.pth`` entries (they are read into memory).
-    :return: the zip's entry names.
-    :raises CheckpointNotFoundError, CheckpointError: naming the file (and entry) and the problem.
-    """
-    names, _ = _load_sb3_entries(path, map_location, max_entry_bytes)
-    return names
-
-
-def load_sb3_params(path: StrPath, map_location: Any = "cpu", max_entry_bytes: int = 1 << 32) -> dict[str, Any]:
-    """The state dicts of an SB3 model zip, as ``{"policy": ..., "policy.optimizer": ...}``, loaded safely.
-
-    Same checks as :func:`check_sb3_zip`; the result can be passed to ``model.set_parameters(params)``
-    (``pytorch_variables.pth`` is left out, as ``set_parameters`` does).
-    """
-    _, loaded = _load_sb3_entries(path, map_location, max_entry_bytes)
-    return {name[: -len(".pth")]: obj for name, obj in loaded.items() if name not in SB3_VARIABLE_ENTRIES}
-
-
-class _SB3Model(Protocol):
-    def get_parameters(self) -> dict[str, dict[str, Any]]: ...
-
-    def set_parameters(self, load_path_or_dict: Any, exact_match: bool = ..., device: Any = ...) -> None: ...
-
-
-def set_parameters_safely(model: _SB3Model, path: StrPath, exact_match: bool = True) -> None:
-    """Load the weights of the SB3 zip ``path`` into an already built ``model`` (PPO, RecurrentPPO...).
-
-    The file is read once, checked by :func:`load_sb3_params`, its entry names are checked against the
-    model's (``model.get_parameters()``), and the checked tensors are handed to ``model.set_parameters``
-    (so the file cannot change between the check and the load).
-
-    :raises CheckpointError: unsafe or corrupt file, or weights that do not fit the model.
-    """
-    p = Path(path)
-    params = load_sb3_params(p)
-    expected = set(model.get_parameters())
-    unexpected, missing = sorted(set(params) - expected), sorted(expected - set(params))
-    if unexpected or (exact_match and missing):
-        raise CheckpointError(f"{p} does not fit this model: unexpected entries {unexpected}, missing {missing}")
-    try:
-        model.set_parameters(params, exact_match=exact_match)
-    except (ValueError, RuntimeError, KeyError) as e:
-        raise CheckpointError(f"{p} does not fit this model: {e}") from e
 
 
 def read_zip_json_member(path: StrPath, name: str, max_bytes: int = 16 << 20) -> Any:
@@ -527,7 +413,7 @@ def read_zip_json_member(path: StrPath, name: str, max_bytes: int = 16 << 20) ->
 
     :raises CheckpointError: missing entry, too big, not UTF-8 JSON, or holding serialized objects.
     """
-    p, archive = _open_zip(path)
+    p, archive = open_zip(path)
     with archive:
         try:
             info = archive.getinfo(name)
@@ -870,8 +756,8 @@ def load_state_tree(stem: StrPath) -> dict[str, Any]:
     """Read what :func:`save_state_tree` wrote; refuses pickled arrays."""
     stem = Path(stem)
     npz_path, json_path = stem.with_name(stem.name + ".npz"), stem.with_name(stem.name + ".json")
-    _require_file(npz_path, "resume state")
-    _require_file(json_path, "resume state")
+    require_file(npz_path, "resume state")
+    require_file(json_path, "resume state")
     try:
         skeleton = json.loads(json_path.read_text())
     except json.JSONDecodeError as e:

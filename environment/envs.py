@@ -38,7 +38,7 @@ from environment.agents import Agent, BasedAgent, action_space, observation_spac
 from environment.engine import BrawlEngine, StepEvents
 from environment.match import StatsAccumulator, result_for_player
 from environment.observation import ObservationBuilder
-from environment.self_play import OpponentsCfg, SelfPlayHandler
+from environment.self_play import OpponentsCfg, SelfPlayHandler, snapshot_name, snapshot_names
 
 # Agents with more distinct instances than this are compacted out of the grouping list.
 _MAX_OPPONENT_GROUPS = 64
@@ -127,7 +127,7 @@ class LearnerMatches:
         entry = self.opponents.opponents[name][1]
         if isinstance(entry, SelfPlayHandler):
             # By file name: the run folder may be moved or resumed from another directory.
-            return f"snapshot:{entry.last_choice.name}" if entry.last_choice else f"fallback:{name}"
+            return entry.choice_key() or f"fallback:{name}"
         return f"name:{name}"
 
     def _group_of(self, agent: Agent, key: str) -> int:
@@ -149,18 +149,16 @@ class LearnerMatches:
         self.opponent_group = remap[self.opponent_group]
 
     def _resolve_key(self, key: str) -> Agent:
+        if snapshot_name(key) is not None:
+            return self.opponents.self_play_handlers()[0].agent_for_key(key)
         kind, _, value = key.partition(":")
         if kind == "name":
             return self.opponents.agent_for(value)
-        if kind == "fallback":
-            return self.opponents.opponents[value][1].fallback
-        handler = self.opponents.self_play_handlers()[0]
-        return handler.agent_for_path(handler.path_for_name(value))
+        return self.opponents.opponents[value][1].fallback  # "fallback:<mix name>"
 
     def snapshots_in_use(self) -> set[str]:
         """File names of the snapshots that running matches play against."""
-        return {self.group_keys[k].removeprefix("snapshot:") for k in np.unique(self.opponent_group)
-                if self.group_keys[k].startswith("snapshot:")}  # fmt: skip
+        return snapshot_names(self.group_keys[k] for k in np.unique(self.opponent_group))
 
     def opponent_names(self, rows) -> list[str]:
         names = self.opponents.names
@@ -247,7 +245,7 @@ class LearnerMatches:
                 agents[f"fallback:{name}"] = entry.fallback
         # Snapshot agents matter only while a match plays them: a new match resets their memory.
         for key in set(self.group_keys[k] for k in self.opponent_group):
-            if key.startswith("snapshot:"):
+            if snapshot_name(key) is not None:
                 agents[key] = self._resolve_key(key)
         stateful = {key: agent for key, agent in agents.items() if hasattr(agent, "get_state")}
         return [{"key": key, "state": agent.get_state()} for key, agent in stateful.items()]
@@ -305,8 +303,9 @@ class BrawlVecEnv(VecEnv):
         if not isinstance(n_envs, (int, np.integer)) or n_envs <= 0:
             raise ValueError(f"n_envs must be a positive integer, got {n_envs!r}")
         if not isinstance(action_repeat, (int, np.integer)) or not 1 <= action_repeat <= self.MAX_ACTION_REPEAT:
-            raise ValueError(f"action_repeat must be an integer from 1 to {self.MAX_ACTION_REPEAT}, "
-                             f"got {action_repeat!r}")  # fmt: skip
+            raise ValueError(
+                f"action_repeat must be an integer from 1 to {self.MAX_ACTION_REPEAT}, got {action_repeat!r}"
+            )
         self.action_repeat = int(action_repeat)
         self.render_mode = "rgb_array"  # read back by VecEnv.__init__ through get_attr
         super().__init__(int(n_envs), observation_space(), action_space())
@@ -431,17 +430,25 @@ class SelfPlayWarehouseBrawl(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": P.FPS}
 
-    def __init__(self, opponent: Agent | None = None, reward_manager=None, max_timesteps: int = 2700,
-                 render_mode: str | None = None):  # fmt: skip
+    def __init__(
+        self,
+        opponent: Agent | None = None,
+        reward_manager=None,
+        max_timesteps: int = 2700,
+        render_mode: str | None = None,
+    ):
         super().__init__()
         self.observation_space = observation_space()
         self.action_space = action_space()
         self.render_mode = render_mode
         self.opponent = opponent or BasedAgent()
         self.core = LearnerMatches(
-            1, OpponentsCfg({"opponent": (1.0, self.opponent)}), reward_manager or _default_reward_manager(),
-            max_timesteps, seed=None,
-        )  # fmt: skip
+            1,
+            OpponentsCfg({"opponent": (1.0, self.opponent)}),
+            reward_manager or _default_reward_manager(),
+            max_timesteps,
+            seed=None,
+        )
         self._done = True
         self._renderer = None
         self._t0 = time.perf_counter()
@@ -509,9 +516,14 @@ class WarehouseBrawl(ParallelEnv):
         from environment.rewards import RewardContext
 
         return RewardContext(
-            state=self.engine.state, prev_x=self._prev[0], prev_y=self._prev[1], events=self.engine.events,
-            keys=self._keys, params=self.engine.params, player=player,
-        )  # fmt: skip
+            state=self.engine.state,
+            prev_x=self._prev[0],
+            prev_y=self._prev[1],
+            events=self.engine.events,
+            keys=self._keys,
+            params=self.engine.params,
+            player=player,
+        )
 
     @functools.cache  # noqa: B019 - PettingZoo wants the same space object each call
     def observation_space(self, agent: str):

@@ -502,9 +502,13 @@ def default_reward_manager() -> RewardManager:
 
 
 def sparse_reward_manager() -> RewardManager:
-    """Outcome-centred: damage (dealt − taken)/140 (weight 1), win ±100, knockout ±50."""
+    """Outcome-centred: damage (dealt − taken)/140 (weight 1), win ±100, knockout ±50.
+
+    The trainer's ``reward.type: sparse`` (and the sparse half of its curriculum) is this manager;
+    its damage term is named as in the trainer's dense reward, so the CSV columns line up.
+    """
     return RewardManager(
-        reward_functions={"damage": RewTerm(damage_interaction, 1.0)},
+        reward_functions={"damage_interaction": RewTerm(damage_interaction, 1.0)},
         signal_subscriptions={
             "win": ("win", RewTerm(on_win, 100.0)),
             "knockout": ("knockout", RewTerm(on_knockout, 50.0)),

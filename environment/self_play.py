@@ -155,6 +155,26 @@ class SaveHandler:
         return self.history[-1] if self.history else None
 
 
+# How an env's saved state names a snapshot opponent: by file name, so a run folder that was
+# moved or is resumed from another directory still finds it. Only this module writes or reads it.
+_SNAPSHOT_KEY = "snapshot:"
+
+
+def snapshot_key(path: Path | str) -> str:
+    """The opponent key of the snapshot at ``path`` (what resume state stores)."""
+    return _SNAPSHOT_KEY + Path(path).name
+
+
+def snapshot_name(key: str) -> str | None:
+    """The snapshot file name in an opponent key, or None when the key is not a snapshot's."""
+    return key.removeprefix(_SNAPSHOT_KEY) if key.startswith(_SNAPSHOT_KEY) else None
+
+
+def snapshot_names(keys) -> set[str]:
+    """The snapshot file names among opponent keys."""
+    return {name for name in map(snapshot_name, keys) if name is not None}
+
+
 def snapshot_files(zip_path: Path) -> list[Path]:
     """The snapshot's zip and its companion files (e.g. ``..._transformer_encoder.pth``)."""
     stem = zip_path.name[: -len(".zip")] if zip_path.name.endswith(".zip") else zip_path.name
@@ -225,6 +245,17 @@ class SelfPlayHandler:
             raise FileNotFoundError(f"snapshot {name} is unknown and there is no run folder to look in")
         return self.save_handler.run_dir / name
 
+    def agent_for_key(self, key: str) -> Agent:
+        """The snapshot an opponent key (:func:`snapshot_key`) names."""
+        name = snapshot_name(key)
+        if name is None:
+            raise ValueError(f"{key!r} is not a snapshot key")
+        return self.agent_for_path(self.path_for_name(name))
+
+    def choice_key(self) -> str | None:
+        """The opponent key of the last snapshot chosen (None while the fallback plays)."""
+        return snapshot_key(self.last_choice) if self.last_choice else None
+
     def agent_for_path(self, path: Path) -> Agent:
         """The snapshot at ``path``, from memory when cached, else read (weights only)."""
         path = Path(path)
@@ -243,10 +274,14 @@ class SelfPlayHandler:
 
     def get_state(self) -> dict:
         # Snapshots by file name, so a moved run folder still resumes.
-        return {"rng": self.rng.bit_generator.state, "loads": self.loads, "served": self.served,
-                "last_choice": self.last_choice.name if self.last_choice else None,
-                "extra_snapshots": [p.name for p in self.extra_snapshots],
-                "snapshot_weights": [[p.name, w] for p, w in self.snapshot_weights.items()]}  # fmt: skip
+        return {
+            "rng": self.rng.bit_generator.state,
+            "loads": self.loads,
+            "served": self.served,
+            "last_choice": self.last_choice.name if self.last_choice else None,
+            "extra_snapshots": [p.name for p in self.extra_snapshots],
+            "snapshot_weights": [[p.name, w] for p, w in self.snapshot_weights.items()],
+        }
 
     def set_state(self, state: dict) -> None:
         self.rng.bit_generator.state = state["rng"]

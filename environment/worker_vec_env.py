@@ -94,13 +94,18 @@ def split_rows(n_envs: int, workers: int) -> list[tuple[int, int]]:
 class SharedArrays:
     """The step's arrays in shared memory: ``obs``, ``actions``, ``reward``, ``done``."""
 
-    SPECS = {"obs": (ctypes.c_float, np.float32, (OBS_SIZE,)), "actions": (ctypes.c_uint8, np.bool_, (P.N_KEYS,)),
-             "reward": (ctypes.c_float, np.float32, ()), "done": (ctypes.c_uint8, np.bool_, ())}  # fmt: skip
+    SPECS = {
+        "obs": (ctypes.c_float, np.float32, (OBS_SIZE,)),
+        "actions": (ctypes.c_uint8, np.bool_, (P.N_KEYS,)),
+        "reward": (ctypes.c_float, np.float32, ()),
+        "done": (ctypes.c_uint8, np.bool_, ()),
+    }
 
     def __init__(self, ctx, n: int):
         self.n = n
-        self.raw = {name: ctx.RawArray(ctype, n * int(np.prod(shape)))
-                    for name, (ctype, _, shape) in self.SPECS.items()}  # fmt: skip
+        self.raw = {
+            name: ctx.RawArray(ctype, n * int(np.prod(shape))) for name, (ctype, _, shape) in self.SPECS.items()
+        }
         self._views()
 
     def _views(self) -> None:
@@ -164,8 +169,9 @@ def _build_slice(make_slice: CloudpickleWrapper, arrays: SharedArrays, first: in
     return _Slice(env, arrays, first, n_rows)
 
 
-def _worker_main(conn: Connection, make_slice: CloudpickleWrapper, arrays: SharedArrays, first: int,
-                 n_rows: int) -> None:  # fmt: skip
+def _worker_main(
+    conn: Connection, make_slice: CloudpickleWrapper, arrays: SharedArrays, first: int, n_rows: int
+) -> None:
     """A worker's loop: build the slice, then answer commands until "close" or EOF."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     try:
@@ -233,8 +239,14 @@ class WorkerVecEnv(VecEnv):
         limit; a dead worker is always detected at once)
     """
 
-    def __init__(self, n_envs: int, workers: int, make_slice: Callable[[int, int], VecEnv],
-                 start_method: str | None = None, reply_timeout: float | None = None):  # fmt: skip
+    def __init__(
+        self,
+        n_envs: int,
+        workers: int,
+        make_slice: Callable[[int, int], VecEnv],
+        start_method: str | None = None,
+        reply_timeout: float | None = None,
+    ):
         self.slices = split_rows(n_envs, workers)
         self.closed, self.waiting = False, False
         self.reply_timeout = reply_timeout
@@ -254,9 +266,17 @@ class WorkerVecEnv(VecEnv):
         super().__init__(int(n_envs), *spaces[0])
 
     @classmethod
-    def for_scripted_opponents(cls, n_envs: int, workers: int, opponents: dict[str, tuple[float, Any]],
-                               reward_manager_factory: Callable[[], Any] | None = None, max_timesteps: int = 2700,
-                               seed: int | None = None, action_repeat: int = 1, **kwargs) -> WorkerVecEnv:  # fmt: skip
+    def for_scripted_opponents(
+        cls,
+        n_envs: int,
+        workers: int,
+        opponents: dict[str, tuple[float, Any]],
+        reward_manager_factory: Callable[[], Any] | None = None,
+        max_timesteps: int = 2700,
+        seed: int | None = None,
+        action_repeat: int = 1,
+        **kwargs,
+    ) -> WorkerVecEnv:
         """Workers each build ``BrawlVecEnv(n_rows, OpponentsCfg(opponents), ..., seed=seed + first)``.
 
         ``opponents`` is ``{name: (weight, entry)}`` with registry names (or other picklable
@@ -264,16 +284,25 @@ class WorkerVecEnv(VecEnv):
         Other keyword arguments go to the constructor.
         """
         OpponentsCfg(dict(opponents))  # unknown names and bad weights raise here, not in a worker
-        make = functools.partial(scripted_slice, opponents=dict(opponents), max_timesteps=max_timesteps, seed=seed,
-                                 reward_manager_factory=reward_manager_factory,
-                                 action_repeat=action_repeat)  # fmt: skip
+        make = functools.partial(
+            scripted_slice,
+            opponents=dict(opponents),
+            max_timesteps=max_timesteps,
+            seed=seed,
+            reward_manager_factory=reward_manager_factory,
+            action_repeat=action_repeat,
+        )
         return cls(n_envs, workers, make, **kwargs)
 
     # --- workers and messages ----------------------------------------------------------
     def _start_worker(self, ctx, w: int, make_slice: CloudpickleWrapper, first: int, n_rows: int) -> None:
         conn, child = ctx.Pipe()
-        process = ctx.Process(target=_worker_main, args=(child, make_slice, self.arrays, first, n_rows),
-                              name=f"WorkerVecEnv-{w}", daemon=True)  # fmt: skip
+        process = ctx.Process(
+            target=_worker_main,
+            args=(child, make_slice, self.arrays, first, n_rows),
+            name=f"WorkerVecEnv-{w}",
+            daemon=True,
+        )
         process.start()
         child.close()  # the worker holds the only other end: its death reads as EOF
         self._conns.append(conn)
@@ -291,8 +320,9 @@ class WorkerVecEnv(VecEnv):
         conn, process = self._conns[w], self.processes[w]
         ready = wait([conn, process.sentinel], self.reply_timeout)
         if not ready:
-            raise RuntimeError(f"WorkerVecEnv worker {w} (pid {process.pid}) did not answer within "
-                               f"{self.reply_timeout} s")  # fmt: skip
+            raise RuntimeError(
+                f"WorkerVecEnv worker {w} (pid {process.pid}) did not answer within {self.reply_timeout} s"
+            )
         if conn not in ready and not conn.poll():
             raise self._dead(w)
         try:
@@ -304,8 +334,10 @@ class WorkerVecEnv(VecEnv):
         process = self.processes[w]
         process.join(0.1)
         first, n_rows = self.slices[w]
-        return RuntimeError(f"WorkerVecEnv worker {w} (pid {process.pid}, rows {first}..{first + n_rows - 1}) "
-                            f"died (exit code {process.exitcode}); close() this env and build a new one")  # fmt: skip
+        return RuntimeError(
+            f"WorkerVecEnv worker {w} (pid {process.pid}, rows {first}..{first + n_rows - 1}) "
+            f"died (exit code {process.exitcode}); close() this env and build a new one"
+        )
 
     def _gather(self, workers) -> list[Any]:
         """Every listed worker's reply, in order; the first error is raised after all were read."""
@@ -313,8 +345,9 @@ class WorkerVecEnv(VecEnv):
         for w in workers:
             status, payload = self._recv(w)
             if status == "error":
-                errors.append(f"WorkerVecEnv worker {w} (rows {self.slices[w][0]}.."
-                              f"{sum(self.slices[w]) - 1}) raised:\n{payload}")  # fmt: skip
+                errors.append(
+                    f"WorkerVecEnv worker {w} (rows {self.slices[w][0]}..{sum(self.slices[w]) - 1}) raised:\n{payload}"
+                )
             results.append(payload)
         if errors:
             raise RuntimeError("\n".join(errors))
@@ -416,8 +449,9 @@ class WorkerVecEnv(VecEnv):
     def env_method(self, method_name: str, *method_args, indices: VecEnvIndices = None, **method_kwargs) -> list[Any]:
         """The BrawlVecEnv's ``env_method`` in each worker owning some of the rows (local indices)."""
         grouped = self._by_worker(indices)
-        results = self._command("env_method", lambda w: (method_name, method_args, method_kwargs, grouped[w]),
-                                list(grouped))  # fmt: skip
+        results = self._command(
+            "env_method", lambda w: (method_name, method_args, method_kwargs, grouped[w]), list(grouped)
+        )
         return [value for values in results for value in values]
 
     def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
@@ -438,14 +472,25 @@ def _context(start_method: str | None):
     return ctx
 
 
-def scripted_slice(first: int, n_rows: int, *, opponents: dict[str, tuple[float, Any]],
-                   reward_manager_factory: Callable[[], Any] | None = None, max_timesteps: int = 2700,
-                   seed: int | None = None, action_repeat: int = 1) -> BrawlVecEnv:  # fmt: skip
+def scripted_slice(  # the parameters WorkerVecEnv.for_scripted_opponents forwards to each worker
+    first: int,
+    n_rows: int,
+    *,
+    opponents: dict[str, tuple[float, Any]],
+    reward_manager_factory: Callable[[], Any] | None = None,
+    max_timesteps: int = 2700,
+    seed: int | None = None,
+    action_repeat: int = 1,
+) -> BrawlVecEnv:
     """The BrawlVecEnv of rows ``first .. first + n_rows - 1`` (seeding rule: module doc)."""
-    env = BrawlVecEnv(n_rows, opponents=OpponentsCfg(dict(opponents)),
-                      reward_manager=reward_manager_factory() if reward_manager_factory else None,
-                      max_timesteps=max_timesteps, seed=None if seed is None else seed + first,
-                      action_repeat=action_repeat)  # fmt: skip
+    env = BrawlVecEnv(
+        n_rows,
+        opponents=OpponentsCfg(dict(opponents)),
+        reward_manager=reward_manager_factory() if reward_manager_factory else None,
+        max_timesteps=max_timesteps,
+        seed=None if seed is None else seed + first,
+        action_repeat=action_repeat,
+    )
     if seed is None:  # BrawlVecEnv(seed=None) seeds match i's stream with i: keep that across slices
         env.core.engine.state.rng[:] = seed_streams(first + np.arange(n_rows))
     return env

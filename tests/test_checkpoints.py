@@ -33,13 +33,10 @@ from environment.checkpoints import (
     atomic_path,
     atomic_write_bytes,
     atomic_write_text,
-    check_sb3_zip,
-    load_sb3_params,
-    load_state_dict_file,
     read_zip_json_member,
-    set_parameters_safely,
     sha256_file,
 )
+from user.agent_io import check_sb3_zip, load_sb3_params, load_state_dict_file, set_parameters_safely
 
 # === Helpers ===
 
@@ -101,7 +98,7 @@ def test_atomic_write_replaces_and_leaves_no_temp_files(tmp_path: Path) -> None:
 def test_atomic_path_writer_failure_keeps_old_file(tmp_path: Path, error: type[BaseException]) -> None:
     target = tmp_path / "rl_model_10_steps_transformer_encoder.pth"
     target.write_bytes(b"old good checkpoint")
-    with pytest.raises(error), atomic_path(target) as tmp:
+    with pytest.raises(error, match="killed mid-write"), atomic_path(target) as tmp:
         assert tmp.parent == tmp_path and tmp.name.startswith(f".{target.name}.tmp-") and tmp.suffix == ".pth"
         tmp.write_bytes(b"half of a new chec")
         raise error("killed mid-write")
@@ -111,7 +108,7 @@ def test_atomic_path_writer_failure_keeps_old_file(tmp_path: Path, error: type[B
 
 def test_atomic_path_new_file_never_partial(tmp_path: Path) -> None:
     target = tmp_path / "new.pth"
-    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+    with pytest.raises(RuntimeError, match="boom"), atomic_path(target) as tmp:
         torch.save({"w": torch.ones(3)}, tmp)
         raise RuntimeError("boom")
     assert not target.exists() and leftovers(tmp_path) == []
@@ -354,9 +351,9 @@ def test_poisoned_sb3_zip_is_rejected_by_us_and_by_set_parameters(tmp_path: Path
     path = rewrite_zip(sb3_zip, tmp_path / "rl_model_64_steps.zip", {entry: poisoned_pth_bytes(marker)})
     with pytest.raises(CheckpointError, match=rf"entry '{entry}' is not a weights-only checkpoint"):
         check_sb3_zip(path)
-    with pytest.raises(CheckpointError):
+    with pytest.raises(CheckpointError, match=rf"entry '{entry}' is not a weights-only checkpoint"):
         set_parameters_safely(tiny_ppo(), path)
-    with pytest.raises(pickle.UnpicklingError):  # SB3's own loader is weights-only as well
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):  # SB3's loader is weights-only too
         tiny_ppo().set_parameters(str(path), exact_match=True)
     assert not marker.exists()
 
@@ -445,7 +442,8 @@ def test_csv_log_partial_header_or_comment_is_rebuilt(tmp_path: Path) -> None:
     assert partial_header.read_text() == "step\n1\n"
     partial_comment = tmp_path / "b.csv"
     partial_comment.write_text('#{"t_sta')
-    with pytest.warns(CheckpointWarning), CsvLog(partial_comment, ["r"], comment_line='{"t_start": 2.0}') as log:
+    warned = pytest.warns(CheckpointWarning, match="partial last line")
+    with warned, CsvLog(partial_comment, ["r"], comment_line='{"t_start": 2.0}') as log:
         assert log.last_value("r") is None
     assert partial_comment.read_text() == '#{"t_start": 2.0}\nr\n'
 

@@ -9,7 +9,9 @@ import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from pettingzoo.test import parallel_api_test, parallel_seed_test, seed_test
 from pettingzoo.utils.conversions import parallel_to_aec
+from stable_baselines3 import PPO
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
+from stable_baselines3.common.logger import Logger
 
 from environment.agents import Agent, BasedAgent, ConstantAgent, RandomAgent, make_agent
 from environment.envs import BrawlVecEnv, SelfPlayWarehouseBrawl, WarehouseBrawl
@@ -158,8 +160,12 @@ def test_vecenv_episode_return_matches_summed_rewards():
 
 def test_vecenv_seeding_is_deterministic():
     def run(seed):
-        env = BrawlVecEnv(4, opponents=OpponentsCfg({"based": (1, "based"), "random": (1, RandomAgent(seed=0))}),
-                          max_timesteps=200, seed=seed)  # fmt: skip
+        env = BrawlVecEnv(
+            4,
+            opponents=OpponentsCfg({"based": (1, "based"), "random": (1, RandomAgent(seed=0))}),
+            max_timesteps=200,
+            seed=seed,
+        )
         return _run_vec(env, 250)
 
     (a, ea), (b, eb), (c, _) = run(5), run(5), run(6)
@@ -236,9 +242,8 @@ def test_unknown_agent_name_lists_known_ones():
 
 
 def test_sb3_ppo_learns_on_the_vecenv_for_a_few_steps():
-    from stable_baselines3 import PPO
-
     env = BrawlVecEnv(8, opponents=OpponentsCfg({"based": (1.0, BasedAgent)}), max_timesteps=64, seed=0)
     model = PPO("MlpPolicy", env, n_steps=32, batch_size=64, n_epochs=1, policy_kwargs={"net_arch": [16]}, seed=0)
+    model.set_logger(Logger(folder=None, output_formats=[]))  # SB3's default leaves a folder in the temp dir
     model.learn(512)
     assert len(model.ep_info_buffer) > 0 and "r" in model.ep_info_buffer[0]

@@ -16,17 +16,15 @@ from environment.evaluation import (
     format_table,
     latent_distances,
     play_vs_opponents,
-    plot_latent_scatter,
-    plot_training_curves,
     project_2d,
     round_robin,
     separation_verdict,
     success_table,
     summarize,
-    training_curves_figure,
 )
 from environment.match import play_matches
 from environment.rewards import default_reward_manager
+from user.plots import plot_latent_scatter, plot_training_curves, training_curves_figure
 
 
 class Counting(Agent):
@@ -90,9 +88,18 @@ def test_play_vs_opponents_rates_are_sane_and_self_play_is_allowed():
 
 
 def _match(result, dealt, taken, kos, falls, pickups, frames, reward=1.0, attack=0):
-    p1 = {"damage_dealt": dealt, "damage_taken": taken, "knockouts": kos, "falls": falls,
-          "weapon_pickups": pickups, "weapon_drops": 0, "hits": 0, "combos": 0, "stocks_left": 3 - falls,
-          "result": result}  # fmt: skip
+    p1 = {
+        "damage_dealt": dealt,
+        "damage_taken": taken,
+        "knockouts": kos,
+        "falls": falls,
+        "weapon_pickups": pickups,
+        "weapon_drops": 0,
+        "hits": 0,
+        "combos": 0,
+        "stocks_left": 3 - falls,
+        "result": result,
+    }
     return {"frames": frames, "player_1": p1, "player_2": {}, "reward": reward, "attack_frames": attack}
 
 
@@ -117,8 +124,22 @@ def test_summarize_math_on_hand_made_stats():
 
 
 def _row(opponent, win_rate, dealt, taken, kos, pickups, survival, matches=10):
-    return EvalRow(opponent, matches, win_rate, 0.0, 1 - win_rate, dealt, taken, dealt / max(taken, 1e-6),
-                   kos, 1.0, pickups, survival, 0.0, 0.1)  # fmt: skip
+    return EvalRow(
+        opponent,
+        matches,
+        win_rate,
+        0.0,
+        1 - win_rate,
+        dealt,
+        taken,
+        dealt / max(taken, 1e-6),
+        kos,
+        1.0,
+        pickups,
+        survival,
+        0.0,
+        0.1,
+    )
 
 
 def test_success_table_pass_and_fail():
@@ -155,9 +176,11 @@ def test_elo_hand_computed_updates():
     assert elo.update("a", "b", 1.0) == (1016.0, 984.0)
 
     e = 1 / (1 + 10 ** (-200 / 400))  # 0.7597469266479578: a 1200 player's expectation vs 1000
-    for score, ra, rb in [(1.0, 1200 + 32 * (1 - e), 1000 - 32 * (1 - e)),  # 1207.688, 992.312
-                          (0.0, 1200 - 32 * e, 1000 + 32 * e),  # 1175.688, 1024.312
-                          (0.5, 1200 + 32 * (0.5 - e), 1000 - 32 * (0.5 - e))]:  # 1191.688, 1008.312  # fmt: skip
+    for score, ra, rb in [
+        (1.0, 1200 + 32 * (1 - e), 1000 - 32 * (1 - e)),  # 1207.688, 992.312
+        (0.0, 1200 - 32 * e, 1000 + 32 * e),  # 1175.688, 1024.312
+        (0.5, 1200 + 32 * (0.5 - e), 1000 - 32 * (0.5 - e)),
+    ]:  # 1191.688, 1008.312
         elo = EloRatings.from_dict({"ratings": {"a": 1200.0, "b": 1000.0}})
         assert elo.expected("a", "b") == pytest.approx(0.7597469266)
         assert elo.update("a", "b", score) == pytest.approx((ra, rb))
@@ -184,15 +207,18 @@ def test_elo_symmetry_results_and_round_trip():
     back = EloRatings.from_dict(elo.to_dict())
     assert (back.ratings, back.games, back.k, back.initial) == (elo.ratings, elo.games, elo.k, elo.initial)
     assert back.rating("never-seen") == 1000.0
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="result must be one of"):
         elo.update_from_results("a", "b", ["victory"])
 
 
 def test_round_robin_plays_every_pair():
     names = ["constant", "based", "aggressive"]
     elo, pairs = round_robin({n: make_agent(n) for n in names}, matches_per_pair=2, max_timesteps=200, seed=3)
-    assert {(p["a"], p["b"]) for p in pairs} == {("constant", "based"), ("constant", "aggressive"),
-                                                  ("based", "aggressive")}  # fmt: skip
+    assert {(p["a"], p["b"]) for p in pairs} == {
+        ("constant", "based"),
+        ("constant", "aggressive"),
+        ("based", "aggressive"),
+    }
     for p in pairs:
         assert p["matches"] == 2 and p["wins"] + p["draws"] + p["losses"] == 2
     assert {name for name, _, _ in elo.table()} == set(names)
@@ -233,7 +259,7 @@ def test_project_2d_pca_and_tsne_fallback():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # warns (and uses PCA) when scikit-learn is missing
         assert project_2d(x, method="tsne").shape == (50, 2)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="method must be 'pca' or 'tsne'"):
         project_2d(x, method="umap")
 
 
@@ -257,15 +283,29 @@ def _write_run(run_dir):
     ]
     (run_dir / "monitor.csv").write_text("\n".join(lines) + "\n12.5,90")  # a half-written last line
     steps = [10_000 * k for k in range(1, 6)]
-    ev = [{"step": s, "opponent": o, "matches": 10, "win_rate": min(1.0, k * 0.2 * f), "draw_rate": 0.0,
-           "damage_ratio": k * f, "knockouts_per_match": k * 0.5, "mean_survival_s": 30 + k}
-          for k, s in enumerate(steps, 1) for o, f in (("based", 1.0), ("constant", 2.0), ("zoner", 0.5))]  # fmt: skip
+    ev = [
+        {
+            "step": s,
+            "opponent": o,
+            "matches": 10,
+            "win_rate": min(1.0, k * 0.2 * f),
+            "draw_rate": 0.0,
+            "damage_ratio": k * f,
+            "knockouts_per_match": k * 0.5,
+            "mean_survival_s": 30 + k,
+        }
+        for k, s in enumerate(steps, 1)
+        for o, f in (("based", 1.0), ("constant", 2.0), ("zoner", 0.5))
+    ]
     pd.DataFrame(ev).to_csv(run_dir / "evaluation_results.csv", index=False)
     pd.DataFrame({"step": steps, "entropy_loss": [-6.9, -6.5, -6.0, -5.2, -4.8]}).to_csv(
         run_dir / "metrics.csv", index=False
     )
-    ratings = [{"step": s, "name": n, "rating": 1000 + k * d} for k, s in enumerate(steps)
-               for n, d in (("based", -5), ("rl_model_10000_steps", 20), ("constant", -15))]  # fmt: skip
+    ratings = [
+        {"step": s, "name": n, "rating": 1000 + k * d}
+        for k, s in enumerate(steps)
+        for n, d in (("based", -5), ("rl_model_10000_steps", 20), ("constant", -15))
+    ]
     pd.DataFrame(ratings).to_csv(run_dir / "ratings.csv", index=False)
 
 

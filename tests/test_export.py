@@ -16,7 +16,9 @@ import torch
 
 from environment.agents import Agent, make_agent
 from environment.match import run_match
+from environment.observation import observation_bounds
 from tests.test_train_agent import tiny_config
+from user import agent_io
 from user import train_agent as T
 from user.export import BUNDLE_FILES, ExportError, export_bundle
 
@@ -41,8 +43,8 @@ def exported(request, tmp_path_factory, one_torch_thread):
     run = T.TrainingRun(config, tmp_path / "run", torch.device("cpu"))
     run.model.learn(128)  # move the weights away from their initial values; creates the Adam state
     zip_path = tmp_path / "rl_model_128_steps.zip"
-    T.save_checkpoint_pair(run.model, zip_path, config["agent"])
-    info = export_bundle(zip_path, tmp_path / "bundle")
+    agent_io.save_checkpoint_pair(run.model, zip_path, config["agent"])
+    info = export_bundle(zip_path, tmp_path / "bundle", load_agent=T.load_agent)
     return agent_type, zip_path, tmp_path / "bundle", info
 
 
@@ -78,7 +80,7 @@ class Recording(Agent):
 # --- the bundle acts exactly like the checkpoint ----------------------------------------------
 def test_bundle_plays_a_match_exactly_like_the_checkpoint(exported):
     _, zip_path, bundle, _ = exported
-    full = Recording(T.TransformerStrategyAgent.from_checkpoint(zip_path))
+    full = Recording(T.load_agent(zip_path))
     submitted = Recording(load_bundle_module(bundle).SubmittedAgent())
     stats = [run_match(agent, make_agent("based"), max_timesteps=300, seed=3) for agent in (full, submitted)]
     assert len(full.actions) == len(submitted.actions) == 300
@@ -94,9 +96,9 @@ def test_an_action_repeat_bundle_holds_its_keys_like_the_checkpoint(tmp_path):
     run = T.TrainingRun(config, tmp_path / "run", torch.device("cpu"))
     run.model.learn(128)
     zip_path = tmp_path / "rl_model_128_steps.zip"
-    T.save_checkpoint_pair(run.model, zip_path, config["agent"])
-    export_bundle(zip_path, tmp_path / "bundle")
-    full = Recording(T.TransformerStrategyAgent.from_checkpoint(zip_path))
+    agent_io.save_checkpoint_pair(run.model, zip_path, config["agent"])
+    export_bundle(zip_path, tmp_path / "bundle", load_agent=T.load_agent)
+    full = Recording(T.load_agent(zip_path))
     submitted = Recording(load_bundle_module(tmp_path / "bundle").SubmittedAgent())
     for agent in (full, submitted):
         run_match(agent, make_agent("based"), max_timesteps=200, seed=5)
@@ -107,18 +109,19 @@ def test_an_action_repeat_bundle_holds_its_keys_like_the_checkpoint(tmp_path):
 
 def test_bundle_predict_batch_keeps_per_env_memory_like_the_checkpoint(exported):
     agent_type, zip_path, bundle, _ = exported
-    full = T.TransformerStrategyAgent.from_checkpoint(zip_path)
+    full = T.load_agent(zip_path)
     submitted = load_bundle_module(bundle).SubmittedAgent(bundle)
     rng = np.random.default_rng(0)
-    low, high = T.observation_bounds()
+    low, high = observation_bounds()
     all_ids = np.array([0, 3, 5, 7, 9, 11, 40])
     for frame in range(25):
         # a changing subset of matches, in a changing order, each starting over now and then
         ids = rng.permutation(all_ids)[: rng.integers(1, len(all_ids) + 1)]
         obs = rng.uniform(low, high, size=(len(ids), 64)).astype(np.float32)
         start = (rng.random(len(ids)) < 0.15) | (frame == 0)
-        np.testing.assert_array_equal(full.predict_batch(obs, start, ids), submitted.predict_batch(obs, start, ids),
-                                      err_msg=f"frame {frame}")  # fmt: skip
+        np.testing.assert_array_equal(
+            full.predict_batch(obs, start, ids), submitted.predict_batch(obs, start, ids), err_msg=f"frame {frame}"
+        )
     memories = {"transformer_strategy": ("h", "c", "history"), "recurrent_ppo": ("h", "c"), "ppo": ()}[agent_type]
     for memory in memories:
         np.testing.assert_array_equal(full.get_state()[memory], submitted.get_state()[memory], err_msg=memory)
@@ -140,11 +143,11 @@ def test_bundle_logits_equal_the_sb3_distribution_bit_for_bit(exported):
     agent_type, zip_path, bundle, _ = exported
     module = load_bundle_module(bundle)
     actor = module.SubmittedAgent(bundle).actor
-    policy = T.build_policy(T.read_agent_config(zip_path))
-    T.load_policy_weights(policy, zip_path)
+    policy = T.build_policy(agent_io.read_agent_config(zip_path, T._SHARED_AGENT_CONFIG))
+    agent_io.load_policy_weights(policy, zip_path)
     policy.set_training_mode(False)
     rng = np.random.default_rng(1)
-    space = T.policy_observation_space(T.read_agent_config(zip_path))
+    space = T.policy_observation_space(agent_io.read_agent_config(zip_path, T._SHARED_AGENT_CONFIG))
     obs = torch.as_tensor(rng.uniform(space.low, space.high, size=(9, space.shape[0])).astype(np.float32))
     with torch.no_grad():
         if agent_type == "ppo":
@@ -154,8 +157,10 @@ def test_bundle_logits_equal_the_sb3_distribution_bit_for_bit(exported):
             assert torch.equal(dist.mode(), actor(obs)[0])
             return
         size = (1, 9, policy.lstm_actor.hidden_size)
-        states = (torch.as_tensor(rng.normal(size=size).astype(np.float32)),
-                  torch.as_tensor(rng.normal(size=size).astype(np.float32)))  # fmt: skip
+        states = (
+            torch.as_tensor(rng.normal(size=size).astype(np.float32)),
+            torch.as_tensor(rng.normal(size=size).astype(np.float32)),
+        )
         for starts in (torch.zeros(9), torch.tensor([1.0, 0, 0, 1, 0, 0, 0, 1, 0])):
             dist, (h1, c1) = policy.get_distribution(obs, states, starts)
             got, (h2, c2) = actor.action_logits(obs, states, starts)
@@ -166,9 +171,17 @@ def test_bundle_logits_equal_the_sb3_distribution_bit_for_bit(exported):
 
 # --- the bundle stands alone ---------------------------------------------------------------------
 LOAD_ALONE = """
-import json, sys
+import importlib.abc, json, sys
 import numpy as np
-sys.path.insert(0, ".")
+
+class Absent(importlib.abc.MetaPathFinder):
+    # The project is installed in this venv: hide it (and the training stack) as a submission machine would.
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("stable_baselines3", "sb3_contrib", "gymnasium", "environment", "user"):
+            raise ModuleNotFoundError(name)
+
+sys.meta_path.insert(0, Absent())
+sys.path.insert(0, ".")  # -I left the bundle folder off sys.path
 from my_agent import SubmittedAgent
 agent = SubmittedAgent()
 actions = [agent.predict(row).tolist() for row in np.load(sys.argv[1])]
@@ -185,19 +198,25 @@ def test_bundle_loads_in_a_clean_python_with_only_numpy_and_torch(exported, tmp_
     _, zip_path, bundle, _ = exported
     assert sorted(p.name for p in bundle.iterdir()) == sorted(BUNDLE_FILES)
     rng = np.random.default_rng(2)
-    low, high = T.observation_bounds()
+    low, high = observation_bounds()
     obs = rng.uniform(low, high, size=(15, 64)).astype(np.float32)
     np.save(tmp_path / "obs.npy", obs)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # -I: ignore PYTHON* variables and user site-packages, and do not put the current folder on sys.path
     # by itself; -B: write no __pycache__ into the bundle
-    result = subprocess.run([sys.executable, "-I", "-B", "-c", LOAD_ALONE, str(tmp_path / "obs.npy")], cwd=bundle,
-                            env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-I", "-B", "-c", LOAD_ALONE, str(tmp_path / "obs.npy")],
+        cwd=bundle,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["banned"] == [], f"the bundle imported training or game packages: {out['banned']}"
     assert out["base"] == "my_agent", "without the game package, the local Agent base class is used"
-    full = T.TransformerStrategyAgent.from_checkpoint(zip_path)
+    full = T.load_agent(zip_path)
     np.testing.assert_array_equal(np.array(out["actions"]), np.stack([full.predict(row) for row in obs]))
     full.reset()
     np.testing.assert_array_equal(np.array(out["batch"]), full.predict_batch(obs[:4], np.ones(4, bool), [2, 0, 7, 1]))
@@ -208,8 +227,11 @@ def test_bundle_keeps_only_the_actor_and_is_much_smaller(exported):
     state = torch.load(bundle / "policy_weights.pt", weights_only=True)
     assert all(isinstance(v, torch.Tensor) for v in state.values())
     prefixes = {k.split(".")[0] for k in state}
-    expected = {"transformer_strategy": {"extractor", "lstm", "policy_net", "action_net"},
-                "recurrent_ppo": {"lstm", "policy_net", "action_net"}, "ppo": {"policy_net", "action_net"}}  # fmt: skip
+    expected = {
+        "transformer_strategy": {"extractor", "lstm", "policy_net", "action_net"},
+        "recurrent_ppo": {"lstm", "policy_net", "action_net"},
+        "ppo": {"policy_net", "action_net"},
+    }
     assert prefixes == expected[agent_type]
     assert not [k for k in state if any(w in k for w in ("value", "critic", "vf_", "optimizer", "exp_avg"))]
     assert all(v.dtype == torch.float32 for v in state.values())
@@ -217,7 +239,7 @@ def test_bundle_keeps_only_the_actor_and_is_much_smaller(exported):
     assert config["policy"]["type"] == agent_type and len(config["observation_scale"]) == 64
     np.testing.assert_array_equal(np.array(config["observation_scale"], np.float32), T.observation_scale())
     # the checkpoint counts the zip and the encoder .pth beside it
-    beside = T.encoder_path_for(zip_path)
+    beside = agent_io.encoder_path_for(zip_path)
     assert info["checkpoint_bytes"] == zip_path.stat().st_size + (beside.stat().st_size if beside.exists() else 0)
     assert info["bundle_bytes"] == sum(info["files"].values()) == sum((bundle / n).stat().st_size for n in BUNDLE_FILES)
     # At these tiny sizes my_agent.py (~20 kB of source) dominates; the weights alone are well under half.
@@ -227,14 +249,16 @@ def test_bundle_keeps_only_the_actor_and_is_much_smaller(exported):
 
 
 def test_bundle_is_under_half_the_checkpoint_at_cpu_config_sizes(tmp_path):
-    sizes = {k: T.TRAIN_CONFIG_CPU["agent"][k] for k in ("latent_dim", "num_heads", "num_layers", "sequence_length",
-                                                         "lstm_hidden_size")}  # fmt: skip
+    sizes = {
+        k: T.TRAIN_CONFIG_CPU["agent"][k]
+        for k in ("latent_dim", "num_heads", "num_layers", "sequence_length", "lstm_hidden_size")
+    }
     config = tiny_config(**{f"agent__{k}": v for k, v in sizes.items()}, agent__net_arch="{pi: [64, 64], vf: [64, 64]}")
     run = T.TrainingRun(config, tmp_path / "run", torch.device("cpu"))
     run.model.learn(32)  # one update: the checkpoint then holds the Adam state it always has in training
     zip_path = tmp_path / "rl_model_32_steps.zip"
-    T.save_checkpoint_pair(run.model, zip_path, config["agent"])
-    info = export_bundle(zip_path, tmp_path / "bundle")
+    agent_io.save_checkpoint_pair(run.model, zip_path, config["agent"])
+    info = export_bundle(zip_path, tmp_path / "bundle", load_agent=T.load_agent)
     assert info["bundle_bytes"] < 0.5 * info["checkpoint_bytes"], info
 
 
@@ -245,14 +269,14 @@ def test_export_refuses_a_folder_that_is_not_a_bundle_and_overwrites_a_previous_
     foreign.mkdir()
     (foreign / "thesis.txt").write_text("keep me")
     with pytest.raises(ExportError, match="not empty and does not hold a previous bundle"):
-        export_bundle(zip_path, foreign)
+        export_bundle(zip_path, foreign, load_agent=T.load_agent)
     assert sorted(p.name for p in foreign.iterdir()) == ["thesis.txt"]
     (tmp_path / "a_file").write_text("x")
     with pytest.raises(ExportError, match="not a folder"):
-        export_bundle(zip_path, tmp_path / "a_file")
+        export_bundle(zip_path, tmp_path / "a_file", load_agent=T.load_agent)
     again = tmp_path / "again"
-    first = export_bundle(zip_path, again)
-    second = export_bundle(zip_path, again)  # a previous bundle is replaced
+    first = export_bundle(zip_path, again, load_agent=T.load_agent)
+    second = export_bundle(zip_path, again, load_agent=T.load_agent)  # a previous bundle is replaced
     assert first["files"] == second["files"]
     assert (again / "policy_weights.pt").read_bytes() == (bundle / "policy_weights.pt").read_bytes()
     assert not [p for p in again.iterdir() if p.name.startswith(".")], "no temporary files left behind"
@@ -268,12 +292,16 @@ class Poison:
         return os.mkdir, (str(self.marker),)
 
 
+def copy_bundle(bundle: Path, dest: Path) -> Path:
+    dest.mkdir()
+    for name in BUNDLE_FILES:
+        (dest / name).write_bytes((bundle / name).read_bytes())
+    return dest
+
+
 def test_poisoned_weights_are_refused_without_running_them(exported, tmp_path):
     _, _, bundle, _ = exported
-    poisoned = tmp_path / "bundle"
-    poisoned.mkdir()
-    for name in BUNDLE_FILES:
-        (poisoned / name).write_bytes((bundle / name).read_bytes())
+    poisoned = copy_bundle(bundle, tmp_path / "bundle")
     marker = tmp_path / "marker"
     torch.save({"action_net.weight": Poison(marker)}, poisoned / "policy_weights.pt")
     config = json.loads((poisoned / "agent_config.json").read_text())
@@ -289,10 +317,7 @@ def test_poisoned_weights_are_refused_without_running_them(exported, tmp_path):
 
 def test_a_torn_bundle_is_detected(exported, tmp_path):
     _, _, bundle, _ = exported
-    torn = tmp_path / "bundle"
-    torn.mkdir()
-    for name in BUNDLE_FILES:
-        (torn / name).write_bytes((bundle / name).read_bytes())
+    torn = copy_bundle(bundle, tmp_path / "bundle")
     state = torch.load(torn / "policy_weights.pt", weights_only=True)
     state["action_net.bias"] = state["action_net.bias"] + 1.0
     torch.save(state, torn / "policy_weights.pt")

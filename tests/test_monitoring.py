@@ -10,9 +10,12 @@ import pandas as pd
 import pytest
 import torch
 
-from environment.agents import agent_names
+from environment.agents import agent_names, make_agent
+from environment.evaluation import PerformanceBenchmark
 from tests.test_train_agent import tiny_config
 from user import train_agent as T
+from user.monitoring import EVAL_COLUMNS, STRATEGY_COLUMNS
+from user.plots import training_curves_figure
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,12 +30,24 @@ def tiny_run(tmp_path_factory) -> Path:
 
 
 def test_output_files_are_complete_and_consistent(tiny_run):
-    for name in ("monitor.csv", "metrics.csv", "evaluation_results.csv", "behavior_metrics.csv",
-                 "reward_breakdown.csv", "ratings.csv", "strategy_analysis.csv", "alerts.csv", "config.json",
-                 "training.log", "training_curves.png", "match_vs_based.mp4", "manifest.json"):  # fmt: skip
+    for name in (
+        "monitor.csv",
+        "metrics.csv",
+        "evaluation_results.csv",
+        "behavior_metrics.csv",
+        "reward_breakdown.csv",
+        "ratings.csv",
+        "strategy_analysis.csv",
+        "alerts.csv",
+        "config.json",
+        "training.log",
+        "training_curves.png",
+        "match_vs_based.mp4",
+        "manifest.json",
+    ):
         assert (tiny_run / name).exists(), name
     evaluation = pd.read_csv(tiny_run / "evaluation_results.csv")
-    assert list(evaluation.columns) == T.EVAL_COLUMNS
+    assert list(evaluation.columns) == EVAL_COLUMNS
     assert sorted(evaluation["step"].unique()) == [256, 512], "evaluations follow eval_freq"
     assert len(evaluation) == 2 * len(agent_names()) and set(evaluation["opponent"]) == set(agent_names())
     for column in ("win_rate", "draw_rate", "loss_rate"):
@@ -41,7 +56,7 @@ def test_output_files_are_complete_and_consistent(tiny_run):
     ratings = pd.read_csv(tiny_run / "ratings.csv")
     assert {"rl_model_256", "rl_model_512", "based"} <= set(ratings["name"])
     strategy = pd.read_csv(tiny_run / "strategy_analysis.csv")
-    assert list(strategy.columns) == T.STRATEGY_COLUMNS and len(strategy) >= 3
+    assert list(strategy.columns) == STRATEGY_COLUMNS and len(strategy) >= 3
     assert (strategy["attention_entropy"] > 0).all()
     metrics = pd.read_csv(tiny_run / "metrics.csv")
     assert {"grad_norm_before_clip", "grad_norm_after_clip", "entropy", "approx_kl", "sps"} <= set(metrics.columns)
@@ -53,8 +68,6 @@ def test_output_files_are_complete_and_consistent(tiny_run):
 
 
 def test_training_curves_have_every_panel(tiny_run):
-    from environment.evaluation import training_curves_figure
-
     figure = training_curves_figure(tiny_run)
     titles = [ax.get_title().lower() for ax in figure.axes]
     for word in ("reward", "win rate", "damage ratio", "entropy", "elo"):
@@ -94,29 +107,53 @@ def test_inspection_modes_run_on_a_checkpoint(tiny_run, mode, extra, produces):
 
 
 def test_league_mode_rates_snapshots_and_bots(tiny_run):
-    done = subprocess.run([sys.executable, "user/train_agent.py", "--mode", "league", "--run", str(tiny_run),
-                           "--episodes", "1", "--max-timesteps", "30"], cwd=REPO, capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "user/train_agent.py",
+            "--mode",
+            "league",
+            "--run",
+            str(tiny_run),
+            "--episodes",
+            "1",
+            "--max-timesteps",
+            "30",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     league = pd.read_csv(tiny_run / "league.csv")
     assert {"rl_model_512", "based", "constant"} <= set(league["name"])
 
 
 def test_modes_explain_missing_or_wrong_paths(tmp_path):
-    done = subprocess.run([sys.executable, "user/train_agent.py", "--mode", "eval", "--agent_path",
-                           str(tmp_path / "rl_model_5_steps.zip")], cwd=REPO, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "user/train_agent.py",
+            "--mode",
+            "eval",
+            "--agent_path",
+            str(tmp_path / "rl_model_5_steps.zip"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2 and "checkpoint not found" in done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
-    done = subprocess.run([sys.executable, "user/train_agent.py", "--mode", "eval"], cwd=REPO, capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "user/train_agent.py", "--mode", "eval"], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 2 and "needs --agent_path" in done.stdout + done.stderr
 
 
 def test_performance_benchmark_api():
-    from environment.agents import make_agent
-    from environment.evaluation import PerformanceBenchmark
-
     results = PerformanceBenchmark(make_agent("based"), ["constant", "random"], num_episodes=2, max_timesteps=120).run()
     assert set(results) == {"constant", "random"}
     for entry in results.values():

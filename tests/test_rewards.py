@@ -211,7 +211,7 @@ def test_signal_func_called_only_when_fired_and_masked():
 def test_validation_errors():
     with pytest.raises(ValueError, match=r"bogus.*knockout"):
         RewardManager(signal_subscriptions={"x": ("bogus", RewTerm(R.on_win))})
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="func must be callable"):
         RewTerm("not a function")
     for weight in (float("nan"), float("inf"), "1"):
         with pytest.raises(ValueError, match="weight"):
@@ -236,21 +236,30 @@ def test_reset_resizes_buffers():
     assert mgr.episode_sums["damage"].shape == (2,)
     assert mgr.compute(make_ctx(5)).shape == (5,)
     assert all(v.shape == (5,) for v in mgr.last_terms.values())
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="player must be 0 or 1"):
         make_ctx(1, player=2)
 
 
 # --- symmetry ----------------------------------------------------------------------------
 def all_terms_manager() -> RewardManager:
     dense = {
-        "damage": R.damage_interaction, "danger": R.danger_zone, "spam": R.attack_spam, "keys": R.too_many_keys,
-        "closing": R.closing_distance, "edge": R.edge_pressure, "weapon": R.toward_weapon,
-    }  # fmt: skip
+        "damage": R.damage_interaction,
+        "danger": R.danger_zone,
+        "spam": R.attack_spam,
+        "keys": R.too_many_keys,
+        "closing": R.closing_distance,
+        "edge": R.edge_pressure,
+        "weapon": R.toward_weapon,
+    }
     signals = {
-        "win": ("win", R.on_win), "ko": ("knockout", R.on_knockout), "ko_dealt": ("knockout", R.on_knockout_dealt),
-        "ko_taken": ("knockout", R.on_knockout_taken), "combo": ("hit_during_stun", R.on_combo),
-        "equip": ("weapon_equip", R.on_equip), "drop": ("weapon_drop", R.on_drop),
-    }  # fmt: skip
+        "win": ("win", R.on_win),
+        "ko": ("knockout", R.on_knockout),
+        "ko_dealt": ("knockout", R.on_knockout_dealt),
+        "ko_taken": ("knockout", R.on_knockout_taken),
+        "combo": ("hit_during_stun", R.on_combo),
+        "equip": ("weapon_equip", R.on_equip),
+        "drop": ("weapon_drop", R.on_drop),
+    }
     return RewardManager(
         {name: RewTerm(f, 1.5) for name, f in dense.items()},
         {name: (sig, RewTerm(f, -0.5)) for name, (sig, f) in signals.items()},
@@ -299,9 +308,14 @@ def swap_players(ctx: RewardContext) -> RewardContext:
         getattr(ev, name)[:] = getattr(ev, name)[:, ::-1].copy()
     ev.result[:] = swap_result[ev.result]
     return RewardContext(
-        s, ctx.prev_x[:, ::-1].copy(), ctx.prev_y[:, ::-1].copy(), ev, ctx.keys[:, ::-1].copy(), ctx.params,
+        s,
+        ctx.prev_x[:, ::-1].copy(),
+        ctx.prev_y[:, ::-1].copy(),
+        ev,
+        ctx.keys[:, ::-1].copy(),
+        ctx.params,
         player=1 - ctx.player,
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

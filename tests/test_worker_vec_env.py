@@ -5,9 +5,12 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+from contextlib import closing
 
 import numpy as np
 import pytest
+from stable_baselines3 import PPO
+from stable_baselines3.common.logger import Logger
 
 from environment.envs import BrawlVecEnv
 from environment.rewards import RewardManager, RewTerm, closing_distance, default_reward_manager, too_many_keys
@@ -16,15 +19,32 @@ from environment.worker_vec_env import WorkerVecEnv, split_rows
 
 BASED = {"based": (1.0, "based")}
 MAX_T = 40
-EPISODE_KEYS = {"r", "l", "t", "result", "opponent", "damage_dealt", "damage_taken", "knockouts", "falls",
-                "weapon_pickups", "weapon_drops", "hits", "combos", "stocks_left", "opponent_stocks_left"}  # fmt: skip
+EPISODE_KEYS = {
+    "r",
+    "l",
+    "t",
+    "result",
+    "opponent",
+    "damage_dealt",
+    "damage_taken",
+    "knockouts",
+    "falls",
+    "weapon_pickups",
+    "weapon_drops",
+    "hits",
+    "combos",
+    "stocks_left",
+    "opponent_stocks_left",
+}
 
 
 def _dense_rewards() -> RewardManager:
     """The default terms plus two dense ones, so that short matches pay non-zero rewards."""
     manager = default_reward_manager()
-    return RewardManager({**manager.dense, "closing": RewTerm(closing_distance, 1.0),
-                          "keys": RewTerm(too_many_keys, 0.1)}, manager.signals)  # fmt: skip
+    return RewardManager(
+        {**manager.dense, "closing": RewTerm(closing_distance, 1.0), "keys": RewTerm(too_many_keys, 0.1)},
+        manager.signals,
+    )
 
 
 def _workers(n: int = 5, workers: int = 2, seed: int | None = 3) -> WorkerVecEnv:
@@ -45,9 +65,12 @@ def _same_info(a: dict, b: dict) -> bool:
     if not a:
         return True
     untimed = [{k: v for k, v in info["episode"].items() if k != "t"} for info in (a, b)]
-    return (untimed[0] == untimed[1] and np.array_equal(a["terminal_observation"], b["terminal_observation"])
-            and a["TimeLimit.truncated"] == b["TimeLimit.truncated"]
-            and a["reward_terms"] == b["reward_terms"])  # fmt: skip
+    return (
+        untimed[0] == untimed[1]
+        and np.array_equal(a["terminal_observation"], b["terminal_observation"])
+        and a["TimeLimit.truncated"] == b["TimeLimit.truncated"]
+        and a["reward_terms"] == b["reward_terms"]
+    )
 
 
 def _assert_same(run_a: list[tuple], run_b: list[tuple]) -> None:
@@ -66,8 +89,10 @@ def test_split_rows_is_even_and_contiguous():
     assert split_rows(4, 4) == [(0, 1), (1, 1), (2, 1), (3, 1)]
 
 
-@pytest.mark.parametrize("n, workers, match", [(4, 0, "workers"), (2, 3, "exceed"), (0, 1, "n_envs"),
-                                               (2.5, 1, "n_envs"), (4, 1.5, "workers")])  # fmt: skip
+@pytest.mark.parametrize(
+    "n, workers, match",
+    [(4, 0, "workers"), (2, 3, "exceed"), (0, 1, "n_envs"), (2.5, 1, "n_envs"), (4, 1.5, "workers")],
+)
 def test_invalid_sizes_raise_before_starting_workers(n, workers, match):
     with pytest.raises(ValueError, match=match):
         WorkerVecEnv.for_scripted_opponents(n, workers, BASED)
@@ -76,8 +101,7 @@ def test_invalid_sizes_raise_before_starting_workers(n, workers, match):
 def test_matches_a_single_brawl_vec_env_across_episode_ends():
     n, steps = 5, 2 * MAX_T + 10
     single = BrawlVecEnv(n, OpponentsCfg(dict(BASED)), _dense_rewards(), max_timesteps=MAX_T, seed=3)
-    env = _workers(n)
-    try:
+    with closing(_workers(n)) as env:
         assert np.array_equal(env.reset(), single.reset())
         actions = _actions(steps, n)
         run_w, run_s = _run(env, actions), _run(single, actions)
@@ -87,8 +111,6 @@ def test_matches_a_single_brawl_vec_env_across_episode_ends():
         env.seed(11), single.seed(11)  # seeds given through seed() reach the right rows
         assert np.array_equal(env.reset(), single.reset())
         _assert_same(_run(env, actions[:5]), _run(single, actions[:5]))
-    finally:
-        env.close()
 
 
 @pytest.mark.parametrize("start_method", ["spawn", "forkserver"])
@@ -96,8 +118,9 @@ def test_unseeded_and_start_methods_keep_the_single_env_streams(start_method):
     if start_method not in mp.get_all_start_methods():
         pytest.skip(f"no {start_method} start method here")
     single = BrawlVecEnv(4, OpponentsCfg(dict(BASED)), _dense_rewards(), max_timesteps=MAX_T, seed=None)
-    env = WorkerVecEnv.for_scripted_opponents(4, 2, BASED, _dense_rewards, max_timesteps=MAX_T, seed=None,
-                                              start_method=start_method)  # fmt: skip
+    env = WorkerVecEnv.for_scripted_opponents(
+        4, 2, BASED, _dense_rewards, max_timesteps=MAX_T, seed=None, start_method=start_method
+    )
     try:
         assert np.array_equal(env.reset(), single.reset())
         actions = _actions(10, 4, seed=5)
@@ -107,8 +130,7 @@ def test_unseeded_and_start_methods_keep_the_single_env_streams(start_method):
 
 
 def test_autoreset_contract_and_types():
-    env = _workers(4)
-    try:
+    with closing(_workers(4)) as env:
         obs = env.reset()
         assert obs.shape == (4, 64) and obs.dtype == np.float32
         for a in _actions(MAX_T, 4):
@@ -121,8 +143,6 @@ def test_autoreset_contract_and_types():
             assert isinstance(info["reward_terms"], dict) and info["reward_terms"]
         _, _, done, infos = env.step(_actions(1, 4)[0])
         assert not done.any() and infos == [{}] * 4
-    finally:
-        env.close()
 
 
 def test_attributes_and_methods_are_forwarded_by_row():
@@ -145,8 +165,7 @@ def test_attributes_and_methods_are_forwarded_by_row():
 
 
 def test_get_state_set_state_round_trip():
-    env = _workers(5)
-    try:
+    with closing(_workers(5)) as env:
         env.reset()
         _run(env, _actions(10, 5, seed=1))
         saved = env.get_state()
@@ -156,25 +175,19 @@ def test_get_state_set_state_round_trip():
         _assert_same(_run(env, actions), first)
         with pytest.raises(ValueError, match="one state per worker"):
             env.set_state(saved[:1])
-    finally:
-        env.close()
 
 
 def test_ppo_trains_on_it():
-    from stable_baselines3 import PPO
-
-    env = _workers(4)
-    try:
+    with closing(_workers(4)) as env:
         model = PPO("MlpPolicy", env, n_steps=16, batch_size=32, n_epochs=1, device="cpu", seed=0)
+        model.set_logger(Logger(folder=None, output_formats=[]))  # SB3's default leaves a folder in the temp dir
         model.learn(64)
         assert model.num_timesteps >= 64
-    finally:
-        env.close()
 
 
 def test_bad_actions_raise_in_the_main_process_and_the_env_goes_on():
-    env = _workers(4)
-    try:
+    # The same bad-input contract as BrawlVecEnv's (tests/test_envs.py), checked across the process boundary.
+    with closing(_workers(4)) as env:
         env.reset()
         with pytest.raises(ValueError, match="shape"):
             env.step(np.zeros((3, 10)))
@@ -184,35 +197,27 @@ def test_bad_actions_raise_in_the_main_process_and_the_env_goes_on():
             env.step_wait()
         obs, *_ = env.step(np.zeros((4, 10), np.float32))
         assert obs.shape == (4, 64)
-    finally:
-        env.close()
 
 
 def test_worker_exceptions_surface_with_the_worker_traceback():
     with pytest.raises(RuntimeError, match=r"(?s)worker 0 .*ValueError: boom in the slice at row 0"):
         WorkerVecEnv(4, 2, _exploding_slice)
-    env = _workers(4)
-    try:
+    with closing(_workers(4)) as env:
         env.reset()
         with pytest.raises(RuntimeError, match=r"(?s)worker 1 .*Traceback.*called without step_async"):
             env.env_method("step_wait", indices=[3])
         with pytest.raises(RuntimeError, match=r"(?s)worker 0 .*AttributeError.*no_such_attribute"):
             env.get_attr("no_such_attribute", indices=[0])
         env.step(np.zeros((4, 10)))  # the pipes are still in step
-    finally:
-        env.close()
 
 
 def test_a_dead_worker_raises_instead_of_hanging():
-    env = _workers(4)
-    try:
+    with closing(_workers(4)) as env:
         env.reset()
         os.kill(env.processes[1].pid, signal.SIGKILL)
         env.processes[1].join(5)
         with pytest.raises(RuntimeError, match=r"worker 1 .*died"):
             env.step(np.zeros((4, 10)))
-    finally:
-        env.close()
     assert not any(p.is_alive() for p in env.processes)
 
 

@@ -1,7 +1,10 @@
 """Export a training checkpoint as an inference-only submission bundle.
 
     from user.export import export_bundle
-    export_bundle(Path("checkpoints/<run>/rl_model_<N>_steps.zip"), Path("submission"))
+    from user.train_agent import load_agent
+    export_bundle(Path("checkpoints/<run>/rl_model_<N>_steps.zip"), Path("submission"), load_agent=load_agent)
+
+(or ``python user/train_agent.py --mode export --agent_path ... --out submission``).
 
 The bundle folder holds
 
@@ -20,6 +23,7 @@ import hashlib
 import io
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +32,9 @@ import torch
 import torch.nn as nn
 
 from environment.checkpoints import CheckpointError, atomic_path, atomic_write_bytes, atomic_write_text
+from environment.self_play import snapshot_steps
 from user import submission_agent as S
-from user import train_agent as T
+from user.agent_io import TransformerStrategyAgent, encoder_path_for, resolve_checkpoint
 
 AGENT_FILE = "my_agent.py"
 README_FILE = "README.txt"
@@ -37,6 +42,9 @@ BUNDLE_FILES = (S.CONFIG_FILE, S.WEIGHTS_FILE, AGENT_FILE, README_FILE)
 # What a folder that holds a previous bundle may contain besides BUNDLE_FILES (importing my_agent.py there).
 _ALLOWED_EXTRAS = ("__pycache__",)
 _ACTIVATION_NAMES = {cls: name for name, cls in S.ACTIVATIONS.items()}
+# The trainer's feature extractor of each agent type (by class name: the classes live in the training script).
+_EXTRACTORS = {"transformer_strategy": "TransformerConditionedExtractor", "recurrent_ppo": "ScaledObservation",
+               "ppo": "ScaledObservation"}  # fmt: skip
 
 README_TEXT = """\
 Warehouse Brawl submission bundle (inference only)
@@ -82,18 +90,20 @@ def actor_state(policy, agent_config: dict) -> tuple[dict[str, Any], dict[str, t
     if getattr(policy, "squash_output", False) or getattr(policy, "use_sde", False):
         raise ExportError("policies with squashed output or gSDE cannot be exported")
     pi_layers = [m for m in policy.mlp_extractor.policy_net if isinstance(m, nn.Linear)]
-    spec: dict[str, Any] = {"type": kind, "activation": activation, "action_repeat": int(agent_config["action_repeat"]),
-                            "policy_net": [layer.out_features for layer in pi_layers]}  # fmt: skip
+    spec: dict[str, Any] = {
+        "type": kind,
+        "activation": activation,
+        "action_repeat": int(agent_config["action_repeat"]),
+        "policy_net": [layer.out_features for layer in pi_layers],
+    }
     state: dict[str, torch.Tensor] = {}
     extractor = policy.pi_features_extractor
+    if type(extractor).__name__ != _EXTRACTORS[kind]:
+        raise ExportError(f"expected a {_EXTRACTORS[kind]} extractor, found {type(extractor).__name__}")
     if kind == "transformer_strategy":
-        if not isinstance(extractor, T.TransformerConditionedExtractor):
-            raise ExportError(f"expected a TransformerConditionedExtractor, found {type(extractor).__name__}")
         spec.update({k: int(agent_config[k]) for k in ("latent_dim", "num_heads", "num_layers", "sequence_length")})
         _module_state("extractor.", extractor, state)
         state["extractor.encoder.positions"] = extractor.encoder.positions.detach().to("cpu").clone()
-    elif not isinstance(extractor, T.ScaledObservation):
-        raise ExportError(f"expected a ScaledObservation extractor, found {type(extractor).__name__}")
     lstm = getattr(policy, "lstm_actor", None)
     if kind != "ppo":
         spec.update(lstm_hidden_size=lstm.hidden_size, lstm_layers=lstm.num_layers)
@@ -138,13 +148,18 @@ def _check_out_dir(out_dir: Path, checkpoint_zip: Path) -> None:
 def checkpoint_files(checkpoint_zip: Path) -> list[Path]:
     """The checkpoint zip and the files saved beside it for the same step (encoder, resume state)."""
     stem = checkpoint_zip.name.removesuffix(".zip")
-    beside = [T.encoder_path_for(checkpoint_zip)] + [checkpoint_zip.with_name(f"{stem}_state{ext}")
-                                                     for ext in (".npz", ".json")]  # fmt: skip
+    beside = [encoder_path_for(checkpoint_zip)] + [
+        checkpoint_zip.with_name(f"{stem}_state{ext}") for ext in (".npz", ".json")
+    ]
     return [checkpoint_zip] + [p for p in beside if p.is_file()]
 
 
-def export_bundle(checkpoint_zip: Path, out_dir: Path) -> dict[str, Any]:
+def export_bundle(
+    checkpoint_zip: Path, out_dir: Path, *, load_agent: Callable[..., TransformerStrategyAgent]
+) -> dict[str, Any]:
     """Write the inference-only bundle of ``checkpoint_zip`` (or a run folder's newest) into ``out_dir``.
+
+    ``load_agent`` is the training script's (it knows the network architecture).
 
     Every file is written atomically; ``agent_config.json`` comes last and records the weights'
     SHA-256, so an interrupted export is detected when the bundle is loaded. ``out_dir`` must be
@@ -153,13 +168,11 @@ def export_bundle(checkpoint_zip: Path, out_dir: Path) -> dict[str, Any]:
     :returns: ``{"bundle_bytes", "checkpoint_bytes", "files": {name: bytes}, "out_dir", "checkpoint"}``;
         ``checkpoint_bytes`` counts the zip, the encoder ``.pth`` and the resume state beside it.
     """
-    checkpoint_zip = T.resolve_checkpoint(checkpoint_zip)
+    checkpoint_zip = resolve_checkpoint(checkpoint_zip)
     out_dir = Path(out_dir)
     _check_out_dir(out_dir, checkpoint_zip)
-    agent_config = T.read_agent_config(checkpoint_zip)
-    policy = T.build_policy(agent_config, "cpu")
-    T.load_policy_weights(policy, checkpoint_zip, "cpu")
-    policy.set_training_mode(False)
+    agent = load_agent(checkpoint_zip)  # on the CPU, in eval mode, weights only
+    policy, agent_config = agent.policy, agent.agent_config
     spec, state = actor_state(policy, agent_config)
     bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
@@ -179,8 +192,9 @@ def export_bundle(checkpoint_zip: Path, out_dir: Path) -> dict[str, Any]:
         "training_agent_config": agent_config,
     }
     source_code = Path(S.__file__).read_bytes()
-    readme = README_TEXT.format(checkpoint=checkpoint_zip.name, agent_type=spec["type"],
-                                parameters=config["parameters"])  # fmt: skip
+    readme = README_TEXT.format(
+        checkpoint=checkpoint_zip.name, agent_type=spec["type"], parameters=config["parameters"]
+    )
 
     out_dir.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out_dir / "__pycache__", ignore_errors=True)  # stale bytecode of a previous my_agent.py
@@ -202,6 +216,6 @@ def export_bundle(checkpoint_zip: Path, out_dir: Path) -> dict[str, Any]:
 
 def _steps(checkpoint_zip: Path) -> int | None:
     try:
-        return T._steps_of(checkpoint_zip)
+        return snapshot_steps(checkpoint_zip)
     except ValueError:  # not named rl_model_<N>_steps.zip
         return None

@@ -20,6 +20,11 @@ and the action is ``round(sigmoid(logits))``, as SB3's BernoulliDistribution.mod
 
 Weights are read with ``torch.load(..., weights_only=True)`` only: a weights file that
 would run code when unpickled is refused.
+
+Repeated on purpose (``duplicates`` lists these pairs): the networks mirror train_agent.py's,
+the per-match memory and ``predict_batch`` mirror ``user/agent_io.TransformerStrategyAgent``, and
+the Agent base class below mirrors ``environment/agents.Agent``, because a bundle must load with
+numpy and torch alone. tests/test_export.py checks that the bundle acts exactly as the checkpoint.
 """
 
 from __future__ import annotations
@@ -109,8 +114,9 @@ class StrategyEncoder(nn.Module):
         self.embed = nn.Sequential(nn.Linear(OBS_HALF, latent_dim), nn.LayerNorm(latent_dim), nn.ReLU())
         # Persistent here (unlike in training): the bundle carries the exact codes the policy used.
         self.register_buffer("positions", sinusoidal_positions(sequence_length, latent_dim))
-        layer = nn.TransformerEncoderLayer(latent_dim, num_heads, dim_feedforward=2 * latent_dim, dropout=0.0,
-                                           batch_first=True, norm_first=True)  # fmt: skip
+        layer = nn.TransformerEncoderLayer(
+            latent_dim, num_heads, dim_feedforward=2 * latent_dim, dropout=0.0, batch_first=True, norm_first=True
+        )
         self.transformer = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
         self.pool_score = nn.Linear(latent_dim, 1)
         self.head = nn.Sequential(nn.Linear(latent_dim, latent_dim), nn.ReLU(), nn.Linear(latent_dim, latent_dim))
@@ -140,8 +146,9 @@ class ConditionedExtractor(nn.Module):
         self.sequence_length = sequence_length
         self.register_buffer("scale", scale, persistent=False)
         self.register_buffer("frame_scale", scale[OBS_HALF:], persistent=False)
-        self.obs_embed = nn.Sequential(nn.Linear(OBS_SIZE + N_RELATIVE, latent_dim), nn.LayerNorm(latent_dim),
-                                       nn.ReLU())  # fmt: skip
+        self.obs_embed = nn.Sequential(
+            nn.Linear(OBS_SIZE + N_RELATIVE, latent_dim), nn.LayerNorm(latent_dim), nn.ReLU()
+        )
         self.encoder = StrategyEncoder(latent_dim, num_heads, num_layers, sequence_length)
         self.cross_attention = nn.MultiheadAttention(latent_dim, num_heads, batch_first=True)
         self.fuse = nn.Sequential(nn.Linear(3 * latent_dim, latent_dim), nn.ReLU())
@@ -175,8 +182,9 @@ class ActorPolicy(nn.Module):
         super().__init__()
         kind = spec["type"]
         if kind == "transformer_strategy":
-            self.extractor: nn.Module = ConditionedExtractor(scale, spec["latent_dim"], spec["num_heads"],
-                                                             spec["num_layers"], spec["sequence_length"])  # fmt: skip
+            self.extractor: nn.Module = ConditionedExtractor(
+                scale, spec["latent_dim"], spec["num_heads"], spec["num_layers"], spec["sequence_length"]
+            )
             features_dim = spec["latent_dim"]
         else:
             self.extractor = ScaledObservation(scale)
@@ -194,8 +202,9 @@ class ActorPolicy(nn.Module):
         self.policy_net = nn.Sequential(*layers)
         self.action_net = nn.Linear(last, N_KEYS)
 
-    def _process_sequence(self, features: torch.Tensor, states: LSTMStates,
-                          episode_starts: torch.Tensor) -> tuple[torch.Tensor, LSTMStates]:  # fmt: skip
+    def _process_sequence(
+        self, features: torch.Tensor, states: LSTMStates, episode_starts: torch.Tensor
+    ) -> tuple[torch.Tensor, LSTMStates]:
         """sb3-contrib's RecurrentActorCriticPolicy._process_sequence, step for step."""
         lstm = self.lstm
         n_seq = states[0].shape[1]
@@ -220,8 +229,9 @@ class ActorPolicy(nn.Module):
             latent, states = self._process_sequence(latent, states, episode_starts)
         return self.action_net(self.policy_net(latent)), states
 
-    def forward(self, obs: torch.Tensor, states: LSTMStates | None = None,
-                episode_starts: torch.Tensor | None = None) -> tuple[torch.Tensor, LSTMStates | None]:  # fmt: skip
+    def forward(
+        self, obs: torch.Tensor, states: LSTMStates | None = None, episode_starts: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, LSTMStates | None]:
         """obs (N, D) float32 → (keys (N, 10) as 0./1. floats, new LSTM states or None)."""
         logits, states = self.action_logits(obs, states, episode_starts)
         # BernoulliDistribution.mode(): round(probs), with probs = sigmoid(logits) (0.5 rounds to 0)
@@ -249,8 +259,10 @@ def read_bundle_config(bundle_dir: Path) -> dict:
     if not isinstance(config, dict) or config.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"{path} is not a {BUNDLE_FORMAT} bundle config")
     if config.get("format_version") != BUNDLE_VERSION:
-        raise BundleError(f"{path} has bundle format version {config.get('format_version')!r}; this my_agent.py "
-                          f"reads version {BUNDLE_VERSION} (re-export the checkpoint)")  # fmt: skip
+        raise BundleError(
+            f"{path} has bundle format version {config.get('format_version')!r}; this my_agent.py "
+            f"reads version {BUNDLE_VERSION} (re-export the checkpoint)"
+        )
     spec = config.get("policy")
     if not isinstance(spec, dict) or spec.get("type") not in AGENT_TYPES:
         raise BundleError(f"{path}: 'policy.type' must be one of {AGENT_TYPES}")
@@ -269,10 +281,12 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise BundleError(f"{path} is not a weights-only tensor file (refused to load it): "
-                          f"{type(exc).__name__}: {exc}") from None  # fmt: skip
-    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                              for k, v in state.items()):  # fmt: skip
+        raise BundleError(
+            f"{path} is not a weights-only tensor file (refused to load it): {type(exc).__name__}: {exc}"
+        ) from None
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
         raise BundleError(f"{path} must hold a dict of name → tensor")
     return state
 
@@ -284,11 +298,15 @@ def build_actor(config: dict, state: dict[str, torch.Tensor], source: Path) -> A
         actor = ActorPolicy(config["policy"], scale)
     own = actor.state_dict()
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    wrong = [f"{k}: file {tuple(state[k].shape)} vs network {tuple(own[k].shape)}"
-             for k in own if k in state and state[k].shape != own[k].shape]  # fmt: skip
+    wrong = [
+        f"{k}: file {tuple(state[k].shape)} vs network {tuple(own[k].shape)}"
+        for k in own
+        if k in state and state[k].shape != own[k].shape
+    ]
     if missing or unexpected or wrong:
-        details = "; ".join(wrong[:3] + [f"missing {missing[:3]}"] * bool(missing)
-                            + [f"unexpected {unexpected[:3]}"] * bool(unexpected))  # fmt: skip
+        details = "; ".join(
+            wrong[:3] + [f"missing {missing[:3]}"] * bool(missing) + [f"unexpected {unexpected[:3]}"] * bool(unexpected)
+        )
         raise BundleError(f"{source} does not fit agent_config.json ({details})")
     actor.load_state_dict(state)
     return actor.eval()
@@ -319,8 +337,9 @@ class SubmittedAgent(_AgentBase):
         state = load_weights(weights_path)
         expected = config.get("weights_sha256")
         if expected is not None and _sha256(weights_path) != expected:
-            raise BundleError(f"{weights_path} does not match agent_config.json (an interrupted export?); "
-                              "export the checkpoint again")  # fmt: skip
+            raise BundleError(
+                f"{weights_path} does not match agent_config.json (an interrupted export?); export the checkpoint again"
+            )
         self.config = config
         self.spec = config["policy"]
         self.actor = build_actor(config, state, weights_path)
@@ -364,8 +383,9 @@ class SubmittedAgent(_AgentBase):
         self._single_started = True
         return self.predict_batch(obs, np.array([first]), np.array([0]))[0]
 
-    def predict_batch(self, obs: np.ndarray, episode_start: np.ndarray,
-                      env_ids: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    def predict_batch(
+        self, obs: np.ndarray, episode_start: np.ndarray, env_ids: np.ndarray | None = None
+    ) -> np.ndarray:
         """Actions (N, 10) int8 for observations (N, 64); row i's memory lives under ``env_ids[i]``."""
         obs = np.asarray(obs, dtype=np.float32)
         if obs.ndim != 2 or obs.shape[1] != OBS_SIZE:
@@ -401,8 +421,10 @@ class SubmittedAgent(_AgentBase):
             if self.recurrent:
                 self._h[:, ids[starts]] = 0.0
                 self._c[:, ids[starts]] = 0.0
-                states = (torch.tensor(self._h[:, ids], dtype=torch.float32),
-                          torch.tensor(self._c[:, ids], dtype=torch.float32))  # fmt: skip
+                states = (
+                    torch.tensor(self._h[:, ids], dtype=torch.float32),
+                    torch.tensor(self._c[:, ids], dtype=torch.float32),
+                )
                 episode_starts = torch.tensor(starts, dtype=torch.float32)
                 actions, (h, c) = self.actor(observations, states, episode_starts)
                 self._h[:, ids], self._c[:, ids] = h.numpy(), c.numpy()

@@ -1,10 +1,11 @@
 """Train a Warehouse Brawl agent: transformer opponent-strategy encoder + RecurrentPPO (LSTM) self-play.
 
 Run
-    python user/train_agent.py                       # TRAIN_CONFIG (the CPU config when no GPU is found)
+    python user/train_agent.py                       # TRAIN_CONFIG ("auto": the CPU config when no GPU is found)
     python user/train_agent.py --config 10m          # pick another config by name
     python user/train_agent.py --set training.total_timesteps=200000 --set agent.ent_coef=0.02
     python user/train_agent.py --resume checkpoints/<run>      # continue an interrupted run
+    python user/train_agent.py --mode eval --agent_path checkpoints/<run>   # eval/demo/league/... (user/modes.py)
     python user/train_agent.py --help                # every mode and flag
 
 Switch configs by editing the one line ``TRAIN_CONFIG = ...`` below, or with ``--config``.
@@ -15,8 +16,11 @@ Outputs go to ``checkpoints/<config>__<seed>__<timestamp>/``: the checkpoint pai
 ``evaluation_results.csv``, ``metrics.csv``, ``strategy_analysis.csv``, ``ratings.csv``,
 ``training_curves.png``, ``config.json``, ``training.log`` and a match video.
 
-Layout of this file: configs → config validation → device → models → agent →
-rewards → self-play wiring → callbacks → training loop → modes and CLI.
+This file is the recipe, top to bottom: configs → config validation → device → models →
+rewards → self-play wiring → callbacks → the training run → the training loop → CLI.
+What it leans on lives beside it: ``config_tools.py`` (merging and overriding configs),
+``agent_io.py`` (checkpoint files, the trained agent in play), ``monitoring.py`` (logs, CSVs,
+alerts, evaluations), ``resume.py`` (the resume-state schema), ``plots.py`` and ``modes.py``.
 """
 
 from __future__ import annotations
@@ -24,14 +28,13 @@ from __future__ import annotations
 import argparse
 import copy
 import functools
+import importlib.util
 import json
 import logging
 import math
 import os
 import platform
 import random
-import re
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -47,18 +50,22 @@ from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
+from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
-from stable_baselines3.common.vec_env import VecEnvWrapper
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # `python user/train_agent.py` from anywhere
-    sys.path.insert(0, str(REPO_ROOT))
-
-from environment import params as P  # noqa: E402
-from environment.agents import Agent, agent_names, check_observation_batch, make_agent  # noqa: E402
-from environment.envs import BrawlVecEnv  # noqa: E402
-from environment.observation import OBS_HALF, OBS_SIZE, observation_bounds  # noqa: E402
-from environment.rewards import (  # noqa: E402
+from environment import params as P
+from environment.agents import agent_names, make_agent
+from environment.checkpoints import (
+    CheckpointError,
+    CheckpointManifest,
+    DiskGuard,
+    atomic_write_text,
+    remove_stale_temp_files,
+)
+from environment.envs import BrawlVecEnv
+from environment.evaluation import EloRatings, play_vs_opponents, result_list
+from environment.observation import OBS_HALF, OBS_SIZE, observation_bounds
+from environment.rewards import (
     RewardManager,
     RewTerm,
     attack_spam,
@@ -69,22 +76,64 @@ from environment.rewards import (  # noqa: E402
     on_combo,
     on_drop,
     on_equip,
-    on_knockout,
     on_knockout_dealt,
     on_knockout_taken,
     on_win,
+    sparse_reward_manager,
     too_many_keys,
     toward_weapon,
 )
-from environment.self_play import (  # noqa: E402
+from environment.self_play import (
     OpponentsCfg,
     SaveHandler,
     SelfPlayHandler,
     SelfPlayLatest,
     SelfPlayRandom,
     SelfPlayRecent,
-    snapshot_files,
 )
+from environment.worker_vec_env import WorkerVecEnv
+from user import agent_io, config_tools
+from user.agent_io import (
+    TransformerStrategyAgent,
+    load_policy_weights,
+    resolve_checkpoint,
+    save_checkpoint_pair,
+)
+from user.config_tools import (
+    ConfigError,
+    apply_overrides,
+    load_config_file,
+    load_config_json,
+    lookup,
+    merge_config,
+)
+from user.env_wrappers import (
+    OpponentHistory,
+    ScaleReward,
+    float_multibinary,
+    history_observation_space,
+    observation_scale,
+)
+from user.modes import build_arg_parser, run_mode
+from user.monitoring import (
+    MATCH_FRAMES,
+    DivergenceError,
+    EpisodeLogCallback,
+    MetricsRecorder,
+    ProgressLineCallback,
+    SanityAlerts,
+    StopFlag,
+    StrategyStats,
+    clock,
+    evaluate_run,
+    log_config,
+    monitor_start_time,
+    open_run_logs,
+    run_eval_match,
+    setup_logging,
+)
+from user.plots import plot_training_curves
+from user.resume import capture_state, keep_snapshot, restore_latest, rng_state, save_checkpoint, set_rng_state
 
 log = logging.getLogger("train_agent")
 
@@ -150,7 +199,7 @@ _SHARED_REWARD_CONFIG: dict[str, Any] = {
         "combo": 5.0,  # +5 per hit on a stunned opponent
         "equip_hammer": 10.0,
         "equip_spear": 5.0,
-        "drop": -15.0,
+        "drop": -15.0,  # a penalty: on_drop is +1 per drop, so this weight must be <= 0
     },
     # CurriculumRewardScheduler: weight moves from dense to sparse as the
     # evaluation win rate against BasedAgent rises from `start` to `end`.
@@ -172,7 +221,7 @@ _SHARED_ENV_CONFIG: dict[str, Any] = {
     # 1 = in the training process. More pays only with spare cores (benchmarks/train_speed.py
     # --sweep --workers 1,2,4 measures it); scripted opponents and dense/sparse rewards only.
     "workers": 1,
-    "max_timesteps": 2700,  # frames per match (90 s)
+    "max_timesteps": MATCH_FRAMES,  # frames per match: the game's default, 2700 (90 s)
 }
 
 _SHARED_TRAINING_CONFIG: dict[str, Any] = {
@@ -205,7 +254,7 @@ _SHARED_TRAINING_CONFIG: dict[str, Any] = {
 _SHARED_EVAL_CONFIG: dict[str, Any] = {
     "eval_freq": 100_000,  # steps between evaluations (at the next rollout boundary)
     "matches_per_opponent": 10,
-    "max_timesteps": 2700,
+    "max_timesteps": MATCH_FRAMES,
     "opponents": "roster",  # "roster" (every scripted agent) or a list of registry names
     "snapshot_matches": 4,  # matches against each of the newest snapshots, for their Elo ratings
     "snapshot_opponents": 3,
@@ -240,6 +289,7 @@ _SHARED_CONTROLS_CONFIG: dict[str, Any] = {
     "exploiter": {"every_updates": 0, "steps": 50_000, "init": "fork", "win_threshold": 0.55, "eval_matches": 8},
 }
 
+
 _BASE_CONFIG: dict[str, Any] = {
     "name": "base",
     "agent": _SHARED_AGENT_CONFIG,
@@ -251,32 +301,38 @@ _BASE_CONFIG: dict[str, Any] = {
     "controls": _SHARED_CONTROLS_CONFIG,
 }
 
+# Each named config is a deep copy of its base with only what differs (merge_config): no two
+# configs share a nested dict, and a key the base lacks is an error.
 # The 50k test run and the 10M run share every hyperparameter (a test asserts it).
-TRAIN_CONFIG_TEST = {
-    **_BASE_CONFIG,
-    "name": "test",
-    "training": {**_SHARED_TRAINING_CONFIG, "total_timesteps": 50_000, "save_freq": 5_000, "max_saved": 10,
-                 "debug_csvs": True},
-    "eval": {**_SHARED_EVAL_CONFIG, "eval_freq": 10_000},
-}  # fmt: skip
-TRAIN_CONFIG_10M = {
-    **_BASE_CONFIG,
-    "name": "10m",
-    "training": {**_SHARED_TRAINING_CONFIG, "total_timesteps": 10_000_000, "save_freq": 100_000, "max_saved": 100},
-}
+TRAIN_CONFIG_TEST = merge_config(
+    _BASE_CONFIG,
+    {
+        "name": "test",
+        "training": {"total_timesteps": 50_000, "save_freq": 5_000, "max_saved": 10, "debug_csvs": True},
+        "eval": {"eval_freq": 10_000},
+    },
+)
+TRAIN_CONFIG_10M = merge_config(
+    _BASE_CONFIG,
+    {"name": "10m", "training": {"total_timesteps": 10_000_000, "save_freq": 100_000, "max_saved": 100}},
+)
 # Curriculum: stage 1 learns to hit a standing target, stage 2 faces BasedAgent.
-TRAIN_CONFIG_CURRICULUM = {
-    **TRAIN_CONFIG_10M,
-    "name": "curriculum",
-    "self_play": {**_SHARED_SELF_PLAY_CONFIG, "opponents": {"constant": (1.0, "constant")}},
-    "training": {**TRAIN_CONFIG_10M["training"], "total_timesteps": 1_000_000},
-}
-TRAIN_CONFIG_CURRICULUM_STAGE2 = {
-    **TRAIN_CONFIG_10M,
-    "name": "curriculum_stage2",
-    "self_play": {**_SHARED_SELF_PLAY_CONFIG, "opponents": {"based": (1.0, "based")}},
-    "training": {**TRAIN_CONFIG_10M["training"], "total_timesteps": 3_000_000},
-}
+TRAIN_CONFIG_CURRICULUM = merge_config(
+    TRAIN_CONFIG_10M,
+    {
+        "name": "curriculum",
+        "self_play": {"opponents": {"constant": (1.0, "constant")}},
+        "training": {"total_timesteps": 1_000_000},
+    },
+)
+TRAIN_CONFIG_CURRICULUM_STAGE2 = merge_config(
+    TRAIN_CONFIG_10M,
+    {
+        "name": "curriculum_stage2",
+        "self_play": {"opponents": {"based": (1.0, "based")}},
+        "training": {"total_timesteps": 3_000_000},
+    },
+)
 # The same agent type at small dimensions, for machines without a GPU: what `bash run.sh train`
 # runs there, sized to finish within 30 minutes on 2 cores (benchmarks/learn_quality.py).
 # Tuned for that budget (each choice measured in short runs, see the technical guide §9):
@@ -298,30 +354,43 @@ TRAIN_CONFIG_CURRICULUM_STAGE2 = {
 # Known limit: within 30 minutes the deterministic policy settles on holding k (charged
 # heavies where it stands), which alone beats BasedAgent (a best response to 70% of these
 # opponents) and loses to most of the roster; sampled play wins 16-30% against BasedAgent.
-_CPU_REWARD_CONFIG = {
-    **_SHARED_REWARD_CONFIG,
-    "scale": 0.1,
-    "terms": {**_SHARED_REWARD_CONFIG["terms"], "damage_interaction": 10.0, "closing_distance": 1.0,
-              "attack_spam": 0.0, "toward_weapon": 0.0},
-    "signals": {**_SHARED_REWARD_CONFIG["signals"], "equip_hammer": 0.0, "equip_spear": 0.0, "drop": 0.0},
-}
-TRAIN_CONFIG_CPU = {
-    **_BASE_CONFIG,
-    "name": "cpu",
-    "agent": {**_SHARED_AGENT_CONFIG, "latent_dim": 32, "num_heads": 2, "num_layers": 1, "sequence_length": 8,
-              "lstm_hidden_size": 64, "shared_lstm": False, "enable_critic_lstm": False,
-              "net_arch": {"pi": [64, 64], "vf": [64, 64]}, "action_repeat": 4,
-              "initial_key_bias": -2.0, "n_steps": 64, "batch_size": 2048, "n_epochs": 2, "learning_rate": 5e-4,
-              "ent_coef": 0.003},
-    "reward": _CPU_REWARD_CONFIG,
-    "env": {**_SHARED_ENV_CONFIG, "n_envs": 128},
-    # "latest": one snapshot opponent at a time. Each distinct snapshot in play costs a policy
-    # forward every frame; "random" over a growing pool slowed a run from 4,400 to 2,900 steps/s.
-    "self_play": {**_SHARED_SELF_PLAY_CONFIG, "handler": "latest",
-                  "opponents": {"self_play": (0.1, None), "based": (0.7, "based"), "constant": (0.2, "constant")}},
-    "training": {**_SHARED_TRAINING_CONFIG, "total_timesteps": 7_000_000, "save_freq": 500_000, "max_saved": 20},
-    "eval": {**_SHARED_EVAL_CONFIG, "eval_freq": 1_000_000, "matches_per_opponent": 10},
-}  # fmt: skip
+TRAIN_CONFIG_CPU = merge_config(
+    _BASE_CONFIG,
+    {
+        "name": "cpu",
+        "agent": {
+            "latent_dim": 32,
+            "num_heads": 2,
+            "num_layers": 1,
+            "sequence_length": 8,
+            "lstm_hidden_size": 64,
+            "shared_lstm": False,
+            "enable_critic_lstm": False,
+            "net_arch": {"pi": [64, 64], "vf": [64, 64]},
+            "action_repeat": 4,
+            "initial_key_bias": -2.0,
+            "n_steps": 64,
+            "batch_size": 2048,
+            "n_epochs": 2,
+            "learning_rate": 5e-4,
+            "ent_coef": 0.003,
+        },
+        "reward": {
+            "scale": 0.1,
+            "terms": {"damage_interaction": 10.0, "closing_distance": 1.0, "attack_spam": 0.0, "toward_weapon": 0.0},
+            "signals": {"equip_hammer": 0.0, "equip_spear": 0.0, "drop": 0.0},
+        },
+        "env": {"n_envs": 128},
+        # "latest": one snapshot opponent at a time. Each distinct snapshot in play costs a policy
+        # forward every frame; "random" over a growing pool slowed a run from 4,400 to 2,900 steps/s.
+        "self_play": {
+            "handler": "latest",
+            "opponents": {"self_play": (0.1, None), "based": (0.7, "based"), "constant": (0.2, "constant")},
+        },
+        "training": {"total_timesteps": 7_000_000, "save_freq": 500_000, "max_saved": 20},
+        "eval": {"eval_freq": 1_000_000, "matches_per_opponent": 10},
+    },
+)
 
 CONFIGS: dict[str, dict[str, Any]] = {
     c["name"]: c
@@ -329,226 +398,18 @@ CONFIGS: dict[str, dict[str, Any]] = {
               TRAIN_CONFIG_CPU)
 }  # fmt: skip
 
-TRAIN_CONFIG = TRAIN_CONFIG_TEST
+# The config that `bash run.sh train` and a bare `python user/train_agent.py` run (--config NAME picks
+# another). "auto": TRAIN_CONFIG_TEST when a GPU (CUDA or Apple MPS) is found, else TRAIN_CONFIG_CPU,
+# which is sized to finish on a 2-core machine. Or name one yourself, e.g. TRAIN_CONFIG = TRAIN_CONFIG_10M.
+TRAIN_CONFIG: dict[str, Any] | str = "auto"
+
 
 # ==================================================================================
 # === Config validation ===
 # ==================================================================================
-AGENT_TYPES = ("transformer_strategy", "recurrent_ppo", "ppo")
-REWARD_TYPES = ("dense", "sparse", "curriculum")
-SELF_PLAY_HANDLERS = ("random", "recent", "latest")
-# Agent keys passed straight to the SB3 algorithm.
-_SB3_ALGO_KEYS = ("n_steps", "batch_size", "n_epochs", "learning_rate", "clip_range", "gamma", "gae_lambda",
-                  "ent_coef", "vf_coef")  # fmt: skip
-
-
-class ConfigError(ValueError):
-    """A config that cannot train; the message names the key."""
-
-
-def merge_config(base: dict, override: dict, path: str = "") -> dict:
-    """``base`` with ``override`` applied; an override key that base lacks is an error."""
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        where = f"{path}{key}"
-        if key not in base:
-            raise ConfigError(f"unknown config key {where!r}; known keys here: {', '.join(sorted(base))}")
-        if isinstance(base[key], dict) and isinstance(value, dict) and key not in ("opponents", "net_arch"):
-            out[key] = merge_config(base[key], value, f"{where}.")
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-_EXPONENT_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
-
-
-def apply_overrides(config: dict, overrides: list[str]) -> dict:
-    """Apply ``--set a.b=value`` overrides; values are YAML literals (numbers, lists, ...)."""
-    import yaml
-
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"--set expects key.path=value, got {item!r}")
-        dotted, raw = item.split("=", 1)
-        value = yaml.safe_load(raw)
-        if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value):  # YAML 1.1 reads "1e-4" as a string
-            value = float(value)
-        nested: Any = value
-        for part in reversed(dotted.split(".")):
-            nested = {part: nested}
-        config = merge_config(config, nested)
-    return config
-
-
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
-
-
-def _positive_int(config: dict, dotted: str) -> None:
-    value = _lookup(config, dotted)
-    _check(isinstance(value, int) and not isinstance(value, bool) and value > 0,
-           f"{dotted} must be a positive integer, got {value!r}")  # fmt: skip
-
-
-def _lookup(config: dict, dotted: str) -> Any:
-    node: Any = config
-    for part in dotted.split("."):
-        node = node[part]
-    return node
-
-
 def validate_config(config: dict) -> dict:
-    """Check a config before anything trains; raises ConfigError naming the key."""
-    merge_config(_BASE_CONFIG, {k: v for k, v in config.items()})  # unknown keys anywhere
-    a, env, tr = config["agent"], config["env"], config["training"]
-    _check(a["type"] in AGENT_TYPES, f"agent.type must be one of {AGENT_TYPES}, got {a['type']!r}")
-    for key in ("agent.latent_dim", "agent.num_heads", "agent.num_layers", "agent.sequence_length",
-                "agent.lstm_hidden_size", "agent.n_steps", "agent.batch_size", "agent.n_epochs", "env.n_envs",
-                "env.max_timesteps", "training.total_timesteps", "training.save_freq", "training.max_saved",
-                "eval.eval_freq", "eval.matches_per_opponent", "eval.max_timesteps", "self_play.recent_k",
-                "self_play.cache_size"):  # fmt: skip
-        _positive_int(config, key)
-    _check(a["latent_dim"] % a["num_heads"] == 0,
-           f"agent.latent_dim ({a['latent_dim']}) must be divisible by agent.num_heads ({a['num_heads']})")
-    rollout = a["n_steps"] * env["n_envs"]
-    if rollout % a["batch_size"] != 0:
-        divisors = [b for b in (32, 64, 128, 256, 512, 1024, 2048) if rollout % b == 0]
-        raise ConfigError(
-            f"agent.batch_size ({a['batch_size']}) must divide agent.n_steps × env.n_envs = {a['n_steps']} × "
-            f"{env['n_envs']} = {rollout}; batch sizes that fit: {divisors}, or change agent.n_steps / env.n_envs"
-        )
-    _check(a["batch_size"] > 1, "agent.batch_size must be > 1 (advantages are normalised per minibatch)")
-    for key in ("learning_rate", "clip_range", "vf_coef", "max_grad_norm"):
-        _check(isinstance(a[key], (int, float)) and a[key] > 0, f"agent.{key} must be > 0, got {a[key]!r}")
-    for key in ("gamma", "gae_lambda"):
-        _check(0 < a[key] <= 1, f"agent.{key} must be in (0, 1], got {a[key]!r}")
-    _check(a["ent_coef"] >= 0, f"agent.ent_coef must be >= 0, got {a['ent_coef']!r}")
-    _check(isinstance(a["initial_key_bias"], (int, float)) and math.isfinite(a["initial_key_bias"]),
-           f"agent.initial_key_bias must be a finite number, got {a['initial_key_bias']!r}")  # fmt: skip
-    max_repeat = BrawlVecEnv.MAX_ACTION_REPEAT
-    _check(isinstance(a["action_repeat"], int) and 1 <= a["action_repeat"] <= max_repeat,
-           f"agent.action_repeat must be an integer from 1 to {max_repeat}, got {a['action_repeat']!r}")  # fmt: skip
-    _check(not (a["shared_lstm"] and a["enable_critic_lstm"]),
-           "agent.shared_lstm and agent.enable_critic_lstm cannot both be true (sb3-contrib)")  # fmt: skip
-    _validate_reward(config["reward"])
-    _validate_opponents(config["self_play"])
-    _validate_workers(config)
-    _validate_controls(config)
-    _check(tr["on_divergence"] in ("stop", "rollback"),
-           f"training.on_divergence must be 'stop' or 'rollback', got {tr['on_divergence']!r}")  # fmt: skip
-    _check(0 < tr["rollback_lr_factor"] < 1, "training.rollback_lr_factor must be in (0, 1)")
-    _check(tr["min_free_gb"] >= 0, "training.min_free_gb must be >= 0")
-    _check(tr["device"] in ("auto", "cuda", "mps", "cpu") or str(tr["device"]).startswith("cuda:"),
-           f"training.device must be auto, cuda, cuda:N, mps or cpu, got {tr['device']!r}")  # fmt: skip
-    ev = config["eval"]["opponents"]
-    if ev != "roster":
-        _check(isinstance(ev, list) and ev, "eval.opponents must be 'roster' or a list of agent names")
-        for name in ev:
-            _check(name in agent_names(), f"eval.opponents: unknown agent {name!r}; known: {agent_names()}")
-    return config
-
-
-def _validate_reward(reward: dict) -> None:
-    _check(reward["type"] in REWARD_TYPES, f"reward.type must be one of {REWARD_TYPES}, got {reward['type']!r}")
-    _check(isinstance(reward["scale"], (int, float)) and reward["scale"] > 0,
-           f"reward.scale must be > 0, got {reward['scale']!r}")  # fmt: skip
-    for group in ("terms", "signals"):
-        known = _SHARED_REWARD_CONFIG[group]
-        for name, weight in reward[group].items():
-            _check(name in known, f"unknown reward.{group} key {name!r}; known: {', '.join(known)}")
-            _check(isinstance(weight, (int, float)) and math.isfinite(weight),
-                   f"reward.{group}.{name} must be a finite number, got {weight!r}")  # fmt: skip
-    c = reward["curriculum"]
-    _check(0 <= c["start_win_rate"] < c["end_win_rate"] <= 1,
-           "reward.curriculum needs 0 <= start_win_rate < end_win_rate <= 1")  # fmt: skip
-
-
-def _validate_workers(config: dict) -> None:
-    workers, n_envs = config["env"]["workers"], config["env"]["n_envs"]
-    _check(isinstance(workers, int) and 1 <= workers <= n_envs,
-           f"env.workers must be an integer from 1 to env.n_envs ({n_envs}), got {workers!r}")  # fmt: skip
-    if workers == 1:
-        return
-    # Worker processes build their opponents and rewards themselves: what lives only in the
-    # training process (self-play snapshots, the curriculum's reward weights) cannot reach them.
-    self_play = [name for name, (w, entry) in config["self_play"]["opponents"].items() if entry is None and w > 0]
-    if self_play:
-        raise ConfigError(f"env.workers={workers} runs scripted opponents only, but self_play.opponents has "
-                          f"{self_play[0]!r} (snapshots live in the training process): set env.workers=1 "
-                          "or give the self-play entry weight 0")  # fmt: skip
-    _check(config["reward"]["type"] != "curriculum",
-           f"env.workers={workers} cannot follow reward.type=curriculum (its weights change in the training "
-           "process): set env.workers=1 or reward.type=dense / sparse")  # fmt: skip
-    _check(config["controls"]["exploiter"]["every_updates"] == 0,
-           f"env.workers={workers} cannot run exploiter phases (they join the self-play pool): set "
-           "env.workers=1 or controls.exploiter.every_updates=0")  # fmt: skip
-
-
-SCHEDULE_KINDS = ("constant", "linear", "cosine")
-WEIGHTING_MODES = ("off", "inverse_win_rate", "pfsp_hard", "pfsp_variance")
-
-
-def _validate_controls(config: dict) -> None:
-    c, tr = config["controls"], config["training"]
-    for name, spec in c["schedules"].items():
-        if spec is None:
-            continue
-        _check(isinstance(spec, dict) and set(spec) == {"kind", "start", "end"},
-               f"controls.schedules.{name} must be null or {{kind, start, end}}, got {spec!r}")  # fmt: skip
-        _check(spec["kind"] in SCHEDULE_KINDS, f"controls.schedules.{name}.kind must be one of {SCHEDULE_KINDS}")
-        for end in ("start", "end"):
-            value = spec[end]
-            _check(isinstance(value, (int, float)) and math.isfinite(value) and value >= 0,
-                   f"controls.schedules.{name}.{end} must be a finite number >= 0, got {value!r}")  # fmt: skip
-            if name in ("learning_rate", "clip_range"):
-                _check(value > 0, f"controls.schedules.{name}.{end} must be > 0")
-    w = c["opponent_weighting"]
-    _check(w["mode"] in WEIGHTING_MODES, f"controls.opponent_weighting.mode must be one of {WEIGHTING_MODES}")
-    _check(0 <= w["floor"] < 1, "controls.opponent_weighting.floor must be in [0, 1)")
-    _check(w["pool"] in ("mix", "roster"), "controls.opponent_weighting.pool must be 'mix' or 'roster'")
-    ex = c["exploiter"]
-    _check(isinstance(ex["every_updates"], int) and ex["every_updates"] >= 0,
-           "controls.exploiter.every_updates must be an integer >= 0 (0 = off)")  # fmt: skip
-    _check(ex["init"] in ("fork", "fresh"), "controls.exploiter.init must be 'fork' or 'fresh'")
-    _check(0 < ex["win_threshold"] <= 1, "controls.exploiter.win_threshold must be in (0, 1]")
-    for key in ("steps", "eval_matches"):
-        _check(isinstance(ex[key], int) and ex[key] > 0, f"controls.exploiter.{key} must be a positive integer")
-    _check(tr["precision"] in ("fp32", "bf16", "fp16"),
-           f"training.precision must be fp32, bf16 or fp16, got {tr['precision']!r}")  # fmt: skip
-    _check(isinstance(tr["compile"], bool), "training.compile must be true or false")
-    if tr["precision"] != "fp32" and not _will_use_cuda(tr["device"]):
-        raise ConfigError(f"training.precision={tr['precision']} needs a CUDA GPU, but training runs on "
-                          f"{_describe_device(tr['device'])}; use training.precision=fp32")  # fmt: skip
-    if tr["compile"] and tr["device"] == "mps":
-        raise ConfigError("training.compile=true is not supported on MPS; set training.compile=false")
-
-
-def _will_use_cuda(device: str) -> bool:
-    return str(device).startswith("cuda") or (device == "auto" and torch.cuda.is_available())
-
-
-def _describe_device(device: str) -> str:
-    return "the CPU (no CUDA GPU found)" if device in ("auto", "cpu") else device
-
-
-def _validate_opponents(sp: dict) -> None:
-    _check(sp["handler"] in SELF_PLAY_HANDLERS, f"self_play.handler must be one of {SELF_PLAY_HANDLERS}")
-    opponents = sp["opponents"]
-    _check(isinstance(opponents, dict) and opponents, "self_play.opponents must be a non-empty mapping")
-    for name, value in opponents.items():
-        _check(isinstance(value, (list, tuple)) and len(value) == 2,
-               f"self_play.opponents.{name} must be (weight, entry), got {value!r}")  # fmt: skip
-        weight, entry = value
-        _check(isinstance(weight, (int, float)) and weight >= 0,
-               f"self_play.opponents.{name}: weight must be >= 0, got {weight!r}")  # fmt: skip
-        if entry is None:
-            _check(name == "self_play", f"self_play.opponents.{name}: only 'self_play' may have entry None")
-        else:
-            _check(entry in agent_names(),
-                   f"self_play.opponents.{name}: unknown agent {entry!r}; known: {', '.join(agent_names())}")
-    _check(sum(w for w, _ in opponents.values()) > 0, "self_play.opponents weights sum to zero")
+    """Check a config before anything trains (user/config_tools.py); raises ConfigError naming the key."""
+    return config_tools.validate_config(config, _BASE_CONFIG)
 
 
 # ==================================================================================
@@ -573,9 +434,13 @@ def pick_device(preference: str = "auto", announce: bool = True) -> torch.device
         torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick the fastest kernels
         props = torch.cuda.get_device_properties(device)
         if announce:
-            log.info("Device: CUDA %s, %.1f GiB VRAM, CUDA %s, cuDNN %s; cudnn.benchmark on",
-                     props.name, props.total_memory / 2**30, torch.version.cuda,
-                     torch.backends.cudnn.version())  # fmt: skip
+            log.info(
+                "Device: CUDA %s, %.1f GiB VRAM, CUDA %s, cuDNN %s; cudnn.benchmark on",
+                props.name,
+                props.total_memory / 2**30,
+                torch.version.cuda,
+                torch.backends.cudnn.version(),
+            )
             if any(name in props.name for name in T4_CLASS_NAMES):
                 log.info("Recognised a T4-class GPU: the 10M config fits its 16 GB (see T4_TRAINING_GUIDE.md)")
     elif device.type == "cpu":
@@ -593,66 +458,6 @@ def pick_device(preference: str = "auto", announce: bool = True) -> torch.device
 # ==================================================================================
 # === Models ===
 # ==================================================================================
-def observation_scale() -> np.ndarray:
-    """Per-value divisor bringing every observation into about [-1, 1]."""
-    low, high = observation_bounds()
-    return np.maximum(np.maximum(np.abs(low), np.abs(high)), 1.0).astype(np.float32)
-
-
-class OpponentHistory(VecEnvWrapper):
-    """Appends a rolling window of the opponent's 32 observation values to each observation.
-
-    Kept batched for all envs in one (n_envs, sequence_length, 32) array, newest
-    frame last, zero-filled when a match starts. The policy sees
-    ``[obs (64), history (sequence_length × 32)]``.
-    """
-
-    def __init__(self, venv, sequence_length: int):
-        self.sequence_length = sequence_length
-        super().__init__(venv, observation_space=history_observation_space(sequence_length))
-        self.history = np.zeros((venv.num_envs, sequence_length, OBS_HALF), np.float32)
-
-    def _augment(self, obs: np.ndarray) -> np.ndarray:
-        self.history[:, :-1] = self.history[:, 1:]
-        self.history[:, -1] = obs[:, OBS_HALF:]
-        return np.concatenate([obs, self.history.reshape(len(obs), -1)], axis=1)
-
-    def reset(self) -> np.ndarray:
-        self.history[:] = 0.0
-        return self._augment(self.venv.reset())
-
-    def step_wait(self):
-        obs, rewards, dones, infos = self.venv.step_wait()
-        for i in np.flatnonzero(dones):
-            # The terminal observation continues the old history; the new match starts empty.
-            terminal = infos[i]["terminal_observation"]
-            window = np.concatenate([self.history[i, 1:], terminal[None, OBS_HALF:]])
-            infos[i]["terminal_observation"] = np.concatenate([terminal, window.reshape(-1)])
-        self.history[dones] = 0.0
-        return self._augment(obs), rewards, dones, infos
-
-    def get_state(self) -> dict[str, np.ndarray]:
-        return {"history": self.history.copy()}
-
-    def set_state(self, state: dict[str, np.ndarray]) -> None:
-        self.history[:] = state["history"]
-
-
-class ScaleReward(VecEnvWrapper):
-    """Multiplies the rewards PPO sees; episode returns in infos (and the CSVs) stay raw."""
-
-    def __init__(self, venv, scale: float):
-        super().__init__(venv)
-        self.scale = scale
-
-    def reset(self) -> np.ndarray:
-        return self.venv.reset()
-
-    def step_wait(self):
-        obs, rewards, dones, infos = self.venv.step_wait()
-        return obs, rewards * np.float32(self.scale), dones, infos
-
-
 def wrap_training_env(venv: BrawlVecEnv, config: dict) -> tuple[Any, OpponentHistory | None]:
     """What the policy trains on: opponent history (transformer) and reward scaling around the
     match VecEnv, with float-stored actions. Returns (env, the history wrapper or None)."""
@@ -682,13 +487,20 @@ class TransformerStrategyEncoder(nn.Module):
     softmaxed, so it learns which frames matter) → 2-layer MLP → latent (d).
     """
 
-    def __init__(self, frame_dim: int = OBS_HALF, latent_dim: int = 256, num_heads: int = 8, num_layers: int = 6,
-                 sequence_length: int = 90):  # fmt: skip
+    def __init__(
+        self,
+        frame_dim: int = OBS_HALF,
+        latent_dim: int = 256,
+        num_heads: int = 8,
+        num_layers: int = 6,
+        sequence_length: int = 90,
+    ):
         super().__init__()
         self.embed = nn.Sequential(nn.Linear(frame_dim, latent_dim), nn.LayerNorm(latent_dim), nn.ReLU())
         self.register_buffer("positions", sinusoidal_positions(sequence_length, latent_dim), persistent=False)
-        layer = nn.TransformerEncoderLayer(latent_dim, num_heads, dim_feedforward=2 * latent_dim, dropout=0.0,
-                                           batch_first=True, norm_first=True)  # fmt: skip
+        layer = nn.TransformerEncoderLayer(
+            latent_dim, num_heads, dim_feedforward=2 * latent_dim, dropout=0.0, batch_first=True, norm_first=True
+        )
         self.transformer = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
         self.pool_score = nn.Linear(latent_dim, 1)
         self.head = nn.Sequential(nn.Linear(latent_dim, latent_dim), nn.ReLU(), nn.Linear(latent_dim, latent_dim))
@@ -736,15 +548,22 @@ class TransformerConditionedExtractor(BaseFeaturesExtractor):
     to end with PPO through this extractor.
     """
 
-    def __init__(self, observation_space: spaces.Box, latent_dim: int = 256, num_heads: int = 8,
-                 num_layers: int = 6, sequence_length: int = 90):  # fmt: skip
+    def __init__(
+        self,
+        observation_space: spaces.Box,
+        latent_dim: int = 256,
+        num_heads: int = 8,
+        num_layers: int = 6,
+        sequence_length: int = 90,
+    ):
         super().__init__(observation_space, features_dim=latent_dim)
         self.sequence_length = sequence_length
         scale = torch.as_tensor(observation_scale())
         self.register_buffer("scale", scale, persistent=False)
         self.register_buffer("frame_scale", scale[OBS_HALF:], persistent=False)
-        self.obs_embed = nn.Sequential(nn.Linear(OBS_SIZE + N_RELATIVE, latent_dim), nn.LayerNorm(latent_dim),
-                                       nn.ReLU())  # fmt: skip
+        self.obs_embed = nn.Sequential(
+            nn.Linear(OBS_SIZE + N_RELATIVE, latent_dim), nn.LayerNorm(latent_dim), nn.ReLU()
+        )
         self.encoder = TransformerStrategyEncoder(OBS_HALF, latent_dim, num_heads, num_layers, sequence_length)
         self.cross_attention = nn.MultiheadAttention(latent_dim, num_heads, batch_first=True)
         self.fuse = nn.Sequential(nn.Linear(3 * latent_dim, latent_dim), nn.ReLU())
@@ -769,10 +588,6 @@ class TransformerConditionedExtractor(BaseFeaturesExtractor):
         self.last_latent = latent.detach()
         self.last_pool_weights = pool_weights.detach()
         return self.fuse(torch.cat([current, context.squeeze(1), latent], dim=-1))
-
-
-class DivergenceError(RuntimeError):
-    """A non-finite loss, gradient or parameter: training stopped before it could spread."""
 
 
 class GuardedAdam(torch.optim.Adam):
@@ -811,16 +626,12 @@ class GuardedAdam(torch.optim.Adam):
         return before, after
 
 
-def float_multibinary(n: int = P.N_KEYS) -> spaces.MultiBinary:
-    """MultiBinary whose samples are stored as float32.
-
-    sb3-contrib's RecurrentRolloutBuffer keeps actions in the space's dtype and,
-    unlike SB3's RolloutBuffer, does not cast them to float before the Bernoulli
-    log-probability, which fails on MultiBinary's int8. The env accepts floats.
-    """
-    space = spaces.MultiBinary(n)
-    space.dtype = np.dtype(np.float32)
-    return space
+def record_grad_norms(optimizer, logger) -> None:
+    """Log the update's mean gradient norm before and after clipping (GuardedAdam only)."""
+    if isinstance(optimizer, GuardedAdam):
+        before, after = optimizer.pop_norms()
+        logger.record("train/grad_norm_before_clip", before)
+        logger.record("train/grad_norm_after_clip", after)
 
 
 def uses_history(agent_config: dict) -> bool:
@@ -839,13 +650,18 @@ def policy_kwargs_for(agent_config: dict) -> dict[str, Any]:
     }
     if a["type"] == "transformer_strategy":
         kwargs["features_extractor_class"] = TransformerConditionedExtractor
-        kwargs["features_extractor_kwargs"] = {k: a[k] for k in ("latent_dim", "num_heads", "num_layers",
-                                                                   "sequence_length")}  # fmt: skip
+        kwargs["features_extractor_kwargs"] = {
+            k: a[k] for k in ("latent_dim", "num_heads", "num_layers", "sequence_length")
+        }
     else:
         kwargs["features_extractor_class"] = ScaledObservation
     if a["type"] in ("transformer_strategy", "recurrent_ppo"):
-        kwargs.update(lstm_hidden_size=a["lstm_hidden_size"], n_lstm_layers=1, shared_lstm=a["shared_lstm"],
-                      enable_critic_lstm=a["enable_critic_lstm"])  # fmt: skip
+        kwargs.update(
+            lstm_hidden_size=a["lstm_hidden_size"],
+            n_lstm_layers=1,
+            shared_lstm=a["shared_lstm"],
+            enable_critic_lstm=a["enable_critic_lstm"],
+        )
     return kwargs
 
 
@@ -855,16 +671,6 @@ def policy_observation_space(agent_config: dict) -> spaces.Box:
         return history_observation_space(agent_config["sequence_length"])
     low, high = observation_bounds()
     return spaces.Box(low=low, high=high, dtype=np.float32)
-
-
-def history_observation_space(sequence_length: int) -> spaces.Box:
-    """64 observation values then sequence_length × 32 opponent values (0 before the match starts)."""
-    low, high = observation_bounds()
-    return spaces.Box(
-        low=np.concatenate([low, np.tile(np.minimum(low[OBS_HALF:], 0), sequence_length)]),
-        high=np.concatenate([high, np.tile(np.maximum(high[OBS_HALF:], 0), sequence_length)]),
-        dtype=np.float32,
-    )
 
 
 def schedule_value(spec: dict | None, progress: float, default: float) -> float:
@@ -919,6 +725,11 @@ def apply_precision_and_compile(policy, training_config: dict) -> None:
         extractor.encoder.compile()  # in place: parameter names (and checkpoints) stay the same
 
 
+# Agent keys passed straight to the SB3 algorithm.
+_SB3_ALGO_KEYS = ("n_steps", "batch_size", "n_epochs", "learning_rate", "clip_range", "gamma", "gae_lambda",
+                  "ent_coef", "vf_coef")  # fmt: skip
+
+
 def build_model(config: dict, env, device: torch.device, tensorboard_log: str | None = None):
     """The SB3 algorithm for ``config['agent']['type']`` on ``env``."""
     a, schedules = config["agent"], config["controls"]["schedules"]
@@ -926,8 +737,16 @@ def build_model(config: dict, env, device: torch.device, tensorboard_log: str | 
     algo_kwargs["learning_rate"] = sb3_schedule(schedules["learning_rate"], a["learning_rate"])
     algo_kwargs["clip_range"] = sb3_schedule(schedules["clip_range"], a["clip_range"])
     algo_kwargs["ent_coef"] = schedule_value(schedules["ent_coef"], 0.0, a["ent_coef"])
-    common = dict(env=env, device=device, seed=config["training"]["seed"], verbose=0, max_grad_norm=float("inf"),
-                  policy_kwargs=policy_kwargs_for(a), tensorboard_log=tensorboard_log, **algo_kwargs)  # fmt: skip
+    common = dict(
+        env=env,
+        device=device,
+        seed=config["training"]["seed"],
+        verbose=0,
+        max_grad_norm=float("inf"),
+        policy_kwargs=policy_kwargs_for(a),
+        tensorboard_log=tensorboard_log,
+        **algo_kwargs,
+    )
     model = PPO("MlpPolicy", **common) if a["type"] == "ppo" else RecurrentPPO(BrawlLstmPolicy, **common)
     with torch.no_grad():
         model.policy.action_net.bias.fill_(a["initial_key_bias"])
@@ -938,295 +757,36 @@ def build_model(config: dict, env, device: torch.device, tensorboard_log: str | 
     return model
 
 
-# ==================================================================================
-# === Agent ===
-# ==================================================================================
-CONFIG_MEMBER = "brawl_agent_config.json"  # plain-JSON member we add to every checkpoint zip
-ENCODER_SUFFIX = "_transformer_encoder.pth"
-
-
-def encoder_path_for(zip_path: Path | str) -> Path:
-    zip_path = Path(zip_path)
-    return zip_path.with_name(zip_path.name.removesuffix(".zip") + ENCODER_SUFFIX)
-
-
 def build_policy(agent_config: dict, device: torch.device | str = "cpu"):
     """A fresh policy of the configured architecture (no algorithm, no optimizer state)."""
-    from stable_baselines3.common.policies import ActorCriticPolicy
-
     policy_class = ActorCriticPolicy if agent_config["type"] == "ppo" else BrawlLstmPolicy
     kwargs = policy_kwargs_for(agent_config)
     # Its initial weights are overwritten at once; forking keeps the training RNG
     # untouched, so saving a snapshot never changes what the run does next.
     with torch.random.fork_rng(devices=[]):
-        policy = policy_class(policy_observation_space(agent_config), spaces.MultiBinary(P.N_KEYS),
-                              lambda _: 0.0, **kwargs)  # fmt: skip
+        space = policy_observation_space(agent_config)
+        policy = policy_class(space, spaces.MultiBinary(P.N_KEYS), lambda _: 0.0, **kwargs)
     return policy.to(device)
 
 
-def save_checkpoint_pair(model, zip_path: Path, agent_config: dict) -> list[Path]:
-    """Write ``<name>.zip`` (SB3 format + our config member) and ``<name>_transformer_encoder.pth``.
-
-    Both are written atomically: a crash leaves the previous files intact.
-    """
-    import zipfile
-
-    from environment.checkpoints import atomic_path
-
-    zip_path = Path(zip_path)
-    with atomic_path(zip_path) as tmp:
-        model.save(tmp)
-        with zipfile.ZipFile(tmp, "a") as archive:
-            archive.writestr(CONFIG_MEMBER, json.dumps(agent_config, default=list))
-    files = [zip_path]
-    extractor = getattr(model.policy, "features_extractor", None)
-    if isinstance(extractor, TransformerConditionedExtractor):
-        encoder_file = encoder_path_for(zip_path)
-        with atomic_path(encoder_file) as tmp:
-            torch.save(extractor.encoder.state_dict(), tmp)
-        files.append(encoder_file)
-    return files
-
-
-def read_agent_config(zip_path: Path) -> dict:
-    """The agent config stored in a checkpoint (plain JSON; nothing is unpickled)."""
-    import zipfile
-
-    from environment.checkpoints import CheckpointError, read_zip_json_member
-
-    try:
-        with zipfile.ZipFile(zip_path) as archive:
-            has_member = CONFIG_MEMBER in archive.namelist()
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise CheckpointError(f"{zip_path} is not a readable checkpoint zip: {exc}") from None
-    if has_member:
-        member = read_zip_json_member(zip_path, CONFIG_MEMBER)
-    else:
-        config_json = zip_path.parent / "config.json"
-        if not config_json.exists():
-            raise ConfigError(f"{zip_path} carries no agent config and {config_json} does not exist")
-        member = load_config_json(config_json)["agent"]
-    return {**_SHARED_AGENT_CONFIG, **member}
-
-
-def load_policy_weights(policy, zip_path: Path, device: torch.device | str = "cpu") -> None:
-    """Load a checkpoint's policy (and encoder) weights, weights only; explains shape mismatches."""
-    import io
-    import zipfile
-
-    from environment.checkpoints import CheckpointError, check_sb3_zip, load_state_dict_file
-
-    check_sb3_zip(zip_path)
-    with zipfile.ZipFile(zip_path) as archive:
-        state = torch.load(io.BytesIO(archive.read("policy.pth")), map_location=device, weights_only=True)
-    _load_matching(policy, state, zip_path)
-    encoder_file = encoder_path_for(zip_path)
-    extractor = getattr(policy, "features_extractor", None)
-    if encoder_file.exists() and isinstance(extractor, TransformerConditionedExtractor):
-        _load_matching(extractor.encoder, load_state_dict_file(encoder_file, map_location=device), encoder_file)
-    elif isinstance(extractor, TransformerConditionedExtractor):
-        raise CheckpointError(f"{zip_path}: its transformer encoder file {encoder_file} is missing")
-
-
-def _load_matching(module: nn.Module, state: dict, source: Path) -> None:
-    from environment.checkpoints import CheckpointError
-
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-             for k in own if k in state and state[k].shape != own[k].shape]  # fmt: skip
-    if missing or unexpected or wrong:
-        details = "; ".join(wrong[:3] + [f"missing {missing[:3]}"] * bool(missing)
-                            + [f"unexpected {unexpected[:3]}"] * bool(unexpected))  # fmt: skip
-        raise CheckpointError(f"{source} was saved by a different architecture ({details})")
-    module.load_state_dict(state)
-
-
-class TransformerStrategyAgent(Agent):
-    """A trained policy playing as an environment Agent.
-
-    ``predict`` keeps its own LSTM state and opponent history; ``predict_batch``
-    does the same per match (``env_ids``), vectorised. Loading reads weights
-    only (the zip's ``policy.pth`` and the encoder ``.pth``), never pickled code.
-
-    :param file_path: a checkpoint ``rl_model_<N>_steps.zip`` (its agent config is read from it)
-    :param latent_dim, num_heads, num_layers, sequence_length: the encoder's size
-        when building without a checkpoint (ignored when the checkpoint says)
-    :param policy: use this in-memory policy (a snapshot copy) instead of loading
-    :param agent_config: full agent config (defaults to the shared one with the sizes above)
-    :param deterministic: take the most likely action instead of sampling
-    """
-
-    name = "transformer_strategy"
-
-    def __init__(self, file_path: str | None = None, latent_dim: int = 256, num_heads: int = 8,
-                 num_layers: int = 6, sequence_length: int = 90, *, policy=None, agent_config: dict | None = None,
-                 device: torch.device | str = "cpu", deterministic: bool = True):  # fmt: skip
-        self.device = torch.device(device)
-        self.deterministic = deterministic
-        self.agent_config = agent_config or {**_SHARED_AGENT_CONFIG, "latent_dim": latent_dim,
-                                             "num_heads": num_heads, "num_layers": num_layers,
-                                             "sequence_length": sequence_length}  # fmt: skip
-        self.policy = policy
-        super().__init__(file_path)  # loads file_path through _initialize
-        if self.policy is None:
-            self.policy = build_policy(self.agent_config, self.device)
-        self.policy.set_training_mode(False)
-        self._capacity = 0
-        self._allocate(1)
-
-    @classmethod
-    def from_checkpoint(cls, zip_path: Path | str, device: torch.device | str = "cpu",
-                        deterministic: bool = True) -> TransformerStrategyAgent:  # fmt: skip
-        zip_path = resolve_checkpoint(zip_path)
-        return cls(str(zip_path), agent_config=read_agent_config(zip_path), device=device,
-                   deterministic=deterministic)  # fmt: skip
-
-    def _initialize(self) -> None:
-        zip_path = Path(self.file_path)
-        self.agent_config = read_agent_config(zip_path)
-        self.policy = build_policy(self.agent_config, self.device)
-        load_policy_weights(self.policy, zip_path, self.device)
-        self.initialized = True
-
-    # --- per-match memory --------------------------------------------------------------
-    @property
-    def recurrent(self) -> bool:
-        return self.agent_config["type"] != "ppo"
-
-    def _allocate(self, capacity: int) -> None:
-        a = self.agent_config
-        old = [getattr(self, name, None) for name in ("_h", "_c", "_history", "_frames_held", "_held")]
-        self._h = np.zeros((1, capacity, a["lstm_hidden_size"]), np.float32)
-        self._c = np.zeros_like(self._h)
-        self._history = np.zeros((capacity, a["sequence_length"], OBS_HALF), np.float32)
-        # action_repeat: frames since the last decision, and the keys being held.
-        self._frames_held = np.zeros(capacity, np.int64)
-        self._held = np.zeros((capacity, P.N_KEYS), np.int8)
-        if old[0] is not None:
-            k = self._capacity
-            self._h[:, :k], self._c[:, :k] = old[0], old[1]
-            self._history[:k], self._frames_held[:k], self._held[:k] = old[2:]
-        self._capacity = capacity
-
-    def reset(self) -> None:
-        self._h[:] = 0.0
-        self._c[:] = 0.0
-        self._history[:] = 0.0
-        self._frames_held[:] = 0
-        self._held[:] = 0
-        self._single_started = False
-
-    def predict(self, obs: np.ndarray) -> np.ndarray:
-        obs = np.asarray(obs, np.float32).reshape(1, OBS_SIZE)
-        first = not getattr(self, "_single_started", False)
-        self._single_started = True
-        return self.predict_batch(obs, np.array([first]), np.array([0]))[0]
-
-    def predict_batch(self, obs: np.ndarray, episode_start: np.ndarray,
-                      env_ids: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
-        obs = check_observation_batch(obs)
-        n = obs.shape[0]
-        if n == 0:
-            return np.zeros((0, P.N_KEYS), np.int8)
-        ids = np.arange(n) if env_ids is None else np.asarray(env_ids, np.intp)
-        if ids.max() >= self._capacity:
-            self._allocate(max(int(ids.max()) + 1, 2 * self._capacity))
-        starts = np.asarray(episode_start, bool)
-        repeat = self.agent_config["action_repeat"]
-        if repeat == 1:
-            return self._decide(obs, starts, ids)
-        # Decide on the first frame of a match and every `repeat` frames after it, as in
-        # training (BrawlVecEnv(action_repeat=...)); hold the keys in between.
-        self._frames_held[ids[starts]] = 0
-        deciding = self._frames_held[ids] % repeat == 0
-        if deciding.any():
-            self._held[ids[deciding]] = self._decide(obs[deciding], starts[deciding], ids[deciding])
-        self._frames_held[ids] += 1
-        return self._held[ids].copy()
-
-    def _decide(self, obs: np.ndarray, starts: np.ndarray, ids: np.ndarray) -> np.ndarray:
-        """New actions for rows ``ids``: one policy step (history, LSTM state)."""
-        policy_obs = self._policy_obs(obs, ids, starts)
-        if self.recurrent:
-            self._h[:, ids[starts]] = 0.0
-            self._c[:, ids[starts]] = 0.0
-            actions, (h, c) = self.policy.predict(policy_obs, state=(self._h[:, ids], self._c[:, ids]),
-                                                  episode_start=starts, deterministic=self.deterministic)  # fmt: skip
-            self._h[:, ids], self._c[:, ids] = h, c
-        else:
-            actions, _ = self.policy.predict(policy_obs, deterministic=self.deterministic)
-        return (np.asarray(actions) > 0.5).astype(np.int8)
-
-    def _policy_obs(self, obs: np.ndarray, ids: np.ndarray, starts: np.ndarray) -> np.ndarray:
-        if not uses_history(self.agent_config):
-            return obs
-        window = self._history[ids]
-        window[starts] = 0.0
-        window[:, :-1] = window[:, 1:]
-        window[:, -1] = obs[:, OBS_HALF:]
-        self._history[ids] = window
-        return np.concatenate([obs, window.reshape(len(obs), -1)], axis=1)
-
-    def save(self, file_path: str) -> None:
-        raise TypeError("save a TransformerStrategyAgent through the trainer's model (save_checkpoint_pair)")
-
-    def get_state(self) -> dict[str, np.ndarray]:
-        return {"h": self._h.copy(), "c": self._c.copy(), "history": self._history.copy(),
-                "frames_held": self._frames_held.copy(), "held": self._held.copy()}  # fmt: skip
-
-    def set_state(self, state: dict[str, np.ndarray]) -> None:
-        self._capacity = state["history"].shape[0]
-        self._h, self._c, self._history = state["h"].copy(), state["c"].copy(), state["history"].copy()
-        self._frames_held = state["frames_held"].copy()
-        self._held = state["held"].copy()
+def load_agent(
+    path: Path | str, device: torch.device | str = "cpu", deterministic: bool = True
+) -> TransformerStrategyAgent:
+    """A trained agent from a checkpoint .zip or a run folder (its newest valid checkpoint), weights only."""
+    return agent_io.load_agent(path, build_policy, _SHARED_AGENT_CONFIG, device, deterministic)
 
 
 def snapshot_agent(model, agent_config: dict, device: torch.device | str) -> TransformerStrategyAgent:
-    """An in-memory opponent copy of the current policy (no disk read)."""
-    policy = build_policy(agent_config, device)
-    policy.load_state_dict(model.policy.state_dict())
-    return TransformerStrategyAgent(policy=policy, agent_config=agent_config, device=device)
-
-
-def resolve_checkpoint(path: Path | str) -> Path:
-    """A checkpoint zip from a file path or a run folder (its newest valid checkpoint)."""
-    from environment.checkpoints import CheckpointManifest, CheckpointNotFoundError
-
-    path = Path(path)
-    if path.is_dir():
-        manifest = CheckpointManifest(path)
-        found = manifest.latest_valid() if (path / "manifest.json").exists() else None
-        if found is not None:
-            _, files = found
-            return next(f for f in files if f.name.endswith(".zip"))
-        zips = sorted(path.glob("rl_model_*_steps.zip"), key=_steps_of)
-        if not zips:
-            raise CheckpointNotFoundError(f"no checkpoint (rl_model_<N>_steps.zip) in run folder {path}")
-        return zips[-1]
-    if not path.exists():
-        hint = ""
-        if path.parent.is_dir():
-            near = sorted(p.name for p in path.parent.glob("*.zip"))[-5:]
-            hint = f"; checkpoints there: {', '.join(near)}" if near else f"; {path.parent} holds no .zip files"
-        raise CheckpointNotFoundError(f"checkpoint not found: {path}{hint}")
-    return path
-
-
-def _steps_of(path: Path) -> int:
-    from environment.self_play import snapshot_steps
-
-    return snapshot_steps(path)
+    """An in-memory opponent copy of the model's current policy (no disk read)."""
+    return agent_io.snapshot_agent(model, agent_config, build_policy, device)
 
 
 # ==================================================================================
 # === Rewards ===
 # ==================================================================================
-def gen_reward_manager(reward_config: dict | None = None) -> RewardManager:
-    """The dense (shaped) rewards; weights from ``reward_config`` (default: the shared one)."""
-    r = reward_config or _SHARED_REWARD_CONFIG
-    t, s = {**_SHARED_REWARD_CONFIG["terms"], **r["terms"]}, {**_SHARED_REWARD_CONFIG["signals"], **r["signals"]}
+def gen_reward_manager(reward_config: dict = _SHARED_REWARD_CONFIG) -> RewardManager:
+    """The dense (shaped) rewards, weighted by a full reward config (terms of weight 0 are left out)."""
+    t, s = reward_config["terms"], reward_config["signals"]
     dense_funcs: dict[str, Callable] = {
         "damage_interaction": damage_interaction, "danger_zone": danger_zone, "attack_spam": attack_spam,
         "too_many_keys": too_many_keys, "closing_distance": closing_distance, "edge_pressure": edge_pressure,
@@ -1241,17 +801,9 @@ def gen_reward_manager(reward_config: dict | None = None) -> RewardManager:
         "knocked_out": ("knockout", RewTerm(on_knockout_taken, s["knocked_out"])),
         "combo": ("hit_during_stun", RewTerm(on_combo, s["combo"])),
         "equip": ("weapon_equip", RewTerm(on_equip, 1.0, {"hammer": s["equip_hammer"], "spear": s["equip_spear"]})),
-        "drop": ("weapon_drop", RewTerm(on_drop, -abs(s["drop"]))),
+        "drop": ("weapon_drop", RewTerm(on_drop, s["drop"])),  # validate_config: drop <= 0
     }
     return RewardManager(terms, {k: v for k, v in signals.items() if v[1].weight != 0})
-
-
-def gen_reward_manager_SPARSE() -> RewardManager:
-    """Outcomes only: damage ±1 (per 140 damage), win ±100, knockout ±50."""
-    return RewardManager(
-        {"damage_interaction": RewTerm(damage_interaction, 1.0)},
-        {"win": ("win", RewTerm(on_win, 100.0)), "knockout": ("knockout", RewTerm(on_knockout, 50.0))},
-    )
 
 
 class CurriculumRewardScheduler:
@@ -1262,8 +814,9 @@ class CurriculumRewardScheduler:
     evaluation). Acts as a RewardManager for the env.
     """
 
-    def __init__(self, dense: RewardManager, sparse: RewardManager, start_win_rate: float = 0.3,
-                 end_win_rate: float = 0.8):  # fmt: skip
+    def __init__(
+        self, dense: RewardManager, sparse: RewardManager, start_win_rate: float = 0.3, end_win_rate: float = 0.8
+    ):
         self.dense, self.sparse = dense, sparse
         self.start, self.end = start_win_rate, end_win_rate
         self.alpha = 0.0
@@ -1302,10 +855,11 @@ def build_reward_manager(reward_config: dict):
     if reward_config["type"] == "dense":
         return gen_reward_manager(reward_config)
     if reward_config["type"] == "sparse":
-        return gen_reward_manager_SPARSE()
+        return sparse_reward_manager()
     c = reward_config["curriculum"]
-    return CurriculumRewardScheduler(gen_reward_manager(reward_config), gen_reward_manager_SPARSE(),
-                                     c["start_win_rate"], c["end_win_rate"])  # fmt: skip
+    return CurriculumRewardScheduler(
+        gen_reward_manager(reward_config), sparse_reward_manager(), c["start_win_rate"], c["end_win_rate"]
+    )
 
 
 # ==================================================================================
@@ -1315,8 +869,9 @@ _HANDLERS: dict[str, type[SelfPlayHandler]] = {"random": SelfPlayRandom, "recent
                                                "latest": SelfPlayLatest}  # fmt: skip
 
 
-def build_self_play_components(config: dict, run_dir: Path | None = None, device: torch.device | str = "cpu",
-                               mode: str = "force") -> tuple[SaveHandler, SelfPlayHandler, OpponentsCfg]:  # fmt: skip
+def build_self_play_components(
+    config: dict, run_dir: Path | None = None, device: torch.device | str = "cpu", mode: str = "force"
+) -> tuple[SaveHandler, SelfPlayHandler, OpponentsCfg]:
     """The save handler, the self-play handler and the opponent mix for a config.
 
     A ``'self_play': (weight, None)`` entry is filled with the self-play handler.
@@ -1325,12 +880,13 @@ def build_self_play_components(config: dict, run_dir: Path | None = None, device
     """
     tr, sp = config["training"], config["self_play"]
     run_dir = Path(run_dir) if run_dir else Path(tr["save_path"]) / (tr["run_name"] or config["name"])
-    save_handler = SaveHandler(save_freq=tr["save_freq"], max_saved=tr["max_saved"], save_path=run_dir.parent,
-                               run_name=run_dir.name, mode=mode)  # fmt: skip
+    save_handler = SaveHandler(
+        save_freq=tr["save_freq"], max_saved=tr["max_saved"], save_path=run_dir.parent, run_name=run_dir.name, mode=mode
+    )
     handler_class = _HANDLERS[sp["handler"]]
     handler_kwargs: dict[str, Any] = {"k": sp["recent_k"]} if handler_class is SelfPlayRecent else {}
     handler = handler_class(
-        lambda path: TransformerStrategyAgent.from_checkpoint(path, device=device),
+        lambda path: load_agent(path, device=device),
         save_handler=save_handler,
         fallback=make_agent("constant"),
         cache_size=sp["cache_size"],
@@ -1362,167 +918,6 @@ def _add_roster_to_mix(opponents: dict[str, tuple[float, Any]]) -> None:
 # ==================================================================================
 # === Callbacks ===
 # ==================================================================================
-MONITOR_COLUMNS = ["r", "l", "t", "step", "result", "opponent"]  # SB3 Monitor format; extra keys after r,l,t
-BEHAVIOR_COLUMNS = ["step", "episode", "opponent", "result", "damage_dealt", "damage_taken", "damage_ratio",
-                    "knockouts", "falls", "weapon_pickups", "weapon_drops", "combos", "survival_s", "attack_rate"]
-METRIC_KEYS = {  # metrics.csv column ← SB3 logger key
-    "sps": "time/fps", "policy_loss": "train/policy_gradient_loss", "value_loss": "train/value_loss",
-    "entropy_loss": "train/entropy_loss", "approx_kl": "train/approx_kl", "clip_fraction": "train/clip_fraction",
-    "explained_variance": "train/explained_variance", "learning_rate": "train/learning_rate",
-    "clip_range": "train/clip_range", "ent_coef": "train/ent_coef",
-    "grad_norm_before_clip": "train/grad_norm_before_clip", "grad_norm_after_clip": "train/grad_norm_after_clip",
-    "ep_rew_mean": "rollout/ep_rew_mean", "ep_len_mean": "rollout/ep_len_mean", "n_updates": "train/n_updates",
-    "self_play_temperature": "selfplay/temperature",
-}  # fmt: skip
-METRIC_COLUMNS = ["step", *METRIC_KEYS, "entropy"]
-
-
-class StopFlag:
-    """SIGINT/SIGTERM only set this flag; the trainer stops at its next safe point.
-
-    A second Ctrl-C interrupts at once (KeyboardInterrupt) for users who really mean it.
-    """
-
-    def __init__(self):
-        self.reason: str | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __bool__(self) -> bool:
-        return self.reason is not None
-
-    def install(self) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._previous[sig] = signal.signal(sig, self._handle)
-
-    def uninstall(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
-
-    def _handle(self, signum, frame) -> None:
-        name = signal.Signals(signum).name
-        if self.reason is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.reason = name
-        log.warning("%s received: saving a checkpoint at the next safe point, then exiting", name)
-
-
-class MetricsRecorder:
-    """One metrics.csv row per PPO update, written right after the update.
-
-    SB3 dumps its logger before each update, so a dumped row would mix one
-    rollout's speed with the previous update's losses; reading the logger's
-    values after the update keeps each row about one update. Non-finite losses
-    raise DivergenceError here, before any checkpoint of the diverged policy.
-    """
-
-    def __init__(self, csv_log):
-        self.csv = csv_log
-        self._last_step: int | None = None
-        self._last_time = time.monotonic()
-
-    def record(self, step: int, values: dict[str, Any], episodes=()) -> dict[str, Any] | None:
-        """``episodes``: SB3's recent episode infos (model.ep_info_buffer), for ep_rew_mean / ep_len_mean."""
-        if "train/value_loss" not in values or step == self._last_step:  # no update since the last row
-            return None
-        now = time.monotonic()
-        row: dict[str, Any] = {"step": step}
-        for column, key in METRIC_KEYS.items():
-            value = values.get(key)
-            row[column] = float(value) if isinstance(value, (int, float, np.floating)) else ""
-        if episodes:  # SB3 clears these from its logger before the update; compute them here
-            row["ep_rew_mean"] = round(float(np.mean([ep["r"] for ep in episodes])), 4)
-            row["ep_len_mean"] = round(float(np.mean([ep["l"] for ep in episodes])), 1)
-        if self._last_step is not None:
-            row["sps"] = round((step - self._last_step) / max(now - self._last_time, 1e-9), 1)
-        self._last_step, self._last_time = step, now
-        bad = [k for k in ("policy_loss", "value_loss", "entropy_loss") if row[k] != "" and not math.isfinite(row[k])]
-        if bad:
-            raise DivergenceError(f"non-finite training loss ({', '.join(bad)}) at step {step}")
-        row["entropy"] = -row["entropy_loss"] if row["entropy_loss"] != "" else ""
-        self.csv.append(row)
-        return row
-
-
-class EpisodeLogCallback(BaseCallback):
-    """Writes monitor.csv (SB3 Monitor format), reward_breakdown.csv and behavior_metrics.csv per episode."""
-
-    def __init__(self, run: TrainingRun):
-        super().__init__()
-        self.run = run
-
-    def _on_step(self) -> bool:
-        obs = self.locals["new_obs"]
-        dones = self.locals["dones"]
-        counters = self.run.counters
-        # The returned observation after a done is the next match's first: count before it.
-        counters["attack_frames"] += (obs[:, 8] == P.ATTACK) & ~dones
-        extractor = getattr(self.model.policy, "features_extractor", None)
-        if isinstance(extractor, TransformerConditionedExtractor):
-            self.run.strategy.add(extractor, dones)
-        for i in np.flatnonzero(dones):
-            info = self.locals["infos"][i]
-            if "episode" in info:
-                self._log_episode(info, int(counters["attack_frames"][i]))
-            counters["attack_frames"][i] = 0
-        return True
-
-    def _log_episode(self, info: dict, attack_frames: int) -> None:
-        ep, logs = info["episode"], self.run.logs
-        self.run.counters["episodes"] += 1
-        self.run.alerts.episode(info.get("reward_terms", {}), ep["r"])
-        episode = self.run.counters["episodes"]
-        t = round(time.time() - self.run.monitor_t_start, 6)
-        logs["monitor"].append({"r": round(ep["r"], 6), "l": ep["l"], "t": t, "step": self.num_timesteps,
-                                "result": ep["result"], "opponent": ep["opponent"]})  # fmt: skip
-        if not self.run.config["training"]["debug_csvs"]:
-            return
-        step = self.num_timesteps
-        terms = info.get("reward_terms", {})
-        logs["reward_breakdown"].append({"step": step, "episode": episode, "opponent": ep["opponent"],
-                                         **{k: round(v, 6) for k, v in terms.items()},
-                                         "total": round(ep["r"], 6)})  # fmt: skip
-        seconds = ep["l"] / P.FPS
-        logs["behavior_metrics"].append({
-            "step": step, "episode": episode, "opponent": ep["opponent"], "result": ep["result"],
-            "damage_dealt": round(ep["damage_dealt"], 3), "damage_taken": round(ep["damage_taken"], 3),
-            "damage_ratio": round(ep["damage_dealt"] / max(ep["damage_taken"], 1.0), 4),
-            "knockouts": ep["knockouts"], "falls": ep["falls"], "weapon_pickups": ep["weapon_pickups"],
-            "weapon_drops": ep["weapon_drops"], "combos": ep["combos"],
-            "survival_s": round(seconds / max(ep["falls"], 1), 3), "attack_rate": round(attack_frames / ep["l"], 4),
-        })  # fmt: skip
-
-
-class ProgressLineCallback(BaseCallback):
-    """A plain progress line every few seconds, for logs under nohup (no terminal, no bar)."""
-
-    def __init__(self, total_timesteps: int, interval_s: float, action_repeat: int = 1):
-        super().__init__()
-        self.total = total_timesteps
-        self.interval = interval_s
-        self.action_repeat = action_repeat  # game frames per step
-        self._last = 0.0
-        self._t0 = self._steps0 = None
-
-    def _on_step(self) -> bool:
-        now = time.monotonic()
-        if self._t0 is None:
-            self._t0, self._steps0, self._last = now, self.num_timesteps, now
-        if now - self._last >= self.interval:
-            self._last = now
-            sps = (self.num_timesteps - self._steps0) / max(now - self._t0, 1e-9)
-            eta = (self.total - self.num_timesteps) / max(sps, 1e-9)
-            frames = f" ({sps * self.action_repeat:,.0f} frames/s)" if self.action_repeat > 1 else ""
-            log.info("step %s/%s (%.1f%%) | %s steps/s%s | ETA %s", f"{self.num_timesteps:,}", f"{self.total:,}",
-                     100 * self.num_timesteps / self.total, f"{sps:,.0f}", frames, _clock(eta))  # fmt: skip
-        return True
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
 class RolloutBoundaryCallback(BaseCallback):
     """The trainer's safe point: the start of each rollout, right after a PPO update.
 
@@ -1540,11 +935,7 @@ class RolloutBoundaryCallback(BaseCallback):
 
     def _on_rollout_start(self) -> None:
         run = self.run
-        optimizer = self.model.policy.optimizer
-        if isinstance(optimizer, GuardedAdam):
-            before, after = optimizer.pop_norms()
-            self.logger.record("train/grad_norm_before_clip", before)
-            self.logger.record("train/grad_norm_after_clip", after)
+        record_grad_norms(self.model.policy.optimizer, self.logger)
         steps = self.model.num_timesteps
         run.apply_schedules(steps)
         self.logger.record("train/ent_coef", float(self.model.ent_coef))
@@ -1567,149 +958,6 @@ class RolloutBoundaryCallback(BaseCallback):
             self.run.save_checkpoint(self.run.captured["model"]["num_timesteps"], self.run.captured)
             self.stopping = True
         return not self.stopping
-
-
-EVAL_COLUMNS = ["step", "opponent", "matches", "win_rate", "draw_rate", "loss_rate", "damage_ratio",
-                "knockouts_per_match", "falls_per_match", "weapon_pickups_per_match", "mean_survival_s", "avg_reward"]
-STRATEGY_COLUMNS = ["step", "latent_mean", "latent_std", "attention_entropy", "latent_drift", "episodes"]
-
-
-def eval_opponent_names(config: dict) -> list[str]:
-    chosen = config["eval"]["opponents"]
-    return agent_names() if chosen == "roster" else list(chosen)
-
-
-def evaluate_agent(agent: Agent, opponent_names: list[str], matches_per_opponent: int, max_timesteps: int,
-                   seed: int = 0) -> list:  # fmt: skip
-    """The agent against each named opponent, every match batched in one engine.
-
-    Opponents are seeded from ``seed``, so an evaluation repeats exactly. Each
-    returned EvalRow also carries ``results`` (the agent's win/draw/loss list).
-    """
-    from environment.evaluation import play_vs_opponents, result_list, summarize
-    from environment.rewards import default_reward_manager
-
-    opponents = {name: make_agent(name, seed=seed + i) for i, name in enumerate(opponent_names)}
-    played = play_vs_opponents(agent, opponents, matches_per_opponent, max_timesteps, seed=seed,
-                               reward_manager=default_reward_manager())  # fmt: skip
-    rows = []
-    for name, matches in played.items():
-        row = summarize(name, matches)
-        row.results = result_list(matches)  # type: ignore[attr-defined]
-        rows.append(row)
-    return rows
-
-
-def _eval_csv_row(row) -> dict[str, Any]:
-    d = row.to_dict()
-    return {k: (round(d[k], 4) if isinstance(d[k], float) else d[k]) for k in EVAL_COLUMNS if k != "step"}
-
-
-class StrategyStats:
-    """Per-rollout statistics of the strategy encoder, for strategy_analysis.csv.
-
-    Reads the latent and pooling weights the extractor computed for each rollout
-    step; drift is the distance between an env's mean latent over one episode and
-    over its previous episode.
-    """
-
-    def __init__(self, n_envs: int):
-        self.episode_sum: np.ndarray | None = None
-        self.episode_len = np.zeros(n_envs)
-        self.previous_mean: np.ndarray | None = None
-        self.reset_rollout()
-
-    def reset_rollout(self) -> None:
-        self.values: list[np.ndarray] = []
-        self.entropies: list[float] = []
-        self.drifts: list[float] = []
-
-    def add(self, extractor, dones: np.ndarray) -> None:
-        latent = extractor.last_latent
-        if latent is None or latent.shape[0] != len(dones):
-            return
-        latent = latent.float().cpu().numpy()
-        weights = extractor.last_pool_weights.float().cpu().numpy()
-        self.values.append(latent)
-        self.entropies.append(float(-(weights * np.log(weights + 1e-12)).sum(axis=1).mean()))
-        if self.episode_sum is None:
-            self.episode_sum = np.zeros_like(latent)
-            self.previous_mean = np.full_like(latent, np.nan)
-        self.episode_sum += latent
-        self.episode_len += 1
-        for i in np.flatnonzero(dones):
-            mean = self.episode_sum[i] / max(self.episode_len[i], 1)
-            if not np.isnan(self.previous_mean[i]).any():
-                self.drifts.append(float(np.linalg.norm(mean - self.previous_mean[i])))
-            self.previous_mean[i] = mean
-            self.episode_sum[i] = 0.0
-            self.episode_len[i] = 0
-
-    def row(self, step: int) -> dict[str, Any] | None:
-        if not self.values:
-            return None
-        values = np.concatenate(self.values)
-        row = {"step": step, "latent_mean": round(float(values.mean()), 5), "latent_std": round(float(values.std()), 5),
-               "attention_entropy": round(float(np.mean(self.entropies)), 5),
-               "latent_drift": round(float(np.mean(self.drifts)), 5) if self.drifts else "",
-               "episodes": len(self.drifts)}  # fmt: skip
-        self.reset_rollout()
-        return row
-
-
-class SanityAlerts:
-    """Checks that catch a run going wrong; each alert goes to the log and alerts.csv.
-
-    - a reward term that never fired over the last ``eval.alert_window`` episodes
-    - a flat total reward (no variation over that window)
-    - non-finite losses (also stops the run: see DivergenceError)
-    - entropy collapse (policy entropy below ``eval.entropy_floor``)
-    - CUDA present but unused
-    - self-play snapshots that exist but were never played
-    """
-
-    def __init__(self, run: TrainingRun):
-        self.run = run
-        self.window = run.config["eval"]["alert_window"]
-        self.term_fired: dict[str, list[bool]] = {}
-        self.returns: list[float] = []
-        self.raised: set[str] = set()
-
-    def episode(self, terms: dict[str, float], total: float) -> None:
-        for name, value in terms.items():
-            history = self.term_fired.setdefault(name, [])
-            history.append(value != 0.0)
-            del history[: -self.window]
-        self.returns.append(total)
-        del self.returns[: -self.window]
-
-    def raise_alert(self, step: int, kind: str, detail: str) -> None:
-        key = f"{kind}:{detail}"
-        if key in self.raised:
-            return
-        self.raised.add(key)
-        log.warning("ALERT %s: %s", kind, detail)
-        self.run.logs["alerts"].append({"step": step, "alert": kind, "detail": detail})
-
-    def check(self, step: int) -> None:
-        for name, fired in self.term_fired.items():
-            if len(fired) >= self.window and not any(fired):
-                self.raise_alert(step, "reward_term_never_fires",
-                                 f"reward term {name!r} was 0 in each of the last {self.window} episodes")  # fmt: skip
-        if len(self.returns) >= self.window and float(np.std(self.returns)) < 1e-6:
-            self.raise_alert(step, "flat_reward", f"episode reward stuck at {self.returns[-1]:.4g}")
-        logger = getattr(self.run.model, "_logger", None)  # set once learning starts
-        entropy = logger.name_to_value.get("train/entropy_loss") if logger is not None else None
-        floor = self.run.config["eval"]["entropy_floor"]
-        if entropy is not None and -entropy < floor:
-            self.raise_alert(step, "entropy_collapse", f"policy entropy {-entropy:.3f} < {floor}")
-        if torch.cuda.is_available() and self.run.device.type != "cuda":
-            self.raise_alert(step, "cuda_unused", f"a CUDA GPU is present but training runs on {self.run.device}")
-        first = self.run.counters.get("episodes_at_first_snapshot")
-        since = self.run.counters["episodes"] - first if first is not None else 0
-        if since >= 50 and self.run.self_play.served == 0 and self.run.opponents_use_self_play():
-            self.raise_alert(step, "snapshots_never_loaded",
-                             f"{since} episodes since the first snapshot and none played a snapshot")  # fmt: skip
 
 
 def opponent_priority(weighting: dict, win_rate: float) -> float:
@@ -1735,26 +983,30 @@ def run_exploiter_phase(run: TrainingRun, steps: int) -> bool:
     The phase runs on its own env and model and restores every random stream
     afterwards, so the main run continues exactly as it would have.
     """
-    from environment.evaluation import play_vs_opponents, result_list
-
-    ex, config = run.config["controls"]["exploiter"], run.config
+    config = run.config
+    ex = config["controls"]["exploiter"]
     run.counters["exploiter_at"] = run.model._n_updates
-    saved_rng = _rng_state()
+    saved_rng = rng_state()
     t0 = time.monotonic()
     try:
         main = snapshot_agent(run.model, config["agent"], run.device)
-        venv = BrawlVecEnv(config["env"]["n_envs"], opponents=OpponentsCfg({"main": (1.0, main)}),
-                           action_repeat=config["agent"]["action_repeat"],
-                           reward_manager=build_reward_manager(config["reward"]),
-                           max_timesteps=config["env"]["max_timesteps"], seed=config["training"]["seed"] + steps)
+        venv = BrawlVecEnv(
+            config["env"]["n_envs"],
+            opponents=OpponentsCfg({"main": (1.0, main)}),
+            action_repeat=config["agent"]["action_repeat"],
+            reward_manager=build_reward_manager(config["reward"]),
+            max_timesteps=config["env"]["max_timesteps"],
+            seed=config["training"]["seed"] + steps,
+        )
         env, _ = wrap_training_env(venv, config)
         exploiter = build_model(config, env, run.device)
         if ex["init"] == "fork":
             exploiter.policy.load_state_dict(run.model.policy.state_dict())
         exploiter.learn(ex["steps"])
         candidate = snapshot_agent(exploiter, config["agent"], run.device)
-        played = play_vs_opponents(candidate, {"main": main}, ex["eval_matches"], config["eval"]["max_timesteps"],
-                                   seed=steps)  # fmt: skip
+        played = play_vs_opponents(
+            candidate, {"main": main}, ex["eval_matches"], config["eval"]["max_timesteps"], seed=steps
+        )
         results = result_list(played["main"])
         win_rate = results.count("win") / len(results)
         admitted = admit_exploiter(win_rate, ex["win_threshold"])
@@ -1763,68 +1015,24 @@ def run_exploiter_phase(run: TrainingRun, steps: int) -> bool:
             save_checkpoint_pair(exploiter, path, config["agent"])
             run.self_play.extra_snapshots.append(path)
             run.self_play.add_loaded(path, candidate)
-        run.logs["exploiters"].append({"step": steps, "win_rate": round(win_rate, 4), "admitted": admitted,
-                                       "path": path.name if admitted else ""})  # fmt: skip
-        log.info("Exploiter at step %s: won %.0f%% against main in %.0f s -> %s", f"{steps:,}", 100 * win_rate,
-                 time.monotonic() - t0, "joins the pool" if admitted else "not admitted")  # fmt: skip
+        run.logs["exploiters"].append(
+            {"step": steps, "win_rate": round(win_rate, 4), "admitted": admitted, "path": path.name if admitted else ""}
+        )
+        log.info(
+            "Exploiter at step %s: won %.0f%% against main in %.0f s -> %s",
+            f"{steps:,}",
+            100 * win_rate,
+            time.monotonic() - t0,
+            "joins the pool" if admitted else "not admitted",
+        )
         return admitted
     finally:
-        _set_rng_state(saved_rng)
+        set_rng_state(saved_rng)
 
 
 # ==================================================================================
-# === Training loop ===
+# === The training run ===
 # ==================================================================================
-LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
-
-
-def setup_logging(run_dir: Path | None = None) -> None:
-    """Log to stdout and, when a run folder is given, to its training.log (appending).
-
-    Python warnings (low disk space, a skipped damaged checkpoint) go to the same place.
-    """
-    logging.captureWarnings(True)
-    root = logging.getLogger()
-    root.setLevel(logging.INFO)
-    for handler in list(root.handlers):
-        if getattr(handler, "_brawl", False):
-            root.removeHandler(handler)
-            handler.close()
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
-    if run_dir is not None:
-        handlers.append(logging.FileHandler(run_dir / "training.log", mode="a"))
-    for handler in handlers:
-        handler.setFormatter(logging.Formatter(LOG_FORMAT, "%H:%M:%S"))
-        handler._brawl = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
-
-
-def config_table(config: dict, prefix: str = "") -> list[tuple[str, str]]:
-    rows: list[tuple[str, str]] = []
-    for key, value in config.items():
-        if isinstance(value, dict) and key not in ("opponents", "net_arch"):
-            rows += config_table(value, f"{prefix}{key}.")
-        else:
-            rows.append((f"{prefix}{key}", json.dumps(value, default=list)))
-    return rows
-
-
-def log_config(config: dict) -> None:
-    rows = config_table(config)
-    width = max(len(k) for k, _ in rows)
-    log.info("Resolved config:\n%s", "\n".join(f"  {k:<{width}}  {v}" for k, v in rows))
-
-
-def load_config_json(path: Path) -> dict:
-    """A saved config; a corrupt file gets a clear message naming it."""
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); it may be corrupt") from None
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -1839,28 +1047,38 @@ def make_training_venv(config: dict, opponents: OpponentsCfg, reward_manager):
     """The matches the learner plays: a BrawlVecEnv, or a WorkerVecEnv when env.workers > 1."""
     env, a, seed = config["env"], config["agent"], config["training"]["seed"]
     if env["workers"] == 1:
-        return BrawlVecEnv(env["n_envs"], opponents=opponents, reward_manager=reward_manager,
-                           action_repeat=a["action_repeat"], max_timesteps=env["max_timesteps"], seed=seed)  # fmt: skip
-    from environment.worker_vec_env import WorkerVecEnv
-
+        return BrawlVecEnv(
+            env["n_envs"],
+            opponents=opponents,
+            reward_manager=reward_manager,
+            action_repeat=a["action_repeat"],
+            max_timesteps=env["max_timesteps"],
+            seed=seed,
+        )
     bots = {name: (weight, entry) for name, (weight, entry) in opponents.opponents.items() if isinstance(entry, str)}
     log.info("Stepping %d matches in %d worker processes", env["n_envs"], env["workers"])
     return WorkerVecEnv.for_scripted_opponents(
-        env["n_envs"], env["workers"], bots, functools.partial(build_reward_manager, config["reward"]),
-        max_timesteps=env["max_timesteps"], seed=seed, action_repeat=a["action_repeat"])  # fmt: skip
+        env["n_envs"],
+        env["workers"],
+        bots,
+        functools.partial(build_reward_manager, config["reward"]),
+        max_timesteps=env["max_timesteps"],
+        seed=seed,
+        action_repeat=a["action_repeat"],
+    )
 
 
 class TrainingRun:
-    """Everything one training run owns: env, model, self-play, logs and checkpoints."""
+    """One training run: the env, model and self-play pool built from the config (the recipe), and
+    what it keeps on the way: logs (user/monitoring.py), checkpoints and resume state (user/resume.py)."""
 
     def __init__(self, config: dict, run_dir: Path, device: torch.device):
-        from environment.checkpoints import CheckpointManifest, CsvLog, DiskGuard
-
         self.config, self.run_dir, self.device = config, run_dir, device
         self.stop_flag = StopFlag()
         tr = config["training"]
         self.save_handler, self.self_play, self.opponents = build_self_play_components(
-            config, run_dir, device, mode="resume")  # fmt: skip
+            config, run_dir, device, mode="resume"
+        )
         self.reward_manager = build_reward_manager(config["reward"])
         self.venv = make_training_venv(config, self.opponents, self.reward_manager)
         # A snapshot that a running match plays is kept past max_saved until that match ends,
@@ -1869,19 +1087,15 @@ class TrainingRun:
         self.env, self.history = wrap_training_env(self.venv, config)
         self.model = build_model(config, self.env, device, tensorboard_log=_tensorboard_dir(run_dir))
         self.manifest = CheckpointManifest(run_dir)
-        from environment.checkpoints import remove_stale_temp_files
-
         for stale in remove_stale_temp_files(run_dir):
             log.warning("Removed %s, left by an interrupted write", stale.name)
         self.disk_guard = DiskGuard(run_dir, min_free_bytes=int(tr["min_free_gb"] * 2**30))
-        self.monitor_t_start = time.time()
-        self.logs = self._open_logs(CsvLog)
+        self.monitor_t_start = monitor_start_time(run_dir)
+        self.logs = open_run_logs(run_dir, config, self.reward_manager.term_names, self.monitor_t_start)
         self.metrics = MetricsRecorder(self.logs["metrics"])
         self.next_eval = config["eval"]["eval_freq"]
         self.last_saved_step = -1
         self.counters: dict[str, Any] = {"episodes": 0, "attack_frames": np.zeros(self.venv.num_envs, np.int64)}
-        from environment.evaluation import EloRatings
-
         self.ratings = EloRatings()
         self.eval_history: list[dict[str, Any]] = []  # win rate per opponent per evaluation
         self.alerts = SanityAlerts(self)
@@ -1891,80 +1105,17 @@ class TrainingRun:
         self.bot_share = {n: w for n, (w, e) in self.opponents.opponents.items() if isinstance(e, str)}
         self.captured: dict[str, Any] | None = None
 
-    def _open_logs(self, csv_log) -> dict[str, Any]:
-        monitor = self.run_dir / "monitor.csv"
-        if monitor.exists():  # a resumed run keeps the first session's clock, so `t` keeps growing
-            try:
-                self.monitor_t_start = json.loads(monitor.open().readline().lstrip("#"))["t_start"]
-            except (ValueError, KeyError):
-                log.warning("%s has no readable t_start line; times restart at 0", monitor)
-        comment = "#" + json.dumps({"t_start": self.monitor_t_start, "env_id": "WarehouseBrawl-BrawlVecEnv"})
-        terms = self.reward_manager.term_names
-        logs = {
-            "monitor": csv_log(self.run_dir / "monitor.csv", MONITOR_COLUMNS, comment_line=comment),
-            "metrics": csv_log(self.run_dir / "metrics.csv", METRIC_COLUMNS),
-        }
-        logs["evaluation"] = csv_log(self.run_dir / "evaluation_results.csv", EVAL_COLUMNS)
-        logs["ratings"] = csv_log(self.run_dir / "ratings.csv", ["step", "name", "rating", "games"])
-        logs["alerts"] = csv_log(self.run_dir / "alerts.csv", ["step", "alert", "detail"])
-        if self.config["controls"]["opponent_weighting"]["mode"] != "off":
-            logs["opponent_weights"] = csv_log(self.run_dir / "opponent_weights.csv",
-                                               ["step", "opponent", "weight", "win_rate"])  # fmt: skip
-        if self.config["controls"]["exploiter"]["every_updates"]:
-            logs["exploiters"] = csv_log(self.run_dir / "exploiters.csv", ["step", "win_rate", "admitted", "path"])
-        logs["strategy"] = csv_log(self.run_dir / "strategy_analysis.csv", STRATEGY_COLUMNS)
-        if self.config["training"]["debug_csvs"]:
-            logs["reward_breakdown"] = csv_log(self.run_dir / "reward_breakdown.csv",
-                                               ["step", "episode", "opponent", *terms, "total"])  # fmt: skip
-            logs["behavior_metrics"] = csv_log(self.run_dir / "behavior_metrics.csv", BEHAVIOR_COLUMNS)
-        return logs
-
     # --- checkpoints --------------------------------------------------------------------
     def save_checkpoint(self, steps: int, state: dict[str, Any] | None = None) -> Path | None:
-        """Write the checkpoint pair plus its resume state, record them, and prune old snapshots.
-
-        ``state`` is the training state captured at the same step (a fresh
-        capture by default). The policy is checked for non-finite values first:
-        a diverged policy is never written.
-        """
-        from environment.checkpoints import save_state_tree
-
-        if steps == self.last_saved_step:
-            return None
-        previous = self.save_handler.latest()
-        expected = sum(f.stat().st_size for f in snapshot_files(previous) if f.exists()) if previous else 0
-        if not self.disk_guard.ok_to_save(expected):
-            log.warning("Skipping the snapshot at step %s: free disk space is below the threshold", f"{steps:,}")
-            return None
-        self.check_finite("refusing to write a checkpoint")
-        zip_path = self.save_handler.snapshot_path(steps)
-        files = save_checkpoint_pair(self.model, zip_path, self.config["agent"])
-        stem = zip_path.with_name(zip_path.name.removesuffix(".zip") + "_state")
-        state = state if state is not None else self.capture_state()
-        files += save_state_tree(stem, state)
-        # The snapshots this checkpoint's matches play: kept on disk as long as this checkpoint is.
-        uses = sorted({k.removeprefix("snapshot:") for k in state["env"]["opponent_keys"] if k.startswith("snapshot:")})
-        self.manifest.record(steps, files, extra={"uses": uses})
-        self.self_play.add_loaded(zip_path, snapshot_agent(self.model, self.config["agent"], self.device))
-        for doomed in self.save_handler.record(zip_path):
-            self.manifest.remove(_steps_of(doomed))
-        self.last_saved_step = steps
-        self.counters.setdefault("episodes_at_first_snapshot", self.counters["episodes"])
-        log.info("Saved checkpoint %s", zip_path.name)
-        return zip_path
+        """Write the checkpoint of ``steps`` (with ``state``, captured at that step) unless already written."""
+        return save_checkpoint(self, steps, state)
 
     def _keep_snapshot(self, path: Path) -> bool:
-        """Past max_saved, keep a snapshot that a match plays (now, or in the saved state of a kept
-        checkpoint, so that checkpoint still resumes) or one of the best-rated."""
-        if path.name in self.venv.snapshots_in_use():
-            return True
-        for step in self.manifest.steps():
-            if path.name in self.manifest.entry(step).get("extra", {}).get("uses", []):
-                return True
-        keep_best = max(1, self.config["training"]["max_saved"] // 5)
-        on_disk = {p.name.removesuffix("_steps.zip") for p in self.save_handler.history}
-        rated = sorted(((r, n) for n, r, _ in self.ratings.table() if n in on_disk), reverse=True)
-        return path.name.removesuffix("_steps.zip") in {n for _, n in rated[:keep_best]}
+        return keep_snapshot(self, path)
+
+    def snapshot_agent(self, model=None) -> TransformerStrategyAgent:
+        """An in-memory copy of the current policy (or ``model``'s) as an opponent or to evaluate."""
+        return snapshot_agent(model or self.model, self.config["agent"], self.device)
 
     def check_finite(self, consequence: str = "stopping") -> None:
         bad = [name for name, p in self.model.policy.named_parameters() if not torch.isfinite(p).all()]
@@ -1972,119 +1123,17 @@ class TrainingRun:
             raise DivergenceError(f"non-finite parameters ({', '.join(bad[:3])}); {consequence}")
 
     def capture_state(self) -> dict[str, Any]:
-        """Everything beyond the weights that a resumed run needs to continue exactly."""
-        model = self.model
-        state: dict[str, Any] = {
-            "model": {"num_timesteps": int(model.num_timesteps), "n_updates": int(model._n_updates),
-                      "episode_num": int(model._episode_num), "last_obs": np.array(model._last_obs),
-                      "last_episode_starts": np.array(model._last_episode_starts)},
-            "rng": _rng_state(),
-            "env": self.venv.get_state(),
-            "self_play": self.self_play.get_state(),
-            "trainer": {"next_eval": self.next_eval, "episodes": self.counters["episodes"],
-                        "episodes_at_first_snapshot": self.counters.get("episodes_at_first_snapshot"),
-                        "attack_frames": self.counters["attack_frames"].copy(),
-                        "ratings": self.ratings.to_dict(), "eval_history": self.eval_history,
-                        "exploiter_at": self.counters.get("exploiter_at"),
-                        "ep_info_buffer": list(model.ep_info_buffer or []),
-                        "opponent_weights": {n: w for n, (w, _) in self.opponents.opponents.items()},
-                        "snapshot_win_rates": [[p.name, x] for p, x in self.snapshot_win_rates.items()]},
-        }
-        lstm = getattr(model, "_last_lstm_states", None)
-        if lstm is not None:
-            state["model"]["lstm"] = [t.detach().cpu().numpy().copy() for t in (*lstm.pi, *lstm.vf)]
-        if self.history is not None:
-            state["history"] = self.history.get_state()
-        if hasattr(self.reward_manager, "alpha"):
-            state["trainer"]["curriculum_alpha"] = self.reward_manager.alpha
-        return state
+        """Everything beyond the weights that a resumed run needs to continue exactly (RESUME_SCHEMA)."""
+        return capture_state(self)
 
     def restore(self) -> int:
-        """Continue from the newest checkpoint that verifies; returns its step.
-
-        A truncated or altered newest checkpoint is reported and the previous
-        good one is used. With none valid, it stops: never a silent fresh start.
-        """
-        from environment.checkpoints import CheckpointError, load_state_tree, set_parameters_safely
-
-        found = self.manifest.latest_valid()
-        if found is None:
-            raise CheckpointError(f"{self.run_dir} has no valid checkpoint to resume from (manifest.json lists none "
-                                  "that verify); refusing to start from scratch")  # fmt: skip
-        step, files = found
-        zip_path = next(f for f in files if f.name.endswith(".zip"))
-        set_parameters_safely(self.model, zip_path)
-        state = load_state_tree(zip_path.with_name(zip_path.name.removesuffix(".zip") + "_state"))
-        self._restore_model(state["model"])
-        self.save_handler.history = [p for p in self.save_handler.history
-                                     if _steps_of(p) <= step and self._verifies(_steps_of(p))]  # fmt: skip
-        self.venv.set_state(state["env"])
-        if "history" in state:
-            self.history.set_state(state["history"])
-        self.self_play.set_state(state["self_play"])
-        trainer = state["trainer"]
-        self.next_eval = trainer["next_eval"]
-        self.counters["episodes"] = trainer["episodes"]
-        self.counters["attack_frames"][:] = trainer["attack_frames"]
-        if trainer["episodes_at_first_snapshot"] is not None:
-            self.counters["episodes_at_first_snapshot"] = trainer["episodes_at_first_snapshot"]
-        from environment.evaluation import EloRatings
-
-        self.ratings = EloRatings.from_dict(trainer["ratings"])
-        self.eval_history = list(trainer["eval_history"])
-        self.counters["exploiter_at"] = trainer["exploiter_at"]
-        from collections import deque
-
-        # .get: state written before this field existed still resumes (logging only)
-        window = self.model._stats_window_size
-        self.model.ep_info_buffer = deque(trainer.get("ep_info_buffer", []), maxlen=window)
-        self.model.ep_success_buffer = deque(maxlen=window)  # SB3 creates both or neither
-        self._set_opponent_weights(trainer["opponent_weights"])
-        self.snapshot_win_rates = {self.self_play.path_for_name(n): x for n, x in trainer["snapshot_win_rates"]}
-        if "curriculum_alpha" in trainer:
-            self.reward_manager.alpha = trainer["curriculum_alpha"]
-        _set_rng_state(state["rng"])
-        for csv in self.logs.values():
-            csv.drop_rows_after("step", step)
-        self.metrics._last_step = step
-        self.last_saved_step = step
-        self.save_handler.last_save_step = step  # a damaged newer file must not delay the next save
-        return step
-
-    def _verifies(self, step: int) -> bool:
-        """A damaged snapshot stays on disk (it is the user's) but leaves the opponent pool."""
-        from environment.checkpoints import CheckpointError
-
-        if step not in self.manifest.steps():
-            return False
-        try:
-            self.manifest.verify(step)
-            return True
-        except CheckpointError as exc:
-            log.warning("Leaving a damaged snapshot out of the opponent pool: %s", exc)
-            return False
-
-    def _restore_model(self, saved: dict[str, Any]) -> None:
-        from sb3_contrib.common.recurrent.type_aliases import RNNStates
-
-        model = self.model
-        model.num_timesteps = saved["num_timesteps"]
-        model._n_updates = saved["n_updates"]
-        model._episode_num = saved["episode_num"]
-        model._last_obs = saved["last_obs"]
-        model._last_episode_starts = saved["last_episode_starts"]
-        if "lstm" in saved:
-            t = [torch.as_tensor(a, device=self.device) for a in saved["lstm"]]
-            model._last_lstm_states = RNNStates((t[0], t[1]), (t[2], t[3]))
+        """Continue from the newest checkpoint that verifies; returns its step (user/resume.py)."""
+        return restore_latest(self)
 
     def finish_update_metrics(self) -> None:
         """The last update's metrics row (no rollout follows it to trigger the usual one)."""
-        optimizer = self.model.policy.optimizer
         logger = self.model.logger
-        if isinstance(optimizer, GuardedAdam):
-            before, after = optimizer.pop_norms()
-            logger.record("train/grad_norm_before_clip", before)
-            logger.record("train/grad_norm_after_clip", after)
+        record_grad_norms(self.model.policy.optimizer, logger)
         logger.record("train/ent_coef", float(self.model.ent_coef))
         if isinstance(self.self_play, SelfPlayRandom):
             logger.record("selfplay/temperature", self.self_play.temperature)
@@ -2096,47 +1145,10 @@ class TrainingRun:
         return steps >= self.next_eval
 
     def evaluate(self, steps: int) -> list[dict[str, Any]]:
-        """Play the whole scripted roster (batched), log the results, ratings and plot."""
-        ev = self.config["eval"]
-        self.next_eval = (steps // ev["eval_freq"] + 1) * ev["eval_freq"]
-        t0 = time.monotonic()
-        agent = snapshot_agent(self.model, self.config["agent"], self.device)
-        rows = evaluate_agent(agent, eval_opponent_names(self.config), ev["matches_per_opponent"],
-                              ev["max_timesteps"], seed=steps)  # fmt: skip
-        self.logs["evaluation"].append_many([{"step": steps, **_eval_csv_row(r)} for r in rows])
-        self._rate(f"rl_model_{steps}", agent, rows, steps)
-        self.eval_history.append({"step": steps, **{r.opponent: r.win_rate for r in rows}})
-        self.reweight_opponents(steps, {r.opponent: r.win_rate for r in rows}, self.snapshot_win_rates)
-        from environment.evaluation import format_table, plot_training_curves, success_table
+        """Play the scripted roster (batched); log results, ratings and the plot (user/monitoring.py)."""
+        return evaluate_run(self, steps)
 
-        log.info("Evaluation at step %s (%.1f s):\n%s", f"{steps:,}", time.monotonic() - t0,
-                 format_table([_eval_csv_row(r) for r in rows]))  # fmt: skip
-        log.info("Success criteria:\n%s", format_table(success_table(rows)))
-        based = next((r.win_rate for r in rows if r.opponent == "based"), None)
-        if based is not None and isinstance(self.reward_manager, CurriculumRewardScheduler):
-            log.info("Curriculum: sparse reward weight now %.2f", self.reward_manager.update(based))
-        self.alerts.check(steps)
-        plot_training_curves(self.run_dir)
-        return [_eval_csv_row(r) for r in rows]
-
-    def _rate(self, name: str, agent: Agent, rows, steps: int) -> None:
-        """Elo from this evaluation's matches, plus a few against the newest snapshots."""
-        for row in rows:
-            self.ratings.update_from_results(name, row.opponent, row.results)  # type: ignore[attr-defined]
-        ev = self.config["eval"]
-        recent = [p for p in self.save_handler.history if p.exists()][-ev["snapshot_opponents"]:]
-        if recent:
-            from environment.evaluation import play_vs_opponents, result_list
-
-            opponents = {p.name.removesuffix("_steps.zip"): self.self_play.agent_for_path(p) for p in recent}
-            played = play_vs_opponents(agent, opponents, ev["snapshot_matches"], ev["max_timesteps"], seed=steps)
-            for path, (opponent, matches) in zip(recent, played.items(), strict=True):
-                results = result_list(matches)
-                self.ratings.update_from_results(name, opponent, results)
-                self.snapshot_win_rates[path] = results.count("win") / len(results)
-        self.logs["ratings"].append_many(
-            [{"step": steps, "name": n, "rating": round(r, 2), "games": g} for n, r, g in self.ratings.table()])
-
+    # --- controls -------------------------------------------------------------------------
     def apply_schedules(self, steps: int) -> None:
         """Entropy coefficient and self-play temperature for the coming rollout (lr and clip: SB3)."""
         schedules = self.config["controls"]["schedules"]
@@ -2146,8 +1158,9 @@ class TrainingRun:
             self.self_play.temperature = schedule_value(schedules["self_play_temperature"], progress, 0.0)
             self.model.logger.record("selfplay/temperature", self.self_play.temperature)
 
-    def reweight_opponents(self, steps: int, win_rates: dict[str, float],
-                           snapshot_win_rates: dict[Path, float]) -> None:  # fmt: skip
+    def reweight_opponents(
+        self, steps: int, win_rates: dict[str, float], snapshot_win_rates: dict[Path, float]
+    ) -> None:
         """Adaptive / PFSP opponent weights from the latest evaluation (controls.opponent_weighting)."""
         w = self.config["controls"]["opponent_weighting"]
         if w["mode"] == "off":
@@ -2157,15 +1170,22 @@ class TrainingRun:
         raw = {name: opponent_priority(w, win_rates.get(entry, 0.5)) for name, entry in bots.items()}
         total = sum(raw.values())
         new = {name: share * value / total for name, value in raw.items()}
-        self._set_opponent_weights(new)
+        self.set_opponent_weights(new)
         if w["mode"].startswith("pfsp"):
             self.self_play.snapshot_weights = {p: opponent_priority(w, x) for p, x in snapshot_win_rates.items()}
-        self.logs["opponent_weights"].append_many(
-            [{"step": steps, "opponent": name, "weight": round(new[name], 5),
-              "win_rate": round(win_rates.get(bots[name], float("nan")), 4)} for name in new])  # fmt: skip
+        rows = [
+            {
+                "step": steps,
+                "opponent": name,
+                "weight": round(w, 5),
+                "win_rate": round(win_rates.get(bots[name], math.nan), 4),
+            }
+            for name, w in new.items()
+        ]
+        self.logs["opponent_weights"].append_many(rows)
         log.info("Opponent weights: %s", ", ".join(f"{n} {v:.3f}" for n, v in new.items()))
 
-    def _set_opponent_weights(self, weights: dict[str, float]) -> None:
+    def set_opponent_weights(self, weights: dict[str, float]) -> None:
         # The run's OpponentsCfg is the env's own in one process; worker processes hold copies.
         self.opponents.set_weights(weights)
         self.venv.set_opponent_weights(weights)
@@ -2184,30 +1204,7 @@ class TrainingRun:
         self.venv.close()  # stops worker processes, if any
 
 
-def _rng_state() -> dict[str, Any]:
-    version, mt_state, gauss = random.getstate()
-    _, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {"python": [version, list(mt_state), gauss], "numpy": {"keys": keys.copy(), "pos": int(pos),
-             "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
-             "torch": torch.get_rng_state().numpy().copy()}  # fmt: skip
-    if torch.cuda.is_available():
-        state["cuda"] = [s.numpy().copy() for s in torch.cuda.get_rng_state_all()]
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    version, mt_state, gauss = state["python"]
-    random.setstate((version, tuple(mt_state), gauss))
-    n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"], n["pos"], n["has_gauss"], n["cached_gaussian"]))
-    torch.set_rng_state(torch.as_tensor(state["torch"], dtype=torch.uint8))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([torch.as_tensor(s, dtype=torch.uint8) for s in state["cuda"]])
-
-
 def _tensorboard_dir(run_dir: Path) -> str | None:
-    import importlib.util
-
     return str(run_dir / "tensorboard") if importlib.util.find_spec("tensorboard") else None
 
 
@@ -2223,22 +1220,32 @@ def run_training_loop(config: dict, run_dir: Path | None = None, progress: bool 
 
     Importable, so tests can call it with a tiny config.
     """
+    run = start_run(config, run_dir)
+    _learn(run, progress)
+    _finish_run(run)
+    return run
+
+
+def start_run(config: dict, run_dir: Path | None = None) -> TrainingRun:
+    """A new run, ready to learn: its folder, log, config.json, seeds, device, env and model
+    (initialised from ``training.init_from`` when set)."""
     validate_config(config)
     tr = config["training"]
     run_dir = Path(run_dir) if run_dir else Path(tr["save_path"]) / (tr["run_name"] or default_run_name(config))
     if (run_dir / "manifest.json").exists() or any(run_dir.glob("rl_model_*_steps.zip")):
-        raise ConfigError(f"{run_dir} already holds checkpoints; continue it with --resume {run_dir}, "
-                          "or choose another --run-dir")  # fmt: skip
+        raise ConfigError(
+            f"{run_dir} already holds checkpoints; continue it with --resume {run_dir}, or choose another --run-dir"
+        )
     if tr["init_from"]:
         resolve_checkpoint(tr["init_from"])  # a wrong path fails before the run folder exists
     if (run_dir / "monitor.csv").exists():
-        raise ConfigError(f"{run_dir} holds the logs of a run that saved no checkpoint; move them away or choose "
-                          "another --run-dir (a new run would append to them)")  # fmt: skip
+        raise ConfigError(
+            f"{run_dir} holds the logs of a run that saved no checkpoint; move them away or choose "
+            "another --run-dir (a new run would append to them)"
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     setup_logging(run_dir)
     log_config(config)
-    from environment.checkpoints import atomic_write_text
-
     atomic_write_text(run_dir / "config.json", json.dumps(config, indent=2, default=list))
     seed_everything(tr["seed"])
     device = pick_device(tr["device"])
@@ -2249,8 +1256,6 @@ def run_training_loop(config: dict, run_dir: Path | None = None, progress: bool 
         load_policy_weights(run.model.policy, source, device)
         log.info("Initialised the policy from %s (weights only; optimizer starts fresh)", source)
     log.info("Run folder: %s", run_dir)
-    _learn(run, progress)
-    _finish_run(run)
     return run
 
 
@@ -2259,23 +1264,31 @@ def _finish_run(run: TrainingRun) -> None:
     if run.stop_flag:
         log.info("Stopped early: continue with  python user/train_agent.py --resume %s", run.run_dir)
         return
-    from environment.evaluation import plot_training_curves
-
     plot_training_curves(run.run_dir)
     if run.config["training"]["final_video"]:
         video = run.run_dir / "match_vs_based.mp4"
         agent = snapshot_agent(run.model, run.config["agent"], run.device)
         stats = run_eval_match(agent, "based", run.config["env"]["max_timesteps"], video)
-        log.info("Final match vs BasedAgent: %s (damage %.0f-%.0f, knockouts %d-%d) -> %s", stats.player_1.result,
-                 stats.player_1.damage_dealt, stats.player_2.damage_dealt, stats.player_1.knockouts,
-                 stats.player_2.knockouts, video.name)  # fmt: skip
-    log.info("Outputs in %s: checkpoints rl_model_<N>_steps.zip (+ _transformer_encoder.pth), monitor.csv, "
-             "metrics.csv, evaluation_results.csv, behavior_metrics.csv, reward_breakdown.csv, ratings.csv, "
-             "strategy_analysis.csv, alerts.csv, training_curves.png, config.json, training.log", run.run_dir)
+        log.info(
+            "Final match vs BasedAgent: %s (damage %.0f-%.0f, knockouts %d-%d) -> %s",
+            stats.player_1.result,
+            stats.player_1.damage_dealt,
+            stats.player_2.damage_dealt,
+            stats.player_1.knockouts,
+            stats.player_2.knockouts,
+            video.name,
+        )
+    log.info(
+        "Outputs in %s: checkpoints rl_model_<N>_steps.zip (+ _transformer_encoder.pth), monitor.csv, "
+        "metrics.csv, evaluation_results.csv, behavior_metrics.csv, reward_breakdown.csv, ratings.csv, "
+        "strategy_analysis.csv, alerts.csv, training_curves.png, config.json, training.log",
+        run.run_dir,
+    )
 
 
-def resume_training(run_dir: Path, overrides: list[str] | None = None, config_name: str | None = None,
-                    progress: bool | None = None) -> TrainingRun:  # fmt: skip
+def resume_training(
+    run_dir: Path, overrides: list[str] | None = None, config_name: str | None = None, progress: bool | None = None
+) -> TrainingRun:
     """Continue the run in ``run_dir`` from its newest valid checkpoint.
 
     ``overrides`` (``--set``) may change e.g. the total steps or the learning
@@ -2286,14 +1299,14 @@ def resume_training(run_dir: Path, overrides: list[str] | None = None, config_na
         raise ConfigError(f"--resume: run folder not found: {run_dir}")
     config = load_config_json(run_dir / "config.json")
     if config_name is not None and config_name != config.get("name"):
-        raise ConfigError(f"--config {config_name} conflicts with the run's config {config.get('name')!r} "
-                          f"({run_dir / 'config.json'}); drop --config to resume, or start a new run")  # fmt: skip
+        raise ConfigError(
+            f"--config {config_name} conflicts with the run's config {config.get('name')!r} "
+            f"({run_dir / 'config.json'}); drop --config to resume, or start a new run"
+        )
     saved = merge_config(_BASE_CONFIG, config)
     config = validate_config(apply_overrides(saved, overrides or []))
     _check_resumable_changes(saved, config)
     setup_logging(run_dir)
-    from environment.checkpoints import atomic_write_text
-
     atomic_write_text(run_dir / "config.json", json.dumps(config, indent=2, default=list))
     seed_everything(config["training"]["seed"])
     run = TrainingRun(config, run_dir, pick_device(config["training"]["device"]))
@@ -2314,9 +1327,11 @@ _FROZEN_ON_RESUME = ("agent.type", "agent.latent_dim", "agent.num_heads", "agent
 
 def _check_resumable_changes(saved: dict, new: dict) -> None:
     for dotted in _FROZEN_ON_RESUME:
-        if _lookup(saved, dotted) != _lookup(new, dotted):
-            raise ConfigError(f"--resume cannot change {dotted} (the run has {json.dumps(_lookup(saved, dotted))}); "
-                              "start a new run with --set training.init_from=<checkpoint> to reuse its weights")
+        if lookup(saved, dotted) != lookup(new, dotted):
+            raise ConfigError(
+                f"--resume cannot change {dotted} (the run has {json.dumps(lookup(saved, dotted))}); "
+                "start a new run with --set training.init_from=<checkpoint> to reuse its weights"
+            )
 
 
 def _learn(run: TrainingRun, progress: bool | None) -> None:
@@ -2338,8 +1353,12 @@ def _learn(run: TrainingRun, progress: bool | None) -> None:
     finally:
         run.stop_flag.uninstall()
         run.close()
-    log.info("Stopped at step %s after %s (%s)", f"{run.model.num_timesteps:,}", _clock(time.monotonic() - t0),
-             run.stop_flag.reason or "finished")  # fmt: skip
+    log.info(
+        "Stopped at step %s after %s (%s)",
+        f"{run.model.num_timesteps:,}",
+        clock(time.monotonic() - t0),
+        run.stop_flag.reason or "finished",
+    )
 
 
 def _learn_once(run: TrainingRun, progress: bool | None) -> None:
@@ -2347,13 +1366,19 @@ def _learn_once(run: TrainingRun, progress: bool | None) -> None:
     interactive = sys.stdout.isatty() if progress is None else progress
     callbacks: list[BaseCallback] = [RolloutBoundaryCallback(run), EpisodeLogCallback(run)]
     if not interactive:
-        callbacks.append(ProgressLineCallback(tr["total_timesteps"], tr["progress_interval_s"],
-                                              run.config["agent"]["action_repeat"]))  # fmt: skip
+        callbacks.append(
+            ProgressLineCallback(tr["total_timesteps"], tr["progress_interval_s"], run.config["agent"]["action_repeat"])
+        )
     remaining = tr["total_timesteps"] - run.model.num_timesteps
     if remaining > 0:
         try:
-            run.model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=False,
-                            progress_bar=interactive, log_interval=1)  # fmt: skip
+            run.model.learn(
+                remaining,
+                callback=CallbackList(callbacks),
+                reset_num_timesteps=False,
+                progress_bar=interactive,
+                log_interval=1,
+            )
         except ValueError as exc:
             # torch's distributions refuse NaN logits: the last update produced a non-finite policy.
             if "Expected parameter" not in str(exc):
@@ -2368,29 +1393,29 @@ def _learn_once(run: TrainingRun, progress: bool | None) -> None:
 
 
 def _roll_back(run: TrainingRun, exc: DivergenceError) -> None:
-    """Return to the last good checkpoint with a lower learning rate."""
+    """Return to the last good checkpoint with a lower learning rate.
+
+    The run gets a new config (the caller's dict is left as it was); config.json records it.
+    """
     factor = run.config["training"]["rollback_lr_factor"]
-    agent = run.config["agent"]
-    agent["learning_rate"] = agent["learning_rate"] * factor
+    learning_rate = run.config["agent"]["learning_rate"] * factor
     lr_schedule = run.config["controls"]["schedules"]["learning_rate"]
     if lr_schedule is not None:
-        lr_schedule["start"] *= factor
-        lr_schedule["end"] *= factor
+        lr_schedule = {**lr_schedule, "start": lr_schedule["start"] * factor, "end": lr_schedule["end"] * factor}
+    changes = {"agent": {"learning_rate": learning_rate}, "controls": {"schedules": {"learning_rate": lr_schedule}}}
+    run.config = merge_config(run.config, changes)
     step = run.restore()
-    run.model.learning_rate = sb3_schedule(lr_schedule, agent["learning_rate"])
+    run.model.learning_rate = sb3_schedule(lr_schedule, learning_rate)
     run.model._setup_lr_schedule()
     for group in run.model.policy.optimizer.param_groups:
-        group["lr"] = agent["learning_rate"]
+        group["lr"] = learning_rate
     run.model.policy.optimizer.pop_norms()
-    from environment.checkpoints import atomic_write_text
-
     atomic_write_text(run.run_dir / "config.json", json.dumps(run.config, indent=2, default=list))
-    log.warning("Diverged (%s): rolled back to step %s with learning rate %.3g", exc, f"{step:,}",
-                agent["learning_rate"])  # fmt: skip
+    log.warning("Diverged (%s): rolled back to step %s with learning rate %.3g", exc, f"{step:,}", learning_rate)
 
 
 # ==================================================================================
-# === Modes and CLI ===
+# === CLI ===
 # ==================================================================================
 def has_accelerator() -> bool:
     return torch.cuda.is_available() or bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
@@ -2401,65 +1426,30 @@ def resolve_cli_config(args: argparse.Namespace) -> dict:
     if args.config_file and args.config:
         raise ConfigError("give either --config or --config-file, not both")
     if args.config_file:
-        config = load_config_file(Path(args.config_file))
+        config = load_config_file(Path(args.config_file), _BASE_CONFIG)
     elif args.config:
         if args.config not in CONFIGS:
             raise ConfigError(f"unknown --config {args.config!r}; choose from {', '.join(CONFIGS)}")
         config = copy.deepcopy(CONFIGS[args.config])
-    elif TRAIN_CONFIG is TRAIN_CONFIG_TEST and not has_accelerator():
-        log.info("No GPU found: using the CPU-sized config 'cpu' instead of TRAIN_CONFIG ('%s'); "
-                 "pass --config %s to force it", TRAIN_CONFIG["name"], TRAIN_CONFIG["name"])  # fmt: skip
-        config = copy.deepcopy(TRAIN_CONFIG_CPU)
     else:
-        config = copy.deepcopy(TRAIN_CONFIG)
+        config = default_config()
     return apply_overrides(config, args.set or [])
 
 
-def load_config_file(path: Path) -> dict:
-    """A config from YAML or JSON, merged over the base config (unknown keys are errors)."""
-    import yaml
-
-    if not path.exists():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text()) if path.suffix in (".yaml", ".yml") else json.loads(path.read_text())
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path} could not be parsed: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping of config sections")
-    return merge_config({**_BASE_CONFIG, "name": path.stem}, data)
-
-
-def build_arg_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Train and inspect Warehouse Brawl agents (transformer strategy encoder + RecurrentPPO).",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Modes: train (default), eval, demo, analyze_strategy, league, export.",
-    )
-    parser.add_argument("--mode", default="train",
-                        choices=["train", "eval", "demo", "analyze_strategy", "league", "export"],
-                        help="what to do (default: train)")  # fmt: skip
-    parser.add_argument("--config", help=f"config name: {', '.join(CONFIGS)} (default: TRAIN_CONFIG)")
-    parser.add_argument("--config-file", help="load the config from a YAML or JSON file")
-    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set training.total_timesteps=100000")  # fmt: skip
-    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in this folder")
-    parser.add_argument("--run-dir", help="write the run here instead of checkpoints/<config>__<seed>__<time>")
-    parser.add_argument("--agent_path", help="checkpoint .zip or run folder (its newest checkpoint)")
-    parser.add_argument("--opponent", default="based", help="opponent for --mode demo (registry name)")
-    parser.add_argument("--run", help="run folder for --mode league")
-    parser.add_argument("--out", help="output file or folder for demo / eval / export")
-    parser.add_argument("--episodes", type=int, default=None, help="matches per opponent for eval / league")
-    parser.add_argument("--max-timesteps", type=int, default=2700,
-                        help="frames per match for eval / demo / league / analyze_strategy (default 2700)")  # fmt: skip
-    parser.add_argument("--progress", choices=["auto", "bar", "lines"], default="auto",
-                        help="progress bar on a terminal, plain lines under nohup (default: auto)")  # fmt: skip
-    return parser
+def default_config() -> dict:
+    """TRAIN_CONFIG, with "auto" resolved for this machine."""
+    if isinstance(TRAIN_CONFIG, dict):
+        return copy.deepcopy(TRAIN_CONFIG)
+    if TRAIN_CONFIG != "auto":
+        raise ConfigError(f'TRAIN_CONFIG must be "auto" or one of the TRAIN_CONFIG_* dicts, got {TRAIN_CONFIG!r}')
+    if has_accelerator():
+        return copy.deepcopy(TRAIN_CONFIG_TEST)
+    log.info("No GPU found: TRAIN_CONFIG is \"auto\", so the CPU-sized config 'cpu' runs (--config test forces test)")
+    return copy.deepcopy(TRAIN_CONFIG_CPU)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_arg_parser().parse_args(argv)
+    args = build_arg_parser(list(CONFIGS)).parse_args(argv)
     setup_logging()
     try:
         return _dispatch(args)
@@ -2467,203 +1457,32 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", exc)
         return 2
     except DivergenceError as exc:
-        log.error("Training diverged: %s. No non-finite checkpoint was written; if the run saved any, resume "
-                  "from the last one with a lower learning rate (--resume RUN --set agent.learning_rate=...), or "
-                  "set training.on_divergence=rollback.", exc)  # fmt: skip
+        log.error(
+            "Training diverged: %s. No non-finite checkpoint was written; if the run saved any, resume "
+            "from the last one with a lower learning rate (--resume RUN --set agent.learning_rate=...), or "
+            "set training.on_divergence=rollback.",
+            exc,
+        )
         return 3
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from environment.checkpoints import CheckpointError
-
-    modes = {"train": _mode_train, "eval": _mode_eval, "demo": _mode_demo, "analyze_strategy": _mode_analyze_strategy,
-             "league": _mode_league, "export": _mode_export}  # fmt: skip
     try:
-        return modes[args.mode](args)
+        if args.mode == "train":
+            return _mode_train(args)
+        return run_mode(args, load_agent)  # eval, demo, analyze_strategy, league, export: user/modes.py
     except CheckpointError as exc:
         raise ConfigError(str(exc)) from None
-
-
-def _require(value: str | None, flag: str, mode: str) -> str:
-    if not value:
-        raise ConfigError(f"--mode {mode} needs {flag}")
-    return value
-
-
-def load_agent(path: str | Path, deterministic: bool = True) -> TransformerStrategyAgent:
-    """A trained agent from a checkpoint .zip or a run folder (its newest valid checkpoint)."""
-    zip_path = resolve_checkpoint(path)
-    log.info("Loading %s", zip_path)
-    return TransformerStrategyAgent.from_checkpoint(zip_path, deterministic=deterministic)
-
-
-def run_eval_match(agent: Agent, opponent: str | Agent = "based", max_timesteps: int = 2700,
-                   video_path: str | Path | None = None, seed: int = 0):  # fmt: skip
-    """One match of ``agent`` (player 1) against ``opponent``; writes an MP4 when video_path is given."""
-    from environment.match import run_match
-
-    opponent_agent = make_agent(opponent, seed=seed) if isinstance(opponent, str) else opponent
-    return run_match(agent, opponent_agent, max_timesteps, str(video_path) if video_path else None, seed)
-
-
-def _default_out(zip_path: Path, name: str) -> Path:
-    return zip_path.parent / f"{zip_path.name.removesuffix('.zip')}_{name}"
-
-
-def _mode_eval(args: argparse.Namespace) -> int:
-    from environment.checkpoints import atomic_write_text
-    from environment.evaluation import format_table, success_table
-
-    zip_path = resolve_checkpoint(_require(args.agent_path, "--agent_path", "eval"))
-    agent = load_agent(zip_path)
-    episodes = args.episodes or 50
-    t0 = time.monotonic()
-    rows = evaluate_agent(agent, agent_names(), episodes, args.max_timesteps, seed=0)
-    table = [_eval_csv_row(r) for r in rows]
-    print(f"{zip_path.name} against the roster, {episodes} matches each ({time.monotonic() - t0:.1f} s):")
-    print(format_table(table))
-    print(format_table(success_table(rows)))
-    out = Path(args.out) if args.out else _default_out(zip_path, "eval.csv")
-    header = [c for c in EVAL_COLUMNS if c != "step"]
-    lines = [",".join(header)] + [",".join(str(r[c]) for c in header) for r in table]
-    atomic_write_text(out, "\n".join(lines) + "\n")
-    print(f"wrote {out}")
-    return 0
-
-
-def _mode_demo(args: argparse.Namespace) -> int:
-    zip_path = resolve_checkpoint(_require(args.agent_path, "--agent_path", "demo"))
-    if args.opponent not in agent_names():
-        raise ConfigError(f"unknown --opponent {args.opponent!r}; known agents: {', '.join(agent_names())}")
-    out = Path(args.out) if args.out else _default_out(zip_path, f"vs_{args.opponent}.mp4")
-    stats = run_eval_match(load_agent(zip_path), args.opponent, args.max_timesteps, video_path=out)
-    me, them = stats.player_1, stats.player_2
-    print(f"{zip_path.name} vs {args.opponent}: {me.result} | damage {me.damage_dealt:.0f}-{them.damage_dealt:.0f} | "
-          f"knockouts {me.knockouts}-{them.knockouts} | {stats.frames / P.FPS:.1f} s")  # fmt: skip
-    print(f"wrote {out}")
-    return 0
-
-
-class LatentRecorder(Agent):
-    """Plays as ``agent`` and records its strategy latent every ``every`` frames per match."""
-
-    def __init__(self, agent: TransformerStrategyAgent, every: int = 15):
-        super().__init__()
-        self.agent, self.every = agent, every
-        self.frames: dict[int, int] = {}
-        self.records: list[tuple[int, np.ndarray]] = []
-
-    def reset(self) -> None:
-        self.agent.reset()
-
-    def predict_batch(self, obs, episode_start, env_ids=None):
-        actions = self.agent.predict_batch(obs, episode_start, env_ids)
-        latent = self.agent.policy.features_extractor.last_latent.cpu().numpy()
-        ids = np.arange(len(obs)) if env_ids is None else env_ids
-        warm = self.agent.agent_config["sequence_length"]
-        for row, env_id in enumerate(ids.tolist()):
-            frame = 0 if episode_start[row] else self.frames.get(env_id, 0) + 1
-            self.frames[env_id] = frame
-            if frame >= warm and frame % self.every == 0:
-                self.records.append((env_id, latent[row].copy()))
-        return actions
-
-
-def _mode_analyze_strategy(args: argparse.Namespace) -> int:
-    from environment.evaluation import (
-        latent_distances,
-        play_vs_opponents,
-        plot_latent_scatter,
-        project_2d,
-        separation_verdict,
-    )
-
-    zip_path = resolve_checkpoint(_require(args.agent_path, "--agent_path", "analyze_strategy"))
-    agent = load_agent(zip_path)
-    if not isinstance(agent.policy.features_extractor, TransformerConditionedExtractor):
-        raise ConfigError(f"{zip_path} is a {agent.agent_config['type']} agent: it has no strategy encoder")
-    names = agent_names()
-    matches = args.episodes or 4
-    recorder = LatentRecorder(agent)
-    play_vs_opponents(recorder, {n: make_agent(n, seed=i) for i, n in enumerate(names)}, matches,
-                      min(args.max_timesteps, 900), seed=0)  # fmt: skip
-    labels = [names[env_id // matches] for env_id, _ in recorder.records]
-    latents = np.stack([latent for _, latent in recorder.records])
-    d = latent_distances(latents, labels)
-    verdict = separation_verdict(d)
-    out_dir = Path(args.out) if args.out else _default_out(zip_path, "strategy_analysis")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    plot_latent_scatter(project_2d(latents), labels, out_dir / "strategy_latents_pca.png",
-                        f"Strategy latents of {zip_path.name} by opponent (PCA)")  # fmt: skip
-    _write_analysis_csv(out_dir / "strategy_analysis.csv", d, labels)
-    print(f"{len(latents)} latents from {len(names)} opponents: between-opponent distance {d['between']:.4f}, "
-          f"within-opponent distance {d['within']:.4f}, ratio {d['ratio']:.2f}")  # fmt: skip
-    print(f"Verdict: the encoder {verdict}")
-    print(f"wrote {out_dir / 'strategy_latents_pca.png'} and {out_dir / 'strategy_analysis.csv'}")
-    return 0
-
-
-def _write_analysis_csv(path: Path, d: dict, labels: list[str]) -> None:
-    from environment.checkpoints import atomic_write_text
-
-    lines = ["opponent,samples,within_distance,between_distance,ratio"]
-    for name, within in d["within_per_class"].items():
-        lines.append(f"{name},{labels.count(name)},{within:.6f},{d['between']:.6f},{d['ratio']:.6f}")
-    lines.append(f"ALL,{len(labels)},{d['within']:.6f},{d['between']:.6f},{d['ratio']:.6f}")
-    atomic_write_text(path, "\n".join(lines) + "\n")
-
-
-def _mode_league(args: argparse.Namespace) -> int:
-    from environment.checkpoints import CheckpointError, CheckpointManifest, atomic_write_text
-    from environment.evaluation import format_table, round_robin
-
-    run_dir = Path(_require(args.run, "--run", "league"))
-    if not run_dir.is_dir():
-        raise ConfigError(f"--run: run folder not found: {run_dir}")
-    manifest = CheckpointManifest(run_dir)
-    valid = []
-    for step in manifest.steps():
-        try:
-            manifest.verify(step)
-            valid.append(step)
-        except CheckpointError as exc:
-            log.warning("Leaving a damaged snapshot out of the league: %s", exc)
-    snapshots = [next(f for f in manifest.files(s) if f.name.endswith(".zip")) for s in valid][-6:]
-    if not snapshots:
-        raise ConfigError(f"{run_dir} has no checkpoints in its manifest.json")
-    agents: dict[str, Agent] = {p.name.removesuffix("_steps.zip"): load_agent(p) for p in snapshots}
-    agents |= {name: make_agent(name, seed=i) for i, name in enumerate(agent_names())}
-    t0 = time.monotonic()
-    ratings, _ = round_robin(agents, args.episodes or 4, args.max_timesteps, seed=0)
-    ranked = enumerate(ratings.table())
-    table = [{"rank": i + 1, "name": n, "rating": round(r, 1), "games": g} for i, (n, r, g) in ranked]
-    print(f"Round robin of {len(agents)} agents ({time.monotonic() - t0:.1f} s):")
-    print(format_table(table))
-    out = Path(args.out) if args.out else run_dir / "league.csv"
-    atomic_write_text(out, "rank,name,rating,games\n" + "".join(
-        f"{r['rank']},{r['name']},{r['rating']},{r['games']}\n" for r in table))  # fmt: skip
-    print(f"wrote {out}")
-    return 0
-
-
-def _mode_export(args: argparse.Namespace) -> int:
-    """An inference-only bundle for submission: weights, config and a standalone my_agent.py."""
-    from user.export import export_bundle
-
-    zip_path = resolve_checkpoint(_require(args.agent_path, "--agent_path", "export"))
-    out = Path(_require(args.out, "--out", "export"))
-    sizes = export_bundle(zip_path, out)
-    print(f"Exported {zip_path.name} to {out}: {sizes['bundle_bytes'] / 2**20:.2f} MiB "
-          f"(the training checkpoint is {sizes['checkpoint_bytes'] / 2**20:.2f} MiB)")  # fmt: skip
-    print(f"Load it with:  cd {out} && python -c 'from my_agent import SubmittedAgent; agent = SubmittedAgent()'")
-    return 0
 
 
 def _mode_train(args: argparse.Namespace) -> int:
     progress = {"auto": None, "bar": True, "lines": False}[args.progress]
     if args.resume:
-        for flag, value in (("--config-file", args.config_file), ("--run-dir", args.run_dir),
-                            ("--print-config", args.print_config)):  # fmt: skip
+        for flag, value in (
+            ("--config-file", args.config_file),
+            ("--run-dir", args.run_dir),
+            ("--print-config", args.print_config),
+        ):
             if value:
                 raise ConfigError(f"--resume continues a run with its own config and folder; drop {flag}")
         resume_training(Path(args.resume), args.set, args.config, progress)

@@ -1,0 +1,172 @@
+"""The trainer's controls (user/train_agent.py, _SHARED_CONTROLS_CONFIG and training.precision / compile):
+schedules, opponent weighting, exploiter phases, mixed precision and torch.compile."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+from tests.test_train_agent import tiny_config
+from user import train_agent as T
+from user.resume import rng_state
+
+LINEAR = {"kind": "linear", "start": 1.0, "end": 0.0}
+COSINE = {"kind": "cosine", "start": 1.0, "end": 0.0}
+CONSTANT = {"kind": "constant", "start": 0.3, "end": 0.9}
+
+
+# --- schedules ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("spec", "values"),
+    [(LINEAR, [1.0, 0.5, 0.0]), (COSINE, [1.0, 0.5, 0.0]), (CONSTANT, [0.3, 0.3, 0.3]), (None, [7.0, 7.0, 7.0])],
+)
+def test_schedule_values_at_the_start_middle_and_end(spec, values):
+    assert [T.schedule_value(spec, p, default=7.0) for p in (0.0, 0.5, 1.0)] == pytest.approx(values)
+
+
+def test_cosine_schedule_lingers_at_both_ends():
+    quarter = T.schedule_value(COSINE, 0.25, default=0.0)
+    assert quarter == pytest.approx(0.5 + 0.5 * math.cos(math.pi / 4)) and quarter > 0.75
+
+
+def test_sb3_schedule_turns_remaining_progress_into_training_progress():
+    schedule = T.sb3_schedule({"kind": "linear", "start": 1e-3, "end": 1e-4}, default=5.0)
+    # SB3 calls schedules with the progress *remaining*: 1 at the start, 0 at the end.
+    assert [schedule(r) for r in (1.0, 0.5, 0.0)] == pytest.approx([1e-3, 5.5e-4, 1e-4])
+    assert T.sb3_schedule(None, default=5.0) == 5.0
+
+
+def test_a_run_follows_its_schedules(tmp_path):
+    config = tiny_config(
+        controls__schedules__learning_rate="{kind: linear, start: 1.0e-3, end: 1.0e-4}",
+        controls__schedules__clip_range="{kind: linear, start: 0.3, end: 0.1}",
+        controls__schedules__ent_coef="{kind: linear, start: 0.02, end: 0.0}",
+        controls__schedules__self_play_temperature="{kind: linear, start: 0.0, end: 4.0}",
+        eval__eval_freq=100_000,
+    )
+    T.run_training_loop(config, tmp_path / "run", progress=False)
+    metrics = pd.read_csv(tmp_path / "run" / "metrics.csv").set_index("step")
+    total = config["training"]["total_timesteps"]  # 512: updates after steps 128, 256, 384 and 512
+    for step in (128, 256, 384, 512):
+        progress = step / total  # SB3 reads lr and clip for the update that ends here
+        assert metrics.loc[step, "learning_rate"] == pytest.approx(1e-3 + (1e-4 - 1e-3) * progress)
+        assert metrics.loc[step, "clip_range"] == pytest.approx(0.3 + (0.1 - 0.3) * progress)
+    for step in (128, 256, 384):  # set at the start of the rollout that begins at this step
+        assert metrics.loc[step, "ent_coef"] == pytest.approx(0.02 * (1 - step / total))
+        assert metrics.loc[step, "self_play_temperature"] == pytest.approx(4.0 * step / total)
+
+
+def test_schedules_are_validated():
+    with pytest.raises(T.ConfigError, match="controls.schedules.learning_rate.end must be > 0"):
+        tiny_config(controls__schedules__learning_rate="{kind: linear, start: 1.0e-3, end: 0}")
+    with pytest.raises(T.ConfigError, match="controls.schedules.ent_coef.kind must be one of"):
+        tiny_config(controls__schedules__ent_coef="{kind: step, start: 0.1, end: 0.0}")
+
+
+# --- opponent weighting (to be replaced by the opponent schedule of issue 14) -----------------
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        ("inverse_win_rate", [1.0, 0.75, 0.05]),
+        ("pfsp_hard", [1.0, 0.5625, 0.05]),
+        ("pfsp_variance", [0.05, 0.1875, 0.05]),
+    ],
+)
+def test_opponent_priority_per_mode(mode, expected):
+    weighting = {"mode": mode, "floor": 0.05, "pfsp_power": 2.0}
+    assert [T.opponent_priority(weighting, x) for x in (0.0, 0.25, 1.0)] == pytest.approx(expected)
+
+
+def test_reweighting_keeps_the_bots_share_and_favours_the_hard_ones(tmp_path):
+    config = tiny_config(controls__opponent_weighting__mode="inverse_win_rate")
+    run = T.TrainingRun(config, tmp_path, torch.device("cpu"))
+    try:
+        share = sum(run.bot_share.values())
+        run.reweight_opponents(0, {"based": 0.9, "constant": 0.1}, {})
+        weights = {name: w for name, (w, _) in run.opponents.opponents.items()}
+        assert weights["based"] + weights["constant"] == pytest.approx(share)
+        assert weights["constant"] > weights["based"]
+        assert weights["self_play"] == config["self_play"]["opponents"]["self_play"][0]
+    finally:
+        run.close()
+
+
+# --- exploiter phases (to be replaced by the opponent schedule of issue 14) --------------------
+def test_an_exploiter_phase_leaves_the_main_runs_random_streams_unchanged(tmp_path):
+    config = tiny_config(
+        controls__exploiter="{every_updates: 1, steps: 128, init: fork, win_threshold: 0.01, eval_matches: 2}"
+    )
+    run = T.TrainingRun(config, tmp_path, torch.device("cpu"))
+    try:
+        run.model.learn(128)
+        before = rng_state()
+        admitted = T.run_exploiter_phase(run, 128)
+        after = rng_state()
+        assert np.array_equal(before["torch"], after["torch"]) and before["python"] == after["python"]
+        assert np.array_equal(before["numpy"]["keys"], after["numpy"]["keys"])
+        assert admitted == (run.logs["exploiters"].last_value("admitted") == "True")
+        assert T.admit_exploiter(0.6, 0.55) and not T.admit_exploiter(0.55, 0.55)
+    finally:
+        run.close()
+
+
+# --- precision and torch.compile ---------------------------------------------------------
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_low_precision_needs_a_cuda_gpu():
+    with pytest.raises(T.ConfigError, match="training.precision=bf16 needs a CUDA GPU"):
+        tiny_config(training__precision="bf16")
+
+
+def test_precision_turns_on_autocast_for_the_encoder_and_the_lstm_only():
+    agent = tiny_config()["agent"]
+    policy = T.build_policy(agent)
+    T.apply_precision_and_compile(policy, {"precision": "fp16", "compile": False})
+    assert policy.autocast_dtype is torch.float16
+    assert policy.features_extractor.autocast_dtype is torch.float16
+    fp32 = T.build_policy(agent)
+    T.apply_precision_and_compile(fp32, {"precision": "fp32", "compile": False})
+    assert fp32.autocast_dtype is None and fp32.features_extractor.autocast_dtype is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="autocast runs on CUDA only")
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_low_precision_trains_on_cuda(tmp_path, precision):
+    config = tiny_config(training__precision=precision, training__device="cuda")
+    run = T.TrainingRun(config, tmp_path, torch.device("cuda"))
+    try:
+        run.model.learn(128)
+        run.check_finite()
+    finally:
+        run.close()
+
+
+@pytest.fixture
+def inductor_cache_in_tmp_path(tmp_path, monkeypatch):
+    """torch.compile's caches in the test's folder; its precompiled headers, which always go to the system
+    temp folder, are removed again unless they were there before."""
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    headers = Path(default_cache_dir()) / "precompiled_headers"
+    existed = headers.exists()
+    yield
+    if not existed:
+        shutil.rmtree(headers, ignore_errors=True)
+
+
+@pytest.mark.usefixtures("inductor_cache_in_tmp_path")
+def test_compiled_encoder_matches_the_eager_one_and_keeps_its_names():
+    agent = tiny_config()["agent"]
+    compiled = T.build_policy(agent)
+    eager = T.build_policy(agent)
+    eager.load_state_dict(compiled.state_dict())
+    T.apply_precision_and_compile(compiled, {"precision": "fp32", "compile": True})
+    assert compiled.state_dict().keys() == eager.state_dict().keys(), "checkpoints load either way"
+    obs = torch.as_tensor(np.stack([compiled.observation_space.sample() for _ in range(4)]))
+    with torch.no_grad():
+        torch.testing.assert_close(compiled.features_extractor(obs), eager.features_extractor(obs))

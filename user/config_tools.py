@@ -1,0 +1,330 @@
+"""How the trainer's nested config dicts are combined, overridden, read and checked for keys.
+
+The configs themselves (their values) live in ``user/train_agent.py``; this module only
+knows their shape: sections of dicts, a few values that are replaced whole (the opponent
+mix and ``net_arch``), and dotted key paths such as ``agent.learning_rate``.
+
+- :func:`merge_config` builds a config as a deep copy of a base with overrides applied, so
+  no two configs share a nested dict and an override key the base lacks is an error.
+- :func:`require_keys` names the first key a config lacks, instead of a ``KeyError`` later.
+- :func:`apply_overrides` applies ``--set a.b=value`` (YAML values).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from environment.agents import agent_names
+from environment.envs import BrawlVecEnv
+
+# Values that are dicts but are replaced whole, never merged key by key: an opponent mix or
+# a network shape given in an override is the whole new value.
+WHOLE_VALUES = ("opponents", "net_arch")
+
+_EXPONENT_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+
+class ConfigError(ValueError):
+    """A config that cannot train; the message names the key."""
+
+
+def merge_config(base: dict, override: dict, path: str = "") -> dict:
+    """A deep copy of ``base`` with ``override`` applied; an override key that base lacks is an error."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        where = f"{path}{key}"
+        if key not in base:
+            raise ConfigError(f"unknown config key {where!r}; known keys here: {', '.join(sorted(base))}")
+        if isinstance(base[key], dict) and isinstance(value, dict) and key not in WHOLE_VALUES:
+            out[key] = merge_config(base[key], value, f"{where}.")
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def require_keys(config: dict, base: dict, path: str = "") -> None:
+    """Raise :class:`ConfigError` naming the first key of ``base`` that ``config`` lacks."""
+    for key, value in base.items():
+        where = f"{path}{key}"
+        if not isinstance(config, dict) or key not in config:
+            raise ConfigError(f"config key {where!r} is missing")
+        if isinstance(value, dict) and key not in WHOLE_VALUES:
+            require_keys(config[key], value, f"{where}.")
+
+
+def lookup(config: dict, dotted: str) -> Any:
+    """``config['a']['b']`` for ``'a.b'``; a missing key is a :class:`ConfigError` naming it."""
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise ConfigError(f"config key {dotted!r} is missing")
+        node = node[part]
+    return node
+
+
+def apply_overrides(config: dict, overrides: list[str]) -> dict:
+    """Apply ``--set a.b=value`` overrides; values are YAML literals (numbers, lists, ...)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key.path=value, got {item!r}")
+        dotted, raw = item.split("=", 1)
+        value = yaml.safe_load(raw)
+        if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value):  # YAML 1.1 reads "1e-4" as a string
+            value = float(value)
+        nested: Any = value
+        for part in reversed(dotted.split(".")):
+            nested = {part: nested}
+        config = merge_config(config, nested)
+    return config
+
+
+def load_config_json(path: Path) -> dict:
+    """A saved config; a missing or corrupt file gets a clear message naming it."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); it may be corrupt") from None
+
+
+def load_config_file(path: Path, base: dict) -> dict:
+    """A config from YAML or JSON, merged over ``base`` and named after the file (unknown keys are errors)."""
+    if not path.exists():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) if path.suffix in (".yaml", ".yml") else json.loads(path.read_text())
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path} could not be parsed: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of config sections")
+    return merge_config({**base, "name": path.stem}, data)
+
+
+# ==================================================================================
+# === Validation ===
+# ==================================================================================
+AGENT_TYPES = ("transformer_strategy", "recurrent_ppo", "ppo")
+REWARD_TYPES = ("dense", "sparse", "curriculum")
+SELF_PLAY_HANDLERS = ("random", "recent", "latest")
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def _positive_int(config: dict, dotted: str) -> None:
+    value = lookup(config, dotted)
+    _check(
+        isinstance(value, int) and not isinstance(value, bool) and value > 0,
+        f"{dotted} must be a positive integer, got {value!r}",
+    )
+
+
+def validate_config(config: dict, base: dict) -> dict:
+    """Check a config before anything trains; raises ConfigError naming the key.
+
+    :param base: the trainer's base config: every key it has is required, no other is allowed
+    """
+    require_keys(config, base)  # a missing key anywhere
+    merge_config(base, config)  # an unknown key anywhere
+    a, env, tr = config["agent"], config["env"], config["training"]
+    _check(a["type"] in AGENT_TYPES, f"agent.type must be one of {AGENT_TYPES}, got {a['type']!r}")
+    for key in ("agent.latent_dim", "agent.num_heads", "agent.num_layers", "agent.sequence_length",
+                "agent.lstm_hidden_size", "agent.n_steps", "agent.batch_size", "agent.n_epochs", "env.n_envs",
+                "env.max_timesteps", "training.total_timesteps", "training.save_freq", "training.max_saved",
+                "eval.eval_freq", "eval.matches_per_opponent", "eval.max_timesteps", "self_play.recent_k",
+                "self_play.cache_size"):  # fmt: skip
+        _positive_int(config, key)
+    _check(
+        a["latent_dim"] % a["num_heads"] == 0,
+        f"agent.latent_dim ({a['latent_dim']}) must be divisible by agent.num_heads ({a['num_heads']})",
+    )
+    rollout = a["n_steps"] * env["n_envs"]
+    if rollout % a["batch_size"] != 0:
+        divisors = [b for b in (32, 64, 128, 256, 512, 1024, 2048) if rollout % b == 0]
+        raise ConfigError(
+            f"agent.batch_size ({a['batch_size']}) must divide agent.n_steps × env.n_envs = {a['n_steps']} × "
+            f"{env['n_envs']} = {rollout}; batch sizes that fit: {divisors}, or change agent.n_steps / env.n_envs"
+        )
+    _check(a["batch_size"] > 1, "agent.batch_size must be > 1 (advantages are normalised per minibatch)")
+    for key in ("learning_rate", "clip_range", "vf_coef", "max_grad_norm"):
+        _check(isinstance(a[key], (int, float)) and a[key] > 0, f"agent.{key} must be > 0, got {a[key]!r}")
+    for key in ("gamma", "gae_lambda"):
+        _check(0 < a[key] <= 1, f"agent.{key} must be in (0, 1], got {a[key]!r}")
+    _check(a["ent_coef"] >= 0, f"agent.ent_coef must be >= 0, got {a['ent_coef']!r}")
+    _check(
+        isinstance(a["initial_key_bias"], (int, float)) and math.isfinite(a["initial_key_bias"]),
+        f"agent.initial_key_bias must be a finite number, got {a['initial_key_bias']!r}",
+    )
+    max_repeat = BrawlVecEnv.MAX_ACTION_REPEAT
+    _check(
+        isinstance(a["action_repeat"], int) and 1 <= a["action_repeat"] <= max_repeat,
+        f"agent.action_repeat must be an integer from 1 to {max_repeat}, got {a['action_repeat']!r}",
+    )
+    _check(
+        not (a["shared_lstm"] and a["enable_critic_lstm"]),
+        "agent.shared_lstm and agent.enable_critic_lstm cannot both be true (sb3-contrib)",
+    )
+    _validate_reward(config["reward"], base["reward"])
+    _validate_opponents(config["self_play"])
+    _validate_workers(config)
+    _validate_controls(config)
+    _check(
+        tr["on_divergence"] in ("stop", "rollback"),
+        f"training.on_divergence must be 'stop' or 'rollback', got {tr['on_divergence']!r}",
+    )
+    _check(0 < tr["rollback_lr_factor"] < 1, "training.rollback_lr_factor must be in (0, 1)")
+    _check(tr["min_free_gb"] >= 0, "training.min_free_gb must be >= 0")
+    _check(
+        tr["device"] in ("auto", "cuda", "mps", "cpu") or str(tr["device"]).startswith("cuda:"),
+        f"training.device must be auto, cuda, cuda:N, mps or cpu, got {tr['device']!r}",
+    )
+    ev = config["eval"]["opponents"]
+    if ev != "roster":
+        _check(isinstance(ev, list) and ev, "eval.opponents must be 'roster' or a list of agent names")
+        for name in ev:
+            _check(name in agent_names(), f"eval.opponents: unknown agent {name!r}; known: {agent_names()}")
+    return config
+
+
+def _validate_reward(reward: dict, base: dict) -> None:
+    _check(reward["type"] in REWARD_TYPES, f"reward.type must be one of {REWARD_TYPES}, got {reward['type']!r}")
+    _check(
+        isinstance(reward["scale"], (int, float)) and reward["scale"] > 0,
+        f"reward.scale must be > 0, got {reward['scale']!r}",
+    )
+    for group in ("terms", "signals"):
+        known = base[group]
+        for name, weight in reward[group].items():
+            _check(name in known, f"unknown reward.{group} key {name!r}; known: {', '.join(known)}")
+            _check(
+                isinstance(weight, (int, float)) and math.isfinite(weight),
+                f"reward.{group}.{name} must be a finite number, got {weight!r}",
+            )
+    drop = reward["signals"]["drop"]
+    _check(drop <= 0, f"reward.signals.drop must be <= 0 (a penalty: on_drop pays +1 per drop), got {drop!r}")
+    c = reward["curriculum"]
+    _check(
+        0 <= c["start_win_rate"] < c["end_win_rate"] <= 1,
+        "reward.curriculum needs 0 <= start_win_rate < end_win_rate <= 1",
+    )
+
+
+def _validate_workers(config: dict) -> None:
+    workers, n_envs = config["env"]["workers"], config["env"]["n_envs"]
+    _check(
+        isinstance(workers, int) and 1 <= workers <= n_envs,
+        f"env.workers must be an integer from 1 to env.n_envs ({n_envs}), got {workers!r}",
+    )
+    if workers == 1:
+        return
+    # Worker processes build their opponents and rewards themselves: what lives only in the
+    # training process (self-play snapshots, the curriculum's reward weights) cannot reach them.
+    self_play = [name for name, (w, entry) in config["self_play"]["opponents"].items() if entry is None and w > 0]
+    if self_play:
+        raise ConfigError(
+            f"env.workers={workers} runs scripted opponents only, but self_play.opponents has "
+            f"{self_play[0]!r} (snapshots live in the training process): set env.workers=1 "
+            "or give the self-play entry weight 0"
+        )
+    _check(
+        config["reward"]["type"] != "curriculum",
+        f"env.workers={workers} cannot follow reward.type=curriculum (its weights change in the training "
+        "process): set env.workers=1 or reward.type=dense / sparse",
+    )
+    _check(
+        config["controls"]["exploiter"]["every_updates"] == 0,
+        f"env.workers={workers} cannot run exploiter phases (they join the self-play pool): set "
+        "env.workers=1 or controls.exploiter.every_updates=0",
+    )
+
+
+SCHEDULE_KINDS = ("constant", "linear", "cosine")
+WEIGHTING_MODES = ("off", "inverse_win_rate", "pfsp_hard", "pfsp_variance")
+
+
+def _validate_controls(config: dict) -> None:
+    c, tr = config["controls"], config["training"]
+    for name, spec in c["schedules"].items():
+        if spec is None:
+            continue
+        _check(
+            isinstance(spec, dict) and set(spec) == {"kind", "start", "end"},
+            f"controls.schedules.{name} must be null or {{kind, start, end}}, got {spec!r}",
+        )
+        _check(spec["kind"] in SCHEDULE_KINDS, f"controls.schedules.{name}.kind must be one of {SCHEDULE_KINDS}")
+        for end in ("start", "end"):
+            value = spec[end]
+            _check(
+                isinstance(value, (int, float)) and math.isfinite(value) and value >= 0,
+                f"controls.schedules.{name}.{end} must be a finite number >= 0, got {value!r}",
+            )
+            if name in ("learning_rate", "clip_range"):
+                _check(value > 0, f"controls.schedules.{name}.{end} must be > 0")
+    w = c["opponent_weighting"]
+    _check(w["mode"] in WEIGHTING_MODES, f"controls.opponent_weighting.mode must be one of {WEIGHTING_MODES}")
+    _check(0 <= w["floor"] < 1, "controls.opponent_weighting.floor must be in [0, 1)")
+    _check(w["pool"] in ("mix", "roster"), "controls.opponent_weighting.pool must be 'mix' or 'roster'")
+    ex = c["exploiter"]
+    _check(
+        isinstance(ex["every_updates"], int) and ex["every_updates"] >= 0,
+        "controls.exploiter.every_updates must be an integer >= 0 (0 = off)",
+    )
+    _check(ex["init"] in ("fork", "fresh"), "controls.exploiter.init must be 'fork' or 'fresh'")
+    _check(0 < ex["win_threshold"] <= 1, "controls.exploiter.win_threshold must be in (0, 1]")
+    for key in ("steps", "eval_matches"):
+        _check(isinstance(ex[key], int) and ex[key] > 0, f"controls.exploiter.{key} must be a positive integer")
+    _check(
+        tr["precision"] in ("fp32", "bf16", "fp16"),
+        f"training.precision must be fp32, bf16 or fp16, got {tr['precision']!r}",
+    )
+    _check(isinstance(tr["compile"], bool), "training.compile must be true or false")
+    if tr["precision"] != "fp32" and not _will_use_cuda(tr["device"]):
+        raise ConfigError(
+            f"training.precision={tr['precision']} needs a CUDA GPU, but training runs on "
+            f"{_describe_device(tr['device'])}; use training.precision=fp32"
+        )
+    if tr["compile"] and tr["device"] == "mps":
+        raise ConfigError("training.compile=true is not supported on MPS; set training.compile=false")
+
+
+def _will_use_cuda(device: str) -> bool:
+    return str(device).startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+
+
+def _describe_device(device: str) -> str:
+    return "the CPU (no CUDA GPU found)" if device in ("auto", "cpu") else device
+
+
+def _validate_opponents(sp: dict) -> None:
+    _check(sp["handler"] in SELF_PLAY_HANDLERS, f"self_play.handler must be one of {SELF_PLAY_HANDLERS}")
+    opponents = sp["opponents"]
+    _check(isinstance(opponents, dict) and opponents, "self_play.opponents must be a non-empty mapping")
+    for name, value in opponents.items():
+        _check(
+            isinstance(value, (list, tuple)) and len(value) == 2,
+            f"self_play.opponents.{name} must be (weight, entry), got {value!r}",
+        )
+        weight, entry = value
+        _check(
+            isinstance(weight, (int, float)) and weight >= 0,
+            f"self_play.opponents.{name}: weight must be >= 0, got {weight!r}",
+        )
+        if entry is None:
+            _check(name == "self_play", f"self_play.opponents.{name}: only 'self_play' may have entry None")
+        else:
+            _check(
+                entry in agent_names(),
+                f"self_play.opponents.{name}: unknown agent {entry!r}; known: {', '.join(agent_names())}",
+            )
+    _check(sum(w for w, _ in opponents.values()) > 0, "self_play.opponents weights sum to zero")

@@ -1,0 +1,241 @@
+"""The trainer's inspection modes: eval, demo, analyze_strategy, league and export.
+
+Reached from the training script's CLI (``python user/train_agent.py --mode eval ...``), which
+hands :func:`run_mode` its parsed arguments and its ``load_agent`` (the network architecture
+lives in the training script, so this module never imports it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from environment import evaluation
+from environment import params as P
+from environment.agents import Agent, agent_names, make_agent
+from environment.checkpoints import CheckpointError, CheckpointManifest, atomic_write_text
+from user.agent_io import TransformerStrategyAgent, resolve_checkpoint
+from user.config_tools import ConfigError
+from user.export import export_bundle
+from user.monitoring import EVAL_COLUMNS, MATCH_FRAMES, eval_csv_row, evaluate_agent, run_eval_match
+from user.plots import plot_latent_scatter
+
+log = logging.getLogger("train_agent")
+
+# path, deterministic=True -> the trained agent (the training script's load_agent)
+AgentLoader = Callable[..., TransformerStrategyAgent]
+
+
+def build_arg_parser(config_names: list[str]) -> argparse.ArgumentParser:
+    """The training script's command line: train (the default) and every mode here."""
+    parser = argparse.ArgumentParser(
+        description="Train and inspect Warehouse Brawl agents (transformer strategy encoder + RecurrentPPO).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Modes: train (default), eval, demo, analyze_strategy, league, export.",
+    )
+    parser.add_argument(
+        "--mode",
+        default="train",
+        choices=["train", "eval", "demo", "analyze_strategy", "league", "export"],
+        help="what to do (default: train)",
+    )
+    parser.add_argument("--config", help=f"config name: {', '.join(config_names)} (default: TRAIN_CONFIG)")
+    parser.add_argument("--config-file", help="load the config from a YAML or JSON file")
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set training.total_timesteps=100000",
+    )
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in this folder")
+    parser.add_argument("--run-dir", help="write the run here instead of checkpoints/<config>__<seed>__<time>")
+    parser.add_argument("--agent_path", help="checkpoint .zip or run folder (its newest checkpoint)")
+    parser.add_argument("--opponent", default="based", help="opponent for --mode demo (registry name)")
+    parser.add_argument("--run", help="run folder for --mode league")
+    parser.add_argument("--out", help="output file or folder for demo / eval / export")
+    parser.add_argument("--episodes", type=int, default=None, help="matches per opponent for eval / league")
+    parser.add_argument(
+        "--max-timesteps",
+        type=int,
+        default=MATCH_FRAMES,
+        help=f"frames per match for eval / demo / league / analyze_strategy (default {MATCH_FRAMES})",
+    )
+    parser.add_argument(
+        "--progress",
+        choices=["auto", "bar", "lines"],
+        default="auto",
+        help="progress bar on a terminal, plain lines under nohup (default: auto)",
+    )
+    return parser
+
+
+def run_mode(args: argparse.Namespace, load_agent: AgentLoader) -> int:
+    """Run ``args.mode`` (anything but train); returns the exit status."""
+    modes = {"eval": _mode_eval, "demo": _mode_demo, "analyze_strategy": _mode_analyze_strategy,
+             "league": _mode_league, "export": _mode_export}  # fmt: skip
+    return modes[args.mode](args, load_agent)
+
+
+def _require(value: str | None, flag: str, mode: str) -> str:
+    if not value:
+        raise ConfigError(f"--mode {mode} needs {flag}")
+    return value
+
+
+def _load(load_agent: AgentLoader, path: Path) -> TransformerStrategyAgent:
+    log.info("Loading %s", path)
+    return load_agent(path)
+
+
+def _default_out(zip_path: Path, name: str) -> Path:
+    return zip_path.parent / f"{zip_path.name.removesuffix('.zip')}_{name}"
+
+
+def _mode_eval(args: argparse.Namespace, load_agent: AgentLoader) -> int:
+    zip_path = resolve_checkpoint(_require(args.agent_path, "--agent_path", "eval"))
+    agent = _load(load_agent, zip_path)
+    episodes = args.episodes or 50
+    t0 = time.monotonic()
+    rows = evaluate_agent(agent, agent_names(), episodes, args.max_timesteps, seed=0)
+    table = [eval_csv_row(r) for r in rows]
+    print(f"{zip_path.name} against the roster, {episodes} matches each ({time.monotonic() - t0:.1f} s):")
+    print(evaluation.format_table(table))
+    print(evaluation.format_table(evaluation.success_table(rows)))
+    out = Path(args.out) if args.out else _default_out(zip_path, "eval.csv")
+    header = [c for c in EVAL_COLUMNS if c != "step"]
+    lines = [",".join(header)] + [",".join(str(r[c]) for c in header) for r in table]
+    atomic_write_text(out, "\n".join(lines) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+def _mode_demo(args: argparse.Namespace, load_agent: AgentLoader) -> int:
+    zip_path = resolve_checkpoint(_require(args.agent_path, "--agent_path", "demo"))
+    if args.opponent not in agent_names():
+        raise ConfigError(f"unknown --opponent {args.opponent!r}; known agents: {', '.join(agent_names())}")
+    out = Path(args.out) if args.out else _default_out(zip_path, f"vs_{args.opponent}.mp4")
+    stats = run_eval_match(_load(load_agent, zip_path), args.opponent, args.max_timesteps, video_path=out)
+    me, them = stats.player_1, stats.player_2
+    print(
+        f"{zip_path.name} vs {args.opponent}: {me.result} | damage {me.damage_dealt:.0f}-{them.damage_dealt:.0f} | "
+        f"knockouts {me.knockouts}-{them.knockouts} | {stats.frames / P.FPS:.1f} s"
+    )
+    print(f"wrote {out}")
+    return 0
+
+
+class LatentRecorder(Agent):
+    """Plays as ``agent`` and records its strategy latent every ``every`` frames per match."""
+
+    def __init__(self, agent: TransformerStrategyAgent, every: int = 15):
+        super().__init__()
+        self.agent, self.every = agent, every
+        self.frames: dict[int, int] = {}
+        self.records: list[tuple[int, np.ndarray]] = []
+
+    def reset(self) -> None:
+        self.agent.reset()
+
+    def predict_batch(self, obs, episode_start, env_ids=None):
+        actions = self.agent.predict_batch(obs, episode_start, env_ids)
+        latent = self.agent.policy.features_extractor.last_latent.cpu().numpy()
+        ids = np.arange(len(obs)) if env_ids is None else env_ids
+        warm = self.agent.agent_config["sequence_length"]
+        for row, env_id in enumerate(ids.tolist()):
+            frame = 0 if episode_start[row] else self.frames.get(env_id, 0) + 1
+            self.frames[env_id] = frame
+            if frame >= warm and frame % self.every == 0:
+                self.records.append((env_id, latent[row].copy()))
+        return actions
+
+
+def _mode_analyze_strategy(args: argparse.Namespace, load_agent: AgentLoader) -> int:
+    zip_path = resolve_checkpoint(_require(args.agent_path, "--agent_path", "analyze_strategy"))
+    agent = _load(load_agent, zip_path)
+    if not hasattr(agent.policy.features_extractor, "last_latent"):
+        raise ConfigError(f"{zip_path} is a {agent.agent_config['type']} agent: it has no strategy encoder")
+    names = agent_names()
+    matches = args.episodes or 4
+    recorder = LatentRecorder(agent)
+    evaluation.play_vs_opponents(
+        recorder, {n: make_agent(n, seed=i) for i, n in enumerate(names)}, matches, min(args.max_timesteps, 900), seed=0
+    )
+    labels = [names[env_id // matches] for env_id, _ in recorder.records]
+    latents = np.stack([latent for _, latent in recorder.records])
+    d = evaluation.latent_distances(latents, labels)
+    verdict = evaluation.separation_verdict(d)
+    out_dir = Path(args.out) if args.out else _default_out(zip_path, "strategy_analysis")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plot_latent_scatter(
+        evaluation.project_2d(latents),
+        labels,
+        out_dir / "strategy_latents_pca.png",
+        f"Strategy latents of {zip_path.name} by opponent (PCA)",
+    )
+    _write_analysis_csv(out_dir / "strategy_analysis.csv", d, labels)
+    print(
+        f"{len(latents)} latents from {len(names)} opponents: between-opponent distance {d['between']:.4f}, "
+        f"within-opponent distance {d['within']:.4f}, ratio {d['ratio']:.2f}"
+    )
+    print(f"Verdict: the encoder {verdict}")
+    print(f"wrote {out_dir / 'strategy_latents_pca.png'} and {out_dir / 'strategy_analysis.csv'}")
+    return 0
+
+
+def _write_analysis_csv(path: Path, d: dict, labels: list[str]) -> None:
+    lines = ["opponent,samples,within_distance,between_distance,ratio"]
+    for name, within in d["within_per_class"].items():
+        lines.append(f"{name},{labels.count(name)},{within:.6f},{d['between']:.6f},{d['ratio']:.6f}")
+    lines.append(f"ALL,{len(labels)},{d['within']:.6f},{d['between']:.6f},{d['ratio']:.6f}")
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def _mode_league(args: argparse.Namespace, load_agent: AgentLoader) -> int:
+    run_dir = Path(_require(args.run, "--run", "league"))
+    if not run_dir.is_dir():
+        raise ConfigError(f"--run: run folder not found: {run_dir}")
+    manifest = CheckpointManifest(run_dir)
+    valid = []
+    for step in manifest.steps():
+        try:
+            manifest.verify(step)
+            valid.append(step)
+        except CheckpointError as exc:
+            log.warning("Leaving a damaged snapshot out of the league: %s", exc)
+    snapshots = [next(f for f in manifest.files(s) if f.name.endswith(".zip")) for s in valid][-6:]
+    if not snapshots:
+        raise ConfigError(f"{run_dir} has no checkpoints in its manifest.json")
+    agents: dict[str, Agent] = {p.name.removesuffix("_steps.zip"): _load(load_agent, p) for p in snapshots}
+    agents |= {name: make_agent(name, seed=i) for i, name in enumerate(agent_names())}
+    t0 = time.monotonic()
+    ratings, _ = evaluation.round_robin(agents, args.episodes or 4, args.max_timesteps, seed=0)
+    ranked = enumerate(ratings.table())
+    table = [{"rank": i + 1, "name": n, "rating": round(r, 1), "games": g} for i, (n, r, g) in ranked]
+    print(f"Round robin of {len(agents)} agents ({time.monotonic() - t0:.1f} s):")
+    print(evaluation.format_table(table))
+    out = Path(args.out) if args.out else run_dir / "league.csv"
+    atomic_write_text(
+        out,
+        "rank,name,rating,games\n" + "".join(f"{r['rank']},{r['name']},{r['rating']},{r['games']}\n" for r in table),
+    )
+    print(f"wrote {out}")
+    return 0
+
+
+def _mode_export(args: argparse.Namespace, load_agent: AgentLoader) -> int:
+    """An inference-only bundle for submission: weights, config and a standalone my_agent.py."""
+    zip_path = resolve_checkpoint(_require(args.agent_path, "--agent_path", "export"))
+    out = Path(_require(args.out, "--out", "export"))
+    sizes = export_bundle(zip_path, out, load_agent=load_agent)
+    print(
+        f"Exported {zip_path.name} to {out}: {sizes['bundle_bytes'] / 2**20:.2f} MiB "
+        f"(the training checkpoint is {sizes['checkpoint_bytes'] / 2**20:.2f} MiB)"
+    )
+    print(f"Load it with:  cd {out} && python -c 'from my_agent import SubmittedAgent; agent = SubmittedAgent()'")
+    return 0

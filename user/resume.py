@@ -1,0 +1,322 @@
+"""A running trainer's checkpoints: what one saves beyond the weights (one declared schema), and resuming.
+
+Each :class:`Field` names where a value sits in the saved tree (``"trainer/next_eval"``), how to
+read it from the running trainer and how to put it back. :func:`capture_state` and
+:func:`restore_state` both walk :data:`RESUME_SCHEMA`, so what is saved and what is restored
+cannot drift apart: a new piece of state is one new line here. Restoring follows the schema's
+order (the env's matches before the self-play pool's bookkeeping, the random streams last).
+
+The tree holds numpy arrays and JSON values only; ``environment.checkpoints.save_state_tree``
+writes it without pickle. The run object is the trainer's ``TrainingRun`` (read through its
+attributes: ``model``, ``venv``, ``history``, ``self_play``, ``counters``, ...).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sb3_contrib.common.recurrent.type_aliases import RNNStates
+
+from environment.checkpoints import CheckpointError, load_state_tree, save_state_tree
+from environment.evaluation import EloRatings
+from environment.self_play import snapshot_files, snapshot_names, snapshot_steps
+from user.agent_io import save_checkpoint_pair, set_parameters_safely
+
+log = logging.getLogger("train_agent")
+
+ABSENT = object()  # what a capture returns for state this run does not have (no LSTM, no history, ...)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One piece of resume state.
+
+    :param path: its place in the saved tree, ``/``-separated
+    :param capture: run → value (``ABSENT`` to save nothing)
+    :param restore: (run, saved value) → None
+    :param when_missing: restore with this value when the tree lacks the field (state written
+        before the field existed, or a run without it); None: skip the restore
+    """
+
+    path: str
+    capture: Callable[[Any], Any]
+    restore: Callable[[Any, Any], None]
+    when_missing: Callable[[], Any] | None = None
+
+
+def rng_state() -> dict[str, Any]:
+    """Python's, NumPy's global and torch's random streams (and CUDA's, when present)."""
+    version, mt_state, gauss = random.getstate()
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": [version, list(mt_state), gauss],
+        "numpy": {"keys": keys.copy(), "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "torch": torch.get_rng_state().numpy().copy(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = [s.numpy().copy() for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    version, mt_state, gauss = state["python"]
+    random.setstate((version, tuple(mt_state), gauss))
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"], n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    torch.set_rng_state(torch.as_tensor(state["torch"], dtype=torch.uint8))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([torch.as_tensor(s, dtype=torch.uint8) for s in state["cuda"]])
+
+
+# --- how each piece is read and put back ---------------------------------------------------
+def _model_field(key: str, attr: str, read: Callable[[Any], Any]) -> Field:
+    return Field(f"model/{key}", lambda run: read(getattr(run.model, attr)), lambda run, v: setattr(run.model, attr, v))
+
+
+def _counter_field(key: str) -> Field:
+    def restore(run, value):
+        run.counters[key] = value
+
+    return Field(f"trainer/{key}", lambda run: run.counters.get(key), restore)
+
+
+def _lstm_states(run) -> Any:
+    lstm = getattr(run.model, "_last_lstm_states", None)
+    if lstm is None:  # the feed-forward ppo type
+        return ABSENT
+    return [t.detach().cpu().numpy().copy() for t in (*lstm.pi, *lstm.vf)]
+
+
+def _set_lstm_states(run, arrays) -> None:
+    t = [torch.as_tensor(a, device=run.device) for a in arrays]
+    run.model._last_lstm_states = RNNStates((t[0], t[1]), (t[2], t[3]))
+
+
+def _set_attack_frames(run, values) -> None:
+    run.counters["attack_frames"][:] = values
+
+
+def _set_episodes_at_first_snapshot(run, value) -> None:
+    if value is not None:  # None: no snapshot was saved yet, and the counter stays unset
+        run.counters["episodes_at_first_snapshot"] = value
+
+
+def _set_ep_info_buffer(run, episodes) -> None:
+    window = run.model._stats_window_size
+    run.model.ep_info_buffer = deque(episodes, maxlen=window)
+    run.model.ep_success_buffer = deque(maxlen=window)  # SB3 creates both or neither
+
+
+def _set_snapshot_win_rates(run, pairs) -> None:
+    run.snapshot_win_rates = {run.self_play.path_for_name(name): x for name, x in pairs}
+
+
+def _set_curriculum_alpha(run, alpha) -> None:
+    run.reward_manager.alpha = alpha
+
+
+def _set_history(run, state) -> None:
+    run.history.set_state(state)
+
+
+def _set_trainer_attr(attr: str) -> Callable[[Any, Any], None]:
+    return lambda run, value: setattr(run, attr, value)
+
+
+RESUME_SCHEMA: tuple[Field, ...] = (
+    _model_field("num_timesteps", "num_timesteps", int),
+    _model_field("n_updates", "_n_updates", int),
+    _model_field("episode_num", "_episode_num", int),
+    _model_field("last_obs", "_last_obs", np.array),
+    _model_field("last_episode_starts", "_last_episode_starts", np.array),
+    Field("model/lstm", _lstm_states, _set_lstm_states),
+    # The matches in play (engine, opponents and their memory, reward sums); snapshot opponents are
+    # found again by file name through the self-play handler.
+    Field("env", lambda run: run.venv.get_state(), lambda run, v: run.venv.set_state(v)),
+    Field("history", lambda run: ABSENT if run.history is None else run.history.get_state(), _set_history),
+    Field("self_play", lambda run: run.self_play.get_state(), lambda run, v: run.self_play.set_state(v)),
+    Field("trainer/next_eval", lambda run: run.next_eval, _set_trainer_attr("next_eval")),
+    _counter_field("episodes"),
+    Field("trainer/attack_frames", lambda run: run.counters["attack_frames"].copy(), _set_attack_frames),
+    Field(
+        "trainer/episodes_at_first_snapshot",
+        lambda run: run.counters.get("episodes_at_first_snapshot"),
+        _set_episodes_at_first_snapshot,
+    ),
+    Field(
+        "trainer/ratings",
+        lambda run: run.ratings.to_dict(),
+        lambda run, v: setattr(run, "ratings", EloRatings.from_dict(v)),
+    ),
+    Field("trainer/eval_history", lambda run: run.eval_history, lambda run, v: setattr(run, "eval_history", list(v))),
+    _counter_field("exploiter_at"),
+    # Logging only; state written before this field existed still resumes.
+    Field(
+        "trainer/ep_info_buffer",
+        lambda run: list(run.model.ep_info_buffer or []),
+        _set_ep_info_buffer,
+        when_missing=list,
+    ),
+    Field(
+        "trainer/opponent_weights",
+        lambda run: {name: w for name, (w, _) in run.opponents.opponents.items()},
+        lambda run, v: run.set_opponent_weights(v),
+    ),
+    Field(
+        "trainer/snapshot_win_rates",
+        lambda run: [[p.name, x] for p, x in run.snapshot_win_rates.items()],
+        _set_snapshot_win_rates,
+    ),
+    Field(
+        "trainer/curriculum_alpha",
+        lambda run: getattr(run.reward_manager, "alpha", ABSENT),
+        _set_curriculum_alpha,
+    ),
+    Field("rng", lambda run: rng_state(), lambda run, v: set_rng_state(v)),  # last: nothing may draw after it
+)
+
+
+def capture_state(run, schema: tuple[Field, ...] = RESUME_SCHEMA) -> dict[str, Any]:
+    """Everything beyond the weights that a resumed run needs to continue exactly, as a nested tree."""
+    tree: dict[str, Any] = {}
+    for field in schema:
+        value = field.capture(run)
+        if value is ABSENT:
+            continue
+        *parents, leaf = field.path.split("/")
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree
+
+
+def restore_state(run, tree: dict[str, Any], schema: tuple[Field, ...] = RESUME_SCHEMA) -> None:
+    """Put a captured tree back into ``run``, field by field in the schema's order."""
+    for field in schema:
+        found, value = _get(tree, field.path)
+        if not found:
+            if field.when_missing is None:
+                continue
+            value = field.when_missing()
+        field.restore(run, value)
+
+
+def _get(tree: dict[str, Any], path: str) -> tuple[bool, Any]:
+    node: Any = tree
+    for part in path.split("/"):
+        if not isinstance(node, dict) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+# ==================================================================================
+# === Checkpoints of a running trainer ===
+# ==================================================================================
+def save_checkpoint(run, steps: int, state: dict[str, Any] | None = None) -> Path | None:
+    """Write the checkpoint pair plus its resume state, record them, and prune old snapshots.
+
+    ``state`` is the training state captured at the same step (a fresh
+    capture by default). The policy is checked for non-finite values first:
+    a diverged policy is never written.
+    """
+    if steps == run.last_saved_step:
+        return None
+    previous = run.save_handler.latest()
+    expected = sum(f.stat().st_size for f in snapshot_files(previous) if f.exists()) if previous else 0
+    if not run.disk_guard.ok_to_save(expected):
+        log.warning("Skipping the snapshot at step %s: free disk space is below the threshold", f"{steps:,}")
+        return None
+    run.check_finite("refusing to write a checkpoint")
+    zip_path = run.save_handler.snapshot_path(steps)
+    files = save_checkpoint_pair(run.model, zip_path, run.config["agent"])
+    state = state if state is not None else run.capture_state()
+    files += save_state_tree(resume_state_stem(zip_path), state)
+    # The snapshots this checkpoint's matches play: kept on disk as long as this checkpoint is.
+    run.manifest.record(steps, files, extra={"uses": snapshots_in_env_state(state["env"])})
+    run.self_play.add_loaded(zip_path, run.snapshot_agent())
+    for doomed in run.save_handler.record(zip_path):
+        run.manifest.remove(snapshot_steps(doomed))
+    run.last_saved_step = steps
+    run.counters.setdefault("episodes_at_first_snapshot", run.counters["episodes"])
+    log.info("Saved checkpoint %s", zip_path.name)
+    return zip_path
+
+
+def keep_snapshot(run, path: Path) -> bool:
+    """Past max_saved, keep a snapshot that a match plays (now, or in the saved state of a kept
+    checkpoint, so that checkpoint still resumes) or one of the best-rated."""
+    if path.name in run.venv.snapshots_in_use():
+        return True
+    for step in run.manifest.steps():
+        if path.name in run.manifest.entry(step).get("extra", {}).get("uses", []):
+            return True
+    keep_best = max(1, run.config["training"]["max_saved"] // 5)
+    on_disk = {p.name.removesuffix("_steps.zip") for p in run.save_handler.history}
+    rated = sorted(((r, n) for n, r, _ in run.ratings.table() if n in on_disk), reverse=True)
+    return path.name.removesuffix("_steps.zip") in {n for _, n in rated[:keep_best]}
+
+
+def restore_latest(run) -> int:
+    """Continue from the newest checkpoint that verifies; returns its step.
+
+    A truncated or altered newest checkpoint is reported and the previous
+    good one is used. With none valid, it stops: never a silent fresh start.
+    """
+    found = run.manifest.latest_valid()
+    if found is None:
+        raise CheckpointError(
+            f"{run.run_dir} has no valid checkpoint to resume from (manifest.json lists none that verify); "
+            "refusing to start from scratch"
+        )
+    step, files = found
+    zip_path = next(f for f in files if f.name.endswith(".zip"))
+    set_parameters_safely(run.model, zip_path)
+    state = load_state_tree(resume_state_stem(zip_path))
+    run.save_handler.history = [
+        p for p in run.save_handler.history if snapshot_steps(p) <= step and _verifies(run, snapshot_steps(p))
+    ]
+    restore_state(run, state)
+    for csv in run.logs.values():
+        csv.drop_rows_after("step", step)
+    run.metrics._last_step = step
+    run.last_saved_step = step
+    run.save_handler.last_save_step = step  # a damaged newer file must not delay the next save
+    return step
+
+
+def _verifies(run, step: int) -> bool:
+    """A damaged snapshot stays on disk (it is the user's) but leaves the opponent pool."""
+    if step not in run.manifest.steps():
+        return False
+    try:
+        run.manifest.verify(step)
+        return True
+    except CheckpointError as exc:
+        log.warning("Leaving a damaged snapshot out of the opponent pool: %s", exc)
+        return False
+
+
+def resume_state_stem(zip_path: Path) -> Path:
+    """``rl_model_<N>_steps_state``: the stem of a checkpoint's resume state (.npz + .json)."""
+    return zip_path.with_name(zip_path.name.removesuffix(".zip") + "_state")
+
+
+def snapshots_in_env_state(env_state: dict | list[dict]) -> list[str]:
+    """File names of the snapshots a saved env state's matches play (a WorkerVecEnv saves one state per worker)."""
+    states = env_state if isinstance(env_state, list) else [env_state]
+    return sorted(snapshot_names(key for state in states for key in state["opponent_keys"]))
+
+
+# ==================================================================================
+# === Training loop ===
+# ==================================================================================
