@@ -35,20 +35,17 @@ import gzip
 import json
 import re
 import sys
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
+from environment import params as P
+from environment.agents import BasedAgent
+from environment.engine import BrawlEngine
+from environment.observation import OBS_HALF, SLOTS, ObservationBuilder
+from environment.params import DEFAULT_PARAMS, TOURNAMENT_PARAMS, GameParams
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from environment import params as P  # noqa: E402
-from environment.agents import BasedAgent  # noqa: E402
-from environment.engine import BrawlEngine  # noqa: E402
-from environment.observation import OBS_HALF, SLOTS, ObservationBuilder  # noqa: E402
-from environment.params import DEFAULT_PARAMS, TOURNAMENT_PARAMS, GameParams  # noqa: E402
-
 SHARED = ROOT.parent / "shared" / "fidelity"
 DEFAULT_TRACES = (SHARED / "traces.jsonl", ROOT / "tests" / "data" / "original_traces.jsonl.gz")
 TOLERANCE = {"x": 0.05, "y": 0.05, "vx": 0.1, "vy": 0.1, "damage": 0.5, "dmg_frame": 0.5}
@@ -80,8 +77,9 @@ def trace_params(trace: dict) -> GameParams:
 
 def start(trace: dict) -> BrawlEngine:
     """An engine at the trace's first frame: start side, starting damage and weapons, spawner state."""
-    engine = BrawlEngine(1, max_timesteps=trace["frames"] + 10, seed=int(trace.get("seed", 0)),
-                         params=trace_params(trace))  # fmt: skip
+    engine = BrawlEngine(
+        1, max_timesteps=trace["frames"] + 10, seed=int(trace.get("seed", 0)), params=trace_params(trace)
+    )
     engine.reset(p0_side=1 if trace["p0_start_x"] > 0 else -1)
     s = engine.state
     for i in range(2):
@@ -98,10 +96,22 @@ def start(trace: dict) -> BrawlEngine:
 
 
 def _ours(s, i: int) -> dict:
-    return {"x": s.x[0, i], "y": s.y[0, i], "vx": s.vx[0, i], "vy": s.vy[0, i], "damage": s.damage[0, i],
-            "state": s.state[0, i], "move": s.move[0, i], "stocks": s.stocks[0, i], "facing": int(s.facing[0, i] > 0),
-            "grounded": int(s.grounded[0, i]), "jumps": s.jumps_left[0, i], "recoveries": s.recoveries_left[0, i],
-            "weapon": s.weapon[0, i], "dmg_frame": s.damage_taken_frame[0, i]}  # fmt: skip
+    return {
+        "x": s.x[0, i],
+        "y": s.y[0, i],
+        "vx": s.vx[0, i],
+        "vy": s.vy[0, i],
+        "damage": s.damage[0, i],
+        "state": s.state[0, i],
+        "move": s.move[0, i],
+        "stocks": s.stocks[0, i],
+        "facing": int(s.facing[0, i] > 0),
+        "grounded": int(s.grounded[0, i]),
+        "jumps": s.jumps_left[0, i],
+        "recoveries": s.recoveries_left[0, i],
+        "weapon": s.weapon[0, i],
+        "dmg_frame": s.damage_taken_frame[0, i],
+    }
 
 
 def replay(trace: dict, fields=CORE) -> dict:
@@ -131,9 +141,16 @@ def replay(trace: dict, fields=CORE) -> dict:
         if bad:
             first, what = t, bad
             break
-    return {"name": trace["name"], "kind": trace.get("kind", "?"), "frames": n, "first_divergence": first,
-            "diverging": what, "matched_frames": n if first is None else first, "obs_mismatch": obs_mismatch,
-            "has_observations": builder is not None}
+    return {
+        "name": trace["name"],
+        "kind": trace.get("kind", "?"),
+        "frames": n,
+        "first_divergence": first,
+        "diverging": what,
+        "matched_frames": n if first is None else first,
+        "obs_mismatch": obs_mismatch,
+        "has_observations": builder is not None,
+    }
 
 
 def _diverging(s, trace: dict, t: int, fields) -> list[str]:
@@ -169,9 +186,17 @@ def summarize(results: list[dict]) -> dict:
 
 
 # --- constant actions against BasedAgent, in the tournament's match loop -----------------
-CONSTANT_KEYS = {"(none)": (), "j": (P.K_LIGHT,), "k": (P.K_HEAVY,), "l": (P.K_DODGE,), "w+k": (P.K_W, P.K_HEAVY),
-                 "s+k": (P.K_S, P.K_HEAVY), "d+k": (P.K_D, P.K_HEAVY), "space+k": (P.K_JUMP, P.K_HEAVY),
-                 "w+space+k": (P.K_W, P.K_JUMP, P.K_HEAVY)}  # fmt: skip
+CONSTANT_KEYS = {
+    "(none)": (),
+    "j": (P.K_LIGHT,),
+    "k": (P.K_HEAVY,),
+    "l": (P.K_DODGE,),
+    "w+k": (P.K_W, P.K_HEAVY),
+    "s+k": (P.K_S, P.K_HEAVY),
+    "d+k": (P.K_D, P.K_HEAVY),
+    "space+k": (P.K_JUMP, P.K_HEAVY),
+    "w+space+k": (P.K_W, P.K_JUMP, P.K_HEAVY),
+}
 
 
 def constant_vs_based(keys: tuple, slot: int, start_x: float, delay: int = 0, frames: int = 2700) -> str:
@@ -222,8 +247,9 @@ def compare_outcomes() -> dict:
         ours = constant_vs_based(CONSTANT_KEYS[name], slot, start_x)
         rows.append({"keys": name, "slot": slot, "start": start_x, "delay": "none", "original": theirs, "ours": ours})
     for name, theirs in expected["delayed"].items():
-        results = [constant_vs_based(CONSTANT_KEYS[name], 0, 5 if i % 2 == 0 else -5, delay=(7 * i) % 48)
-                   for i in range(10)]  # fmt: skip
+        results = [
+            constant_vs_based(CONSTANT_KEYS[name], 0, 5 if i % 2 == 0 else -5, delay=(7 * i) % 48) for i in range(10)
+        ]
         ours = f"{results.count('W')}/{results.count('D')}/{results.count('L')}"
         rows.append({"keys": name, "slot": 0, "start": "±5", "delay": "10 matches", "original": theirs, "ours": ours})
     return {"cells": rows, "matching": sum(r["original"] == r["ours"] for r in rows), "total": len(rows)}
@@ -247,20 +273,31 @@ def main(argv: list[str] | None = None) -> int:
         if r["first_divergence"] is None:
             print(f"{r['name']:44s} MATCH ({r['frames']} frames)")
         else:
-            print(f"{r['name']:44s} diverges at frame {r['first_divergence']:4d}/{r['frames']}: "
-                  + "; ".join(r["diverging"][:3]))  # fmt: skip
+            print(
+                f"{r['name']:44s} diverges at frame {r['first_divergence']:4d}/{r['frames']}: "
+                + "; ".join(r["diverging"][:3])
+            )
     summary = summarize(results)
     print("\n== summary ==")
     print(f"traces: {', '.join(str(p) for p in paths)}")
-    print(f"scenarios matching on every frame: {summary['matched_fully']} of {summary['scenarios']} "
-          f"({summary['matched_fully_share']:.1%}); target >= {TARGET_FULL:.0%}")  # fmt: skip
-    print(f"remaining {summary['remaining']} scenarios: frames matched before the first divergence "
-          f"{summary['remaining_frames_matched_share']:.1%} of their frames; target >= {TARGET_FRAMES:.0%}")
-    print(f"observation values differing: {summary['observation_values_differing']} "
-          f"(in {summary['scenarios_with_observations']} scenarios with observations); target 0")
+    print(
+        f"scenarios matching on every frame: {summary['matched_fully']} of {summary['scenarios']} "
+        f"({summary['matched_fully_share']:.1%}); target >= {TARGET_FULL:.0%}"
+    )
+    print(
+        f"remaining {summary['remaining']} scenarios: frames matched before the first divergence "
+        f"{summary['remaining_frames_matched_share']:.1%} of their frames; target >= {TARGET_FRAMES:.0%}"
+    )
+    print(
+        f"observation values differing: {summary['observation_values_differing']} "
+        f"(in {summary['scenarios_with_observations']} scenarios with observations); target 0"
+    )
     print("by kind: " + ", ".join(f"{k} {v['matched_fully']}/{v['scenarios']}" for k, v in summary["by_kind"].items()))
-    ok = (summary["matched_fully_share"] >= TARGET_FULL and summary["remaining_frames_matched_share"] >= TARGET_FRAMES
-          and summary["observation_values_differing"] == 0)  # fmt: skip
+    ok = (
+        summary["matched_fully_share"] >= TARGET_FULL
+        and summary["remaining_frames_matched_share"] >= TARGET_FRAMES
+        and summary["observation_values_differing"] == 0
+    )
     report = {"summary": summary, "scenarios": results}
     if args.outcomes:
         outcomes = compare_outcomes()
@@ -268,8 +305,10 @@ def main(argv: list[str] | None = None) -> int:
         print("\nconstant action vs BasedAgent (tournament loop), original / ours:")
         for row in outcomes["cells"]:
             mark = "" if row["original"] == row["ours"] else "   <-- differs"
-            print(f"  {row['keys']:10s} slot {row['slot']} start {row['start']!s:3s} delay {row['delay']:10s} "
-                  f"{row['original']:7s} {row['ours']:7s}{mark}")  # fmt: skip
+            print(
+                f"  {row['keys']:10s} slot {row['slot']} start {row['start']!s:3s} delay {row['delay']:10s} "
+                f"{row['original']:7s} {row['ours']:7s}{mark}"
+            )
         print(f"cells matching: {outcomes['matching']} of {outcomes['total']}; target: all")
         ok &= outcomes["matching"] == outcomes["total"]
     if args.json:

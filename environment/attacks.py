@@ -30,7 +30,6 @@ from numba import njit
 
 from environment import params as P
 from environment.moves import (
-    MOVES,
     GROUND_PROBE_Y,
     HB_CAP_DX,
     HB_CAP_DY,
@@ -44,6 +43,7 @@ from environment.moves import (
     HB_RECT_TOP,
     HB_RECT_W,
     HB_W,
+    MOVES,
 )
 from environment.rules import move_toward, on_floor
 
@@ -73,8 +73,12 @@ def touches_hurtbox(hx, hy, cx, cy, radius, cap_dx, cap_dy, has_rect, rect_left,
     o1x, o1y = cx - cap_dx, cy - cap_dy
     o2x, o2y = cx + cap_dx, cy + cap_dy
     reach = r1 + radius
-    if (_closer(hx, h1y, o1x, o1y, reach) or _closer(hx, h1y, o2x, o2y, reach) or _closer(hx, h2y, o1x, o1y, reach)
-            or _closer(hx, h2y, o2x, o2y, reach)):  # fmt: skip
+    if (
+        _closer(hx, h1y, o1x, o1y, reach)
+        or _closer(hx, h1y, o2x, o2y, reach)
+        or _closer(hx, h2y, o1x, o1y, reach)
+        or _closer(hx, h2y, o2x, o2y, reach)
+    ):
         return True
     if has_rect:
         ol, ot = float(int(cx - rect_left)), float(int(cy - rect_top))
@@ -233,8 +237,21 @@ def _hits(p, q, c, count, hitboxes, K) -> bool:
         b = hitboxes[c, h]
         cx = p.x + b[HB_DX] * p.facing
         cy = p.y + b[HB_DY]
-        if touches_hurtbox(q.hurt_x, q.hurt_y, cx, cy, b[HB_RADIUS], b[HB_CAP_DX], b[HB_CAP_DY], b[HB_HAS_RECT] != 0,
-                           b[HB_RECT_LEFT], b[HB_RECT_TOP], b[HB_RECT_W], b[HB_RECT_H], K):  # fmt: skip
+        if touches_hurtbox(
+            q.hurt_x,
+            q.hurt_y,
+            cx,
+            cy,
+            b[HB_RADIUS],
+            b[HB_CAP_DX],
+            b[HB_CAP_DY],
+            b[HB_HAS_RECT] != 0,
+            b[HB_RECT_LEFT],
+            b[HB_RECT_TOP],
+            b[HB_RECT_W],
+            b[HB_RECT_H],
+            K,
+        ):
             return True
     return False
 

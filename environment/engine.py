@@ -32,7 +32,6 @@ from environment.moves import MOVES
 from environment.params import DEFAULT_PARAMS, DT, GameParams, kernel_params
 from environment.physics import fat_box, forget_contacts, left_fat_box, solve_contacts
 from environment.rules import (
-    NONE,
     after_rules,
     base,
     control,
@@ -226,11 +225,13 @@ class BrawlEngine:
         for name, current in self.state.arrays().items():
             value = saved.get(name)
             if value is None or value.dtype != current.dtype:
-                raise ValueError(f"saved engine state has no {name!r} array of this engine's layout "
-                                 "(made by an older engine?)")  # fmt: skip
+                raise ValueError(
+                    f"saved engine state has no {name!r} array of this engine's layout (made by an older engine?)"
+                )
             if value.shape != current.shape:
-                raise ValueError(f"saved engine array {name} has shape {value.shape}, expected {current.shape} "
-                                 "(different n_envs?)")  # fmt: skip
+                raise ValueError(
+                    f"saved engine array {name} has shape {value.shape}, expected {current.shape} (different n_envs?)"
+                )
             current[...] = value
         self._needs_reset[:] = saved["needs_reset"]
 
@@ -246,9 +247,28 @@ class BrawlEngine:
         frame = int(s.frame.max())
         if frame + 1 >= len(self._path):
             self._path = self.platform.upto(frame + 2)
-        _step_matches(s.players, s.matches, s.weapons, s.spawners, s.contacts, held, self._path,
-                      self.max_timesteps, self._constants[0], *MOVES.kernel_args(), *self._pickups, self._dealt,
-                      self._held, self._pressed, ev.knocked_out, ev.weapon_equip, ev.weapon_drop, ev.done, ev.truncated, ev.result)  # fmt: skip
+        _step_matches(
+            s.players,
+            s.matches,
+            s.weapons,
+            s.spawners,
+            s.contacts,
+            held,
+            self._path,
+            self.max_timesteps,
+            self._constants[0],
+            *MOVES.kernel_args(),
+            *self._pickups,
+            self._dealt,
+            self._held,
+            self._pressed,
+            ev.knocked_out,
+            ev.weapon_equip,
+            ev.weapon_drop,
+            ev.done,
+            ev.truncated,
+            ev.result,
+        )
         ev.hit[...] = self._dealt[..., 0] > 0
         ev.damage_dealt[...] = self._dealt[..., 1]
         ev.combo[...] = self._dealt[..., 2] > 0
@@ -260,9 +280,35 @@ class BrawlEngine:
 # The compiled frame
 # ==================================================================================
 @njit(cache=True)
-def _step_matches(players, matches, weapons, spawners, contacts, held, path, max_timesteps, K, powers, casts,
-                  hitboxes, events, event_at, first_power, move_key, pickup_geom, dropped_geom, dealt, held_buffer,
-                  pressed_buffer, knocked_out, equip, dropped, done, truncated, result) -> None:
+def _step_matches(
+    players,
+    matches,
+    weapons,
+    spawners,
+    contacts,
+    held,
+    path,
+    max_timesteps,
+    K,
+    powers,
+    casts,
+    hitboxes,
+    events,
+    event_at,
+    first_power,
+    move_key,
+    pickup_geom,
+    dropped_geom,
+    dealt,
+    held_buffer,
+    pressed_buffer,
+    knocked_out,
+    equip,
+    dropped,
+    done,
+    truncated,
+    result,
+) -> None:
     keys = held_buffer  # (n, 2) bitmasks of the held keys: bit k is key k
     for m in range(players.shape[0]):
         for i in range(2):
@@ -283,13 +329,39 @@ def _step_matches(players, matches, weapons, spawners, contacts, held, path, max
         f = match.frame
         match.platform_vx, match.platform_vy = path[f, 0], path[f, 1]
         for i in range(2):
-            knocked_out[m, i] = _update_player(pl[i], pl[1 - i], match, held[m, i], pressed[i], K, powers, casts,
-                                               hitboxes, events, event_at, first_power, move_key, dealt[m, i])
+            knocked_out[m, i] = _update_player(
+                pl[i],
+                pl[1 - i],
+                match,
+                held[m, i],
+                pressed[i],
+                K,
+                powers,
+                casts,
+                hitboxes,
+                events,
+                event_at,
+                first_power,
+                move_key,
+                dealt[m, i],
+            )
         match.platform_x, match.platform_y = path[f, 2], path[f, 3]
         _physics(pl, match, weapons[m], contacts[m], path[f, 4], K)
         match.frame = f + 1
-        step_weapons(pl, match, weapons[m], spawners[m], contacts[m], held[m], pressed, equip[m], dropped[m],
-                     pickup_geom, dropped_geom, K)  # fmt: skip
+        step_weapons(
+            pl,
+            match,
+            weapons[m],
+            spawners[m],
+            contacts[m],
+            held[m],
+            pressed,
+            equip[m],
+            dropped[m],
+            pickup_geom,
+            dropped_geom,
+            K,
+        )
         for i in range(2):
             _refresh_view(pl[i], match, K)
         timed_out = match.frame >= max_timesteps
@@ -304,8 +376,9 @@ def _step_matches(players, matches, weapons, spawners, contacts, held, path, max
 
 
 @njit(cache=True)
-def _update_player(p, q, match, held, pressed, K, powers, casts, hitboxes, events, event_at, first_power, move_key,
-                   dealt) -> bool:
+def _update_player(
+    p, q, match, held, pressed, K, powers, casts, hitboxes, events, event_at, first_power, move_key, dealt
+) -> bool:
     """One player's update (the original's Player.physics_process); returns whether it was knocked out."""
     px, py = match.platform_x, match.platform_y
     nxt, go = base(p, K)
@@ -337,8 +410,24 @@ def _physics(pl, match, weapons, contacts, platform_reinserted, K) -> None:
         if not p.gravity_off:
             p.vy = p.vy + K.gravity_step
         p.vx, p.vy, p.bias_vx, p.bias_vy = solve_contacts(
-            p.x, p.y, p.vx, p.vy, p.bias_vx, p.bias_vy, K.half_w, K.half_h, K.friction_player_ground,
-            K.friction_player_platform, px, py, pvx, pvy, contacts[i], ground_first, K)  # fmt: skip
+            p.x,
+            p.y,
+            p.vx,
+            p.vy,
+            p.bias_vx,
+            p.bias_vy,
+            K.half_w,
+            K.half_h,
+            K.friction_player_ground,
+            K.friction_player_platform,
+            px,
+            py,
+            pvx,
+            pvy,
+            contacts[i],
+            ground_first,
+            K,
+        )
     for col in range(weapons.shape[0]):
         w = weapons[col]
         if w.weapon_kind == 0:
@@ -347,17 +436,40 @@ def _physics(pl, match, weapons, contacts, platform_reinserted, K) -> None:
         w.weapon_x += (w.weapon_vx + w.weapon_bias_vx) * K.dt
         w.weapon_y += (w.weapon_vy + w.weapon_bias_vy) * K.dt
         w.weapon_bias_vx = w.weapon_bias_vy = 0.0
-        if left_fat_box(w.weapon_x, w.weapon_y, K.weapon_hw, K.weapon_hh, w.weapon_fat_left, w.weapon_fat_top,
-                        w.weapon_fat_right, w.weapon_fat_bottom):  # fmt: skip
+        if left_fat_box(
+            w.weapon_x,
+            w.weapon_y,
+            K.weapon_hw,
+            K.weapon_hh,
+            w.weapon_fat_left,
+            w.weapon_fat_top,
+            w.weapon_fat_right,
+            w.weapon_fat_bottom,
+        ):
             box = fat_box(w.weapon_x, w.weapon_y, w.weapon_vx, w.weapon_vy, K.weapon_hw, K.weapon_hh)
             w.weapon_fat_left, w.weapon_fat_top, w.weapon_fat_right, w.weapon_fat_bottom = box
             w.weapon_reinserted_at = match.frame
         ground_first = w.weapon_reinserted_at >= platform_reinserted
         w.weapon_vy = w.weapon_vy + K.gravity_step
         w.weapon_vx, w.weapon_vy, w.weapon_bias_vx, w.weapon_bias_vy = solve_contacts(
-            w.weapon_x, w.weapon_y, w.weapon_vx, w.weapon_vy, w.weapon_bias_vx, w.weapon_bias_vy, K.weapon_hw,
-            K.weapon_hh, K.friction_weapon_ground, K.friction_weapon_platform, px, py, pvx, pvy, contacts[2 + col],
-            ground_first, K)  # fmt: skip
+            w.weapon_x,
+            w.weapon_y,
+            w.weapon_vx,
+            w.weapon_vy,
+            w.weapon_bias_vx,
+            w.weapon_bias_vy,
+            K.weapon_hw,
+            K.weapon_hh,
+            K.friction_weapon_ground,
+            K.friction_weapon_platform,
+            px,
+            py,
+            pvx,
+            pvy,
+            contacts[2 + col],
+            ground_first,
+            K,
+        )
 
 
 @njit(cache=True)

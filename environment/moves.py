@@ -38,39 +38,90 @@ from environment import params as P
 
 DATA_PATH = Path(__file__).with_name("data") / "moves.json"
 WEAPON_FILE_NAMES = ("Unarmed", "Spear", "Hammer")  # the files' names for Punch, Spear, Hammer
-MOVE_FILE_NAMES = ("NLight", "DLight", "SLight", "NSig", "DSig", "SSig", "NAir", "DAir", "SAir", "Recovery",
-                   "Groundpound")  # fmt: skip
+MOVE_FILE_NAMES = (
+    "NLight",
+    "DLight",
+    "SLight",
+    "NSig",
+    "DSig",
+    "SSig",
+    "NAir",
+    "DAir",
+    "SAir",
+    "Recovery",
+    "Groundpound",
+)
 BRAWL_TO_UNITS = 1.024 / 320  # the original's pixel-to-world factor; offsets are raw * 2 * this
 GROUND_PROBE_Y = 1.54  # a ground probe below this height counts as touching the floor (a fixed height)
 MAX_HITBOXES = 10
 
-POWER_DTYPE = np.dtype([
-    ("charge", "?"), ("min_charge", "i2"), ("max_charge", "i2"),  # max: the last cast's startup
-    ("recovery", "i2"), ("stun", "i2"),
-    ("next_hit", "i2"), ("next_miss", "i2"), ("next_ground", "i2"),  # global power rows, -1 none
-    ("last_power", "?"),  # no next power at all: the move ends after this one
-    ("floor_drag", "?"), ("steerable", "?"),
-    ("rehit", "?"),  # re-hits every earlier victim of the move each frame, without a hitbox test
-    ("instant", "?"),  # branches on the frame a hitbox first connects
-    ("vel_on_hit", "?"), ("vel_on_hit_x", "f8"), ("vel_on_hit_y", "f8"),  # caster velocity set on its first hit
-    ("first_cast", "i2"),
-])  # fmt: skip
-CAST_DTYPE = np.dtype([
-    ("startup", "i2"), ("active", "i2"), ("last_cast", "?"),
-    ("damage", "f8"), ("force_fixed", "f8"), ("force_var", "f8"),
-    ("dir_x", "f8"), ("dir_y", "f8"),  # knockback direction (forward-signed x, y down)
-    ("has_probe", "?"), ("probe_dy", "f8"),  # the last ground probe (only the last one's test counts)
-    ("n_hitboxes", "i1"),
-])  # fmt: skip
-EVENT_DTYPE = np.dtype([
-    ("pull_on", "?"), ("pull_dx", "f8"), ("pull_dy", "f8"), ("pull_gain", "f8"),
-    ("polar_on", "?"), ("polar_x", "f8"), ("polar_y", "f8"),
-    ("scale_x_on", "?"), ("scale_y_on", "?"), ("scale_x", "f8"), ("scale_y", "f8"),
-    ("set_x_on", "?"), ("set_y_on", "?"), ("set_x", "f8"), ("set_y", "f8"),
-    ("add_x_on", "?"), ("add_y_on", "?"), ("add_x", "f8"), ("add_y", "f8"),
-    ("victim_set_x_on", "?"), ("victim_set_y_on", "?"), ("victim_set_x", "f8"), ("victim_set_y", "f8"),
-    ("victim_pos_x_on", "?"), ("victim_pos_y_on", "?"), ("victim_pos_x", "f8"), ("victim_pos_y", "f8"),
-])  # fmt: skip
+POWER_DTYPE = np.dtype(
+    [
+        ("charge", "?"),
+        ("min_charge", "i2"),
+        ("max_charge", "i2"),  # max: the last cast's startup
+        ("recovery", "i2"),
+        ("stun", "i2"),
+        ("next_hit", "i2"),
+        ("next_miss", "i2"),
+        ("next_ground", "i2"),  # global power rows, -1 none
+        ("last_power", "?"),  # no next power at all: the move ends after this one
+        ("floor_drag", "?"),
+        ("steerable", "?"),
+        ("rehit", "?"),  # re-hits every earlier victim of the move each frame, without a hitbox test
+        ("instant", "?"),  # branches on the frame a hitbox first connects
+        ("vel_on_hit", "?"),
+        ("vel_on_hit_x", "f8"),
+        ("vel_on_hit_y", "f8"),  # caster velocity set on its first hit
+        ("first_cast", "i2"),
+    ]
+)
+CAST_DTYPE = np.dtype(
+    [
+        ("startup", "i2"),
+        ("active", "i2"),
+        ("last_cast", "?"),
+        ("damage", "f8"),
+        ("force_fixed", "f8"),
+        ("force_var", "f8"),
+        ("dir_x", "f8"),
+        ("dir_y", "f8"),  # knockback direction (forward-signed x, y down)
+        ("has_probe", "?"),
+        ("probe_dy", "f8"),  # the last ground probe (only the last one's test counts)
+        ("n_hitboxes", "i1"),
+    ]
+)
+EVENT_DTYPE = np.dtype(
+    [
+        ("pull_on", "?"),
+        ("pull_dx", "f8"),
+        ("pull_dy", "f8"),
+        ("pull_gain", "f8"),
+        ("polar_on", "?"),
+        ("polar_x", "f8"),
+        ("polar_y", "f8"),
+        ("scale_x_on", "?"),
+        ("scale_y_on", "?"),
+        ("scale_x", "f8"),
+        ("scale_y", "f8"),
+        ("set_x_on", "?"),
+        ("set_y_on", "?"),
+        ("set_x", "f8"),
+        ("set_y", "f8"),
+        ("add_x_on", "?"),
+        ("add_y_on", "?"),
+        ("add_x", "f8"),
+        ("add_y", "f8"),
+        ("victim_set_x_on", "?"),
+        ("victim_set_y_on", "?"),
+        ("victim_set_x", "f8"),
+        ("victim_set_y", "f8"),
+        ("victim_pos_x_on", "?"),
+        ("victim_pos_y_on", "?"),
+        ("victim_pos_x", "f8"),
+        ("victim_pos_y", "f8"),
+    ]
+)
 # Columns of the hitbox table.
 HB_DX, HB_DY, HB_W, HB_H, HB_RADIUS, HB_CAP_DX, HB_CAP_DY, HB_HAS_RECT, HB_RECT_LEFT, HB_RECT_TOP = range(10)
 HB_RECT_W, HB_RECT_H = 10, 11
@@ -103,8 +154,7 @@ class MoveTables:
     move_key: np.ndarray
 
     def kernel_args(self) -> tuple[np.ndarray, ...]:
-        return (self.powers, self.casts, self.hitboxes, self.events, self.event_at, self.first_power,
-                self.move_key)  # fmt: skip
+        return (self.powers, self.casts, self.hitboxes, self.events, self.event_at, self.first_power, self.move_key)
 
 
 def load_move_data(path: Path = DATA_PATH) -> dict:
@@ -145,7 +195,11 @@ def _powers(rows: list) -> np.ndarray:
         row["stun"] = raw["stunTime"] // 2
         row["max_charge"] = power["casts"][-1]["startup_raw"] // 2
         row["charge"] = power["charge"]
-        for field, key in (("next_hit", "next_on_hit"), ("next_miss", "next_on_miss"), ("next_ground", "next_on_ground")):
+        for field, key in (
+            ("next_hit", "next_on_hit"),
+            ("next_miss", "next_on_miss"),
+            ("next_ground", "next_on_ground"),
+        ):
             row[field] = -1 if power[key] == -1 else base + power[key]
         row["last_power"] = power["next_on_hit"] == -1 and power["next_on_miss"] == -1
         row["floor_drag"] = power["floor_drag"]
@@ -169,7 +223,11 @@ def _casts(rows: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         row = casts[i]
         row["startup"], row["active"] = cast["startup_raw"] // 2, cast["active_raw"] // 2
         row["last_cast"] = is_last
-        row["damage"], row["force_fixed"], row["force_var"] = cast["damage"], cast["force_fixed"], cast["force_per_damage"]
+        row["damage"], row["force_fixed"], row["force_var"] = (
+            cast["damage"],
+            cast["force_fixed"],
+            cast["force_per_damage"],
+        )
         angle = cast["angle_deg_override"] if cast["angle_deg_override"] != 0.0 else power["angle_deg"]
         row["dir_x"], row["dir_y"] = math.cos(math.radians(angle)), -math.sin(math.radians(angle))
         if len(cast["hitboxes"]) > MAX_HITBOXES:
@@ -204,7 +262,11 @@ def _events(events: list) -> np.ndarray:
         pull = event.get("pull_victim_to")
         if pull is not None and pull["on"]:
             row["pull_on"] = True
-            row["pull_dx"], row["pull_dy"], row["pull_gain"] = to_world(pull["dx_raw"]), to_world(pull["dy_raw"]), pull["gain"]
+            row["pull_dx"], row["pull_dy"], row["pull_gain"] = (
+                to_world(pull["dx_raw"]),
+                to_world(pull["dy_raw"]),
+                pull["gain"],
+            )
         polar = event.get("self_vel_polar_set")
         if polar is not None and polar["on"]:
             angle = math.radians(polar["angle_deg_up_ccw"])

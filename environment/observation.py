@@ -61,8 +61,20 @@ def observation_bounds(p: GameParams = DEFAULT_PARAMS) -> tuple[np.ndarray, np.n
     low = np.zeros(OBS_HALF, np.float32)
     high = np.zeros(OBS_HALF, np.float32)
     low[0:4], high[0:4] = (-cx, -cy, -cv, -cv), (cx, cy, cv, cv)
-    high[4:16] = (1, 1, 1, p.air_jumps, 12, p.recoveries_per_airtime, p.dodge_frames, int(MOVES.powers["stun"].max()), 1,
-                  p.stocks, 12, 2)  # fmt: skip
+    high[4:16] = (
+        1,
+        1,
+        1,
+        p.air_jumps,
+        12,
+        p.recoveries_per_airtime,
+        p.dodge_frames,
+        int(MOVES.powers["stun"].max()),
+        1,
+        p.stocks,
+        12,
+        2,
+    )
     for slot in range(4):
         i = SLOTS + 3 * slot
         low[i : i + 3] = (-cx, -cy, 0)

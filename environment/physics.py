@@ -83,8 +83,9 @@ def _touch(x, y, hw, hh, left, top, right, bottom):
 
 
 @njit(cache=True)
-def solve_contacts(x, y, vx, vy, bvx, bvy, hw, hh, friction_ground, friction_platform, px, py, pvx, pvy,
-                   memory, ground_first, K):
+def solve_contacts(
+    x, y, vx, vy, bvx, bvy, hw, hh, friction_ground, friction_platform, px, py, pvx, pvy, memory, ground_first, K
+):
     """Rules 2 and 4 for one body after rules 1 and 3; returns the new (vx, vy, bvx, bvy).
 
     :param memory: the body's (3,) row of ``MatchState.contacts``, updated in place
@@ -119,8 +120,24 @@ def solve_contacts(x, y, vx, vy, bvx, bvy, hw, hh, friction_ground, friction_pla
     for s in range(3):
         if touching[s]:
             jn[s], jt[s], warm[s] = _remembered(memory[s], way[s])
-    vx, vy, bvx, bvy = _solve_several(vx, vy, bvx, bvy, touching, way, depth, jn, jt, warm, friction_ground,
-                                      friction_platform, pvx, pvy, ground_first, K)  # fmt: skip
+    vx, vy, bvx, bvy = _solve_several(
+        vx,
+        vy,
+        bvx,
+        bvy,
+        touching,
+        way,
+        depth,
+        jn,
+        jt,
+        warm,
+        friction_ground,
+        friction_platform,
+        pvx,
+        pvy,
+        ground_first,
+        K,
+    )
     for s in range(3):
         mem = memory[s]
         if touching[s]:
@@ -166,8 +183,9 @@ def _solve_one(vx, vy, bvx, bvy, way, depth, jn, jt, warm, mu, svx, svy, K):
 
 
 @njit(cache=True)
-def _solve_several(vx, vy, bvx, bvy, touching, way, depth, jn, jt, warm, friction_ground, friction_platform, pvx,
-                   pvy, ground_first, K):
+def _solve_several(
+    vx, vy, bvx, bvy, touching, way, depth, jn, jt, warm, friction_ground, friction_platform, pvx, pvy, ground_first, K
+):
     """Several arbiters: pymunk's solver as it runs: warm start, 10 passes, two contact points per arbiter
     (the first holds the remembered impulse)."""
     order = (0, 1, 2) if ground_first else (2, 0, 1)

@@ -270,7 +270,7 @@ class MatchRenderer:
         self._draw_blast_hints(world)
         p, cam = self.params, self.camera
         bottom_y = VIEW_CENTRE_Y + VIEW_H  # grounds reach below the view
-        for x_min, x_max, top_y in (p.right_ground, p.left_ground):
+        for x_min, x_max, top_y, _ in (p.right_ground, p.left_ground):
             x0, x1, y0, y1 = cam.px(x_min), cam.px(x_max), cam.py(top_y), cam.py(bottom_y)
             fill_rect(world, x0, y0, x1, y1, GROUND_FILL)
             fill_rect(world, x0, y0, x1, y0 + max(3, int(0.1 * cam.scale)), GROUND_EDGE)
@@ -533,11 +533,34 @@ class _FfmpegStream:
     def __init__(self, exe: str, path: str, size: tuple[int, int], fps: float):
         w, h = size
         cmd = [
-            exe, "-hide_banner", "-loglevel", "error", "-y",
-            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", f"{fps:g}", "-i", "-",
-            "-an", "-c:v", "libx264", "-preset", MP4_PRESET, "-crf", str(MP4_CRF),
-            "-pix_fmt", "yuv420p", "-movflags", "+faststart", path,
-        ]  # fmt: skip
+            exe,
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            f"{w}x{h}",
+            "-r",
+            f"{fps:g}",
+            "-i",
+            "-",
+            "-an",
+            "-c:v",
+            "libx264",
+            "-preset",
+            MP4_PRESET,
+            "-crf",
+            str(MP4_CRF),
+            "-pix_fmt",
+            "yuv420p",
+            "-movflags",
+            "+faststart",
+            path,
+        ]
         # stderr to a file, not a pipe: a pipe nobody reads could fill up and stall ffmpeg.
         self._log = tempfile.TemporaryFile()  # noqa: SIM115  # lives as long as the encoder
         try:

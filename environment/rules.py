@@ -126,14 +126,21 @@ def on_floor(x, y, px, py, K) -> bool:
         return True
     if right >= K.g1_left and left <= K.g1_right and bottom >= K.g1_top and top <= K.g1_bottom and y <= K.g1_centre:
         return True
-    return (touches_platform(x, y, px, py, K) and y <= py - K.stand_clearance
-            and px - K.stand_half_width <= x <= px + K.stand_half_width)  # fmt: skip
+    return (
+        touches_platform(x, y, px, py, K)
+        and y <= py - K.stand_clearance
+        and px - K.stand_half_width <= x <= px + K.stand_half_width
+    )
 
 
 @njit(cache=True)
 def touches_platform(x, y, px, py, K) -> bool:
-    return (x + K.half_w >= px - K.platform_hw and x - K.half_w <= px + K.platform_hw
-            and y + K.half_h >= py - K.platform_hh and y - K.half_h <= py + K.platform_hh)  # fmt: skip
+    return (
+        x + K.half_w >= px - K.platform_hw
+        and x - K.half_w <= px + K.platform_hw
+        and y + K.half_h >= py - K.platform_hh
+        and y - K.half_h <= py + K.platform_hh
+    )
 
 
 @njit(cache=True)

@@ -99,8 +99,11 @@ CONTACT_DTYPE = np.dtype([
 ])  # fmt: skip
 
 _ARRAYS = ("players", "matches", "weapons", "spawners", "contacts")
-_FIELD_HOME = {name: array for array, dtype in zip(_ARRAYS[:4], (PLAYER_DTYPE, MATCH_DTYPE, WEAPON_DTYPE,
-                                                                 SPAWNER_DTYPE), strict=True) for name in dtype.names}
+_FIELD_HOME = {
+    name: array
+    for array, dtype in zip(_ARRAYS[:4], (PLAYER_DTYPE, MATCH_DTYPE, WEAPON_DTYPE, SPAWNER_DTYPE), strict=True)
+    for name in dtype.names
+}
 
 
 class MatchState:

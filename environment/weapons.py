@@ -61,8 +61,9 @@ def draw_int(match, low, high, K) -> int:
 
 
 @njit(cache=True)
-def step_weapons(pl, match, weapons, spawners, contacts, held, pressed, equip, dropped_now, pickup_geom, dropped_geom,
-                 K) -> None:
+def step_weapons(
+    pl, match, weapons, spawners, contacts, held, pressed, equip, dropped_now, pickup_geom, dropped_geom, K
+) -> None:
     """Drops, pickups and spawner updates of one match, after the physics step and the frame count's increment.
 
     :param equip: (2,) weapon each player picked up this frame (output)
@@ -157,8 +158,21 @@ def _offer(pl, match, w, sp, spawner, held, pressed, equip, geom, K) -> bool:
                 continue
         elif not ((pressed[i] >> P.K_PICKUP) & 1 and match.frame >= p.pickup_lock):
             continue
-        if not touches_hurtbox(p.hurt_x, p.hurt_y, w.weapon_seen_x, w.weapon_seen_y, geom[0], geom[1], geom[2],
-                               geom[3] != 0, geom[4], geom[5], geom[6], geom[7], K):  # fmt: skip
+        if not touches_hurtbox(
+            p.hurt_x,
+            p.hurt_y,
+            w.weapon_seen_x,
+            w.weapon_seen_y,
+            geom[0],
+            geom[1],
+            geom[2],
+            geom[3] != 0,
+            geom[4],
+            geom[5],
+            geom[6],
+            geom[7],
+            K,
+        ):
             continue
         p.weapon = w.weapon_kind
         equip[i] = w.weapon_kind

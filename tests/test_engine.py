@@ -47,8 +47,11 @@ def test_same_seed_same_trajectory_and_different_seed_differs():
     for e in (a, b, c):
         e.reset()
     sa, sb, sc = run(a, keys), run(b, keys), run(c, keys)
-    assert all(np.array_equal(x.players, y.players) and np.array_equal(x.weapons, y.weapons) for x, y in zip(sa, sb))
-    assert not all(np.array_equal(x.players, z.players) for x, z in zip(sa, sc))
+    assert all(
+        np.array_equal(x.players, y.players) and np.array_equal(x.weapons, y.weapons)
+        for x, y in zip(sa, sb, strict=True)
+    )
+    assert not all(np.array_equal(x.players, z.players) for x, z in zip(sa, sc, strict=True))
 
 
 def test_batch_of_8_equals_8_single_matches():

@@ -26,10 +26,14 @@ needs_shared = pytest.mark.skipif(not (SHARED / "traces.jsonl").exists(), reason
 
 @needs_shared
 def test_shared_golden_traces_replay_frame_for_frame():
-    results = [fidelity.replay(t, fidelity.CORE + fidelity.EXTRA) for t in fidelity.load_traces([SHARED / "traces.jsonl"])]
+    results = [
+        fidelity.replay(t, fidelity.CORE + fidelity.EXTRA) for t in fidelity.load_traces([SHARED / "traces.jsonl"])
+    ]
     summary = fidelity.summarize(results)
     assert summary["scenarios"] == 207
-    diverging = [(r["name"], r["first_divergence"], r["diverging"][:2]) for r in results if r["first_divergence"] is not None]
+    diverging = [
+        (r["name"], r["first_divergence"], r["diverging"][:2]) for r in results if r["first_divergence"] is not None
+    ]
     assert summary["matched_fully_share"] >= fidelity.TARGET_FULL, diverging
     assert summary["remaining_frames_matched_share"] >= fidelity.TARGET_FRAMES, diverging
 
@@ -39,7 +43,9 @@ def test_our_golden_traces_replay_with_every_observation_value():
     kinds = {r["kind"] for r in results}
     assert {"match", "run_match", "weapons"} <= kinds
     assert all(r["has_observations"] for r in results)
-    diverging = [(r["name"], r["first_divergence"], r["diverging"][:2]) for r in results if r["first_divergence"] is not None]
+    diverging = [
+        (r["name"], r["first_divergence"], r["diverging"][:2]) for r in results if r["first_divergence"] is not None
+    ]
     assert not diverging
     assert fidelity.summarize(results)["observation_values_differing"] == 0
 
@@ -51,7 +57,7 @@ def test_move_data_is_the_shared_oracle():
 
 
 def test_move_tables_are_the_originals_conversions():
-    """Frame counts halved with floor division, offsets in world units, branches resolved, as the original reads them."""
+    """Frame counts halved by floor division, offsets in world units, branches resolved: as the original reads them."""
     data = load_move_data()
     unarmed_nsig = data["weapons"]["Unarmed"]["NSig"]
     row = MOVES.first_power[P.PUNCH, P.NSIG]

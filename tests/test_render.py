@@ -13,8 +13,10 @@ import pytest
 from environment import params as P
 from environment import render
 from environment.agents import make_agent
+from environment.attacks import live_hitboxes
 from environment.engine import BrawlEngine
 from environment.match import run_match
+from environment.moves import MOVES
 from environment.render import MatchRenderer, VideoFallbackWarning, open_video_writer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,8 +80,8 @@ def test_render_reads_state_only_and_returns_fresh_frames():
     b = renderer.render(state, 0, 2700)
     a[:] = 0
     assert b.any()
-    for name in vars(before):
-        np.testing.assert_array_equal(getattr(state, name), getattr(before, name), err_msg=name)
+    for name, array in before.arrays().items():
+        np.testing.assert_array_equal(getattr(state, name), array, err_msg=name)
 
 
 def test_ko_player_is_hidden_and_offscreen_player_gets_a_marker():
@@ -100,14 +102,13 @@ def test_ko_player_is_hidden_and_offscreen_player_gets_a_marker():
 
 def test_hitbox_overlay_shows_the_active_hitbox():
     state = _fresh_state()
-    state.state[0, 0] = P.ATTACK
-    state.move[0, 0] = P.SLIGHT
-    state.move_phase[0, 0] = 1  # the side light's active phase
-    table = P.DEFAULT_PARAMS.moves
-    assert table.active[P.PUNCH, P.SLIGHT - P.FIRST_MOVE_ID, 1]
-    hx, hy = table.hitbox[P.PUNCH, P.SLIGHT - P.FIRST_MOVE_ID, 1, :2]
-    x = float(state.x[0, 0] + state.facing[0, 0] * hx)
-    col, row = MatchRenderer().world_to_pixel(x, float(state.y[0, 0] + hy))
+    # The unarmed side light's third cast: its first frame (startup 0) is live.
+    power = MOVES.powers[MOVES.first_power[P.PUNCH, P.SLIGHT]]
+    cast = int(power["first_cast"]) + 2
+    assert MOVES.casts[cast]["startup"] == 0 and MOVES.casts[cast]["active"] > 0
+    state.state[0, 0], state.move[0, 0], state.cast[0, 0], state.cast_frame[0, 0] = P.ATTACK, P.SLIGHT, cast, 1
+    (x, y, _, _), *_ = live_hitboxes(state, 0, 0)
+    col, row = MatchRenderer().world_to_pixel(x, y)
     plain = MatchRenderer(show_hitboxes=False).render(state, 0, 2700)
     overlay = MatchRenderer(show_hitboxes=True).render(state, 0, 2700)
     assert not np.array_equal(plain[row, col], overlay[row, col])
@@ -130,14 +131,14 @@ def test_hud_changes_with_damage_stocks_weapon_and_time():
     assert not np.array_equal(renderer.render(later, 0, 2700)[hud], base)
 
 
-def test_weapons_in_slots_are_drawn():
+def test_lying_weapons_are_drawn():
     state = _fresh_state()
     renderer = MatchRenderer()
     empty = renderer.render(state, 0, 2700)
-    state.slot_kind[0, 0] = P.HAMMER
-    state.slot_x[0, 0], state.slot_y[0, 0], state.slot_timer[0, 0] = 3.0, 0.7, 300
+    state.weapon_kind[0, 0] = P.HAMMER
+    state.weapon_x[0, 0], state.weapon_y[0, 0], state.weapon_born[0, 0] = 3.0, 0.45, 0
     drawn = renderer.render(state, 0, 2700)
-    col, row = renderer.world_to_pixel(3.0, 0.6)
+    col, row = renderer.world_to_pixel(3.0, 0.75)
     around = (slice(row - 8, row + 8), slice(col - 20, col + 20))
     assert not np.array_equal(drawn[around], empty[around])
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 import numpy as np
 import pytest
 
@@ -91,14 +89,14 @@ def test_toward_weapon_only_when_unarmed():
     s = ctx.state
     ctx.prev_x[:, 0] = -3.0
     s.x[:, 0] = -2.0
-    s.slot_kind[:, 0] = P.SPEAR
-    s.slot_x[:, 0], s.slot_y[:, 0] = 4.0, 0.0
-    s.slot_kind[:, 3] = P.HAMMER  # nearer, behind the learner: it walked away from this one
-    s.slot_x[:, 3], s.slot_y[:, 3] = -4.0, 0.0
+    s.weapon_kind[:, 0] = P.SPEAR
+    s.weapon_x[:, 0], s.weapon_y[:, 0] = 4.0, 0.0
+    s.weapon_kind[:, 3] = P.HAMMER  # nearer, behind the learner: it walked away from this one
+    s.weapon_x[:, 3], s.weapon_y[:, 3] = -4.0, 0.0
     s.weapon[1, 0] = P.HAMMER  # armed
-    s.slot_kind[2] = 0  # nothing lying
+    s.weapon_kind[2] = 0  # nothing lying
     s.weapon[3, 1] = P.SPEAR  # only the opponent armed: irrelevant
-    s.slot_kind[3, 3] = 0  # only the spear in front
+    s.weapon_kind[3, 3] = 0  # only the spear in front
     np.testing.assert_allclose(R.toward_weapon(ctx), [-1.0, 0.0, 0.0, 1.0], atol=1e-6)
 
 
@@ -274,9 +272,10 @@ def random_ctx(n: int, seed: int) -> RewardContext:
     s.y[:] = rng.uniform(-2, 9, (n, 2))
     s.state[:] = rng.integers(0, 13, (n, 2))
     s.weapon[:] = rng.integers(0, 3, (n, 2))
-    s.slot_kind[:] = rng.integers(0, 3, (n, 4)) * (rng.random((n, 4)) < 0.5)
-    s.slot_x[:] = rng.uniform(-7, 7, (n, 4))
-    s.slot_y[:] = rng.uniform(0, 3, (n, 4))
+    w = s.n_weapons
+    s.weapon_kind[:] = rng.integers(0, 3, (n, w)) * (rng.random((n, w)) < 0.5)
+    s.weapon_x[:] = rng.uniform(-7, 7, (n, w))
+    s.weapon_y[:] = rng.uniform(0, 3, (n, w))
     ctx.prev_x[:] = s.x + rng.normal(0, 0.3, (n, 2))
     ctx.prev_y[:] = s.y + rng.normal(0, 0.3, (n, 2))
     ctx.keys[:] = rng.random((n, 2, P.N_KEYS)) < 0.35
@@ -294,13 +293,7 @@ def random_ctx(n: int, seed: int) -> RewardContext:
 def swap_players(ctx: RewardContext) -> RewardContext:
     """The same frame with the two player slots exchanged, seen by the other player."""
     s: MatchState = ctx.state.copy()
-    for f in fields(s):
-        arr = getattr(s, f.name)
-        if arr.ndim >= 2 and arr.shape[1] == 2 and f.name != "spawn_timer":  # spawn_timer is per spawner
-            arr[:] = arr[:, ::-1].copy()
-    for name in ("slot_x", "slot_y", "slot_vy", "slot_kind", "slot_timer", "slot_lock"):
-        arr = getattr(s, name)
-        arr[:, 2:] = arr[:, [3, 2]]  # each player's dropped-weapon slot
+    s.players[:] = s.players[:, ::-1].copy()  # weapons lie where they lie: the same for both players
     swap_result = np.array([0, 2, 1, 3], np.int8)
     s.result[:] = swap_result[s.result]
     ev = StepEvents(**{k: v.copy() for k, v in vars(ctx.events).items()})
