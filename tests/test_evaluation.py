@@ -8,19 +8,27 @@ import warnings
 import numpy as np
 import pytest
 
-from environment.agents import Agent, make_agent
+from environment import params as P
+from environment.agents import Agent, ScriptedAgent, make_agent
+from environment.engine import StepEvents
 from environment.evaluation import (
     SUCCESS_CRITERIA,
     EloRatings,
     EvalRow,
+    SelfDestructCounter,
+    best_steps_by_headline,
     format_table,
+    headline_line,
     latent_distances,
     play_vs_opponents,
     project_2d,
+    public_bot_names,
     round_robin,
     separation_verdict,
     success_table,
     summarize,
+    wilson_interval,
+    worst_public_win_rate,
 )
 from environment.match import play_matches
 from environment.rewards import default_reward_manager
@@ -40,6 +48,13 @@ class Counting(Agent):
     def predict_batch(self, obs, episode_start, env_ids=None):
         self.calls.append((obs.shape[0], np.array(env_ids, copy=True), np.array(episode_start, copy=True)))
         return self.inner.predict_batch(obs, episode_start, env_ids)
+
+
+class _Walker(ScriptedAgent):
+    """Holds a (walk left) in every frame."""
+
+    def act(self, obs, keys, ids) -> None:
+        keys[:, P.K_A] = True
 
 
 @pytest.fixture(scope="module")
@@ -142,23 +157,128 @@ def _row(opponent, win_rate, dealt, taken, kos, pickups, survival, matches=10):
     )
 
 
-def test_success_table_pass_and_fail():
-    good = [_row("based", 0.8, 300, 100, 2.5, 1.5, 70), _row("zoner", 0.6, 200, 100, 2.5, 1.5, 70)]
-    table = success_table(good)
-    assert [t["criterion"] for t in table] == [c[0] for c in SUCCESS_CRITERIA]
-    assert all(t["passed"] and t["status"] == "PASS" for t in table)
-    assert table[1]["value"] == pytest.approx(500 / 200)  # damage ratio over all opponents, not a mean of ratios
+def _roster_rows(win_rates: dict[str, float], default: float, **fight) -> list[EvalRow]:
+    """One row per public bot: ``win_rates`` where given, else ``default``."""
+    fight = {"dealt": 300, "taken": 100, "kos": 2.5, "pickups": 1.5, "survival": 70, **fight}
+    return [_row(name, win_rates.get(name, default), **fight) for name in public_bot_names()]
 
-    bad = [_row("based", 0.7, 150, 100, 2.0, 0.5, 30), _row("zoner", 0.9, 100, 100, 2.0, 2.0, 100)]
-    table = {t["criterion"]: t for t in success_table(bad)}
-    assert not table["win rate vs based"]["passed"]  # 0.70 is not > 70 %
-    assert not table["damage ratio"]["passed"]  # 250 / 200 = 1.25
-    assert not table["knockouts per episode"]["passed"]  # exactly 2
-    assert table["weapon pickups per episode"]["passed"]  # (0.5 + 2) / 2 = 1.25
+
+def _by_criterion(rows: list[EvalRow]) -> dict[str, dict]:
+    return {t["criterion"].split(" (vs ")[0]: t for t in success_table(rows)}
+
+
+def test_success_table_pass_and_fail():
+    good = _roster_rows({"aggressive": 0.6}, default=0.9)
+    table = success_table(good)
+    assert [t["criterion"].split(" (vs ")[0] for t in table] == [c[0] for c in SUCCESS_CRITERIA]
+    assert all(t["passed"] and t["status"] == "PASS" for t in table), format_table(table)
+    assert table[0]["criterion"] == "worst win rate over the public bots (vs aggressive)"
+    assert table[0]["value"] == 0.6 and table[0]["target"] == ">= 0.5"
+
+    bad = _roster_rows({"based": 0.85, "zoner": 0.5}, default=0.7, dealt=150, taken=100, kos=2.0, pickups=1.25,
+                       survival=65)  # fmt: skip
+    table = _by_criterion(bad)
+    assert table["worst win rate over the public bots"]["passed"]  # 0.5 meets >= 50 %
+    assert not table["mean win rate over the public bots"]["passed"]  # (0.85 + 0.5 + 9 × 0.7) / 11 < 0.7
+    assert table["win rate vs based"]["passed"] and table["win rate vs aggressive"]["passed"]  # 0.85, 0.7
+    assert not table["damage ratio"]["passed"]  # 1.5
+    assert not table["knockouts per episode"]["passed"]  # exactly 2 is not > 2
+    assert table["weapon pickups per episode"]["passed"]
     assert table["survival (s)"]["passed"] and table["survival (s)"]["value"] == pytest.approx(65.0)
 
-    no_based = {t["criterion"]: t for t in success_table([_row("zoner", 1.0, 1, 1, 3, 3, 99)])}
+
+def test_success_table_does_not_pass_an_agent_that_only_beats_based():
+    """Issue 14: a held-k agent wins every match against BasedAgent and loses to the rest."""
+    held_k = _roster_rows({"based": 1.0}, default=0.0)
+    table = success_table(held_k)
+    assert table[0]["status"] == "FAIL" and table[0]["value"] == 0.0  # the headline comes first
+    assert _by_criterion(held_k)["win rate vs based"]["status"] == "PASS"
+
+
+def test_success_table_headline_needs_every_public_bot():
+    only_based = _by_criterion([_row("based", 1.0, 1, 1, 3, 3, 99)])
+    assert only_based["worst win rate over the public bots"]["status"] == "n/a"
+    assert not only_based["worst win rate over the public bots"]["passed"]
+    assert only_based["mean win rate over the public bots"]["status"] == "n/a"
+    no_based = _by_criterion([_row("zoner", 1.0, 1, 1, 3, 3, 99)])
     assert no_based["win rate vs based"]["status"] == "n/a" and not no_based["win rate vs based"]["passed"]
+
+
+def test_headline_is_the_worst_public_bot_and_ignores_other_opponents():
+    rates = {name: 0.9 for name in public_bot_names()} | {"counter": 0.4, "hold:jump": 0.0, "rl_model_5": 0.1}
+    assert worst_public_win_rate(rates) == ("counter", 0.4)
+    assert worst_public_win_rate({"hold:jump": 0.0}) is None
+    history = [{"step": 100, **rates}, {"step": 200, **rates, "counter": 0.6}, {"step": 300, **rates, "counter": 0.6},
+               {"step": 400, "based": 1.0, "counter": 0.0}, {"step": 500}]  # fmt: skip
+    assert best_steps_by_headline(history, 2) == [300, 200]  # a later step wins a tie
+    assert best_steps_by_headline(history, 10) == [300, 200, 100, 400]  # 500 played no public bot
+    line = headline_line(history[:4])
+    assert line.startswith("Headline (worst win rate over the public bots): 0% vs counter;")
+    assert line.endswith("best checkpoint by it so far: rl_model_300_steps.zip (60% vs counter)")
+    assert headline_line(history[:1]).startswith("Headline (worst win rate over the public bots): 40% vs counter")
+    assert headline_line([]) == headline_line([{"step": 1}]) == "Headline: no public bot was evaluated"
+
+
+@pytest.mark.parametrize(("wins", "n", "low", "high"), [
+    (0, 10, 0.0, 0.277533), (10, 10, 0.722467, 1.0), (5, 10, 0.236593, 0.763407),
+    (81, 263, 0.255289, 0.366210), (1, 100, 0.001767, 0.054486), (7, 20, 0.181192, 0.567146),
+])  # fmt: skip
+def test_wilson_interval_on_known_counts(wins, n, low, high):
+    # Reference: the closed form (2np + z² ∓ z·sqrt(z² + 4np(1−p))) / (2(n + z²)), z = 1.96.
+    assert wilson_interval(wins, n) == pytest.approx((low, high), abs=1e-6)
+
+
+def test_wilson_interval_refuses_impossible_counts():
+    for wins, n in ((1, 0), (-1, 5), (6, 5), (2.5, 5)):
+        with pytest.raises(ValueError, match="successes"):
+            wilson_interval(wins, n)
+
+
+def _events(n: int, hit=(), knocked_out=()) -> StepEvents:
+    """One frame's events; ``hit``/``knocked_out`` list (row, player) pairs."""
+    ev = StepEvents.allocate(n)
+    for row, player in hit:
+        ev.hit[row, player] = True
+    for row, player in knocked_out:
+        ev.knocked_out[row, player] = True
+    return ev
+
+
+def test_self_destructs_are_knockouts_without_a_recent_hit():
+    counter = SelfDestructCounter(3, window=5)
+    counter.add(_events(3, knocked_out=[(0, 0)]))  # row 0: player 0 falls with no hit taken at all
+    counter.add(_events(3, hit=[(1, 1)]))  # row 1: player 1 hits player 0 ...
+    for _ in range(4):
+        counter.add(_events(3))
+    counter.add(_events(3, knocked_out=[(1, 0)]))  # ... which falls 5 frames later: caused by the hit
+    counter.add(_events(3, hit=[(2, 0)]))  # row 2: player 0 hits player 1 ...
+    for _ in range(5):
+        counter.add(_events(3))
+    counter.add(_events(3, knocked_out=[(2, 1)]))  # ... which falls 6 frames later: its own doing
+    assert [counter.row_stats(r) for r in range(3)] == [
+        {"self_destructs": 1, "opponent_self_destructs": 0}, {"self_destructs": 0, "opponent_self_destructs": 0},
+        {"self_destructs": 0, "opponent_self_destructs": 1}]  # fmt: skip
+    same_frame = _events(3, hit=[(0, 1)], knocked_out=[(0, 0)])  # a hit in the knockout's frame caused it
+    counter.clear(np.array([0]))
+    counter.add(same_frame)
+    assert counter.row_stats(0)["self_destructs"] == 0
+    with pytest.raises(ValueError, match="window"):
+        SelfDestructCounter(1, window=-1)
+
+
+def test_play_vs_opponents_alternates_sides_and_feeds_trackers():
+    counter = SelfDestructCounter(6)
+    results = play_vs_opponents(make_agent("constant"), {"walker": _Walker(), "based": make_agent("based")}, 3,
+                                max_timesteps=300, seed=2, alternate_sides=True, trackers=[counter])  # fmt: skip
+    for matches in results.values():
+        assert [d["start_side"] for d in matches] == [1, -1, 1]
+    # The walker holds a (left) from either side and walks off the stage: every fall is its own.
+    walker = results["walker"]
+    assert all(d["player_2"]["falls"] >= 1 for d in walker)
+    assert [d["opponent_self_destructs"] for d in walker] == [d["player_2"]["falls"] for d in walker]
+    assert all(d["self_destructs"] == 0 for d in walker)  # the standing agent never falls
+    drawn = play_vs_opponents(make_agent("constant"), {"based": make_agent("based")}, 8, max_timesteps=10, seed=0)
+    assert {d["start_side"] for d in drawn["based"]} == {1, -1}  # by default each match draws its side
 
 
 def test_format_table_aligns_columns():
