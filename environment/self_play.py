@@ -59,7 +59,7 @@ class SaveHandler:
     :param max_saved: snapshots kept on disk (oldest deleted first); None keeps all
     :param mode: a SaveHandlerMode or its name
     :param protected: called with a snapshot path; True keeps it past ``max_saved``
-        (the trainer uses it to keep the best-rated snapshots)
+        (the trainer uses it to keep the best snapshots by its evaluation headline)
     """
 
     def __init__(

@@ -371,6 +371,19 @@ def test_snapshot_opponent_is_used_after_its_first_save(tmp_path):
     assert {p.name for p in kept} <= {f"rl_model_{n}_steps.zip" for n in (128, 256, 384, 512)}
 
 
+def test_every_evaluation_saves_a_checkpoint_and_the_best_by_the_headline_is_kept(tmp_path):
+    """Issue 14: evaluations judge by the worst win rate over the public bots, and the best checkpoint by it stays."""
+    config = tiny_config(training__save_freq=512, training__max_saved=1)  # evaluations at 256 and 512
+    run = T.run_training_loop(config, tmp_path / "run", progress=False)
+    assert [e["step"] for e in run.eval_history] == [256, 512]
+    log = (tmp_path / "run" / "training.log").read_text()
+    assert "Saved checkpoint rl_model_256_steps.zip" in log, "an evaluated policy is saved (save_freq is 512)"
+    assert log.count("worst win rate over the public bots (vs ") == 2  # first row of each success table
+    best = log.rsplit("best checkpoint by it so far: ", 1)[1].split()[0]
+    assert best in ("rl_model_256_steps.zip", "rl_model_512_steps.zip")
+    assert (tmp_path / "run" / best).exists(), "the best checkpoint by the headline outlives max_saved"
+
+
 # --- end to end --------------------------------------------------------------------------
 @pytest.mark.slow  # the CLI's training path also runs in test_resume's SIGTERM test
 def test_script_runs_end_to_end_as_a_subprocess(tmp_path):

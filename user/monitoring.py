@@ -31,7 +31,14 @@ from stable_baselines3.common.callbacks import BaseCallback
 from environment import params as P
 from environment.agents import Agent, agent_names, make_agent
 from environment.checkpoints import CsvLog
-from environment.evaluation import format_table, play_vs_opponents, result_list, success_table, summarize
+from environment.evaluation import (
+    format_table,
+    headline_line,
+    play_vs_opponents,
+    result_list,
+    success_table,
+    summarize,
+)
 from environment.match import run_match
 from environment.params import DEFAULT_PARAMS
 from environment.rewards import default_reward_manager
@@ -536,6 +543,7 @@ def evaluate_run(run, steps: int) -> list[dict[str, Any]]:
         format_table([eval_csv_row(r) for r in rows]),
     )
     log.info("Success criteria:\n%s", format_table(success_table(rows)))
+    log.info(headline_line(run.eval_history))  # issue 14's headline, and the best checkpoint by it
     based = next((r.win_rate for r in rows if r.opponent == "based"), None)
     if based is not None and hasattr(run.reward_manager, "alpha"):  # the curriculum follows the BasedAgent win rate
         log.info("Curriculum: sparse reward weight now %.2f", run.reward_manager.update(based))

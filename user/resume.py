@@ -26,7 +26,7 @@ import torch
 from sb3_contrib.common.recurrent.type_aliases import RNNStates
 
 from environment.checkpoints import CheckpointError, load_state_tree, save_state_tree
-from environment.evaluation import EloRatings
+from environment.evaluation import EloRatings, best_steps_by_headline
 from environment.self_play import snapshot_files, snapshot_names, snapshot_steps
 from user.agent_io import save_checkpoint_pair, set_parameters_safely
 
@@ -254,16 +254,18 @@ def save_checkpoint(run, steps: int, state: dict[str, Any] | None = None) -> Pat
 
 def keep_snapshot(run, path: Path) -> bool:
     """Past max_saved, keep a snapshot that a match plays (now, or in the saved state of a kept
-    checkpoint, so that checkpoint still resumes) or one of the best-rated."""
+    checkpoint, so that checkpoint still resumes) or one of the best by the evaluation's headline."""
     if path.name in run.venv.snapshots_in_use():
         return True
     for step in run.manifest.steps():
         if path.name in run.manifest.entry(step).get("extra", {}).get("uses", []):
             return True
+    # "Best" is issue 14's headline (worst win rate over the public bots), not Elo: Elo
+    # rewards beating BasedAgent by one held key as much as beating the whole roster.
     keep_best = max(1, run.config["training"]["max_saved"] // 5)
-    on_disk = {p.name.removesuffix("_steps.zip") for p in run.save_handler.history}
-    rated = sorted(((r, n) for n, r, _ in run.ratings.table() if n in on_disk), reverse=True)
-    return path.name.removesuffix("_steps.zip") in {n for _, n in rated[:keep_best]}
+    on_disk = {snapshot_steps(p) for p in run.save_handler.history}
+    evaluated = [e for e in run.eval_history if e["step"] in on_disk]
+    return snapshot_steps(path) in best_steps_by_headline(evaluated, keep_best)
 
 
 def restore_latest(run) -> int:

@@ -229,7 +229,7 @@ _SHARED_TRAINING_CONFIG: dict[str, Any] = {
     "seed": 0,
     "device": "auto",  # "auto" (CUDA → MPS → CPU), "cuda", "mps" or "cpu"
     "save_freq": 100_000,  # snapshot every this many steps (at the next rollout boundary)
-    "max_saved": 100,  # snapshots kept on disk (the newest, plus the best-rated)
+    "max_saved": 100,  # snapshots kept on disk (the newest, plus the best by the evaluation's headline)
     "save_path": "checkpoints",
     "run_name": None,  # default: <config>__<seed>__<timestamp>
     "debug_csvs": True,  # reward_breakdown.csv and behavior_metrics.csv
@@ -944,12 +944,14 @@ class RolloutBoundaryCallback(BaseCallback):
         strategy_row = run.strategy.row(steps)
         if strategy_row is not None:
             run.logs["strategy"].append(strategy_row)
-        if run.evaluation_due(steps):
+        evaluated = run.evaluation_due(steps)
+        if evaluated:
             run.evaluate(steps)
         if run.exploiter_due():
             run_exploiter_phase(run, steps)
         run.captured = run.capture_state()
-        if (run.save_handler.due(steps) and steps > 0) or run.stop_flag:
+        # An evaluated policy is saved too, so the best checkpoint by the headline exists on disk.
+        if (run.save_handler.due(steps) and steps > 0) or run.stop_flag or evaluated:
             run.save_checkpoint(steps, run.captured)
         self.stopping = bool(run.stop_flag)
 
