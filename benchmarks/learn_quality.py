@@ -187,12 +187,13 @@ class AgentUnderTest:
 def agent_under_test(spec: str, seed: int) -> AgentUnderTest:
     """Resolve ``--agent``: a checkpoint .zip, a run folder, a registered bot or ``hold:<macro>``."""
     path = Path(spec)
-    if path.exists():
-        zip_path = ta.resolve_checkpoint(path)  # raises CheckpointError with a reason
+    if path.exists() or path.suffix == ".zip" or "/" in spec:
+        zip_path = ta.resolve_checkpoint(path)  # raises CheckpointError with a reason and nearby checkpoints
 
         def make_policy(mode: str) -> Agent:
             return ta.load_agent(zip_path, deterministic=mode != "sampled")
 
+        make_policy("argmax")  # a checkpoint that cannot load fails here, before any match
         return AgentUnderTest(str(zip_path), zip_path.parent, make_policy, scripted=False)
     if spec.startswith(HOLD_PREFIX) or spec in agent_names():
         opponent_agent(spec)  # validates the name
@@ -524,7 +525,8 @@ def judge(spec: str, matches: int = 100, max_timesteps: int = 9000, modes: tuple
     agent = agent_under_test(spec, seed)
     names = opponent_names(opponents)
     if not quiet:
-        print(f"Judging {agent.label}: modes {', '.join(modes)}; {len(names)} opponents x {matches} matches")
+        alike = " (a scripted bot: sampled and argmax play alike)" if agent.scripted else ""
+        print(f"Judging {agent.label}{alike}: modes {', '.join(modes)}; {len(names)} opponents x {matches} matches")
         print_run_context(agent)
     summaries = {}
     for mode in modes:

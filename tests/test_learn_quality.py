@@ -101,10 +101,15 @@ def test_cli_bad_input_is_one_line_and_exit_2(args, message, capsys):
     assert err.startswith("error: ") and message in err and "\n" not in err
 
 
-def test_cli_checkpoint_not_found_is_exit_2(tmp_path, capsys):
+def test_cli_missing_or_broken_checkpoint_is_exit_2(tmp_path, capsys):
     (tmp_path / "run").mkdir()
     assert J.main(["--agent", str(tmp_path / "run")]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+    assert J.main(["--agent", str(tmp_path / "run" / "rl_model_5_steps.zip")]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+    (tmp_path / "run" / "rl_model_5_steps.zip").write_text("not a zip")
+    assert J.main(["--agent", str(tmp_path / "run")]) == 2  # fails on loading, before any match
+    assert "not a readable checkpoint" in capsys.readouterr().err
 
 
 def test_action_tally_counts_per_row_and_noise_replaces_whole_actions():
@@ -152,11 +157,12 @@ def test_film_a_win_films_a_match_the_exploiter_won(tmp_path):
 def test_exploitability_runs_end_to_end_on_a_tiny_budget(tmp_path):
     out = tmp_path / "expl"
     report = X.measure("hold:walk_left", minutes=0.05, matches=2, max_timesteps=300, n_envs=8, out=out,
-                       video_tries=2)  # fmt: skip
+                       video_tries=2, train_max_timesteps=300)  # fmt: skip
     assert report["steps"] > 0 and report["train_s"] < 30
     assert set(report["evaluation"]) == {"argmax", "sampled"}
     for row in report["evaluation"].values():
         assert row["matches"] == 2 and row["wins"] + row["draws"] + row["losses"] == 2
+        assert row["wins_started_right"] + row["wins_started_left"] == row["wins"]
     low, high = report["win_ci95"]
     assert 0 <= low <= report["win_rate"] <= high <= 1
     assert report["passed"] == (report["win_rate"] <= 0.6)
