@@ -8,13 +8,15 @@ macro as a constant-action opponent, and a macro policy head can map its choices
 (keys ``w a s d space h l j k g``); the mapping happens at that boundary.
 
 Directions are absolute (``left`` = ``a``, ``right`` = ``d``), not relative to the
-opponent. What a key combination does depends on the state (DESIGN.md §3): ``l`` with a
-direction dashes on the ground (a backdash when that direction is behind the player)
-and dodges in the air; an attack's direction is down if ``s`` is held, else side if
+opponent. What a key combination does depends on the state (DESIGN.md §3 and the
+engine's ``rules.py``): on the ground a fresh ``l`` with a direction is a dash while
+walking that way (so ``dash_left`` after ``walk_left``) and a backdash when the direction
+is behind the player; from standing still toward the facing it starts a walk. In the
+air a fresh ``l`` dodges. An attack's direction is down if ``s`` is held, else side if
 ``a``/``d`` is held, else neutral; in the air heavy neutral/side is the Recovery and
-heavy down the GroundPound. Jump, dodge, pick-up and taunt act on the frame the key
-goes down, so holding one of those macros acts once; choosing it again after another
-macro acts again.
+heavy down the GroundPound. Jump, dodge, dash, pick-up and taunt act on the frame the
+key goes down, so holding one of those macros acts once; choosing it again after
+another macro acts again.
 
 ====  ================  ==========  =================================================
 id    name              keys        what it does

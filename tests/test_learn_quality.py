@@ -22,11 +22,15 @@ from environment.evaluation import public_bot_names
 from environment.macros import MACRO_NAMES, N_MACROS, macro_keys
 
 TINY = {"matches": 2, "max_timesteps": 900, "modes": ("argmax",)}
-# Targets a strong scripted bot meets whatever the engine's numbers: it varies its keys, does not
-# walk off the stage, and beats bots that hold one macro. Held k fails the first two by construction.
-BEHAVIOUR_KEYS = {"commonest_share_argmax", "distinct_actions_argmax", "self_destructs_argmax",
-                  "constant_family_argmax"}
-BEHAVIOUR_TARGETS = tuple(t for t in J.TARGETS if t.key in BEHAVIOUR_KEYS)
+# Targets a varied scripted bot meets whatever the engine's numbers (its own action statistics,
+# and beating a bot that walks off the stage), and held k fails by construction (one key held
+# in every frame). The same check logic, opposite verdicts.
+WALKER_TARGET = J.Target("walker_argmax", "win rate vs hold:walk_left", "argmax", ">=", 0.9,
+                         J._cell_value("hold:walk_left", "win_rate"))  # fmt: skip
+BEHAVIOUR_TARGETS = (
+    *(t for t in J.TARGETS if t.key in {"commonest_share_argmax", "distinct_actions_argmax"}),
+    WALKER_TARGET,
+)
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +74,12 @@ def test_judge_plays_every_public_bot_and_the_constant_family_from_both_sides(ag
 
 
 def test_check_fails_when_nothing_was_measured():
-    assert not J.check_passed([{"status": "not measured"}])
-    assert J.check_passed([{"status": "PASS"}, {"status": "not measured"}])
-    assert not J.check_passed([{"status": "PASS"}, {"status": "FAIL"}])
+    row = {"measure": "win rate vs based", "mode": "argmax", "goal": ">= 0.85", "value": 0.5}
+    unmeasured, passed, failed = ({**row, "status": s} for s in ("not measured", "PASS", "FAIL"))
+    assert J.missed_targets([unmeasured]) == ["no target was measured (play a mode and every opponent a target needs)"]
+    assert J.check_passed([passed, unmeasured])
+    assert J.missed_targets([passed, failed]) == ["win rate vs based (argmax) >= 0.85: 0.5"]
+    assert not J.check_passed([passed, failed])
 
 
 def test_cli_check_exit_status_and_json(tmp_path, capsys):

@@ -79,12 +79,17 @@ def _standing_engine() -> BrawlEngine:
     return engine
 
 
-def _standing_player_holds(macro: str, frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """A standing player holds ``macro``: its observation before and after ``frames`` frames of it."""
+def _standing_player_holds(macro: str, frames: int, first: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A standing player holds ``macro`` (after 2 frames of ``first``, if given): its observation
+    before and after ``frames`` frames of it."""
     engine, builder = _standing_engine(), ObservationBuilder(1)
     keys = np.zeros((1, 2, P.N_KEYS), bool)
     before = builder.build(engine.state)[0, 0].copy()
     assert before[STATE] == P.STANDING and before[FACING] == 0, "the test wants a standing player facing left"
+    if first is not None:
+        keys[0, 0] = M.macro_keys(M.macro_id(first))
+        for _ in range(2):
+            engine.step(keys)
     keys[0, 0] = M.macro_keys(M.macro_id(macro))
     for _ in range(frames):
         engine.step(keys)
@@ -92,25 +97,26 @@ def _standing_player_holds(macro: str, frames: int) -> tuple[np.ndarray, np.ndar
 
 
 @pytest.mark.parametrize(
-    ("macro", "state", "move", "facing"),
+    ("macro", "state", "move", "facing", "first"),
     [
-        ("light_neutral", P.ATTACK, P.NLIGHT, 0),
-        ("light_left", P.ATTACK, P.SLIGHT, 0),
-        ("light_right", P.ATTACK, P.SLIGHT, 1),  # a side move turns toward its direction
-        ("light_down", P.ATTACK, P.DLIGHT, 0),
-        ("heavy_neutral", P.ATTACK, P.NSIG, 0),
-        ("heavy_left", P.ATTACK, P.SSIG, 0),
-        ("heavy_right", P.ATTACK, P.SSIG, 1),
-        ("heavy_down", P.ATTACK, P.DSIG, 0),
-        ("dodge", P.DODGE, 0, 0),
-        ("dash_left", P.DASH, 0, 0),  # toward the facing: a dash
-        ("dash_right", P.BACKDASH, 0, 0),  # away from it: a backdash
-        ("taunt", P.TAUNT, 0, 0),
-        ("idle", P.STANDING, 0, 0),
+        ("light_neutral", P.ATTACK, P.NLIGHT, 0, None),
+        ("light_left", P.ATTACK, P.SLIGHT, 0, None),
+        ("light_right", P.ATTACK, P.SLIGHT, 1, None),  # a side move turns toward its direction
+        ("light_down", P.ATTACK, P.DLIGHT, 0, None),
+        ("heavy_neutral", P.ATTACK, P.NSIG, 0, None),
+        ("heavy_left", P.ATTACK, P.SSIG, 0, None),
+        ("heavy_right", P.ATTACK, P.SSIG, 1, None),
+        ("heavy_down", P.ATTACK, P.DSIG, 0, None),
+        ("dodge", P.DODGE, 0, 0, None),
+        ("dash_left", P.DASH, 0, 0, "walk_left"),  # while walking that way: a dash
+        ("dash_right", P.BACKDASH, 0, 0, None),  # away from it: a backdash
+        ("taunt", P.TAUNT, 0, 0, None),
+        ("idle", P.STANDING, 0, 0, None),
     ],
 )
-def test_each_grounded_move_starts_what_its_name_says(macro, state, move, facing):
-    seen = [tuple(after[[STATE, MOVE, FACING]]) for after in (_standing_player_holds(macro, k)[1] for k in (1, 2, 3))]
+def test_each_grounded_move_starts_what_its_name_says(macro, state, move, facing, first):
+    frames = (_standing_player_holds(macro, k, first)[1] for k in (1, 2, 3))
+    seen = [tuple(after[[STATE, MOVE, FACING]]) for after in frames]
     assert (state, move, facing) in seen, f"{macro}: (state, move, facing) in its first 3 frames: {seen}"
 
 
