@@ -20,9 +20,12 @@ bot (the scripted bots in the agent registry, what ``--mode eval`` and the train
 evaluation play) and the constant-action family: ``hold:<macro>`` for every macro but
 ``idle``, which is the public ``constant`` bot (held ``k`` is ``hold:heavy_neutral``).
 The agent starts on the right in half of each opponent's matches and on the left in the
-other half. Matches last ``--max-timesteps`` frames (default 9000, the tournament's
-battles; training and the trainer's evaluation use 2700). Every match of a mode runs in
-one batched engine (``environment.evaluation.play_vs_opponents``). Three play modes:
+other half, and plays player 1 in half and player 2 in the other half (the original
+engine updates player 1 first, which changes outcomes: ``shared/fidelity/README.md``
+§3); the four combinations take turns, so they balance when ``--matches`` is a multiple
+of 4. Matches last ``--max-timesteps`` frames (default 9000, the tournament's battles;
+training and the trainer's evaluation use 2700). Every match of a mode runs in one
+batched engine (``environment.evaluation.play_vs_opponents``). Three play modes:
 
 - ``sampled``: actions drawn from the policy, as it plays in training;
 - ``argmax``: the most likely action (the tournament's deterministic play);
@@ -247,7 +250,7 @@ def play_mode(agent: AgentUnderTest, mode: str, names: list[str], matches: int, 
     torch.manual_seed(seed)  # sampled actions repeat from run to run
     t0 = time.monotonic()
     played = play_vs_opponents(player, opponents, matches, max_timesteps, seed=seed, alternate_sides=True,
-                               trackers=[counter])  # fmt: skip
+                               trackers=[counter], alternate_slots=True)  # fmt: skip
     seconds = time.monotonic() - t0
     counts = {name: tally.counts[j * matches : (j + 1) * matches] for j, name in enumerate(names)}
     return summarize_mode(mode, played, counts, seconds)
@@ -279,6 +282,7 @@ def summarize_cell(opponent: str, matches: list[dict[str, Any]], counts: np.ndar
     cell["damage_ratio"] = row.damage_ratio
     cell["self_destructs_per_match"] = sum(m["self_destructs"] for m in matches) / n
     cell["started_right"] = sum(m["start_side"] > 0 for m in matches)
+    cell["as_player_2"] = sum(m["agent_slot"] == 1 for m in matches)
     return {**cell, **action_stats(counts)}
 
 
@@ -464,7 +468,7 @@ def print_aligned(header: tuple[str, ...], lines: list[tuple[str, ...]]) -> None
 
 def print_mode(summary: dict[str, Any], matches: int, max_timesteps: int) -> None:
     print()
-    print(f"== {summary['mode']}: {matches} matches per opponent, {max_timesteps} frames each, both sides "
+    print(f"== {summary['mode']}: {matches} matches per opponent, {max_timesteps} frames each, both sides and slots "
           f"({summary['seconds']:.0f} s) ==")  # fmt: skip
     header = ("opponent", "keys", "n", "win [95% CI]", "draw [95% CI]", "loss [95% CI]", "dmg ratio",
               "self-destr/match", "commonest action", "distinct/match")  # fmt: skip

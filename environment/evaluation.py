@@ -48,41 +48,52 @@ def play_vs_opponents(
     reward_manager: RewardManager | None = None,
     alternate_sides: bool = False,
     trackers: Sequence[MatchTracker] = (),
+    alternate_slots: bool = False,
 ) -> dict[str, list[dict[str, Any]]]:
     """Play ``matches_per_opponent`` matches against every opponent, all in one engine.
 
-    ``agent`` is player 0 everywhere. Rows are grouped by opponent in dict order, so
-    opponent j's k-th match is engine row ``j*m + k``, seeded ``seed + j*m + k``: for
-    deterministic agents it equals ``play_matches(agent, opp_j, m, max_timesteps,
-    seed + j*m)[k]``. Each frame ``agent.predict_batch`` is called once on all live rows
-    and each opponent's once on its live rows, with ``env_ids`` = engine rows (offset by N
-    when an opponent is the agent object itself, so memories do not collide). A finished
-    match is recorded, restarted and ignored (fed no keys, no agent calls); the loop ends
-    when every match has finished once.
+    ``agent`` is player 0 everywhere (unless ``alternate_slots``). Rows are grouped by
+    opponent in dict order, so opponent j's k-th match is engine row ``j*m + k``, seeded
+    ``seed + j*m + k``: for deterministic agents it equals ``play_matches(agent, opp_j, m,
+    max_timesteps, seed + j*m)[k]``. Each frame ``agent.predict_batch`` is called once on
+    all live rows and each opponent's once on its live rows, with ``env_ids`` = engine rows
+    (offset by N when an opponent is the agent object itself, so memories do not collide).
+    A finished match is recorded, restarted and ignored (fed no keys, no agent calls); the
+    loop ends when every match has finished once.
 
     :param reward_manager: if given, the learner's return per match is accumulated
-        (the manager is ``reset`` to N rows first)
+        (the manager is ``reset`` to N rows first); the learner is player 0, so not with
+        ``alternate_slots``
     :param alternate_sides: start the agent on the right in each opponent's even-numbered
         matches and on the left in its odd ones (both spawn sides, balanced); by default
         each match draws its side from its own random stream
     :param trackers: extra per-match counters fed every frame's events (see
         :class:`MatchTracker`); their ``row_stats`` are merged into each match's dict
+    :param alternate_slots: the agent plays player 1 in matches k = 2, 3 (mod 4) of each
+        opponent: the original engine updates player 0 first, which changes outcomes
+        (``shared/fidelity/README.md`` §3), so an honest judge plays both slots
     :return: ``{opponent: [stats dict, ...]}``; each dict is ``MatchStats.to_dict()``
-        (``frames``, ``player_1`` = agent, ``player_2``) plus ``reward`` (nan without a
-        manager), ``attack_frames`` (frames the agent acted in the Attack state, read
-        from its observation), ``seed`` and ``start_side`` (+1 right, -1 left: where the
-        agent started)
+        (``frames``, ``player_1`` = the agent, ``player_2`` = the opponent, whatever
+        their slots) plus ``reward`` (nan without a manager), ``attack_frames`` (frames
+        the agent acted in the Attack state, read from its observation), ``seed``,
+        ``start_side`` (+1 right, -1 left: where the agent started) and ``agent_slot``
     """
     if matches_per_opponent <= 0 or not opponents:
         raise ValueError("need at least one opponent and matches_per_opponent > 0")
+    if reward_manager is not None and alternate_slots:
+        raise ValueError("a reward_manager pays player 0, so it cannot follow an agent that changes slots")
     names, m = list(opponents), int(matches_per_opponent)
     n = len(names) * m
     engine = BrawlEngine(n, max_timesteps=max_timesteps, seed=seed)
+    agent_slot = (np.arange(n) % m // 2 % 2) if alternate_slots else np.zeros(n, np.intp)
+    opp_slot = 1 - agent_slot
+    every = np.arange(n)
     if alternate_sides:
-        reset_alternating_sides(engine, m)
+        agent_side = np.where(np.arange(n) % m % 2 == 0, 1, -1)
+        reset_with_sides(engine, np.where(agent_slot == 0, agent_side, -agent_side))
     else:
         engine.reset()
-    start_side = np.sign(engine.state.x[:, 0]).astype(int)
+    start_side = np.sign(engine.state.x[every, agent_slot]).astype(int)
     builder, stats = ObservationBuilder(n), StatsAccumulator(n)
     for a in (agent, *opponents.values()):
         a.reset()
@@ -98,15 +109,16 @@ def play_vs_opponents(
     while live.any():
         obs = builder.build(engine.state)
         rows = np.flatnonzero(live)
+        mine = obs[rows, agent_slot[rows]]
         keys[:] = False
-        keys[rows, 0] = agent.predict_batch(obs[rows, 0], start[rows], rows) > 0.5
+        keys[rows, agent_slot[rows]] = agent.predict_batch(mine, start[rows], rows) > 0.5
         for j, name in enumerate(names):
             r = rows[(rows >= j * m) & (rows < (j + 1) * m)]
             if r.size:
                 opp = opponents[name]
                 ids = r + n if opp is agent else r
-                keys[r, 1] = opp.predict_batch(obs[r, 1], start[r], ids) > 0.5
-        attack_frames[rows] += obs[rows, 0, STATE_INDEX] == P.ATTACK
+                keys[r, opp_slot[r]] = opp.predict_batch(obs[r, opp_slot[r]], start[r], ids) > 0.5
+        attack_frames[rows] += mine[:, STATE_INDEX] == P.ATTACK
         start[:] = False
         if ctx is not None:
             ctx.prev_x[:] = engine.state.x
@@ -120,11 +132,13 @@ def play_vs_opponents(
         done = np.flatnonzero(ev.done)
         for row in done[live[done]]:
             d = stats.match_stats(row, engine.state.stocks[row], int(engine.state.result[row])).to_dict()
+            if agent_slot[row] == 1:
+                d["player_1"], d["player_2"] = d["player_2"], d["player_1"]
             rew = float(returns[row]) if ctx is not None else math.nan
             results[row] = {**d, "reward": rew, "attack_frames": int(attack_frames[row]), "seed": seed + int(row),
-                            "start_side": int(start_side[row])}  # fmt: skip
+                            "start_side": int(start_side[row]), "agent_slot": int(agent_slot[row])}  # fmt: skip
             for tracker in trackers:
-                results[row].update(tracker.row_stats(row))
+                results[row].update(tracker.row_stats(row, int(agent_slot[row])))
         if done.size:
             live[done] = False
             engine.reset(done)
@@ -134,11 +148,10 @@ def play_vs_opponents(
     return {name: results[j * m : (j + 1) * m] for j, name in enumerate(names)}  # type: ignore[misc]
 
 
-def reset_alternating_sides(engine: BrawlEngine, matches_per_opponent: int) -> None:
-    """Reset every match, player 0 on the right in the even-numbered match of each opponent's block, else left."""
-    k = np.arange(engine.n) % matches_per_opponent
-    engine.reset(np.flatnonzero(k % 2 == 0), p0_side=1)
-    engine.reset(np.flatnonzero(k % 2 == 1), p0_side=-1)
+def reset_with_sides(engine: BrawlEngine, p0_sides: np.ndarray) -> None:
+    """Reset every match with player 0 on the right where ``p0_sides`` is +1, on the left where it is -1."""
+    for side in (1, -1):
+        engine.reset(np.flatnonzero(p0_sides == side), p0_side=side)
 
 
 class MatchTracker(Protocol):
@@ -148,7 +161,9 @@ class MatchTracker(Protocol):
 
     def clear(self, rows: np.ndarray) -> None: ...
 
-    def row_stats(self, row: int) -> dict[str, Any]: ...
+    def row_stats(self, row: int, player: int) -> dict[str, Any]:
+        """The match's figures from ``player``'s side (the agent's slot)."""
+        ...
 
 
 # A knockout counts as a self-destruct when the player took no hit in this many frames
@@ -165,7 +180,7 @@ class SelfDestructCounter:
     :data:`SELF_DESTRUCT_WINDOW` frames (a hit in the knockout's own frame counts as taken).
 
     A hit taken is either player's ``hit`` event for the other one or damage dealt to it.
-    ``row_stats`` reports ``self_destructs`` (player 0) and ``opponent_self_destructs``.
+    ``row_stats(row, player)`` reports ``self_destructs`` (that player's) and ``opponent_self_destructs``.
     """
 
     def __init__(self, n: int, window: int = SELF_DESTRUCT_WINDOW):
@@ -185,8 +200,9 @@ class SelfDestructCounter:
         self.frames_since_hit[rows] = self.window + 1
         self.counts[rows] = 0
 
-    def row_stats(self, row: int) -> dict[str, Any]:
-        return {"self_destructs": int(self.counts[row, 0]), "opponent_self_destructs": int(self.counts[row, 1])}
+    def row_stats(self, row: int, player: int = 0) -> dict[str, Any]:
+        return {"self_destructs": int(self.counts[row, player]),
+                "opponent_self_destructs": int(self.counts[row, 1 - player])}  # fmt: skip
 
 
 # ==================================================================================
@@ -652,7 +668,7 @@ __all__ = [
     "play_vs_opponents",
     "project_2d",
     "public_bot_names",
-    "reset_alternating_sides",
+    "reset_with_sides",
     "round_robin",
     "scripted_opponents",
     "separation_verdict",

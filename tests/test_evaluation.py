@@ -266,19 +266,30 @@ def test_self_destructs_are_knockouts_without_a_recent_hit():
         SelfDestructCounter(1, window=-1)
 
 
-def test_play_vs_opponents_alternates_sides_and_feeds_trackers():
-    counter = SelfDestructCounter(6)
-    results = play_vs_opponents(make_agent("constant"), {"walker": _Walker(), "based": make_agent("based")}, 3,
-                                max_timesteps=300, seed=2, alternate_sides=True, trackers=[counter])  # fmt: skip
+def test_play_vs_opponents_alternates_sides_and_slots_and_feeds_trackers():
+    counter = SelfDestructCounter(8)
+    results = play_vs_opponents(make_agent("constant"), {"walker": _Walker(), "based": make_agent("based")}, 4,
+                                max_timesteps=300, seed=2, alternate_sides=True, trackers=[counter],
+                                alternate_slots=True)  # fmt: skip
     for matches in results.values():
-        assert [d["start_side"] for d in matches] == [1, -1, 1]
-    # The walker holds a (left) from either side and walks off the stage: every fall is its own.
+        assert [d["start_side"] for d in matches] == [1, -1, 1, -1]
+        assert [d["agent_slot"] for d in matches] == [0, 0, 1, 1]
+    # The walker holds a (left) from either side and slot and walks off the stage: every fall is
+    # its own, and player_2 is the walker whichever slot it played.
     walker = results["walker"]
-    assert all(d["player_2"]["falls"] >= 1 for d in walker)
+    assert all(d["player_2"]["falls"] >= 1 and d["player_1"]["falls"] == 0 for d in walker)
     assert [d["opponent_self_destructs"] for d in walker] == [d["player_2"]["falls"] for d in walker]
     assert all(d["self_destructs"] == 0 for d in walker)  # the standing agent never falls
+    as_agent = play_vs_opponents(_Walker(), {"constant": make_agent("constant")}, 4, max_timesteps=300, seed=2,
+                                 alternate_sides=True, trackers=[SelfDestructCounter(4)],
+                                 alternate_slots=True)  # fmt: skip
+    assert all(d["self_destructs"] == d["player_1"]["falls"] >= 1 for d in as_agent["constant"])
     drawn = play_vs_opponents(make_agent("constant"), {"based": make_agent("based")}, 8, max_timesteps=10, seed=0)
     assert {d["start_side"] for d in drawn["based"]} == {1, -1}  # by default each match draws its side
+    assert {d["agent_slot"] for d in drawn["based"]} == {0}
+    with pytest.raises(ValueError, match="reward_manager"):
+        play_vs_opponents(_Walker(), {"based": make_agent("based")}, 2, reward_manager=default_reward_manager(),
+                          alternate_slots=True)  # fmt: skip
 
 
 def test_format_table_aligns_columns():

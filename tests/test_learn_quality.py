@@ -66,7 +66,7 @@ def test_judge_plays_every_public_bot_and_the_constant_family_from_both_sides(ag
     assert list(cells) == [*public_bot_names(), *family]
     assert aggressive_report["public_bots"] == public_bot_names()
     for cell in cells.values():
-        assert cell["matches"] == 2 and cell["started_right"] == 1
+        assert cell["matches"] == 2 and cell["started_right"] == 1 and cell["as_player_2"] == 0  # 4 combinations
         assert cell["wins"] + cell["draws"] + cell["losses"] == 2
         low, high = cell["win_ci95"]
         assert 0 <= low <= cell["win_rate"] <= high <= 1
