@@ -56,7 +56,8 @@ def test_recovers_to_the_stage(name):
     s = engine.state
     s.x[:, 0], s.y[:, 0], s.vx[:, 0] = np.array(OFF_STAGE, np.float32).T
     s.state[:, 0] = P.IN_AIR
-    s.jumps_left[:, 0] = DEFAULT_PARAMS.air_jumps  # as after walking off a ledge
+    s.air_jumps[:, 0] = DEFAULT_PARAMS.air_jumps  # as after walking off a ledge: 2 air jumps, 1 recovery
+    s.air_recoveries[:, 0] = DEFAULT_PARAMS.recoveries_per_airtime
     builder, bot, idle = ObservationBuilder(n), make_agent(name, seed=0), make_agent("constant")
     start = np.ones(n, bool)
     for _ in range(150):
