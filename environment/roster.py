@@ -169,22 +169,55 @@ def reachable(v: View, spot: np.ndarray) -> np.ndarray:
 
 
 def walk_to(v: View, keys: np.ndarray, mask: np.ndarray, tx: np.ndarray, tol: float = 0.2) -> None:
-    """Walk toward ``tx`` clamped onto the stage or the platform; jumps up to the right ground from the low
-    left one, and up onto the platform when it is above us."""
+    """Walk toward ``tx`` clamped onto the stage or the platform, crossing between the grounds by
+    :func:`crossing_target` (the platform is the way up to the higher right ground), and hopping up onto
+    the platform when it is above us."""
+    tx = crossing_target(v, tx)
     plat = on_platform_span(v, tx)
     tx = np.where(plat, np.clip(tx, v.px - 0.7, v.px + 0.7), clamp_stage(tx))
+    # Boarding the platform from beside it: rise clear of its deck before drifting over it, or its side
+    # stops us (it is solid from every side).
+    beside = plat & ~v.grounded & (v.y > v.plat_stand - 0.05) & (np.abs(v.x - v.px) > PLAT_REACH - 0.25)
+    tx = np.where(beside, v.px + side(v.x - v.px) * (PLAT_REACH + 0.35), tx)
+    # ...and climb: an air jump once the first one is spent below the deck.
+    climb_deck = mask & beside & (v.vy > -1.0) & (v.jumps > 0)
     d = tx - v.x
     # On the ground a press sets the speed; in the air it only nudges it (there is no air friction), so
     # steer toward the speed that arrives without overshooting: brake when coming in too fast.
     air_steer = np.clip(3.0 * d, -_GP.walk_speed, _GP.walk_speed) - v.vx
     steer = np.where(v.grounded, d, air_steer)
     press_dir(keys, mask & (np.abs(steer) > np.where(v.grounded, tol, 0.5)), steer)
-    # The right ground is 2 units higher: take the ground jump at the left ground's inner edge.
-    climb = mask & v.on_ground & (v.x < 0) & (tx > 0) & ~plat & (v.x > -(INNER + 0.9))
     # The platform may be up to ~1 unit above the ground next to it: hop on from the inner edge.
     hop = mask & plat & v.on_ground & (np.abs(v.x - v.px) < PLAT_REACH + 1.4) & (v.plat_stand < v.y - 0.2)
     air_hop = mask & plat & ~v.grounded & (v.y > v.plat_stand - 0.2) & (v.vy > 0) & (v.jumps > 0)
-    keys[:, P.K_JUMP] |= (climb | hop | air_hop) & v.even
+    air_hop &= ~((np.abs(v.x - v.px) < PLAT_REACH) & (v.y < v.plat_stand + 0.05))  # over the deck: we land
+    # Going down to the low left ground: walk off the right ground's inner edge, then one air jump carries
+    # us over the gap (a jump from the ledge would meet the platform's underside when it is at that end).
+    drop = mask & ~v.grounded & (v.vx < -3.0) & (tx < 0) & (v.x > -LO) & (v.y > STAND_Y_RIGHT + 0.6)
+    drop &= v.jumps >= _GP.air_jumps
+    keys[:, P.K_JUMP] |= (hop | air_hop | drop | climb_deck) & v.even
+
+
+ELEVATOR_BOARD_X = -0.3  # the platform is far enough to the left to be boarded from the left ground
+ELEVATOR_LEAVE_X = 0.6  # riding it right, it is close enough to the right ground to step off
+
+
+def crossing_target(v: View, tx: np.ndarray) -> np.ndarray:
+    """Where to head for now to reach ``tx`` on the other ground.
+
+    The right ground is 2 units above the left one and the platform shuttles between a low-left and a
+    high-right waypoint, right across the path of a jump: the reliable way up is to ride it. On the left
+    ground: board it while it is on the left, else wait at the inner ledge. On the platform: stay on it
+    until it is near the right ground, then walk off onto it. The way down (right to left) is direct.
+    """
+    # Up from the left ground to the right one, or to the platform (hop-able only when it is low and left).
+    left_to_right = (v.x < 0) & ((tx > INNER - HALF_W) | on_platform_span(v, tx))
+    riding = v.grounded & ~v.on_ground & (np.abs(v.x - v.px) < PLAT_REACH + 0.2)
+    board = left_to_right & (v.on_ground | ~v.grounded) & (v.px < ELEVATOR_BOARD_X)
+    wait = left_to_right & v.on_ground & ~board
+    stay = riding & (tx > v.px + 1.0) & (v.px < ELEVATOR_LEAVE_X)
+    out = np.where(board | stay, v.px, tx)
+    return np.where(wait, -(INNER + 0.6), out)
 
 
 def attack(keys: np.ndarray, mask: np.ndarray, heavy: bool, kind: str, toward: np.ndarray) -> None:
@@ -245,7 +278,24 @@ def go_pick_up(v: View, keys: np.ndarray, mask: np.ndarray, wx: np.ndarray, wy: 
 
 
 # --- safety layers ---------------------------------------------------------------
-LUNGE_HEAVY = 2.3  # how far a side signature (dashing strike) carries its user, slide included
+LUNGE_HEAVY = 2.3  # how far the punch's side signature (dashing strike) carries its user, slide included
+
+# How far each grounded move carries its user (units, slide included): (backward, forward) of its facing,
+# by weapon. Measured on the engine by starting each move standing with 4+ units of ground behind or in
+# front and taking the extremes of its x over 3 s (tests/test_roster.py repeats this); the spear's side
+# signature (4.15 there) and the hammer's side light (2.0) are kept at the larger values an earlier
+# measurement that ran off the ledge gave. Some travel a long way: the spear's side signature, the
+# hammer's sweep (4.8 forward), the spear's sweep (2.1 backward).
+MOVE_TRAVEL = {
+    P.PUNCH: {P.NLIGHT: (0, 0), P.DLIGHT: (0, 1.25), P.SLIGHT: (0, 2.2), P.NSIG: (0, 0), P.DSIG: (0, 0),
+              P.SSIG: (0, 1.0)},
+    P.SPEAR: {P.NLIGHT: (0, 0.1), P.DLIGHT: (0, 1.3), P.SLIGHT: (0, 1.2), P.NSIG: (0, 0.4), P.DSIG: (2.1, 0),
+              P.SSIG: (0, 4.5)},
+    P.HAMMER: {P.NLIGHT: (0, 0.75), P.DLIGHT: (0, 0), P.SLIGHT: (0, 2.6), P.NSIG: (0, 0), P.DSIG: (0, 4.8),
+               P.SSIG: (0, 0.95)},
+}  # fmt: skip
+_GROUND_MOVES = (P.NLIGHT, P.DLIGHT, P.SLIGHT, P.NSIG, P.DSIG, P.SSIG)
+_TRAVEL = np.array([[MOVE_TRAVEL[w][m] for m in _GROUND_MOVES] for w in (P.PUNCH, P.SPEAR, P.HAMMER)])
 
 
 def ledge_room(v: View, direction: np.ndarray) -> np.ndarray:
@@ -254,44 +304,79 @@ def ledge_room(v: View, direction: np.ndarray) -> np.ndarray:
     return np.where(outward, HI - np.abs(v.x), np.abs(v.x) - LO)
 
 
+def move_fits(v: View, kind: np.ndarray, heavy: np.ndarray, heading: np.ndarray) -> np.ndarray:
+    """Whether the grounded move ``kind`` (0 neutral, 1 down, 2 side; light or heavy), done facing
+    ``heading``, stays on the ground with half a unit to spare at both ends of its travel."""
+    back, fwd = np.moveaxis(_TRAVEL[v.weapon, kind + 3 * heavy.astype(np.intp)], -1, 0)
+    return (fwd + 0.5 < ledge_room(v, heading)) & ((back == 0) | (back + 0.5 < ledge_room(v, -heading)))
+
+
 def edge_safety(v: View, keys: np.ndarray, desired: np.ndarray) -> None:
     """Stop grounded rows from walking, dashing or lunging over a ledge they did not mean to cross."""
-    on = v.on_ground
-    if not on.any():
-        return
+    # Rows landing this frame count too: the engine may start a ground move on the landing frame.
+    landing = ~v.grounded & (np.abs(v.x) > LO) & (np.abs(v.x) < HI) & (v.vy >= 0)
+    on = v.on_ground | (landing & (np.abs(v.y - stand_y(side(v.x))) < 0.35))
     s = side(v.x)
     horiz = keys[:, P.K_D].astype(np.float32) - keys[:, P.K_A]
     outward = horiz * s > 0
     room = ledge_room(v, horiz)
     # Walking (not lunging) off the inner edge on purpose: to the other ground or onto the platform.
     crossing = ~outward & ((side(desired) != s) | on_platform_span(v, desired))
-    # How far a press can carry us: a walk stops within ~0.6, a dash ~3.5, a side heavy lunges ~2.2.
+    # How far a press can carry us: a walk stops within ~0.6, a dash ~3.5.
     dash = keys[:, P.K_DODGE] & (horiz == v.face)
     backdash = keys[:, P.K_DODGE] & (horiz == -v.face)
     need = np.where(dash, 3.6, 0.6 + 0.1 * np.abs(v.vx) + np.where(backdash, 0.8, 0.0))
-    side_move = (keys[:, P.K_LIGHT] | keys[:, P.K_HEAVY]) & ~keys[:, P.K_W] & ~keys[:, P.K_S]
-    need += np.where(side_move & keys[:, P.K_HEAVY], LUNGE_HEAVY, np.where(side_move, 0.6, 0.0))
-    plain_walk = ~(keys[:, P.K_LIGHT] | keys[:, P.K_HEAVY] | keys[:, P.K_DODGE])
-    block = on & (horiz != 0) & (room < need) & ~(crossing & plain_walk)
-    # A blocked side move becomes one that does not travel: a jab, or the sweep (down heavy).
-    keys[block & side_move & ~keys[:, P.K_HEAVY], P.K_W] = True
-    keys[block & side_move & keys[:, P.K_HEAVY], P.K_S] = True
+    # Crossing on purpose: a dash that would overshoot becomes a plain walk off the edge.
+    keys[on & crossing & (room < need), P.K_DODGE] = False
+    attacking = keys[:, P.K_LIGHT] | keys[:, P.K_HEAVY]
+    block = on & (horiz != 0) & ~attacking & (room < need) & ~(crossing & ~keys[:, P.K_DODGE])
     keys[block, P.K_A] = False
     keys[block, P.K_D] = False
     keys[block, P.K_DODGE] = False
+    _safe_ground_attack(v, keys, on & attacking)
     # Ground attacks keep 85 % of the run-up speed per frame and cannot be cancelled once we slide off
     # the ground: don't start one sliding toward a ledge.
     slide = on & (np.abs(v.vx) > 0.3) & (ledge_room(v, np.sign(v.vx)) < 0.19 * np.abs(v.vx) + 0.3)
     keys[slide, P.K_LIGHT] = False
     keys[slide, P.K_HEAVY] = False
+    # A taunt cannot be cancelled and keeps the run-up's slide: only standing, well inside a main ground.
+    calm = v.on_ground & (np.abs(v.vx) < 0.5) & (np.minimum(ledge_room(v, 1.0), ledge_room(v, -1.0)) > 1.0)
+    keys[~calm, P.K_TAUNT] = False
+
+
+def _safe_ground_attack(v: View, keys: np.ndarray, rows: np.ndarray) -> None:
+    """A grounded move that would carry us over the ledge it travels toward becomes the neutral or down
+    move of the same strength that stays on the ground, or no attack at all."""
+    heavy = keys[:, P.K_HEAVY]
+    horiz = keys[:, P.K_D].astype(np.float32) - keys[:, P.K_A]
+    up, down = keys[:, P.K_W], keys[:, P.K_S] & ~keys[:, P.K_W]
+    kind = np.where(down, 1, np.where((horiz != 0) & ~up, 2, 0))
+    heading = np.where(kind == 2, horiz, v.face)
+    fits = move_fits(v, kind, heavy, heading)
+    # A press against our facing may turn us first (or not, mid-turnaround): it must fit either way.
+    unsure = (kind != 2) & (horiz != 0) & (horiz != v.face)
+    fits &= ~unsure | move_fits(v, kind, heavy, -heading)
+    risky = rows & ~fits
+    if not risky.any():
+        return
+    neutral_fits = move_fits(v, np.zeros_like(kind), heavy, v.face)
+    down_fits = move_fits(v, np.ones_like(kind), heavy, v.face)
+    keys[risky, P.K_A] = keys[risky, P.K_D] = keys[risky, P.K_W] = keys[risky, P.K_S] = False
+    keys[:, P.K_W] |= risky & neutral_fits
+    keys[:, P.K_S] |= risky & ~neutral_fits & down_fits
+    none = risky & ~neutral_fits & ~down_fits
+    keys[none, P.K_LIGHT] = keys[none, P.K_HEAVY] = False
 
 
 def no_dive_off_stage(v: View, keys: np.ndarray) -> None:
-    """The air heavy with s is a ground pound (a fast dive): only allowed over a ground."""
-    ax = np.abs(v.x + 0.3 * v.vx)
-    over = (ax > LO + 0.3) & (ax < HI - 0.3)
-    dive = ~v.grounded & keys[:, P.K_HEAVY] & keys[:, P.K_S] & ~keys[:, P.K_W] & ~over
-    keys[dive, P.K_HEAVY] = False
+    """The air heavy with s is a ground pound (a fast dive) and the air light with s a diving lunge
+    (it carries ~5.7 units/s sideways and down): only allowed over a ground or the platform's deck."""
+    ahead = v.x + 0.3 * v.vx
+    ax = np.abs(ahead)
+    over = ((ax > LO + 0.3) & (ax < HI - 0.3)) | ((np.abs(ahead - v.px) < PLAT_REACH) & (v.y < v.plat_stand))
+    down = ~v.grounded & keys[:, P.K_S] & ~keys[:, P.K_W] & ~over
+    keys[down, P.K_HEAVY] = False
+    keys[down, P.K_LIGHT] = False
 
 
 def _outside(u: np.ndarray) -> np.ndarray:
@@ -307,8 +392,10 @@ def recover(v: View, keys: np.ndarray, desired: np.ndarray, allowance: float) ->
     """
     ahead = v.x + 0.25 * v.vx  # where our drift takes us in ~8 frames
     in_gap = (np.abs(v.x) < LO) | (np.abs(ahead) < LO)
-    # In the gap keep going the way we are flying (no dithering), else head where the style wants.
-    tgt = np.where(in_gap, np.where(np.abs(v.vx) > 3.0, side(v.vx), side(desired)), side(v.x))
+    # In the gap keep going the way we are flying (no dithering), else head for the nearer ground: the
+    # right one (2 units higher) only from its half and not far below its top.
+    nearer = np.where((v.x > 0) & (v.y < STAND_Y_RIGHT + 2.0), 1.0, -1.0)
+    tgt = np.where(in_gap, np.where(np.abs(v.vx) > 3.0, side(v.vx), nearer), side(v.x))
     # Deep in the gap the right ground (2 units higher) may be out of reach: take the left one.
     tgt = np.where(in_gap & (tgt > 0) & (v.y > STAND_Y_RIGHT + 3.0), -1.0, tgt)
     sy = stand_y(tgt)
@@ -318,6 +405,9 @@ def recover(v: View, keys: np.ndarray, desired: np.ndarray, allowance: float) ->
     danger = ~v.grounded & (out > 0) & ((out > allowance) | (v.y > sy - 0.3) | falling_spent)
     # Above the platform and drifting over it: we will land on it.
     danger &= ~((np.abs(ahead - v.px) < PLAT_REACH) & (v.y < v.plat_stand - 0.05))
+    # Boarding the platform on purpose (walk_to's way up): leave it to walk_to while a jump is left.
+    boarding = on_platform_span(v, crossing_target(v, desired)) & (np.abs(v.x - v.px) < PLAT_REACH + 1.8)
+    danger &= ~(boarding & ((v.jumps > 0) | (v.y < v.plat_stand)) & (v.y < v.plat_stand + 1.6))
     if not danger.any():
         return danger
     keys[danger] = False
@@ -343,6 +433,7 @@ class StyleAgent(ScriptedAgent):
         v = View(obs, frame[ids].copy())
         frame[ids] += 1
         desired = self.play(v, keys, ids)
+        self._cross(v, keys, desired)
         edge_safety(v, keys, desired)
         no_dive_off_stage(v, keys)
         recover(v, keys, desired, self.allowance)
@@ -350,6 +441,14 @@ class StyleAgent(ScriptedAgent):
     def play(self, v: View, keys: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """Set the style's keys for every row; return the x each row is heading for."""
         raise NotImplementedError
+
+    @staticmethod
+    def _cross(v: View, keys: np.ndarray, desired: np.ndarray) -> None:
+        """Rows on their way up to the other ground follow the crossing plan, whatever the style steered."""
+        detour = crossing_target(v, desired) != desired
+        if detour.any():
+            keys[detour, P.K_A] = keys[detour, P.K_D] = keys[detour, P.K_JUMP] = False
+            walk_to(v, keys, detour, desired, tol=0.3)
 
 
 # ==================================================================================
@@ -485,7 +584,7 @@ class WeaponSeekerAgent(StyleAgent):
         g, live = v.grounded, ~v.opp_ko
         level = np.abs(v.dy) < 0.8
         # Heavies: hold k for a short charge window, then let go so the move fires.
-        window = v.frame % 18 < 12
+        window = v.frame % 20 < 12
         sweep = armed & g & live & level & (v.adx < 0.8) & window
         lunge = armed & g & live & level & ~sweep & (v.adx < 2.0) & window
         uppercut = armed & g & live & (v.dy < -0.8) & (v.dy > -2.2) & (v.adx < 1.2) & window
@@ -516,7 +615,7 @@ class EdgeGuardAgent(StyleAgent):
         guard = v.opp_off
         os_ = side(v.ox)
         ledge = os_ * np.where(np.abs(v.ox) > 4.5, SAFE_OUT - 0.1, SAFE_IN - 0.1)
-        engage = ~guard & ~v.opp_ko & ((idle[ids] > 40) | (v.dist < 3.0))
+        engage = ~guard & ~v.opp_ko & ((idle[ids] > 75) | (v.dist < 3.0))
         home = ~guard & ~engage
         home_x = side(v.x) * SAFE_IN
         walk_to(v, keys, home, home_x, tol=0.3)
@@ -576,8 +675,29 @@ class AerialAgent(StyleAgent):
         return v.ox
 
 
-# Reach (|dx| at release) of the heavy hitter's signature moves, by move id.
-_SIG_REACH = {P.SSIG: 2.4, P.DSIG: 1.7, P.NSIG: 1.2}
+# Where each grounded move connects with a standing opponent: (nearest, farthest) distance in front, by
+# weapon, measured on the engine (each move started standing, facing an opponent parked at distances
+# -1..4.5 in steps of 0.25; a negative near end means it also hits just behind; signatures charged 12
+# frames). The spear's side signature and the hammer's sweep lunge to at least 4.5, the end of the scan.
+# tests/test_roster.py checks the far ends on the engine.
+MOVE_REACH = {
+    P.PUNCH: {P.NLIGHT: (-0.25, 1.0), P.DLIGHT: (-0.25, 2.0), P.SLIGHT: (-0.25, 1.75), P.NSIG: (-0.25, 0.75),
+              P.DSIG: (-1.0, 1.5), P.SSIG: (-0.25, 1.75)},
+    P.SPEAR: {P.NLIGHT: (0.25, 2.25), P.DLIGHT: (0.25, 0.75), P.SLIGHT: (-0.25, 3.75), P.NSIG: (1.25, 2.75),
+              P.DSIG: (-1.0, 1.0), P.SSIG: (2.25, 4.5)},
+    P.HAMMER: {P.NLIGHT: (-0.25, 2.25), P.DLIGHT: (-0.25, 2.0), P.SLIGHT: (0.25, 3.75), P.NSIG: (-0.25, 1.5),
+               P.DSIG: (1.25, 4.5), P.SSIG: (0.25, 3.5)},
+}  # fmt: skip
+
+
+def reach(weapon: np.ndarray, move: int, end: int) -> np.ndarray:
+    """MOVE_REACH's near (end=0) or far (end=1) distance of ``move`` for each row's weapon."""
+    table = np.array([MOVE_REACH[w][move][end] for w in (P.PUNCH, P.SPEAR, P.HAMMER)])
+    return table[weapon]
+
+
+def in_reach(v: View, move: int, margin: float = 0.15) -> np.ndarray:
+    return (v.adx >= reach(v.weapon, move, 0)) & (v.adx <= reach(v.weapon, move, 1) - margin)
 
 
 class HeavyHitterAgent(StyleAgent):
@@ -591,27 +711,31 @@ class HeavyHitterAgent(StyleAgent):
     def play(self, v: View, keys: np.ndarray, ids: np.ndarray) -> np.ndarray:
         charging = self.mem["charging"]
         attacking = v.state == P.ATTACK
-        # The dashing strike would carry us off the ledge in front: sweep (it reaches both sides) instead,
-        # which needs us closer in.
+        # The dashing strike would carry us off the ledge in front: sweep instead, which needs us closer in.
         no_lunge = v.on_ground & (ledge_room(v, v.toward) < LUNGE_HEAVY + 0.8)  # edge_safety's margin and more
-        spacing = np.where(no_lunge, 1.2, 2.2)
+        strike_spot = (reach(v.weapon, P.SSIG, 0) + reach(v.weapon, P.SSIG, 1)) / 2
+        sweep_spot = np.maximum(reach(v.weapon, P.DSIG, 1) - 0.4, 0.3)
+        spacing = np.where(no_lunge, sweep_spot, strike_spot)
         walk_to(v, keys, ~attacking, reachable(v, v.ox - v.toward * spacing), tol=0.3)
         live = ~v.opp_ko
         level = np.abs(v.dy) < 0.7
         start = v.grounded & v.actionable & live
-        sweep = start & level & ((v.adx < 0.9) | (no_lunge & (v.adx < 1.8)))
-        upper = start & ~sweep & (v.dy < -0.8) & (v.dy > -2.2) & (v.adx < 1.2)
-        # An opponent running in covers ~0.5 s worth of ground before the minimum charge and startup are over.
+        sweep = start & level & in_reach(v, P.DSIG)
+        upper = start & ~sweep & (v.dy < -0.8) & (v.dy > -2.2) & (v.adx < reach(v.weapon, P.NSIG, 1))
+        # An opponent running in covers ground while the minimum charge and the startup run.
         incoming = np.maximum(-v.ovx * v.toward, 0.0)
-        strike = start & ~sweep & ~upper & level & (v.adx < 3.2 + 0.5 * incoming) & ~no_lunge
+        strike = start & ~sweep & ~upper & level & ~no_lunge
+        # It swings a little early (up to 1.0 beyond the far end): the charge is its style, not a sure hit.
+        strike &= (v.adx >= reach(v.weapon, P.SSIG, 0)) & (v.adx < reach(v.weapon, P.SSIG, 1) + 1.0 + 0.5 * incoming)
         attack(keys, sweep, True, "down", v.toward)
         attack(keys, upper, True, "neutral", v.toward)
         turn_to(v, keys, upper)
         attack(keys, strike, True, "side", v.toward)
         # Keep charging while the opponent is not yet where the move will land (0.2 s of closing speed ahead).
         closing = np.maximum((v.vx - v.ovx) * v.toward, 0.0)
-        reach = np.select([v.move == m for m in _SIG_REACH], list(_SIG_REACH.values()), 0.0)
-        waiting = (closing > 1.0) & (v.adx - 0.2 * closing > reach)  # it is walking into the move: not yet
+        far = np.select([v.move == m for m in (P.SSIG, P.DSIG, P.NSIG)],
+                        [reach(v.weapon, m, 1) for m in (P.SSIG, P.DSIG, P.NSIG)], 0.0)  # fmt: skip
+        waiting = (closing > 1.0) & (v.adx - 0.2 * closing > far)  # it is walking into the move: not yet
         hold = attacking & (charging[ids] > 0) & (charging[ids] < 30) & live & waiting
         keys[:, P.K_HEAVY] |= hold
         charging[ids] = np.where(sweep | upper | strike | hold, charging[ids] + 1, 0)
