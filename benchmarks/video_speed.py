@@ -86,8 +86,11 @@ def film(path: Path, frames: int, seed: int) -> tuple[float, int]:
     limit = match.engine.max_timesteps
     with open_video_writer(path) as writer:
         writer.append(renderer.render(match.engine.state, 0, limit))
-        for _ in range(frames):
+        for frame in range(frames):
             writer.append(renderer.render(match.step(), 0, limit))
+            if frame % 300 == 299:
+                _sample_children()  # ffmpeg's peak: it can only be read while it runs
+        _sample_children()
     return time.perf_counter() - t0, match.matches
 
 
@@ -117,10 +120,49 @@ def decode(path: Path) -> Decoded:
     return Decoded(count, count / meta["fps"], tuple(meta["size"]))
 
 
+def _high_water_mb(pid: int | str = "self") -> float | None:
+    """VmHWM (peak resident memory of the process's own address space) from /proc, MB; None off Linux.
+
+    Not ru_maxrss: Linux carries the parent's peak across fork + exec into the child's ru_maxrss, so a
+    process started by a large one (this one, by env_speed.py; ffmpeg, by this one) reports the
+    parent's peak instead of its own.
+    """
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _child_pids() -> list[int]:
+    pids = []
+    for children in Path("/proc/self/task").glob("*/children"):
+        try:
+            pids += [int(pid) for pid in children.read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+_child_peak_mb = 0.0  # the largest high-water mark read off a live child (ffmpeg) so far
+
+
+def _sample_children() -> None:
+    global _child_peak_mb
+    for pid in _child_pids():
+        _child_peak_mb = max(_child_peak_mb, _high_water_mb(pid) or 0.0)
+
+
 def peak_rss_mb() -> tuple[float, float]:
-    """Peak resident memory of this process and of its largest finished child (ffmpeg), MB."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    """Peak resident memory of this process and of its largest child (ffmpeg, sampled while it ran), MB.
+
+    Off Linux (no /proc) both fall back to ru_maxrss, an upper bound there."""
+    own = _high_water_mb()
+    if own is None:
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    child = _child_peak_mb or resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return own, child
 
 

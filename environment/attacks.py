@@ -26,9 +26,8 @@ from __future__ import annotations
 
 import math
 
-from numba import njit
-
 from environment import params as P
+from environment.jit import kernel
 from environment.moves import (
     GROUND_PROBE_Y,
     HB_CAP_DX,
@@ -48,19 +47,19 @@ from environment.moves import (
 from environment.rules import move_toward, on_floor
 
 
-@njit(cache=True)
+@kernel
 def _closer(ax, ay, bx, by, limit) -> bool:
     """pygame's ``Vector2.distance_to(...) < limit``, same arithmetic."""
     dx, dy = bx - ax, by - ay
     return math.sqrt(dx * dx + dy * dy) < limit
 
 
-@njit(cache=True)
+@kernel
 def _circle_meets_rect(cx, cy, r, left, top, right, bottom) -> bool:
     return _closer(cx, cy, max(left, min(cx, right)), max(top, min(cy, bottom)), r)
 
 
-@njit(cache=True)
+@kernel
 def touches_hurtbox(hx, hy, cx, cy, radius, cap_dx, cap_dy, has_rect, rect_left, rect_top, rect_w, rect_h, K) -> bool:
     """The original's ``hurtbox.intersects(capsule)`` for a hurtbox centred at (hx, hy) and a capsule of the
     given geometry (``moves.capsule_geometry``) centred at (cx, cy)."""
@@ -89,7 +88,7 @@ def touches_hurtbox(hx, hy, cx, cy, radius, cap_dx, cap_dy, has_rect, rect_left,
     return _closer(o1x, o1y, hl, ht, radius) or _closer(o2x, o2y, hl, ht, radius)
 
 
-@njit(cache=True)
+@kernel
 def start_move(p, move_id, first_power, powers) -> None:
     """The original's ``AttackState.give_move``: the move of the player's current weapon."""
     p.move = move_id
@@ -97,7 +96,7 @@ def start_move(p, move_id, first_power, powers) -> None:
     p.move_victim = False
 
 
-@njit(cache=True)
+@kernel
 def enter_power(p, power, powers) -> None:
     p.power = power
     p.cast = powers[power].first_cast
@@ -109,7 +108,7 @@ def enter_power(p, power, powers) -> None:
     p.switching = True
 
 
-@njit(cache=True)
+@kernel
 def run_move(p, q, held, px, py, K, powers, casts, hitboxes, events, event_at, move_key, out) -> bool:
     """One frame of player p's move against opponent q; returns whether the move ended.
 
@@ -129,7 +128,7 @@ def run_move(p, q, held, px, py, K, powers, casts, hitboxes, events, event_at, m
     return done
 
 
-@njit(cache=True)
+@kernel
 def _cast_frame(p, q, held, px, py, K, powers, casts, hitboxes, events, event_at, out):
     pw = powers[p.power]
     c = p.cast
@@ -191,12 +190,12 @@ def _cast_frame(p, q, held, px, py, K, powers, casts, hitboxes, events, event_at
     return done, next_power
 
 
-@njit(cache=True)
+@kernel
 def _axis(held) -> float:
     return (1.0 if (held >> P.K_D) & 1 else 0.0) + (-1.0 if (held >> P.K_A) & 1 else 0.0)
 
 
-@njit(cache=True)
+@kernel
 def _event(p, q, e) -> None:
     """The frame's event, in the original's order: pull, polar set, scale, set, add, victims' set, teleport."""
     f = p.facing
@@ -230,7 +229,7 @@ def _event(p, q, e) -> None:
             q.y = y + e.victim_pos_y
 
 
-@njit(cache=True)
+@kernel
 def _hits(p, q, c, count, hitboxes, K) -> bool:
     """Does any hitbox of cast c touch q's hurtbox (where q's last update placed it)?"""
     for h in range(count):
@@ -256,7 +255,7 @@ def _hits(p, q, c, count, hitboxes, K) -> bool:
     return False
 
 
-@njit(cache=True)
+@kernel
 def _damage(p, q, ca, pw, dir_x, dir_y, px, py, K, out) -> None:
     """The original's ``apply_damage`` on q: damage, stun, and knockback added at q's next update."""
     dmg = ca.damage

@@ -24,13 +24,13 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
 from environment import params as P
 from environment.attacks import run_move, start_move
+from environment.jit import kernel
 from environment.moves import MOVES
 from environment.params import DEFAULT_PARAMS, DT, GameParams, kernel_params
-from environment.physics import fat_box, forget_contacts, left_fat_box, solve_contacts
+from environment.physics import SCRATCH_COLUMNS, fat_box, forget_contacts, left_fat_box, solve_contacts
 from environment.rules import (
     after_rules,
     base,
@@ -188,6 +188,7 @@ class BrawlEngine:
         self._dealt = np.zeros((self.n, 2, 3))  # per player: [hit, damage dealt, combo] this frame
         self._held = np.zeros((self.n, 2), np.int64)  # keys held this frame, as bitmasks
         self._pressed = np.zeros((self.n, 2), np.int64)  # keys pressed this frame
+        self._solver_scratch = np.zeros((3, SCRATCH_COLUMNS))  # the contact solver's working rows
 
     # --- lifecycle ---------------------------------------------------------------
     def reset(self, rows=None, seeds=None, p0_side: int | None = None) -> None:
@@ -268,6 +269,7 @@ class BrawlEngine:
             ev.done,
             ev.truncated,
             ev.result,
+            self._solver_scratch,
         )
         ev.hit[...] = self._dealt[..., 0] > 0
         ev.damage_dealt[...] = self._dealt[..., 1]
@@ -279,7 +281,7 @@ class BrawlEngine:
 # ==================================================================================
 # The compiled frame
 # ==================================================================================
-@njit(cache=True)
+@kernel
 def _step_matches(
     players,
     matches,
@@ -308,6 +310,7 @@ def _step_matches(
     done,
     truncated,
     result,
+    solver_scratch,
 ) -> None:
     keys = held_buffer  # (n, 2) bitmasks of the held keys: bit k is key k
     for m in range(players.shape[0]):
@@ -346,7 +349,7 @@ def _step_matches(
                 dealt[m, i],
             )
         match.platform_x, match.platform_y = path[f, 2], path[f, 3]
-        _physics(pl, match, weapons[m], contacts[m], path[f, 4], K)
+        _physics(pl, match, weapons[m], contacts[m], path[f, 4], solver_scratch, K)
         match.frame = f + 1
         step_weapons(
             pl,
@@ -375,7 +378,7 @@ def _step_matches(
             result[m] = res
 
 
-@njit(cache=True)
+@kernel
 def _update_player(
     p, q, match, held, pressed, K, powers, casts, hitboxes, events, event_at, first_power, move_key, dealt
 ) -> bool:
@@ -394,8 +397,8 @@ def _update_player(
     return after_rules(p, held, nxt, K)
 
 
-@njit(cache=True)
-def _physics(pl, match, weapons, contacts, platform_reinserted, K) -> None:
+@kernel
+def _physics(pl, match, weapons, contacts, platform_reinserted, scratch, K) -> None:
     """One pymunk step: the players, then the weapons' bodies (the platform has already moved)."""
     px, py, pvx, pvy = match.platform_x, match.platform_y, match.platform_vx, match.platform_vy
     for i in range(2):
@@ -426,6 +429,7 @@ def _physics(pl, match, weapons, contacts, platform_reinserted, K) -> None:
             pvy,
             contacts[i],
             ground_first,
+            scratch,
             K,
         )
     for col in range(weapons.shape[0]):
@@ -468,11 +472,12 @@ def _physics(pl, match, weapons, contacts, platform_reinserted, K) -> None:
             pvy,
             contacts[2 + col],
             ground_first,
+            scratch,
             K,
         )
 
 
-@njit(cache=True)
+@kernel
 def _refresh_view(p, match, K) -> None:
     """The observation's view of a player: on the floor, and the current state's jump and recovery memory."""
     p.grounded = on_floor(p.x, p.y, match.platform_x, match.platform_y, K)
@@ -484,7 +489,7 @@ def _refresh_view(p, match, K) -> None:
 # ==================================================================================
 # Reset
 # ==================================================================================
-@njit(cache=True)
+@kernel
 def _reset_matches(players, matches, weapons, spawners, contacts, rows, sides, K) -> None:
     """The original's reset: both players in the air at their start points, facing the centre, with no
     jumps and no recoveries until they land; 3 stocks; the platform halfway along its path."""

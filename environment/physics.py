@@ -43,16 +43,20 @@ the right ground, not 0.35.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from environment.jit import kernel
 
 SOLVER_PASSES = 10  # pymunk's default iteration count
+# Columns of the multi-contact solver's scratch rows (one row per solid: ground 0, ground 1, platform).
+TOUCHING, WAY, DEPTH, JN, JT, WARM, N_ACC, T_ACC, B_ACC = 0, 1, 2, 3, 4, 5, 6, 8, 10
+SCRATCH_COLUMNS = 12
 FAT_MARGIN = 0.1  # the broad phase fattens a box by 10% of its size, or by 0.1 s of its velocity if more
 PLATFORM = 2  # solid index of the moving platform (0, 1: the grounds)
 _NX = np.array([0.0, 0.0, -1.0, 1.0])  # outward normal of each way out of a solid: up, down, left, right
 _NY = np.array([-1.0, 1.0, 0.0, 0.0])
 
 
-@njit(cache=True)
+@kernel
 def fat_box(x, y, vx, vy, hw, hh):
     """The broad phase's fattened box around a body (pymunk's GetBB): left, top, right, bottom."""
     mx, my = 2 * hw * FAT_MARGIN, 2 * hh * FAT_MARGIN
@@ -60,13 +64,13 @@ def fat_box(x, y, vx, vy, hw, hh):
     return (x - hw + min(-mx, fx), y - hh + min(-my, fy), x + hw + max(mx, fx), y + hh + max(my, fy))
 
 
-@njit(cache=True)
+@kernel
 def left_fat_box(x, y, hw, hh, left, top, right, bottom) -> bool:
     """Did the body's box leave its fattened box (so the broad phase re-inserts it)?"""
     return x - hw < left or y - hh < top or x + hw > right or y + hh > bottom
 
 
-@njit(cache=True)
+@kernel
 def _touch(x, y, hw, hh, left, top, right, bottom):
     """(touching, way out, depth): penetration along each way out (up, down, left, right); the least one wins."""
     d0, d1, d2, d3 = (y + hh) - top, bottom - (y - hh), (x + hw) - left, right - (x - hw)
@@ -82,14 +86,32 @@ def _touch(x, y, hw, hh, left, top, right, bottom):
     return True, way, depth
 
 
-@njit(cache=True)
+@kernel
 def solve_contacts(
-    x, y, vx, vy, bvx, bvy, hw, hh, friction_ground, friction_platform, px, py, pvx, pvy, memory, ground_first, K
+    x,
+    y,
+    vx,
+    vy,
+    bvx,
+    bvy,
+    hw,
+    hh,
+    friction_ground,
+    friction_platform,
+    px,
+    py,
+    pvx,
+    pvy,
+    memory,
+    ground_first,
+    scratch,
+    K,
 ):
     """Rules 2 and 4 for one body after rules 1 and 3; returns the new (vx, vy, bvx, bvy).
 
     :param memory: the body's (3,) row of ``MatchState.contacts``, updated in place
     :param ground_first: solve a ground before the platform when touching both (see the module docstring)
+    :param scratch: a (3, SCRATCH_COLUMNS) float array the solver may overwrite (one per engine)
     """
     t0, w0, d0 = _touch(x, y, hw, hh, K.g0_left, K.g0_top, K.g0_right, K.g0_bottom)
     t1, w1, d1 = _touch(x, y, hw, hh, K.g1_left, K.g1_top, K.g1_right, K.g1_bottom)
@@ -111,43 +133,25 @@ def solve_contacts(
                 memory[other].age = min(memory[other].age + 1, 3)
         mem.way, mem.age, mem.jn, mem.jt = way, 0, jn, jt
         return vx, vy, bvx, bvy
-    touching = np.array([t0, t1, t2])
-    way = np.array([w0, w1, w2])
-    depth = np.array([d0, d1, d2])
-    jn = np.zeros(3)
-    jt = np.zeros(3)
-    warm = np.zeros(3, np.bool_)
-    for s in range(3):
-        if touching[s]:
-            jn[s], jt[s], warm[s] = _remembered(memory[s], way[s])
+    # Several solids: the solver's working values live in the caller's scratch rows (nothing allocated).
+    touching, way, depth = scratch[:, TOUCHING], scratch[:, WAY], scratch[:, DEPTH]
+    jn, jt, warm = scratch[:, JN], scratch[:, JT], scratch[:, WARM]
+    for s, (t, w, d) in enumerate(((t0, w0, d0), (t1, w1, d1), (t2, w2, d2))):
+        touching[s], way[s], depth[s] = t, w, d
+        jn[s], jt[s], warm[s] = _remembered(memory[s], w) if t else (0.0, 0.0, False)
     vx, vy, bvx, bvy = _solve_several(
-        vx,
-        vy,
-        bvx,
-        bvy,
-        touching,
-        way,
-        depth,
-        jn,
-        jt,
-        warm,
-        friction_ground,
-        friction_platform,
-        pvx,
-        pvy,
-        ground_first,
-        K,
+        vx, vy, bvx, bvy, scratch, friction_ground, friction_platform, pvx, pvy, ground_first, K
     )
     for s in range(3):
         mem = memory[s]
         if touching[s]:
-            mem.way, mem.age, mem.jn, mem.jt = way[s], 0, jn[s], jt[s]
+            mem.way, mem.age, mem.jn, mem.jt = int(way[s]), 0, jn[s], jt[s]
         else:
             mem.age = min(mem.age + 1, 3)
     return vx, vy, bvx, bvy
 
 
-@njit(cache=True)
+@kernel
 def _remembered(mem, way):
     """Impulses a resumed contact starts from: re-applied first if it touched at the last step (pymunk's warm
     start), else only the starting point of this step's accumulation (pymunk's "first contact")."""
@@ -156,12 +160,12 @@ def _remembered(mem, way):
     return 0.0, 0.0, False
 
 
-@njit(cache=True)
+@kernel
 def _bias(depth, K):
     return K.bias_coef * (depth - K.slop) / K.dt if depth > K.slop else 0.0
 
 
-@njit(cache=True)
+@kernel
 def _solve_one(vx, vy, bvx, bvy, way, depth, jn, jt, warm, mu, svx, svy, K):
     """One arbiter: the solver's converged answer in closed form (a warm start changes nothing)."""
     nx, ny = _NX[way], _NY[way]
@@ -182,28 +186,28 @@ def _solve_one(vx, vy, bvx, bvy, way, depth, jn, jt, warm, mu, svx, svy, K):
     return vx, vy, bvx, bvy, n_acc, t_acc
 
 
-@njit(cache=True)
-def _solve_several(
-    vx, vy, bvx, bvy, touching, way, depth, jn, jt, warm, friction_ground, friction_platform, pvx, pvy, ground_first, K
-):
+@kernel
+def _solve_several(vx, vy, bvx, bvy, scratch, friction_ground, friction_platform, pvx, pvy, ground_first, K):
     """Several arbiters: pymunk's solver as it runs: warm start, 10 passes, two contact points per arbiter
-    (the first holds the remembered impulse)."""
+    (the first holds the remembered impulse). Reads the arbiters from ``scratch``, returns their summed
+    impulses in its JN and JT columns."""
+    touching, way, depth = scratch[:, TOUCHING], scratch[:, WAY], scratch[:, DEPTH]
+    jn, jt, warm = scratch[:, JN], scratch[:, JT], scratch[:, WARM]
+    n_acc, t_acc, b_acc = scratch[:, N_ACC : N_ACC + 2], scratch[:, T_ACC : T_ACC + 2], scratch[:, B_ACC : B_ACC + 2]
     order = (0, 1, 2) if ground_first else (2, 0, 1)
     for s in range(3):
         if touching[s] and warm[s]:
-            nx, ny = _NX[way[s]], _NY[way[s]]
+            nx, ny = _NX[int(way[s])], _NY[int(way[s])]
             vx += nx * jn[s] - ny * jt[s]
             vy += ny * jn[s] + nx * jt[s]
-    n_acc = np.zeros((3, 2))
-    t_acc = np.zeros((3, 2))
-    b_acc = np.zeros((3, 2))
     for s in range(3):
         n_acc[s, 0], t_acc[s, 0] = jn[s], jt[s]
+        n_acc[s, 1] = t_acc[s, 1] = b_acc[s, 0] = b_acc[s, 1] = 0.0
     for _ in range(SOLVER_PASSES):
         for s in order:
             if not touching[s]:
                 continue
-            nx, ny = _NX[way[s]], _NY[way[s]]
+            nx, ny = _NX[int(way[s])], _NY[int(way[s])]
             svx, svy = (pvx, pvy) if s == PLATFORM else (0.0, 0.0)
             mu = friction_platform if s == PLATFORM else friction_ground
             bias = _bias(depth[s], K)
@@ -228,7 +232,7 @@ def _solve_several(
     return vx, vy, bvx, bvy
 
 
-@njit(cache=True)
+@kernel
 def forget_contacts(memory) -> None:
     """A new body (or a new match): no remembered contacts."""
     for s in range(memory.shape[0]):

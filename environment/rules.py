@@ -29,9 +29,9 @@ Keys arrive as bitmasks: bit k is key k of ``w a s d space h l j k g``.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from environment import params as P
+from environment.jit import kernel
 
 NONE = -1  # "no transition this frame"
 
@@ -52,29 +52,29 @@ PRESS_LEFT = np.array([H_LEFT, H_LEFT, H_RIGHT_LEFT, H_LEFT_RIGHT, H_RIGHT_LEFT]
 LAST_DIRECTION = np.array([0.0, -1.0, 1.0, 1.0, -1.0])
 
 
-@njit(cache=True)
+@kernel
 def key(mask, k) -> bool:
     return (mask >> k) & 1 == 1
 
 
-@njit(cache=True)
+@kernel
 def axis_h(held) -> float:
     """d minus a."""
     return (1.0 if key(held, P.K_D) else 0.0) + (-1.0 if key(held, P.K_A) else 0.0)
 
 
-@njit(cache=True)
+@kernel
 def from_direction(direction) -> float:
     """The original's Facing.from_direction: right if > 0, else left (0 included)."""
     return 1.0 if direction > 0 else -1.0
 
 
-@njit(cache=True)
+@kernel
 def turns(facing, direction) -> bool:
     return (facing > 0 and direction < 0) or (facing < 0 and direction > 0)
 
 
-@njit(cache=True)
+@kernel
 def move_toward(current, target, delta):
     """Godot's move_toward for delta >= 0: step toward target without overshooting."""
     if current == target:
@@ -84,7 +84,7 @@ def move_toward(current, target, delta):
     return max(current - delta, target)
 
 
-@njit(cache=True)
+@kernel
 def read_keys(p, held) -> int:
     """Key edges and the a/d press-order memory; returns the freshly pressed keys."""
     prev = p.prev_keys
@@ -104,7 +104,7 @@ def read_keys(p, held) -> int:
     return pressed
 
 
-@njit(cache=True)
+@kernel
 def requested_move(held, airborne) -> int:
     """The original's get_move: k held = heavy, else j held = light; neutral if w is held or no direction."""
     heavy = key(held, P.K_HEAVY)
@@ -117,7 +117,7 @@ def requested_move(held, airborne) -> int:
     return ATTACK_MOVE[1 if airborne else 0, 1 if heavy else 0, direction]
 
 
-@njit(cache=True)
+@kernel
 def on_floor(x, y, px, py, K) -> bool:
     """The original's ``is_on_floor``: the body's box touches a ground's box with its centre no lower than
     the ground's centre, or touches the platform from above within its standing width."""
@@ -133,7 +133,7 @@ def on_floor(x, y, px, py, K) -> bool:
     )
 
 
-@njit(cache=True)
+@kernel
 def touches_platform(x, y, px, py, K) -> bool:
     return (
         x + K.half_w >= px - K.platform_hw
@@ -143,12 +143,12 @@ def touches_platform(x, y, px, py, K) -> bool:
     )
 
 
-@njit(cache=True)
+@kernel
 def ground_state(held, K) -> int:
     return P.WALKING if abs(axis_h(held)) > K.dead_zone else P.STANDING
 
 
-@njit(cache=True)
+@kernel
 def jump_memory(p):
     """(has one, value) of the current state object's jump count, as the observation reads it."""
     st = p.state
@@ -165,7 +165,7 @@ def jump_memory(p):
     return False, 0
 
 
-@njit(cache=True)
+@kernel
 def recovery_memory(p) -> int:
     st = p.state
     if st == P.IN_AIR:
@@ -180,7 +180,7 @@ def recovery_memory(p) -> int:
 
 
 # --- 1. base --------------------------------------------------------------------------------
-@njit(cache=True)
+@kernel
 def base(p, K):
     """Blast zone, pending stun, dodge cooldown; returns (next state, whether the state's rules run)."""
     ko = p.state == P.KO
@@ -203,7 +203,7 @@ def base(p, K):
 
 
 # --- 2. the states' own rules (all but Attack) ----------------------------------------------
-@njit(cache=True)
+@kernel
 def control(p, held, pressed, floor, px, py, pvx, pvy, K) -> tuple:
     """Rules of a non-attacking state; returns (next state, move id to start or 0)."""
     st = p.state
@@ -224,7 +224,7 @@ def control(p, held, pressed, floor, px, py, pvx, pvy, K) -> tuple:
     return _knocked_out(p, K), 0
 
 
-@njit(cache=True)
+@kernel
 def _refresh_air(p, K) -> None:
     """InAirState.refresh: a fresh airtime (2 air jumps, 1 recovery, no jump cooldown)."""
     p.air_jump_timer = 0
@@ -232,7 +232,7 @@ def _refresh_air(p, K) -> None:
     p.air_recoveries = int(K.recoveries)
 
 
-@njit(cache=True)
+@kernel
 def _ground(p, held, pressed, floor, px, py, pvx, pvy, K):
     direction = axis_h(held)
     still = abs(direction) < K.dead_zone
@@ -259,7 +259,7 @@ def _ground(p, held, pressed, floor, px, py, pvx, pvy, K):
     return _ground_movement(p, held, pressed, floor, direction, px, py, pvx, pvy, K), 0
 
 
-@njit(cache=True)
+@kernel
 def _ground_movement(p, held, pressed, floor, direction, px, py, pvx, pvy, K) -> int:
     st = p.state
     right = p.facing > 0
@@ -308,7 +308,7 @@ def _ground_movement(p, held, pressed, floor, direction, px, py, pvx, pvy, K) ->
     return P.SPRINTING if p.timer <= 0 else NONE
 
 
-@njit(cache=True)
+@kernel
 def _finish_turn(p, toward_new, toward_old, otherwise) -> int:
     """End of a (air) turnaround: face the other way, then pick the next state by the last side pressed."""
     last = LAST_DIRECTION[p.horizontal]
@@ -321,7 +321,7 @@ def _finish_turn(p, toward_new, toward_old, otherwise) -> int:
     return otherwise
 
 
-@njit(cache=True)
+@kernel
 def _air(p, held, pressed, floor, K):
     in_air = p.state == P.IN_AIR
     direction = axis_h(held)
@@ -373,13 +373,13 @@ def _air(p, held, pressed, floor, K):
     return nxt, move
 
 
-@njit(cache=True)
+@kernel
 def _count_down(p, held, K) -> int:
     p.timer = max(p.timer - 1, 0)
     return ground_state(held, K) if p.timer <= 0 else NONE
 
 
-@njit(cache=True)
+@kernel
 def _stun(p, held, floor, K) -> int:
     p.timer = max(p.timer - 1, 0)
     p.vx = move_toward(p.vx, 0.0, K.stun_ease)
@@ -394,7 +394,7 @@ def _stun(p, held, floor, K) -> int:
     return P.IN_AIR
 
 
-@njit(cache=True)
+@kernel
 def _dodge(p, held, K) -> int:
     p.timer = max(p.timer - 1, 0)
     if p.timer > 0:
@@ -406,7 +406,7 @@ def _dodge(p, held, K) -> int:
     return P.IN_AIR
 
 
-@njit(cache=True)
+@kernel
 def _knocked_out(p, K) -> int:
     p.timer -= 1
     if p.timer > 0:
@@ -419,7 +419,7 @@ def _knocked_out(p, K) -> int:
     return P.IN_AIR
 
 
-@njit(cache=True)
+@kernel
 def end_attack(p, held, floor, K) -> int:
     """A move ended: back to the ground, or to the air with the attack's jump memory."""
     if floor:
@@ -429,7 +429,7 @@ def end_attack(p, held, floor, K) -> int:
 
 
 # --- 3. after the rules --------------------------------------------------------------------
-@njit(cache=True)
+@kernel
 def after_rules(p, held, nxt, K) -> bool:
     """Hurtbox, pending knockback and pull, then exit/entry of a state change; returns whether it was
     knocked out (entered KO) this frame."""

@@ -27,10 +27,10 @@ the same distributions.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from environment import params as P
 from environment.attacks import touches_hurtbox
+from environment.jit import kernel
 from environment.moves import capsule_geometry
 from environment.physics import fat_box, forget_contacts
 from environment.state import N_SPAWNERS
@@ -41,7 +41,7 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
 
 
-@njit(cache=True)
+@kernel
 def draw(match, K) -> float:
     """One U[0, 1) draw from the match's splitmix64 stream (the twin of ``state.draw_uniform``)."""
     if K.fixed_weapon_draws:
@@ -54,13 +54,13 @@ def draw(match, K) -> float:
     return float(z >> _S11) * (1.0 / 9007199254740992.0)
 
 
-@njit(cache=True)
+@kernel
 def draw_int(match, low, high, K) -> int:
     """An integer in [low, high], like Python's randint."""
     return low + int(np.floor(draw(match, K) * (high - low + 1)))
 
 
-@njit(cache=True)
+@kernel
 def step_weapons(
     pl, match, weapons, spawners, contacts, held, pressed, equip, dropped_now, pickup_geom, dropped_geom, K
 ) -> None:
@@ -80,7 +80,7 @@ def step_weapons(
     _update_spawners(match, weapons, spawners, contacts, taken_dropped, K)
 
 
-@njit(cache=True)
+@kernel
 def _drop(p, match, weapons, contacts, K) -> None:
     col = _free_dropped_column(weapons)
     w = weapons[col]
@@ -95,7 +95,7 @@ def _drop(p, match, weapons, contacts, K) -> None:
     p.weapon = P.PUNCH
 
 
-@njit(cache=True)
+@kernel
 def _free_dropped_column(weapons) -> int:
     """An empty dropped-weapon column; when all are taken (vanishingly rare) the oldest drop is replaced."""
     oldest = -1
@@ -107,7 +107,7 @@ def _free_dropped_column(weapons) -> int:
     return oldest
 
 
-@njit(cache=True)
+@kernel
 def _new_body(w, memory, x, y, K) -> None:
     """A weapon body enters the physics engine at rest at (x, y), with no contacts and a fresh broad-phase box."""
     w.weapon_x = w.weapon_seen_x = x
@@ -119,7 +119,7 @@ def _new_body(w, memory, x, y, K) -> None:
     forget_contacts(memory)
 
 
-@njit(cache=True)
+@kernel
 def _next_by_age(weapons, after) -> int:
     """The dropped weapon dropped next after drop number ``after`` (-1 none): dropped weapons oldest first."""
     best = -1
@@ -130,7 +130,7 @@ def _next_by_age(weapons, after) -> int:
     return best
 
 
-@njit(cache=True)
+@kernel
 def _pick_up(pl, match, weapons, spawners, held, pressed, equip, pickup_geom, dropped_geom, K) -> bool:
     """Pickups in the original's order; returns whether a dropped weapon was taken (it still counts as
     listed during this frame's spawner updates)."""
@@ -146,7 +146,7 @@ def _pick_up(pl, match, weapons, spawners, held, pressed, equip, pickup_geom, dr
     return taken_dropped
 
 
-@njit(cache=True)
+@kernel
 def _offer(pl, match, w, sp, spawner, held, pressed, equip, geom, K) -> bool:
     """Player 0, then player 1, may take weapon w (a spawner's, or a dropped one); returns whether it was taken."""
     for i in range(2):
@@ -184,13 +184,13 @@ def _offer(pl, match, w, sp, spawner, held, pressed, equip, geom, K) -> bool:
     return False
 
 
-@njit(cache=True)
+@kernel
 def _redraw_cooldown(sp, match, K) -> None:
     base = sp.spawner_base_cooldown
     sp.spawner_cooldown = draw_int(match, int(base * K.reroll_lo), int(base * K.reroll_hi), K)
 
 
-@njit(cache=True)
+@kernel
 def _update_spawners(match, weapons, spawners, contacts, taken_dropped, K) -> None:
     now = match.frame
     dropped_listed = taken_dropped
@@ -213,7 +213,7 @@ def _update_spawners(match, weapons, spawners, contacts, taken_dropped, K) -> No
             w.weapon_kind = 0
 
 
-@njit(cache=True)
+@kernel
 def _spawn(col, w, sp, match, contacts, K) -> None:
     if col == 0:
         x0, x1, y = K.right_spawner_x0, K.right_spawner_x1, K.right_spawner_y
@@ -233,7 +233,7 @@ def pickup_geometries(p: P.GameParams) -> tuple[np.ndarray, np.ndarray]:
     return np.array(capsule_geometry(*p.pickup_size)), np.array(capsule_geometry(*p.dropped_pickup_size))
 
 
-@njit(cache=True)
+@kernel
 def reset_spawners(match, weapons, spawners, K) -> None:
     """A new match: no weapons; each spawner draws its cooldown and starts that long minus up to 350 frames
     before frame 0 (so the first weapons appear within the first 350 frames)."""
