@@ -164,8 +164,10 @@ class BrawlEngine:
     :param n: number of matches
     :param max_timesteps: frames after which a match ends on stocks (draw if equal)
     :param seed: base seed; match i is seeded with ``seed + i``
-    :param params: the game's constants; ``params.TOURNAMENT_PARAMS`` adds the platform
-        update of the tournament's match loop
+    :param params: the game's constants. ``DEFAULT_PARAMS`` is the original stepped frame by frame (how
+        the golden traces were recorded); ``TOURNAMENT_PARAMS`` adds the extra platform update that the
+        tournament's match loop makes every frame, so its platform travels twice as fast: the game agents
+        are judged in, and what the environments, ``run_match``/``play_matches`` and evaluation use.
     """
 
     def __init__(self, n: int, max_timesteps: int = 2700, seed: int | None = 0, params: GameParams = DEFAULT_PARAMS):

@@ -84,7 +84,7 @@ class LearnerMatches:
         from environment.rewards import RewardContext
 
         self.n = n
-        self.engine = BrawlEngine(n, max_timesteps=max_timesteps, seed=seed)
+        self.engine = BrawlEngine(n, max_timesteps=max_timesteps, seed=seed, params=P.TOURNAMENT_PARAMS)
         self.builder = ObservationBuilder(n)
         self.stats = StatsAccumulator(n)
         self.opponents = opponents
@@ -502,7 +502,7 @@ class WarehouseBrawl(ParallelEnv):
         self.possible_agents = ["player_0", "player_1"]
         self.agents: list[str] = []
         self.render_mode = render_mode
-        self.engine = BrawlEngine(1, max_timesteps=max_timesteps, seed=None)
+        self.engine = BrawlEngine(1, max_timesteps=max_timesteps, seed=None, params=P.TOURNAMENT_PARAMS)
         self.builder = ObservationBuilder(1)
         self.managers = reward_managers or [_default_reward_manager(), _default_reward_manager()]
         self._keys = np.zeros((1, 2, P.N_KEYS), bool)

@@ -84,7 +84,7 @@ def play_vs_opponents(
         raise ValueError("a reward_manager pays player 0, so it cannot follow an agent that changes slots")
     names, m = list(opponents), int(matches_per_opponent)
     n = len(names) * m
-    engine = BrawlEngine(n, max_timesteps=max_timesteps, seed=seed)
+    engine = BrawlEngine(n, max_timesteps=max_timesteps, seed=seed, params=P.TOURNAMENT_PARAMS)
     agent_slot = (np.arange(n) % m // 2 % 2) if alternate_slots else np.zeros(n, np.intp)
     opp_slot = 1 - agent_slot
     every = np.arange(n)

@@ -120,7 +120,7 @@ def run_match(
     show_hitboxes: bool = False,
 ) -> MatchStats:
     """Play one match, agent_1 as player 0; optionally stream it to an MP4 (or GIF)."""
-    engine = BrawlEngine(1, max_timesteps=max_timesteps, seed=seed)
+    engine = BrawlEngine(1, max_timesteps=max_timesteps, seed=seed, params=P.TOURNAMENT_PARAMS)
     engine.reset(seeds=None if seed is None else seed)
     builder = ObservationBuilder(1)
     stats = StatsAccumulator(1)
@@ -160,7 +160,7 @@ def play_matches(
     for agents without randomness. A match that ends early restarts and is
     ignored until the slowest one ends (cheaper than masking every rule).
     """
-    engine = BrawlEngine(n_matches, max_timesteps=max_timesteps, seed=seed)
+    engine = BrawlEngine(n_matches, max_timesteps=max_timesteps, seed=seed, params=P.TOURNAMENT_PARAMS)
     engine.reset()
     builder = ObservationBuilder(n_matches)
     stats = StatsAccumulator(n_matches)

@@ -368,15 +368,24 @@ def _safe_ground_attack(v: View, keys: np.ndarray, rows: np.ndarray) -> None:
     keys[none, P.K_LIGHT] = keys[none, P.K_HEAVY] = False
 
 
+DAIR_TRAVEL = 3.8  # how far the air light with s (a diving lunge at ~5.7 units/s) carries forward
+
+
 def no_dive_off_stage(v: View, keys: np.ndarray) -> None:
-    """The air heavy with s is a ground pound (a fast dive) and the air light with s a diving lunge
-    (it carries ~5.7 units/s sideways and down): only allowed over a ground or the platform's deck."""
+    """Air attacks only over a ground or the platform's deck; the air light with s (a diving lunge that
+    carries DAIR_TRAVEL forward) only where it lands on the ground below us."""
     ahead = v.x + 0.3 * v.vx
     ax = np.abs(ahead)
     over = ((ax > LO + 0.3) & (ax < HI - 0.3)) | ((np.abs(ahead - v.px) < PLAT_REACH) & (v.y < v.plat_stand))
-    down = ~v.grounded & keys[:, P.K_S] & ~keys[:, P.K_W] & ~over
-    keys[down, P.K_HEAVY] = False
-    keys[down, P.K_LIGHT] = False
+    air = ~v.grounded
+    down = air & keys[:, P.K_S] & ~keys[:, P.K_W]
+    land = np.abs(v.x + v.face * DAIR_TRAVEL)
+    lands = over & (land > LO + 0.3) & (land < HI - 0.3) & (side(v.x + v.face * DAIR_TRAVEL) == side(v.x))
+    keys[down & ~lands, P.K_LIGHT] = False
+    # Every air attack runs to its end, jumps locked out, and some carry us sideways or down: none over
+    # the gap or beyond an edge (recover() adds the Recovery move afterwards when it is needed).
+    keys[air & ~over, P.K_LIGHT] = False
+    keys[air & ~over, P.K_HEAVY] = False
 
 
 def _outside(u: np.ndarray) -> np.ndarray:
@@ -407,7 +416,10 @@ def recover(v: View, keys: np.ndarray, desired: np.ndarray, allowance: float) ->
     danger &= ~((np.abs(ahead - v.px) < PLAT_REACH) & (v.y < v.plat_stand - 0.05))
     # Boarding the platform on purpose (walk_to's way up): leave it to walk_to while a jump is left.
     boarding = on_platform_span(v, crossing_target(v, desired)) & (np.abs(v.x - v.px) < PLAT_REACH + 1.8)
-    danger &= ~(boarding & ((v.jumps > 0) | (v.y < v.plat_stand)) & (v.y < v.plat_stand + 1.6))
+    # Only while it can still work: rising, or at the deck's level with a jump left (falling below the
+    # deck, a jump meets the platform's underside).
+    near_deck = (v.y < v.plat_stand) | ((v.y < v.plat_stand + 0.3) & (v.jumps > 0))
+    danger &= ~(boarding & (near_deck | ((v.vy < 0) & (v.y < v.plat_stand + 1.6))))
     if not danger.any():
         return danger
     keys[danger] = False
@@ -615,7 +627,7 @@ class EdgeGuardAgent(StyleAgent):
         guard = v.opp_off
         os_ = side(v.ox)
         ledge = os_ * np.where(np.abs(v.ox) > 4.5, SAFE_OUT - 0.1, SAFE_IN - 0.1)
-        engage = ~guard & ~v.opp_ko & ((idle[ids] > 75) | (v.dist < 3.0))
+        engage = ~guard & ~v.opp_ko & ((idle[ids] > 50) | (v.dist < 3.0))
         home = ~guard & ~engage
         home_x = side(v.x) * SAFE_IN
         walk_to(v, keys, home, home_x, tol=0.3)
@@ -736,7 +748,8 @@ class HeavyHitterAgent(StyleAgent):
         far = np.select([v.move == m for m in (P.SSIG, P.DSIG, P.NSIG)],
                         [reach(v.weapon, m, 1) for m in (P.SSIG, P.DSIG, P.NSIG)], 0.0)  # fmt: skip
         waiting = (closing > 1.0) & (v.adx - 0.2 * closing > far)  # it is walking into the move: not yet
-        hold = attacking & (charging[ids] > 0) & (charging[ids] < 30) & live & waiting
+        # ...and always a short wind-up: the charge is the style (it does not change the damage).
+        hold = attacking & (charging[ids] > 0) & (charging[ids] < 30) & live & (waiting | (charging[ids] < 10))
         keys[:, P.K_HEAVY] |= hold
         charging[ids] = np.where(sweep | upper | strike | hold, charging[ids] + 1, 0)
         return v.ox

@@ -13,7 +13,7 @@ from environment.agents import OPP, BasedAgent, ScriptedAgent, agent_names, make
 from environment.engine import BrawlEngine
 from environment.match import play_matches
 from environment.observation import OBS_SIZE, ObservationBuilder, observation_bounds
-from environment.params import DEFAULT_PARAMS
+from environment.params import DEFAULT_PARAMS, TOURNAMENT_PARAMS
 from environment.roster import ROSTER
 
 NAMES = sorted(ROSTER)
@@ -56,7 +56,7 @@ OFF_STAGE = [(8.6, 0.0, 3.0), (-8.6, 2.0, -3.0), (9.5, -1.0, 5.0), (0.0, 3.2, 0.
 @pytest.mark.parametrize("name", NAMES)
 def test_recovers_to_the_stage(name):
     n = len(OFF_STAGE)
-    engine = BrawlEngine(n, seed=3)
+    engine = BrawlEngine(n, seed=3, params=TOURNAMENT_PARAMS)
     engine.reset(p0_side=1)
     s = engine.state
     s.x[:, 0], s.y[:, 0], s.vx[:, 0] = np.array(OFF_STAGE, np.float32).T
@@ -164,7 +164,7 @@ def fingerprint(name: str, n: int = 8, frames: int = 900, seed: int = 0) -> dict
     """Behaviour statistics of ``name`` over 2n matches played at once, n against BasedAgent (which comes at
     it) and n against ConstantAgent (which it has to go and get), ``frames`` frames each. 900 frames lets
     the first weapons spawn (after 500–700 frames)."""
-    engine, builder = BrawlEngine(2 * n, seed=seed), ObservationBuilder(2 * n)
+    engine, builder = BrawlEngine(2 * n, seed=seed, params=TOURNAMENT_PARAMS), ObservationBuilder(2 * n)
     engine.reset()
     bot, based, idle = make_agent(name, seed=seed), BasedAgent(), make_agent("constant")
     start = np.ones(2 * n, bool)
