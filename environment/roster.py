@@ -748,8 +748,15 @@ class HeavyHitterAgent(StyleAgent):
         far = np.select([v.move == m for m in (P.SSIG, P.DSIG, P.NSIG)],
                         [reach(v.weapon, m, 1) for m in (P.SSIG, P.DSIG, P.NSIG)], 0.0)  # fmt: skip
         waiting = (closing > 1.0) & (v.adx - 0.2 * closing > far)  # it is walking into the move: not yet
-        # ...and always a short wind-up: the charge is the style (it does not change the damage).
-        hold = attacking & (charging[ids] > 0) & (charging[ids] < 30) & live & (waiting | (charging[ids] < 10))
+        # ...and, out of jab range (2+ away), a wind-up of up to 24 frames: the charge is the style (it does not
+        # change the damage); closer in, a wind-up only gets it jabbed.
+        hold = (
+            attacking
+            & (charging[ids] > 0)
+            & (charging[ids] < 30)
+            & live
+            & (waiting | ((charging[ids] < 24) & (v.adx > 2.0)))
+        )
         keys[:, P.K_HEAVY] |= hold
         charging[ids] = np.where(sweep | upper | strike | hold, charging[ids] + 1, 0)
         return v.ox
