@@ -342,8 +342,11 @@ def headline_line(eval_history: list[dict[str, Any]]) -> str:
         return "Headline: no public bot was evaluated"
     best_step = best_steps_by_headline(eval_history, 1)[0]
     best = worst(next(e for e in eval_history if e["step"] == best_step))
-    return (f"Headline (worst win rate over the public bots): {100 * latest[1]:.0f}% vs {latest[0]}; best checkpoint "
-            f"by it so far: rl_model_{best_step}_steps.zip ({100 * best[1]:.0f}% vs {best[0]})")  # type: ignore[index]
+    best_name, best_rate = best  # type: ignore[misc]
+    return (
+        f"Headline (worst win rate over the public bots): {100 * latest[1]:.0f}% vs {latest[0]}; best checkpoint "
+        f"by it so far: rl_model_{best_step}_steps.zip ({100 * best_rate:.0f}% vs {best_name})"
+    )
 
 
 def result_list(matches: list[dict[str, Any]]) -> list[str]:
