@@ -27,23 +27,24 @@ The roster (registry name → style):
 - ``aerial``: short hops, air attacks and ground pounds.
 - ``heavy``: charges signatures from outside jab range and releases them as the opponent walks in.
 
-Win rate as player 1, 64 matches of 2700 frames per cell (seed 0, agents seeded),
-measured with ``python -m environment.roster`` (:func:`win_rate_table`)::
+Win rate of the bot in the first player slot (player 0), 64 matches of 2700 frames per cell in the
+tournament's game (seed 0, agents seeded), measured with ``python -m environment.roster`` (:func:`win_rate_table`)::
 
     bot            vs constant   vs random    vs based
     aggressive            1.00        1.00        1.00
     counter               1.00        1.00        1.00
-    zoner                 1.00        1.00        0.77
-    weapon_seeker         1.00        1.00        0.56
+    zoner                 0.92        1.00        0.73
+    weapon_seeker         0.81        1.00        0.94
     edge_guard            1.00        1.00        1.00
-    human                 1.00        1.00        0.97
-    aerial                1.00        0.97        1.00
+    human                 1.00        0.98        0.83
+    aerial                1.00        0.98        1.00
     heavy                 1.00        1.00        1.00
-    based                 1.00        0.91        0.52
+    based                 1.00        0.91        0.00
 
-Against BasedAgent most losses of the table are draws (equal stocks at the time
-limit); BasedAgent also knocks itself out chasing into the gap, which flatters
-several rows of that column.
+The faithful engine is not symmetric between the player slots (player 0 is updated first, and its
+hits are tested against player 1's hurtbox of the frame before): BasedAgent in slot 0 loses all 64
+mirror matches. BasedAgent also falls into the gap now and then, as the original does, which
+flatters several rows of that column.
 """
 
 from __future__ import annotations
