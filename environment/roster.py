@@ -871,7 +871,7 @@ for _name, _cls in ROSTER.items():
 def win_rate_table(
     n_matches: int = 64, seed: int = 0, opponents: tuple[str, ...] = ("constant", "random", "based")
 ) -> str:
-    """Win rate of every roster bot (and BasedAgent) as player 1 against each opponent, as a text table."""
+    """Win rate of every roster bot (and BasedAgent) in player slot 0 against each opponent, as a text table."""
     from environment.match import play_matches  # only needed here: keeps importing the roster light
 
     lines = [f"{'bot':14s}" + "".join(f"{'vs ' + o:>12s}" for o in opponents)]
