@@ -166,8 +166,9 @@ class BrawlEngine:
     :param seed: base seed; match i is seeded with ``seed + i``
     :param params: the game's constants. ``DEFAULT_PARAMS`` is the original stepped frame by frame (how
         the golden traces were recorded); ``TOURNAMENT_PARAMS`` adds the extra platform update that the
-        tournament's match loop makes every frame, so its platform travels twice as fast: the game agents
-        are judged in, and what the environments, ``run_match``/``play_matches`` and evaluation use.
+        tournament's match loop makes every frame (the platform then turns at its waypoints without a
+        stopped frame): the game agents are judged in, and what the environments,
+        ``run_match``/``play_matches`` and evaluation use.
     """
 
     def __init__(self, n: int, max_timesteps: int = 2700, seed: int | None = 0, params: GameParams = DEFAULT_PARAMS):
