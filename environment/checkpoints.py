@@ -14,6 +14,7 @@ Why this module exists (DESIGN.md §6: ``checkpoints/<run_name>/rl_model_<N>_ste
   reads our own plain-JSON zip members and :func:`load_state_tree` refuses pickled arrays. The
   weights-only torch loaders live with the trainer (``user/agent_io.py``), so that the game
   package never needs torch.
+- :class:`RunFolderLock` lets one process at a time write a run folder.
 - :class:`DiskGuard` skips new snapshots (with one warning) instead of dying on a full disk.
 - :class:`CsvLog` appends whole rows only, repairs a crash-truncated last line and, on resume from an
   older checkpoint, drops rows logged after it (:meth:`CsvLog.drop_rows_after`).
@@ -34,6 +35,7 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import time
 import warnings
 import zipfile
@@ -449,6 +451,96 @@ def free_bytes(path: StrPath) -> int:
     while not p.exists() and p != p.parent:
         p = p.parent
     return shutil.disk_usage(p).free
+
+
+class RunFolderInUseError(CheckpointError):
+    """Another live process holds the run folder's lock."""
+
+
+class RunFolderLock:
+    """One writer per run folder: ``run.lock`` holds the owner's PID, host and start time.
+
+    Two trainers on one folder would interleave their CSV rows and mix their checkpoints, so the
+    second is refused with the holder named. The file is created with O_EXCL (atomic on local
+    file systems). A lock whose process is gone (same host, PID not alive: a SIGKILL, a crash,
+    a power cut) is stale: it is taken over with a warning. Released by :meth:`release` or on
+    leaving the ``with`` block; only by the process that holds it.
+    """
+
+    NAME = "run.lock"
+
+    def __init__(self, run_dir: StrPath) -> None:
+        self.path = Path(run_dir) / self.NAME
+        self.held = False
+
+    def acquire(self) -> RunFolderLock:
+        owner = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+        for _ in range(3):  # a stale lock is removed, then created again: another process may win the race
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                self._clear_if_stale()
+                continue
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(owner, fh)
+            self.held = True
+            return self
+        raise RunFolderInUseError(f"could not take the lock {self.path}: it keeps reappearing")
+
+    def _clear_if_stale(self) -> None:
+        holder = self._holder()
+        if holder is None:  # unreadable: being written right now, or damaged; a damaged one stays for a human
+            raise RunFolderInUseError(
+                f"{self.path.parent} is locked ({self.path} exists but cannot be read); if no trainer uses "
+                f"this folder, delete {self.path}"
+            )
+        pid, host = holder.get("pid"), holder.get("host")
+        if host == socket.gethostname() and isinstance(pid, int) and not _process_alive(pid):
+            _warn(f"{self.path.parent}: taking over the lock of process {pid}, which is gone", stacklevel=4)
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+            return
+        raise RunFolderInUseError(
+            f"{self.path.parent} is in use by process {pid} on {host} (since {holder.get('started', '?')}); "
+            f"wait for it to finish or stop it, or, if it is gone, delete {self.path}"
+        )
+
+    def _holder(self) -> dict | None:
+        try:
+            holder = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return holder if isinstance(holder, dict) else None
+
+    def release(self) -> None:
+        if not self.held:
+            return
+        self.held = False
+        holder = self._holder()
+        if holder is not None and holder.get("pid") == os.getpid():
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
+    def __enter__(self) -> RunFolderLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    # A killed child its parent has not reaped yet still answers signal 0: a zombie holds nothing.
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("State:"):
+                return "Z" not in line.split()[1]
+    return True
 
 
 class DiskGuard:

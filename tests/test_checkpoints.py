@@ -9,6 +9,9 @@ import io
 import json
 import os
 import pickle
+import socket
+import subprocess
+import sys
 import types
 import warnings
 import zipfile
@@ -30,6 +33,8 @@ from environment.checkpoints import (
     CorruptCheckpointError,
     CsvLog,
     DiskGuard,
+    RunFolderInUseError,
+    RunFolderLock,
     atomic_path,
     atomic_write_bytes,
     atomic_write_text,
@@ -500,3 +505,48 @@ def test_csv_log_comment_line_and_sb3_monitor_format(tmp_path: Path) -> None:
     lines = monitor.read_bytes().split(b"\n")
     assert lines[0] == b'#{"t_start": 5.0, "env_id": "brawl"}' and lines[-1] == b""
     assert all(line.endswith(b"\r") for line in lines[1:-1])  # SB3's "\r\n" rows are continued in kind
+
+
+# --- one writer per run folder ----------------------------------------------------------------
+def _write_holder(run_dir: Path, pid: int, host: str | None = None) -> None:
+    holder = {"pid": pid, "host": host or socket.gethostname(), "started": "earlier"}
+    (run_dir / RunFolderLock.NAME).write_text(json.dumps(holder))
+
+
+def test_run_folder_lock_is_exclusive_and_released(tmp_path):
+    with RunFolderLock(tmp_path) as lock:
+        holder = json.loads(lock.path.read_text())
+        assert holder["pid"] == os.getpid() and holder["host"] == socket.gethostname()
+        with pytest.raises(RunFolderInUseError, match=rf"in use by process {os.getpid()} on {socket.gethostname()}"):
+            RunFolderLock(tmp_path).acquire()
+    assert not lock.path.exists()
+    RunFolderLock(tmp_path).acquire().release()  # free again
+
+
+def test_run_folder_lock_refuses_a_live_holder_and_takes_over_a_dead_ones(tmp_path):
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _write_holder(tmp_path, sleeper.pid)
+        with pytest.raises(RunFolderInUseError, match=f"in use by process {sleeper.pid}.*delete .*run.lock"):
+            RunFolderLock(tmp_path).acquire()
+        _write_holder(tmp_path, sleeper.pid, host="another-machine")  # can't tell: refused
+        with pytest.raises(RunFolderInUseError, match="another-machine"):
+            RunFolderLock(tmp_path).acquire()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    _write_holder(tmp_path, sleeper.pid)  # its process is gone: a stale lock
+    with pytest.warns(CheckpointWarning, match=f"taking over the lock of process {sleeper.pid}"):
+        lock = RunFolderLock(tmp_path).acquire()
+    assert json.loads(lock.path.read_text())["pid"] == os.getpid()
+    lock.release()
+    (tmp_path / RunFolderLock.NAME).write_text("{not json")  # damaged: left for a human
+    with pytest.raises(RunFolderInUseError, match="cannot be read"):
+        RunFolderLock(tmp_path).acquire()
+
+
+def test_releasing_never_removes_another_processs_lock(tmp_path):
+    lock = RunFolderLock(tmp_path).acquire()
+    _write_holder(tmp_path, os.getpid() + 1)  # someone replaced it (e.g. after deleting ours by hand)
+    lock.release()
+    assert (tmp_path / RunFolderLock.NAME).exists()

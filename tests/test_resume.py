@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import pickle
 import shutil
@@ -16,7 +17,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from environment.checkpoints import CheckpointError, CheckpointManifest, CheckpointNotFoundError, load_state_tree
+from environment.checkpoints import (
+    CheckpointError,
+    CheckpointManifest,
+    CheckpointNotFoundError,
+    RunFolderInUseError,
+    RunFolderLock,
+    load_state_tree,
+)
 from environment.self_play import snapshot_names, snapshot_steps
 from tests.test_train_agent import TINY_SETS, tiny_config
 from user import agent_io
@@ -310,3 +318,40 @@ def test_every_kept_checkpoint_can_find_the_snapshots_its_matches_play(tmp_path)
         used = snapshot_names(state["env"]["opponent_keys"])
         assert all((tmp_path / "run" / name).exists() for name in used), (step, used)
         assert manifest.entry(step)["extra"]["uses"] == sorted(used)
+
+
+def test_a_second_trainer_on_a_run_folder_is_refused_and_a_killed_ones_lock_is_taken_over(uninterrupted, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(uninterrupted, run_dir)
+    with RunFolderLock(run_dir):  # this process plays the trainer that holds the folder
+        with pytest.raises(RunFolderInUseError, match=f"in use by process {os.getpid()}"):
+            T.resume_training(run_dir, ["training.total_timesteps=1024"], progress=False)
+        refused = subprocess.run(
+            [sys.executable, "user/train_agent.py", "--resume", str(run_dir), "--set", "training.total_timesteps=1024"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert refused.returncode == 2 and f"in use by process {os.getpid()}" in refused.stderr + refused.stdout
+        assert "Traceback" not in refused.stderr
+    before = (run_dir / "metrics.csv").read_text()
+    assert max(CheckpointManifest(run_dir).steps()) == 768, "the refused runs wrote no checkpoint"
+    # A trainer killed with SIGKILL leaves its lock behind; the next --resume takes it over.
+    proc = subprocess.Popen(
+        [sys.executable, "user/train_agent.py", "--resume", str(run_dir), "--set", "training.total_timesteps=100000"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    for line in proc.stdout:
+        if "Resuming" in line:
+            proc.kill()
+            break
+    proc.communicate(timeout=60)
+    assert json.loads((run_dir / RunFolderLock.NAME).read_text())["pid"] == proc.pid
+    with pytest.warns(UserWarning, match=f"taking over the lock of process {proc.pid}"):
+        T.resume_training(run_dir, ["training.total_timesteps=1024"], progress=False)
+    assert max(CheckpointManifest(run_dir).steps()) == 1024 and not (run_dir / RunFolderLock.NAME).exists()
+    assert (run_dir / "metrics.csv").read_text().startswith(before.splitlines()[0])

@@ -59,6 +59,7 @@ from environment.checkpoints import (
     CheckpointError,
     CheckpointManifest,
     DiskGuard,
+    RunFolderLock,
     atomic_write_text,
     remove_stale_temp_files,
 )
@@ -1077,6 +1078,7 @@ class TrainingRun:
     def __init__(self, config: dict, run_dir: Path, device: torch.device):
         self.config, self.run_dir, self.device = config, run_dir, device
         self.stop_flag = StopFlag()
+        self.lock = RunFolderLock(run_dir)  # start_run hands over the one it acquired
         tr = config["training"]
         self.save_handler, self.self_play, self.opponents = build_self_play_components(
             config, run_dir, device, mode="resume"
@@ -1223,8 +1225,11 @@ def run_training_loop(config: dict, run_dir: Path | None = None, progress: bool 
     Importable, so tests can call it with a tiny config.
     """
     run = start_run(config, run_dir)
-    _learn(run, progress)
-    _finish_run(run)
+    try:
+        _learn(run, progress)
+        _finish_run(run)
+    finally:
+        run.lock.release()
     return run
 
 
@@ -1246,12 +1251,18 @@ def start_run(config: dict, run_dir: Path | None = None) -> TrainingRun:
             "another --run-dir (a new run would append to them)"
         )
     run_dir.mkdir(parents=True, exist_ok=True)
-    setup_logging(run_dir)
-    log_config(config)
-    atomic_write_text(run_dir / "config.json", json.dumps(config, indent=2, default=list))
-    seed_everything(tr["seed"])
-    device = pick_device(tr["device"])
-    run = TrainingRun(config, run_dir, device)
+    lock = RunFolderLock(run_dir).acquire()  # before anything is written: a second trainer is refused here
+    try:
+        setup_logging(run_dir)
+        log_config(config)
+        atomic_write_text(run_dir / "config.json", json.dumps(config, indent=2, default=list))
+        seed_everything(tr["seed"])
+        device = pick_device(tr["device"])
+        run = TrainingRun(config, run_dir, device)
+    except BaseException:
+        lock.release()
+        raise
+    run.lock = lock
     configure_sb3_logger(run)
     if tr["init_from"]:
         source = resolve_checkpoint(tr["init_from"])
@@ -1308,15 +1319,16 @@ def resume_training(
     saved = merge_config(_BASE_CONFIG, config)
     config = validate_config(apply_overrides(saved, overrides or []))
     _check_resumable_changes(saved, config)
-    setup_logging(run_dir)
-    atomic_write_text(run_dir / "config.json", json.dumps(config, indent=2, default=list))
-    seed_everything(config["training"]["seed"])
-    run = TrainingRun(config, run_dir, pick_device(config["training"]["device"]))
-    configure_sb3_logger(run)
-    step = run.restore()
-    log.info("Resuming %s from step %s", run_dir, f"{step:,}")
-    _learn(run, progress)
-    _finish_run(run)
+    with RunFolderLock(run_dir):  # a second --resume (or a trainer) on the folder is refused here
+        setup_logging(run_dir)
+        atomic_write_text(run_dir / "config.json", json.dumps(config, indent=2, default=list))
+        seed_everything(config["training"]["seed"])
+        run = TrainingRun(config, run_dir, pick_device(config["training"]["device"]))
+        configure_sb3_logger(run)
+        step = run.restore()
+        log.info("Resuming %s from step %s", run_dir, f"{step:,}")
+        _learn(run, progress)
+        _finish_run(run)
     return run
 
 
