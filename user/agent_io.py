@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +32,8 @@ from environment.checkpoints import (
     CheckpointError,
     CheckpointManifest,
     CheckpointNotFoundError,
+    CheckpointWarning,
+    CorruptCheckpointError,
     StrPath,
     atomic_path,
     open_zip,
@@ -247,26 +250,63 @@ def _load_matching(module: nn.Module, state: dict, source: Path) -> None:
     module.load_state_dict(state)
 
 
-def resolve_checkpoint(path: Path | str) -> Path:
-    """A checkpoint zip from a file path or a run folder (its newest valid checkpoint)."""
+def resolve_checkpoint(path: Path | str, verify: bool = True) -> Path:
+    """A checkpoint zip from a file path or a run folder (its newest valid checkpoint).
+
+    With ``verify`` (the default) a checkpoint listed in its folder's ``manifest.json`` must match the
+    recorded sizes and SHA-256: a run folder whose checkpoints all fail, or a named ``.zip`` that fails,
+    is a :class:`CorruptCheckpointError`. ``verify=False`` (``--no-verify``) loads the newest anyway.
+    """
     path = Path(path)
     if path.is_dir():
-        manifest = CheckpointManifest(path)
-        found = manifest.latest_valid() if (path / "manifest.json").exists() else None
-        if found is not None:
-            _, files = found
-            return next(f for f in files if f.name.endswith(".zip"))
-        zips = sorted(path.glob("rl_model_*_steps.zip"), key=snapshot_steps)
-        if not zips:
-            raise CheckpointNotFoundError(f"no checkpoint (rl_model_<N>_steps.zip) in run folder {path}")
-        return zips[-1]
+        return _newest_in_run_folder(path, verify)
     if not path.exists():
         hint = ""
         if path.parent.is_dir():
             near = sorted(p.name for p in path.parent.glob("*.zip"))[-5:]
             hint = f"; checkpoints there: {', '.join(near)}" if near else f"; {path.parent} holds no .zip files"
         raise CheckpointNotFoundError(f"checkpoint not found: {path}{hint}")
+    if verify:
+        _verify_named_checkpoint(path)
     return path
+
+
+def _newest_in_run_folder(run_dir: Path, verify: bool) -> Path:
+    zips = sorted(run_dir.glob("rl_model_*_steps.zip"), key=snapshot_steps)
+    if not zips:
+        raise CheckpointNotFoundError(f"no checkpoint (rl_model_<N>_steps.zip) in run folder {run_dir}")
+    if not (run_dir / "manifest.json").exists() or not verify:
+        return zips[-1]
+    with warnings.catch_warnings(record=True) as skipped:
+        warnings.simplefilter("always", CheckpointWarning)
+        found = CheckpointManifest(run_dir).latest_valid()
+    for warning in skipped:  # each newer checkpoint that failed, named with its reason
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    if found is None:
+        reasons = "; ".join(str(w.message) for w in skipped[-3:]) or "manifest.json lists none of them"
+        raise CorruptCheckpointError(
+            f"no checkpoint in {run_dir} matches manifest.json ({reasons}); pass --no-verify to load "
+            f"the newest, {zips[-1].name}, anyway"
+        )
+    _, files = found
+    return next(f for f in files if f.name.endswith(".zip"))
+
+
+def _verify_named_checkpoint(zip_path: Path) -> None:
+    """A .zip named directly is checked against the manifest beside it, when that lists its step."""
+    if not (zip_path.parent / "manifest.json").exists():
+        return
+    manifest = CheckpointManifest(zip_path.parent)
+    try:
+        step = snapshot_steps(zip_path)
+    except ValueError:  # renamed or copied out of its run: no manifest entry to check it against
+        return
+    if step not in manifest.steps():
+        return
+    try:
+        manifest.verify(step)
+    except CorruptCheckpointError as exc:
+        raise CorruptCheckpointError(f"{exc}; pass --no-verify to load it anyway") from None
 
 
 # ==================================================================================
@@ -411,13 +451,15 @@ def load_agent(
     agent_defaults: dict,
     device: torch.device | str = "cpu",
     deterministic: bool = True,
+    verify: bool = True,
 ) -> TransformerStrategyAgent:
     """The agent in a checkpoint .zip or a run folder (its newest valid checkpoint), weights only.
 
     :param build_policy: the trainer's ``build_policy`` (the architecture lives there)
     :param agent_defaults: the trainer's shared agent config, for keys older checkpoints lack
+    :param verify: check the checkpoint against its run's manifest (:func:`resolve_checkpoint`)
     """
-    zip_path = resolve_checkpoint(path)
+    zip_path = resolve_checkpoint(path, verify)
     agent_config = read_agent_config(zip_path, agent_defaults)
     policy = build_policy(agent_config, device)
     load_policy_weights(policy, zip_path, device)

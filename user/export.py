@@ -155,7 +155,7 @@ def checkpoint_files(checkpoint_zip: Path) -> list[Path]:
 
 
 def export_bundle(
-    checkpoint_zip: Path, out_dir: Path, *, load_agent: Callable[..., TransformerStrategyAgent]
+    checkpoint_zip: Path, out_dir: Path, *, load_agent: Callable[..., TransformerStrategyAgent], verify: bool = True
 ) -> dict[str, Any]:
     """Write the inference-only bundle of ``checkpoint_zip`` (or a run folder's newest) into ``out_dir``.
 
@@ -168,7 +168,7 @@ def export_bundle(
     :returns: ``{"bundle_bytes", "checkpoint_bytes", "files": {name: bytes}, "out_dir", "checkpoint"}``;
         ``checkpoint_bytes`` counts the zip, the encoder ``.pth`` and the resume state beside it.
     """
-    checkpoint_zip = resolve_checkpoint(checkpoint_zip)
+    checkpoint_zip = resolve_checkpoint(checkpoint_zip, verify)
     out_dir = Path(out_dir)
     _check_out_dir(out_dir, checkpoint_zip)
     agent = load_agent(checkpoint_zip)  # on the CPU, in eval mode, weights only

@@ -8,6 +8,7 @@ lives in the training script, so this module never imports it).
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -56,6 +57,12 @@ def build_arg_parser(config_names: list[str]) -> argparse.ArgumentParser:
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in this folder")
     parser.add_argument("--run-dir", help="write the run here instead of checkpoints/<config>__<seed>__<time>")
     parser.add_argument("--agent_path", help="checkpoint .zip or run folder (its newest checkpoint)")
+    parser.add_argument(
+        "--no-verify",
+        dest="verify",
+        action="store_false",
+        help="load the checkpoint even when it does not match its run's manifest.json (damaged or edited)",
+    )
     parser.add_argument("--opponent", default="based", help="opponent for --mode demo (registry name)")
     parser.add_argument("--run", help="run folder for --mode league")
     parser.add_argument("--out", help="output file or folder for demo / eval / export")
@@ -88,9 +95,9 @@ def _require(value: str | None, flag: str, mode: str) -> str:
     return value
 
 
-def _load(load_agent: AgentLoader, path: Path) -> TransformerStrategyAgent:
+def _load(load_agent: AgentLoader, path: Path, verify: bool = True) -> TransformerStrategyAgent:
     log.info("Loading %s", path)
-    return load_agent(path)
+    return load_agent(path, verify=verify)
 
 
 def _default_out(zip_path: Path, name: str) -> Path:
@@ -98,8 +105,8 @@ def _default_out(zip_path: Path, name: str) -> Path:
 
 
 def _mode_eval(args: argparse.Namespace, load_agent: AgentLoader) -> int:
-    zip_path = resolve_checkpoint(_require(args.agent_path, "--agent_path", "eval"))
-    agent = _load(load_agent, zip_path)
+    zip_path = resolve_checkpoint(_require(args.agent_path, "--agent_path", "eval"), args.verify)
+    agent = _load(load_agent, zip_path, args.verify)
     episodes = args.episodes or 50
     t0 = time.monotonic()
     rows = evaluate_agent(agent, agent_names(), episodes, args.max_timesteps, seed=0)
@@ -116,11 +123,11 @@ def _mode_eval(args: argparse.Namespace, load_agent: AgentLoader) -> int:
 
 
 def _mode_demo(args: argparse.Namespace, load_agent: AgentLoader) -> int:
-    zip_path = resolve_checkpoint(_require(args.agent_path, "--agent_path", "demo"))
+    zip_path = resolve_checkpoint(_require(args.agent_path, "--agent_path", "demo"), args.verify)
     if args.opponent not in agent_names():
         raise ConfigError(f"unknown --opponent {args.opponent!r}; known agents: {', '.join(agent_names())}")
     out = Path(args.out) if args.out else _default_out(zip_path, f"vs_{args.opponent}.mp4")
-    stats = run_eval_match(_load(load_agent, zip_path), args.opponent, args.max_timesteps, video_path=out)
+    stats = run_eval_match(_load(load_agent, zip_path, args.verify), args.opponent, args.max_timesteps, video_path=out)
     me, them = stats.player_1, stats.player_2
     print(
         f"{zip_path.name} vs {args.opponent}: {me.result} | damage {me.damage_dealt:.0f}-{them.damage_dealt:.0f} | "
@@ -156,8 +163,8 @@ class LatentRecorder(Agent):
 
 
 def _mode_analyze_strategy(args: argparse.Namespace, load_agent: AgentLoader) -> int:
-    zip_path = resolve_checkpoint(_require(args.agent_path, "--agent_path", "analyze_strategy"))
-    agent = _load(load_agent, zip_path)
+    zip_path = resolve_checkpoint(_require(args.agent_path, "--agent_path", "analyze_strategy"), args.verify)
+    agent = _load(load_agent, zip_path, args.verify)
     if not hasattr(agent.policy.features_extractor, "last_latent"):
         raise ConfigError(f"{zip_path} is a {agent.agent_config['type']} agent: it has no strategy encoder")
     names = agent_names()
@@ -230,9 +237,10 @@ def _mode_league(args: argparse.Namespace, load_agent: AgentLoader) -> int:
 
 def _mode_export(args: argparse.Namespace, load_agent: AgentLoader) -> int:
     """An inference-only bundle for submission: weights, config and a standalone my_agent.py."""
-    zip_path = resolve_checkpoint(_require(args.agent_path, "--agent_path", "export"))
+    zip_path = resolve_checkpoint(_require(args.agent_path, "--agent_path", "export"), args.verify)
     out = Path(_require(args.out, "--out", "export"))
-    sizes = export_bundle(zip_path, out, load_agent=load_agent)
+    loader = functools.partial(load_agent, verify=args.verify)
+    sizes = export_bundle(zip_path, out, load_agent=loader, verify=args.verify)
     print(
         f"Exported {zip_path.name} to {out}: {sizes['bundle_bytes'] / 2**20:.2f} MiB "
         f"(the training checkpoint is {sizes['checkpoint_bytes'] / 2**20:.2f} MiB)"

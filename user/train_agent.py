@@ -771,10 +771,11 @@ def build_policy(agent_config: dict, device: torch.device | str = "cpu"):
 
 
 def load_agent(
-    path: Path | str, device: torch.device | str = "cpu", deterministic: bool = True
+    path: Path | str, device: torch.device | str = "cpu", deterministic: bool = True, verify: bool = True
 ) -> TransformerStrategyAgent:
-    """A trained agent from a checkpoint .zip or a run folder (its newest valid checkpoint), weights only."""
-    return agent_io.load_agent(path, build_policy, _SHARED_AGENT_CONFIG, device, deterministic)
+    """A trained agent from a checkpoint .zip or a run folder (its newest valid checkpoint), weights only;
+    ``verify=False`` skips the manifest check (``--no-verify``)."""
+    return agent_io.load_agent(path, build_policy, _SHARED_AGENT_CONFIG, device, deterministic, verify)
 
 
 def snapshot_agent(model, agent_config: dict, device: torch.device | str) -> TransformerStrategyAgent:
