@@ -104,6 +104,12 @@ def test_every_named_config_validates():
         ("env.workers=0", "env.workers must be an integer from 1 to env.n_envs"),
         ("env.workers=2", "env.workers=2 runs scripted opponents only, but self_play.opponents has 'self_play'"),
         ("agent.shared_lstm=true", None),  # valid on its own
+        # Text in number fields, non-finite numbers, and non-booleans in switches (issue 18, item 9).
+        ("agent.gamma=abc", "agent.gamma must be a number, got 'abc'"),
+        ("training.min_free_gb=lots", "training.min_free_gb must be a number, got 'lots'"),
+        ("agent.learning_rate=.inf", "agent.learning_rate must be a finite number, got inf"),
+        ("agent.clip_range=.nan", "agent.clip_range must be a finite number, got nan"),
+        ("training.final_video=3", "training.final_video must be true or false, got 3"),
     ],
 )
 def test_config_validation_names_the_key(override, message):

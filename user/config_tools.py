@@ -60,6 +60,23 @@ def require_keys(config: dict, base: dict, path: str = "") -> None:
             require_keys(config[key], value, f"{where}.")
 
 
+def check_value_types(config: dict, base: dict, path: str = "") -> None:
+    """Raise :class:`ConfigError` naming the first value whose type differs from the base config's:
+    a number where the base has a number (finite: no NaN or inf), true/false where it has a bool."""
+    for key, default in base.items():
+        where, value = f"{path}{key}", config.get(key) if isinstance(config, dict) else None
+        if isinstance(default, dict) and key not in WHOLE_VALUES:
+            check_value_types(value, default, f"{where}.")
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where} must be true or false, got {value!r}")
+        elif isinstance(default, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{where} must be a number, got {value!r}")
+            if not math.isfinite(value):
+                raise ConfigError(f"{where} must be a finite number, got {value!r}")
+
+
 def lookup(config: dict, dotted: str) -> Any:
     """``config['a']['b']`` for ``'a.b'``; a missing key is a :class:`ConfigError` naming it."""
     node: Any = config
@@ -137,6 +154,7 @@ def validate_config(config: dict, base: dict) -> dict:
     """
     require_keys(config, base)  # a missing key anywhere
     merge_config(base, config)  # an unknown key anywhere
+    check_value_types(config, base)  # text where a number belongs, NaN or inf
     a, env, tr = config["agent"], config["env"], config["training"]
     _check(a["type"] in AGENT_TYPES, f"agent.type must be one of {AGENT_TYPES}, got {a['type']!r}")
     for key in ("agent.latent_dim", "agent.num_heads", "agent.num_layers", "agent.sequence_length",
