@@ -252,6 +252,18 @@ def test_disk_budget_stops_new_snapshots_when_space_runs_low(tmp_path, monkeypat
     run.close()
 
 
+def test_the_final_checkpoint_is_written_below_the_reserve_or_the_run_says_it_cannot(tmp_path, monkeypatch):
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 * 2**30, 9 * 2**30, 2**30))  # 1 GiB free
+    run = T.run_training_loop(tiny_config(training__min_free_gb=5.0), tmp_path / "low")  # reserve > free
+    steps = CheckpointManifest(run.run_dir).steps()
+    assert steps == [512], "every scheduled snapshot was skipped, the final one was written"
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 * 2**30, 10 * 2**30, 2**20))  # 1 MiB free
+    with pytest.raises(CheckpointError, match=r"no room for the final checkpoint at step 512 .*1 MiB free"):
+        T.run_training_loop(tiny_config(training__min_free_gb=5.0), tmp_path / "full")
+    assert not (tmp_path / "full" / RunFolderLock.NAME).exists(), "the lock is released on the way out"
+
+
 def test_max_saved_keeps_the_newest_and_the_pool_points_at_existing_files(tmp_path):
     config = tiny_config(training__max_saved=2)
     run = T.run_training_loop(config, tmp_path / "run", progress=False)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from sb3_contrib.common.recurrent.type_aliases import RNNStates
 
-from environment.checkpoints import CheckpointError, load_state_tree, save_state_tree
+from environment.checkpoints import CheckpointError, free_bytes, load_state_tree, save_state_tree
 from environment.evaluation import EloRatings, best_steps_by_headline
 from environment.self_play import snapshot_files, snapshot_names, snapshot_steps
 from user.agent_io import save_checkpoint_pair, set_parameters_safely
@@ -222,20 +222,28 @@ def _get(tree: dict[str, Any], path: str) -> tuple[bool, Any]:
 # ==================================================================================
 # === Checkpoints of a running trainer ===
 # ==================================================================================
-def save_checkpoint(run, steps: int, state: dict[str, Any] | None = None) -> Path | None:
+FINAL_SAVE_MARGIN = 16 * 2**20  # bytes beyond the last checkpoint's size a final save wants free
+
+
+def save_checkpoint(run, steps: int, state: dict[str, Any] | None = None, final: bool = False) -> Path | None:
     """Write the checkpoint pair plus its resume state, record them, and prune old snapshots.
 
     ``state`` is the training state captured at the same step (a fresh
     capture by default). The policy is checked for non-finite values first:
-    a diverged policy is never written.
+    a diverged policy is never written. Below ``training.min_free_gb`` a scheduled
+    snapshot is skipped; a ``final`` one (the run's end, or a stop) is written
+    anyway while it fits, else the run stops with a :class:`CheckpointError` that
+    says so (never a silent end without a model).
     """
     if steps == run.last_saved_step:
         return None
     previous = run.save_handler.latest()
     expected = sum(f.stat().st_size for f in snapshot_files(previous) if f.exists()) if previous else 0
     if not run.disk_guard.ok_to_save(expected):
-        log.warning("Skipping the snapshot at step %s: free disk space is below the threshold", f"{steps:,}")
-        return None
+        if not final:
+            log.warning("Skipping the snapshot at step %s: free disk space is below the threshold", f"{steps:,}")
+            return None
+        _check_room_for_final_save(run, steps, expected, previous)
     run.check_finite("refusing to write a checkpoint")
     zip_path = run.save_handler.snapshot_path(steps)
     files = save_checkpoint_pair(run.model, zip_path, run.config["agent"])
@@ -250,6 +258,21 @@ def save_checkpoint(run, steps: int, state: dict[str, Any] | None = None) -> Pat
     run.counters.setdefault("episodes_at_first_snapshot", run.counters["episodes"])
     log.info("Saved checkpoint %s", zip_path.name)
     return zip_path
+
+
+def _check_room_for_final_save(run, steps: int, expected: int, previous: Path | None) -> None:
+    free = free_bytes(run.run_dir)
+    if free < expected + FINAL_SAVE_MARGIN:
+        newest = f"the newest checkpoint on disk is {previous.name}" if previous else "no checkpoint was saved"
+        raise CheckpointError(
+            f"no room for the final checkpoint at step {steps:,} in {run.run_dir}: {free / 2**20:.0f} MiB free, "
+            f"about {(expected + FINAL_SAVE_MARGIN) / 2**20:.0f} MiB needed; {newest} (free space, then --resume)"
+        )
+    log.warning(
+        "Writing the final checkpoint at step %s below the training.min_free_gb reserve (%.0f MiB free)",
+        f"{steps:,}",
+        free / 2**20,
+    )
 
 
 def keep_snapshot(run, path: Path) -> bool:

@@ -954,12 +954,12 @@ class RolloutBoundaryCallback(BaseCallback):
         run.captured = run.capture_state()
         # An evaluated policy is saved too, so the best checkpoint by the headline exists on disk.
         if (run.save_handler.due(steps) and steps > 0) or run.stop_flag or evaluated:
-            run.save_checkpoint(steps, run.captured)
+            run.save_checkpoint(steps, run.captured, final=bool(run.stop_flag))
         self.stopping = bool(run.stop_flag)
 
     def _on_step(self) -> bool:
         if self.run.stop_flag and not self.stopping:
-            self.run.save_checkpoint(self.run.captured["model"]["num_timesteps"], self.run.captured)
+            self.run.save_checkpoint(self.run.captured["model"]["num_timesteps"], self.run.captured, final=True)
             self.stopping = True
         return not self.stopping
 
@@ -1111,9 +1111,10 @@ class TrainingRun:
         self.captured: dict[str, Any] | None = None
 
     # --- checkpoints --------------------------------------------------------------------
-    def save_checkpoint(self, steps: int, state: dict[str, Any] | None = None) -> Path | None:
-        """Write the checkpoint of ``steps`` (with ``state``, captured at that step) unless already written."""
-        return save_checkpoint(self, steps, state)
+    def save_checkpoint(self, steps: int, state: dict[str, Any] | None = None, final: bool = False) -> Path | None:
+        """Write the checkpoint of ``steps`` (with ``state``, captured at that step) unless already written;
+        a ``final`` one (the run's end or a stop) is never skipped for the disk reserve (user/resume.py)."""
+        return save_checkpoint(self, steps, state, final)
 
     def _keep_snapshot(self, path: Path) -> bool:
         return keep_snapshot(self, path)
@@ -1404,7 +1405,7 @@ def _learn_once(run: TrainingRun, progress: bool | None) -> None:
         run.finish_update_metrics()
         if run.evaluation_due(run.model.num_timesteps):
             run.evaluate(run.model.num_timesteps)
-        run.save_checkpoint(run.model.num_timesteps)
+        run.save_checkpoint(run.model.num_timesteps, final=True)
 
 
 def _roll_back(run: TrainingRun, exc: DivergenceError) -> None:
