@@ -124,7 +124,7 @@ class GameParams:
     spawn_animation_frames: int = 36  # a spawned weapon can be picked up this long after it appears
     dropped_lifetime: int = 250
     repickup_lock: int = 15  # frames before the dropper can pick anything up again
-    drop_offset: tuple[float, float] = (0.1, 0.27)  # dropped at (x - 0.1 * facing_sign, y + 0.27)
+    drop_offset: tuple[float, float] = (0.1, 0.27)  # dropped at (x + 0.1 * facing_sign, y + 0.27)
     pickup_size: tuple[float, float] = (1.5, 0.83)  # pickup capsule of a spawner's weapon
     dropped_pickup_size: tuple[float, float] = (1.5, 16 / 48)  # ...of a dropped weapon
     weapon_body: tuple[float, float] = (40 / 48, 16 / 48 + 0.5)  # falling weapon's box

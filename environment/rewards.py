@@ -79,7 +79,7 @@ class RewardContext:
     :param state: the state after the step
     :param prev_x, prev_y: (n, 2) positions before the step (the env copies them)
     :param events: the step's events
-    :param keys: (n, 2, 10) bool keys pressed this frame
+    :param keys: (n, 2, 10) bool keys held this frame
     :param params: the game's constants
     :param player: the learner's slot (0 or 1); the opponent is the other slot
     """
@@ -184,8 +184,8 @@ def closing_distance(ctx: RewardContext) -> np.ndarray:
     """Distance between the players before the step minus after it (+ when closing in).
 
     Units per frame (walking straight at a standing opponent earns 6.75/30 = 0.225).
-    0 while either player is KO: a knockout teleports the player to its start point
-    on the KO frame, and that jump is not movement.
+    0 while either player is KO, and on a knockout's frame: a knocked-out player is frozen
+    beyond the blast line and then respawns at its start point, and neither is movement.
     """
     s = ctx.state
     before = _distance(ctx.prev_x[:, 0], ctx.prev_y[:, 0], ctx.prev_x[:, 1], ctx.prev_y[:, 1])
