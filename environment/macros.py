@@ -135,6 +135,25 @@ def macro_keys(ids) -> np.ndarray:
     return MACRO_KEYS[arr]
 
 
+# nearest_macro's per-key mismatch cost: a wrong action key (jump, pick-up, dodge/dash,
+# attacks, taunt) changes the move, a wrong direction only its heading; w is in no macro.
+_KEY_MISMATCH_COST = np.array([0.0 if k == "w" else 1.0 if k in ("a", "s", "d") else 2.0 for k in P.KEY_NAMES])
+
+
+def nearest_macro(keys) -> np.ndarray:
+    """The macro closest to each key vector: shape ``keys.shape[:-1]``, int64 ids.
+
+    Distance is a weighted count of mismatched keys (action keys 2, directions 1, ``w``
+    0); ties go to the lower id. Maps scripted bots' keys onto the menu for behaviour
+    cloning; every macro's own keys map back to that macro.
+    """
+    arr = np.asarray(keys) > 0.5
+    if arr.shape[-1:] != (P.N_KEYS,):
+        raise ValueError(f"keys must have a last axis of {P.N_KEYS}, got shape {arr.shape}")
+    mismatch = arr[..., None, :] != MACRO_KEYS  # (..., N_MACROS, 10)
+    return np.argmin(mismatch @ _KEY_MISMATCH_COST, axis=-1).astype(np.int64)
+
+
 def describe_keys(keys) -> str:
     """Key names of one (10,) key vector, e.g. ``"a+k"`` (``"none"`` when nothing is held)."""
     pressed = np.asarray(keys).reshape(P.N_KEYS) > 0.5
@@ -142,4 +161,4 @@ def describe_keys(keys) -> str:
 
 
 __all__ = ["MACROS", "MACRO_KEYS", "MACRO_NAMES", "N_MACROS", "Macro", "describe_keys", "keys_from_names",
-           "macro_id", "macro_keys"]  # fmt: skip
+           "macro_id", "macro_keys", "nearest_macro"]  # fmt: skip

@@ -144,3 +144,14 @@ def test_jumps_leave_the_ground_and_fast_fall_falls_faster():
             engine.step(keys)
         fall[macro] = ObservationBuilder(1).build(engine.state)[0, 0, VY]
     assert fall["fast_fall"] > fall["idle"] > 0
+
+
+def test_nearest_macro_maps_each_macro_to_itself_and_bot_keys_to_the_move_they_make():
+    assert M.nearest_macro(M.MACRO_KEYS).tolist() == list(range(M.N_MACROS))
+    cases = {"w": "idle", "w j": "light_neutral", "d space j": "jump_right", "s k l": "heavy_down",
+             "w a h": "pickup_left", "a h j": "light_left"}  # fmt: skip
+    keys = np.stack([M.keys_from_names(names) for names in cases])
+    assert [M.MACRO_NAMES[i] for i in M.nearest_macro(keys)] == list(cases.values())
+    assert M.nearest_macro(keys.reshape(1, len(cases), P.N_KEYS)).shape == (1, len(cases))
+    with pytest.raises(ValueError, match="last axis"):
+        M.nearest_macro(np.zeros((3, 9)))
