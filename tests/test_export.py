@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from environment.agents import Agent, make_agent
+from environment.macros import MACRO_KEYS
 from environment.match import run_match
 from environment.observation import observation_bounds
 from tests.test_train_agent import tiny_config
@@ -23,6 +24,8 @@ from user import train_agent as T
 from user.export import BUNDLE_FILES, ExportError, export_bundle
 
 AGENT_TYPES = ["transformer_strategy", "recurrent_ppo", "ppo"]
+# Every agent type with the seed's ten-key head, and each with the macro head ("<type>+macro").
+EXPORTED_VARIANTS = AGENT_TYPES + [f"{kind}+macro" for kind in AGENT_TYPES]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -34,12 +37,12 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="module", params=AGENT_TYPES)
+@pytest.fixture(scope="module", params=EXPORTED_VARIANTS)
 def exported(request, tmp_path_factory, one_torch_thread):
     """(agent type, checkpoint zip, bundle folder, export info) for a briefly trained tiny model."""
-    agent_type = request.param
-    tmp_path = tmp_path_factory.mktemp(agent_type)
-    config = tiny_config(agent__type=agent_type)
+    agent_type, _, head = request.param.partition("+")
+    tmp_path = tmp_path_factory.mktemp(request.param.replace("+", "_"))
+    config = tiny_config(agent__type=agent_type, agent__action_head=head or "keys")
     run = T.TrainingRun(config, tmp_path / "run", torch.device("cpu"))
     run.model.learn(128)  # move the weights away from their initial values; creates the Adam state
     zip_path = tmp_path / "rl_model_128_steps.zip"
@@ -139,7 +142,7 @@ def test_bundle_predict_batch_keeps_per_env_memory_like_the_checkpoint(exported)
 
 
 def test_bundle_logits_equal_the_sb3_distribution_bit_for_bit(exported):
-    """Stronger than equal actions: the Bernoulli logits themselves, with LSTM states and episode starts."""
+    """Stronger than equal actions: the Bernoulli (or macro) logits themselves, with LSTM states and episode starts."""
     agent_type, zip_path, bundle, _ = exported
     module = load_bundle_module(bundle)
     actor = module.SubmittedAgent(bundle).actor
@@ -149,12 +152,20 @@ def test_bundle_logits_equal_the_sb3_distribution_bit_for_bit(exported):
     rng = np.random.default_rng(1)
     space = T.policy_observation_space(agent_io.read_agent_config(zip_path, T._SHARED_AGENT_CONFIG))
     obs = torch.as_tensor(rng.uniform(space.low, space.high, size=(9, space.shape[0])).astype(np.float32))
+    macro = agent_io.read_agent_config(zip_path, T._SHARED_AGENT_CONFIG)["action_head"] == "macro"
+
+    def keys_of(mode: torch.Tensor) -> torch.Tensor:  # the macro head's mode is a move id
+        return torch.tensor(MACRO_KEYS.astype(np.float32))[mode.long()] if macro else mode
+
+    def as_sb3_logits(raw: torch.Tensor) -> torch.Tensor:  # torch's Categorical keeps normalised logits
+        return raw - raw.logsumexp(dim=-1, keepdim=True) if macro else raw
+
     with torch.no_grad():
         if agent_type == "ppo":
             dist = policy.get_distribution(obs)
             got, _ = actor.action_logits(obs)
-            assert torch.equal(dist.distribution.logits, got)
-            assert torch.equal(dist.mode(), actor(obs)[0])
+            assert torch.equal(dist.distribution.logits, as_sb3_logits(got))
+            assert torch.equal(keys_of(dist.mode()), actor(obs)[0])
             return
         size = (1, 9, policy.lstm_actor.hidden_size)
         states = (
@@ -164,9 +175,9 @@ def test_bundle_logits_equal_the_sb3_distribution_bit_for_bit(exported):
         for starts in (torch.zeros(9), torch.tensor([1.0, 0, 0, 1, 0, 0, 0, 1, 0])):
             dist, (h1, c1) = policy.get_distribution(obs, states, starts)
             got, (h2, c2) = actor.action_logits(obs, states, starts)
-            assert torch.equal(dist.distribution.logits, got)
+            assert torch.equal(dist.distribution.logits, as_sb3_logits(got))
             assert torch.equal(h1, h2) and torch.equal(c1, c2)
-            assert torch.equal(dist.mode(), actor(obs, states, starts)[0])
+            assert torch.equal(keys_of(dist.mode()), actor(obs, states, starts)[0])
 
 
 # --- the bundle stands alone ---------------------------------------------------------------------

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 import torch.nn as nn
+from gymnasium import spaces
 
 from environment import params as P
 from environment.agents import Agent, check_observation_batch
@@ -40,6 +41,7 @@ from environment.checkpoints import (
     read_zip_json_member,
     require_file,
 )
+from environment.macros import macro_keys
 from environment.observation import OBS_HALF, OBS_SIZE
 from environment.self_play import snapshot_steps
 from user.config_tools import ConfigError, load_config_json
@@ -215,7 +217,8 @@ def read_agent_config(zip_path: Path, defaults: dict) -> dict:
         if not config_json.exists():
             raise ConfigError(f"{zip_path} carries no agent config and {config_json} does not exist")
         member = load_config_json(config_json)["agent"]
-    return {**defaults, **member}
+    # Checkpoints from before the macro head have no action_head: they output ten keys.
+    return {**defaults, "action_head": "keys", **member}
 
 
 def load_policy_weights(policy, zip_path: Path, device: torch.device | str = "cpu") -> None:
@@ -323,7 +326,7 @@ class TransformerStrategyAgent(Agent):
     with :func:`load_agent` (the trainer's ``load_agent``), which reads weights only.
 
     :param policy: the policy to play (built by the trainer's ``build_policy``)
-    :param agent_config: its full agent config (type, sizes, ``action_repeat``)
+    :param agent_config: its full agent config (type, sizes, ``action_repeat``, ``action_head``)
     :param deterministic: take the most likely action instead of sampling
     """
 
@@ -414,6 +417,8 @@ class TransformerStrategyAgent(Agent):
             self._h[:, ids], self._c[:, ids] = h, c
         else:
             actions, _ = self.policy.predict(policy_obs, deterministic=self.deterministic)
+        if isinstance(self.policy.action_space, spaces.Discrete):  # the macro head: ids → keys
+            return macro_keys(np.asarray(actions).reshape(len(obs))).astype(np.int8)
         return (np.asarray(actions) > 0.5).astype(np.int8)
 
     def _policy_obs(self, obs: np.ndarray, ids: np.ndarray, starts: np.ndarray) -> np.ndarray:

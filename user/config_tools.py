@@ -184,6 +184,10 @@ def validate_config(config: dict, base: dict) -> dict:
         isinstance(a["initial_key_bias"], (int, float)) and math.isfinite(a["initial_key_bias"]),
         f"agent.initial_key_bias must be a finite number, got {a['initial_key_bias']!r}",
     )
+    _check(
+        a["action_head"] in ("keys", "macro"),
+        f"agent.action_head must be 'keys' or 'macro', got {a['action_head']!r}",
+    )
     max_repeat = BrawlVecEnv.MAX_ACTION_REPEAT
     _check(
         isinstance(a["action_repeat"], int) and 1 <= a["action_repeat"] <= max_repeat,

@@ -3,7 +3,10 @@
 - :class:`OpponentHistory`: appends a rolling window of the opponent's observation values (the
   transformer strategy encoder's input).
 - :class:`ScaleReward`: multiplies what PPO sees; the CSVs keep the raw rewards.
+- :class:`MacroActions`: the policy picks one of ``environment/macros.py``'s named moves; the
+  matches still get ten keys (``agent.action_head: macro``).
 - :func:`float_multibinary`: the action space with float-stored samples (sb3-contrib needs it).
+- :func:`policy_action_space`: what the policy outputs for an ``agent.action_head``.
 """
 
 from __future__ import annotations
@@ -13,7 +16,10 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnvWrapper
 
 from environment import params as P
+from environment.macros import N_MACROS, macro_keys
 from environment.observation import OBS_HALF, observation_bounds
+
+ACTION_HEADS = ("keys", "macro")
 
 
 def observation_scale() -> np.ndarray:
@@ -74,6 +80,37 @@ class ScaleReward(VecEnvWrapper):
     def step_wait(self):
         obs, rewards, dones, infos = self.venv.step_wait()
         return obs, rewards * np.float32(self.scale), dones, infos
+
+
+class MacroActions(VecEnvWrapper):
+    """The policy's action is a macro id (``Discrete(N_MACROS)``); the matches get its keys.
+
+    The mapping sits at this boundary so that the environment, the Agent API and the
+    exported bundle keep speaking ``MultiBinary(10)``; ``action_repeat`` still holds the
+    macro's keys for that many frames inside the match VecEnv.
+    """
+
+    def __init__(self, venv):
+        super().__init__(venv, action_space=spaces.Discrete(N_MACROS))
+
+    def step_async(self, actions: np.ndarray) -> None:
+        ids = np.asarray(actions).reshape(self.num_envs)
+        self.venv.step_async(macro_keys(ids).astype(np.float32))
+
+    def reset(self) -> np.ndarray:
+        return self.venv.reset()
+
+    def step_wait(self):
+        return self.venv.step_wait()
+
+
+def policy_action_space(action_head: str) -> spaces.Space:
+    """``keys``: ten independent Bernoulli keys; ``macro``: one of the macro menu's moves."""
+    if action_head == "macro":
+        return spaces.Discrete(N_MACROS)
+    if action_head == "keys":
+        return float_multibinary()
+    raise ValueError(f"unknown action head {action_head!r}; choose one of {', '.join(ACTION_HEADS)}")
 
 
 def float_multibinary(n: int = P.N_KEYS) -> spaces.MultiBinary:

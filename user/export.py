@@ -32,6 +32,7 @@ import torch
 import torch.nn as nn
 
 from environment.checkpoints import CheckpointError, atomic_path, atomic_write_bytes, atomic_write_text
+from environment.macros import MACRO_KEYS
 from environment.self_play import snapshot_steps
 from user import submission_agent as S
 from user.agent_io import TransformerStrategyAgent, encoder_path_for, resolve_checkpoint
@@ -110,6 +111,8 @@ def actor_state(policy, agent_config: dict) -> tuple[dict[str, Any], dict[str, t
         if lstm.bidirectional or lstm.proj_size or not lstm.bias or lstm.batch_first:
             raise ExportError("only a plain (unidirectional, biased, unprojected) LSTM can be exported")
         _module_state("lstm.", lstm, state)
+    if agent_config.get("action_head", "keys") == "macro":  # the menu travels with the bundle
+        spec["macro_keys"] = MACRO_KEYS.astype(int).tolist()
     _module_state("policy_net.", policy.mlp_extractor.policy_net, state)
     _module_state("action_net.", policy.action_net, state)
     return spec, state

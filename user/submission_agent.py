@@ -200,7 +200,12 @@ class ActorPolicy(nn.Module):
             layers += [nn.Linear(last, width), activation()]
             last = width
         self.policy_net = nn.Sequential(*layers)
-        self.action_net = nn.Linear(last, N_KEYS)
+        # The macro head: one logit per named move, and each move's keys (a buffer, not a weight).
+        macros = spec.get("macro_keys")
+        self.macro_keys: torch.Tensor | None = None
+        if macros is not None:
+            self.macro_keys = torch.tensor(macros, dtype=torch.float32)
+        self.action_net = nn.Linear(last, N_KEYS if macros is None else len(macros))
 
     def _process_sequence(
         self, features: torch.Tensor, states: LSTMStates, episode_starts: torch.Tensor
@@ -234,6 +239,8 @@ class ActorPolicy(nn.Module):
     ) -> tuple[torch.Tensor, LSTMStates | None]:
         """obs (N, D) float32 → (keys (N, 10) as 0./1. floats, new LSTM states or None)."""
         logits, states = self.action_logits(obs, states, episode_starts)
+        if self.macro_keys is not None:  # CategoricalDistribution.mode(): the likeliest move's keys
+            return self.macro_keys[torch.argmax(logits, dim=1)], states
         # BernoulliDistribution.mode(): round(probs), with probs = sigmoid(logits) (0.5 rounds to 0)
         return torch.round(torch.sigmoid(logits)), states
 
@@ -268,6 +275,13 @@ def read_bundle_config(bundle_dir: Path) -> dict:
         raise BundleError(f"{path}: 'policy.type' must be one of {AGENT_TYPES}")
     if spec.get("activation") not in ACTIVATIONS:
         raise BundleError(f"{path}: unknown activation {spec.get('activation')!r}")
+    macros = spec.get("macro_keys")
+    if macros is not None and not (
+        isinstance(macros, list)
+        and macros
+        and all(isinstance(row, list) and len(row) == N_KEYS and set(row) <= {0, 1} for row in macros)
+    ):
+        raise BundleError(f"{path}: 'policy.macro_keys' must list rows of {N_KEYS} zeros and ones")
     scale = config.get("observation_scale")
     if not isinstance(scale, list) or len(scale) != OBS_SIZE:
         raise BundleError(f"{path}: 'observation_scale' must list {OBS_SIZE} numbers")

@@ -53,7 +53,6 @@ from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
-from environment import params as P
 from environment.agents import agent_names, make_agent
 from environment.checkpoints import (
     CheckpointError,
@@ -109,11 +108,12 @@ from user.config_tools import (
     merge_config,
 )
 from user.env_wrappers import (
+    MacroActions,
     OpponentHistory,
     ScaleReward,
-    float_multibinary,
     history_observation_space,
     observation_scale,
+    policy_action_space,
 )
 from user.modes import build_arg_parser, run_mode
 from user.monitoring import (
@@ -154,7 +154,13 @@ _SHARED_AGENT_CONFIG: dict[str, Any] = {
     "shared_lstm": True,
     "enable_critic_lstm": False,
     "net_arch": {"pi": [96, 96], "vf": [96, 96]},
-    # Initial bias of the 10 key logits: negative starts with keys mostly released
+    # What the policy outputs (user/env_wrappers.py): "keys", ten independent Bernoulli keys
+    # (the seed's head), or "macro", one of environment/macros.py's 24 named moves. The matches,
+    # the Agent API and exported bundles get ten keys either way. Published fighting-game agents
+    # pick from a menu: argmax over independent keys holds any key whose probability passes 0.5
+    # in every state (issue 14).
+    "action_head": "keys",
+    # Initial bias of the 10 key logits (the "keys" head): negative starts with keys mostly released
     # (sigmoid(-2) ≈ 12% pressed) instead of mashing all of them half the time, which
     # mostly walks a fresh agent off the stage.
     "initial_key_bias": 0.0,
@@ -460,13 +466,16 @@ def pick_device(preference: str = "auto", announce: bool = True) -> torch.device
 # === Models ===
 # ==================================================================================
 def wrap_training_env(venv: BrawlVecEnv, config: dict) -> tuple[Any, OpponentHistory | None]:
-    """What the policy trains on: opponent history (transformer) and reward scaling around the
-    match VecEnv, with float-stored actions. Returns (env, the history wrapper or None)."""
-    history = OpponentHistory(venv, config["agent"]["sequence_length"]) if uses_history(config["agent"]) else None
-    env = history or venv
+    """What the policy trains on: macro ids mapped to keys (the macro head), opponent history
+    (transformer) and reward scaling around the match VecEnv, with float-stored key actions
+    (the keys head). Returns (env, the history wrapper or None)."""
+    macro = config["agent"]["action_head"] == "macro"
+    inner = MacroActions(venv) if macro else venv
+    history = OpponentHistory(inner, config["agent"]["sequence_length"]) if uses_history(config["agent"]) else None
+    env = history or inner
     if config["reward"]["scale"] != 1.0:
         env = ScaleReward(env, config["reward"]["scale"])
-    env.action_space = float_multibinary()
+    env.action_space = policy_action_space(config["agent"]["action_head"])
     return env, history
 
 
@@ -749,8 +758,9 @@ def build_model(config: dict, env, device: torch.device, tensorboard_log: str | 
         **algo_kwargs,
     )
     model = PPO("MlpPolicy", **common) if a["type"] == "ppo" else RecurrentPPO(BrawlLstmPolicy, **common)
-    with torch.no_grad():
-        model.policy.action_net.bias.fill_(a["initial_key_bias"])
+    if a["action_head"] == "keys":  # a softmax over macros is unchanged by one shared bias
+        with torch.no_grad():
+            model.policy.action_net.bias.fill_(a["initial_key_bias"])
     apply_precision_and_compile(model.policy, config["training"])
     # Without a logger of its own, every learn() call leaves an empty SB3-<time> folder in the
     # temp directory; the training loop replaces this silent one with the run's (configure_sb3_logger).
@@ -766,7 +776,7 @@ def build_policy(agent_config: dict, device: torch.device | str = "cpu"):
     # untouched, so saving a snapshot never changes what the run does next.
     with torch.random.fork_rng(devices=[]):
         space = policy_observation_space(agent_config)
-        policy = policy_class(space, spaces.MultiBinary(P.N_KEYS), lambda _: 0.0, **kwargs)
+        policy = policy_class(space, policy_action_space(agent_config["action_head"]), lambda _: 0.0, **kwargs)
     return policy.to(device)
 
 
@@ -1335,10 +1345,11 @@ def resume_training(
 
 
 # What a resumed run must keep: the weights, the env state and the logs' columns depend on them.
-_FROZEN_ON_RESUME = ("agent.type", "agent.latent_dim", "agent.num_heads", "agent.num_layers", "agent.sequence_length",
-                     "agent.lstm_hidden_size", "agent.shared_lstm", "agent.enable_critic_lstm", "agent.net_arch",
-                     "agent.n_steps", "env", "reward", "self_play.opponents", "training.seed", "training.debug_csvs",
-                     "controls.opponent_weighting", "controls.exploiter")  # fmt: skip
+_FROZEN_ON_RESUME = ("agent.type", "agent.action_head", "agent.latent_dim", "agent.num_heads", "agent.num_layers",
+                     "agent.sequence_length", "agent.lstm_hidden_size", "agent.shared_lstm",
+                     "agent.enable_critic_lstm", "agent.net_arch", "agent.n_steps", "env", "reward",
+                     "self_play.opponents", "training.seed", "training.debug_csvs", "controls.opponent_weighting",
+                     "controls.exploiter")  # fmt: skip
 
 
 def _check_resumable_changes(saved: dict, new: dict) -> None:
