@@ -465,3 +465,13 @@ def test_plot_training_curves_handles_missing_and_partial_csvs(tmp_path):
     (tmp_path / "metrics.csv").write_text("step,value_loss\n1,0.5\n")  # no entropy column
     out = plot_training_curves(tmp_path, tmp_path / "sub" / "curves.png")
     assert out.is_file() and out.parent.name == "sub"
+
+
+def test_reward_panel_counts_agent_steps_like_the_other_panels(tmp_path):
+    # With action_repeat 4 a match of 400 frames is 100 agent steps: "l" (frames) must not be the x axis.
+    lines = ['#{"t_start": 0, "env_id": null}', "r,l,t,step,result,opponent"]
+    lines += [f"{i}.0,400,{i}.0,{100 * (i + 1)},win,based" for i in range(30)]
+    (tmp_path / "monitor.csv").write_text("\n".join(lines) + "\n")
+    fig = training_curves_figure(tmp_path)
+    x = fig.axes[0].get_lines()[0].get_xdata()
+    assert list(x) == [100 * (i + 1) for i in range(30)]

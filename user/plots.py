@@ -100,7 +100,7 @@ def _load_monitor(run_dir: Path):
     if not frames:
         return None
     df = pd.concat(frames, ignore_index=True)
-    cols = ["r", "l"] + (["t"] if "t" in df.columns else [])
+    cols = ["r", "l"] + [c for c in ("t", "step") if c in df.columns]
     df = _numeric_frame(df, cols)
     return df.sort_values("t", kind="stable") if "t" in df.columns else df
 
@@ -110,7 +110,9 @@ def _panel_reward(ax, run_dir: Path) -> None:
     df = _load_monitor(run_dir)
     if df is None or not len(df):
         return _no_data(ax, title, xl, yl)
-    steps = df["l"].cumsum().to_numpy()
+    # x in agent steps like the other panels: monitor.csv's "step" (the run's step when the
+    # match ended); "l" counts frames, action_repeat times more than steps.
+    steps = df["step"].to_numpy() if "step" in df.columns else df["l"].cumsum().to_numpy()
     window = int(min(100, max(1, len(df) // 20)))
     ax.plot(steps, df["r"].to_numpy(), color="tab:blue", alpha=0.2, lw=0.8, label="episode")
     ax.plot(
@@ -226,8 +228,8 @@ def training_curves_figure(run_dir: Path | str) -> Figure:
 def plot_training_curves(run_dir: Path | str, out_path: Path | str | None = None) -> Path:
     """Write ``training_curves.png`` (default ``run_dir/training_curves.png``) from the run's CSVs.
 
-    Panels: smoothed episode reward (``monitor.csv``, SB3 Monitor format, x = cumulative
-    steps), win rate and damage ratio per opponent (``evaluation_results.csv``), policy
+    Panels: smoothed episode reward (``monitor.csv``, SB3 Monitor format, x = the agent step
+    at which each match ended), win rate and damage ratio per opponent (``evaluation_results.csv``), policy
     entropy (``metrics.csv``: ``entropy``, or ``entropy_loss`` negated) and Elo per name
     (``ratings.csv``). Missing or unreadable CSVs give a "no data yet" panel.
     """
