@@ -159,3 +159,20 @@ def test_performance_benchmark_api():
     for entry in results.values():
         assert {"win_rate", "avg_reward", "damage_ratio", "knockouts", "draws"} <= set(entry)
         assert 0 <= entry["win_rate"] <= 1
+
+
+def test_progress_line_shows_the_last_updates_kl_and_clip_fraction(caplog):
+    from types import SimpleNamespace
+
+    from user.monitoring import ProgressLineCallback
+
+    callback = ProgressLineCallback(total_timesteps=1000, interval_s=0.0, action_repeat=4)
+    values: dict = {}
+    callback.model = SimpleNamespace(logger=SimpleNamespace(name_to_value=values), num_timesteps=0)
+    with caplog.at_level("INFO", logger="train_agent"):
+        callback.on_step()  # before the first update: no KL yet
+        values.update({"train/approx_kl": 0.0123, "train/clip_fraction": 0.081})
+        callback.model.num_timesteps = 500
+        callback.on_step()
+    lines = [r.getMessage() for r in caplog.records if "steps/s" in r.getMessage()]
+    assert "KL" not in lines[0] and lines[-1].endswith("| KL 0.0123, clip 0.081")

@@ -345,15 +345,26 @@ class ProgressLineCallback(BaseCallback):
             eta = (self.total - self.num_timesteps) / max(sps, 1e-9)
             frames = f" ({sps * self.action_repeat:,.0f} frames/s)" if self.action_repeat > 1 else ""
             log.info(
-                "step %s/%s (%.1f%%) | %s steps/s%s | ETA %s",
+                "step %s/%s (%.1f%%) | %s steps/s%s | ETA %s%s",
                 f"{self.num_timesteps:,}",
                 f"{self.total:,}",
                 100 * self.num_timesteps / self.total,
                 f"{sps:,.0f}",
                 frames,
                 clock(eta),
+                self._update_health(),
             )
         return True
+
+    def _update_health(self) -> str:
+        """The last PPO update's approx-KL and clip fraction (aim: 0.005-0.02 and 0.05-0.2), if any yet.
+
+        SB3 records them in train() and clears them at the next dump, so during a rollout the
+        logger still holds the previous update's values."""
+        values = self.model.logger.name_to_value
+        if "train/approx_kl" not in values:
+            return ""
+        return f" | KL {values['train/approx_kl']:.4f}, clip {values.get('train/clip_fraction', math.nan):.3f}"
 
 
 def clock(seconds: float) -> str:
