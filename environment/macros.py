@@ -137,14 +137,17 @@ def macro_keys(ids) -> np.ndarray:
 
 # nearest_macro's per-key mismatch cost: a wrong action key (jump, pick-up, dodge/dash,
 # attacks, taunt) changes the move, a wrong direction only its heading; w is in no macro.
-_KEY_MISMATCH_COST = np.array([0.0 if k == "w" else 1.0 if k in ("a", "s", "d") else 2.0 for k in P.KEY_NAMES])
+# s costs a little more than a/d because a held s makes an attack a down attack whatever
+# else is held (a + s + k is heavy_down, not heavy_left).
+_KEY_COSTS = {"w": 0.0, "a": 1.0, "d": 1.0, "s": 1.5}
+_KEY_MISMATCH_COST = np.array([_KEY_COSTS.get(k, 2.0) for k in P.KEY_NAMES])
 
 
 def nearest_macro(keys) -> np.ndarray:
     """The macro closest to each key vector: shape ``keys.shape[:-1]``, int64 ids.
 
-    Distance is a weighted count of mismatched keys (action keys 2, directions 1, ``w``
-    0); ties go to the lower id. Maps scripted bots' keys onto the menu for behaviour
+    Distance is a weighted count of mismatched keys (action keys 2, ``s`` 1.5, ``a``/``d``
+    1, ``w`` 0); ties go to the lower id. Maps scripted bots' keys onto the menu for behaviour
     cloning; every macro's own keys map back to that macro.
     """
     arr = np.asarray(keys) > 0.5

@@ -149,7 +149,8 @@ def test_jumps_leave_the_ground_and_fast_fall_falls_faster():
 def test_nearest_macro_maps_each_macro_to_itself_and_bot_keys_to_the_move_they_make():
     assert M.nearest_macro(M.MACRO_KEYS).tolist() == list(range(M.N_MACROS))
     cases = {"w": "idle", "w j": "light_neutral", "d space j": "jump_right", "s k l": "heavy_down",
-             "w a h": "pickup_left", "a h j": "light_left"}  # fmt: skip
+             "w a h": "pickup_left", "a h j": "light_left", "a s k": "heavy_down", "s d j": "light_down",
+             "a s space": "jump_left"}  # fmt: skip
     keys = np.stack([M.keys_from_names(names) for names in cases])
     assert [M.MACRO_NAMES[i] for i in M.nearest_macro(keys)] == list(cases.values())
     assert M.nearest_macro(keys.reshape(1, len(cases), P.N_KEYS)).shape == (1, len(cases))
