@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -582,3 +583,25 @@ def test_the_game_package_needs_neither_torch_nor_matplotlib():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_a_warm_start_clones_the_bots_into_a_new_run_and_is_logged(tmp_path):
+    sets = {
+        "agent__action_head": "macro", "agent__type": "recurrent_ppo", "warm_start__seconds": 2.0,
+        "warm_start__n_envs": 4, "warm_start__decisions": 150, "warm_start__bots": "[aggressive, zoner]",
+    }  # fmt: skip
+    run = T.start_run(tiny_config(**sets), tmp_path / "warm")
+    cold = T.start_run(tiny_config(**{**sets, "warm_start__seconds": 0.0}), tmp_path / "cold")
+    try:
+        summary = json.loads((tmp_path / "warm" / "warm_start.json").read_text())
+        assert summary["recorded_decisions"] == 4 * 150 and summary["steps"] > 0
+        assert set(summary["demonstrator_win_rates"]) == {"aggressive", "zoner"}
+        assert not (tmp_path / "cold" / "warm_start.json").exists()
+        warm_head = run.model.policy.action_net.weight
+        assert not torch.equal(warm_head, cold.model.policy.action_net.weight), "the warm start moved the policy"
+    finally:
+        for r in (run, cold):
+            r.close()
+            r.lock.release()
+    with pytest.raises(T.ConfigError, match="needs agent.action_head: macro"):
+        tiny_config(warm_start__seconds=1.0)

@@ -147,6 +147,25 @@ def _positive_int(config: dict, dotted: str) -> None:
     )
 
 
+def _validate_warm_start(config: dict) -> None:
+    ws = config["warm_start"]
+    _check(ws["seconds"] >= 0, f"warm_start.seconds must be >= 0 (0 = off), got {ws['seconds']!r}")
+    if ws["seconds"] == 0:
+        return
+    _check(
+        config["agent"]["action_head"] == "macro",
+        "warm_start.seconds > 0 needs agent.action_head: macro (the bots' moves are cloned as macros)",
+    )
+    for key in ("bots", "opponents"):
+        names = ws[key]
+        _check(isinstance(names, list) and names, f"warm_start.{key} must be a non-empty list of bot names")
+        unknown = [n for n in names if n not in agent_names()]
+        _check(not unknown, f"warm_start.{key}: unknown agent {unknown[:1]}; known: {', '.join(agent_names())}")
+    for key in ("n_envs", "decisions"):
+        _check(isinstance(ws[key], int) and ws[key] > 0, f"warm_start.{key} must be a positive integer")
+    _check(ws["learning_rate"] > 0, f"warm_start.learning_rate must be > 0, got {ws['learning_rate']!r}")
+
+
 def validate_config(config: dict, base: dict) -> dict:
     """Check a config before anything trains; raises ConfigError naming the key.
 
@@ -197,6 +216,7 @@ def validate_config(config: dict, base: dict) -> dict:
         not (a["shared_lstm"] and a["enable_critic_lstm"]),
         "agent.shared_lstm and agent.enable_critic_lstm cannot both be true (sb3-contrib)",
     )
+    _validate_warm_start(config)
     _validate_reward(config["reward"], base["reward"])
     _validate_opponents(config["self_play"])
     _validate_workers(config)

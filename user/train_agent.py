@@ -99,6 +99,7 @@ from user.agent_io import (
     resolve_checkpoint,
     save_checkpoint_pair,
 )
+from user.behavior_cloning import pretrain, record_demonstrations
 from user.config_tools import (
     ConfigError,
     apply_overrides,
@@ -297,6 +298,19 @@ _SHARED_CONTROLS_CONFIG: dict[str, Any] = {
 }
 
 
+# Behaviour cloning before PPO (user/behavior_cloning.py): the style bots play in the learner's
+# seat through the macro menu, and the fresh policy learns their moves for `seconds` (0 = off).
+# Needs agent.action_head "macro". A new run only: --resume and init_from skip it.
+_SHARED_WARM_START_CONFIG: dict[str, Any] = {
+    "seconds": 0.0,
+    "bots": ["aggressive", "edge_guard", "zoner", "counter"],  # the demonstrators
+    "opponents": ["aggressive", "counter", "zoner", "edge_guard", "heavy", "weapon_seeker", "based", "human"],
+    "n_envs": 64,
+    "decisions": 2000,  # per env: 64 x 2000 = 128k decisions, ~40 s to record on one core
+    "learning_rate": 1e-3,
+}
+
+
 _BASE_CONFIG: dict[str, Any] = {
     "name": "base",
     "agent": _SHARED_AGENT_CONFIG,
@@ -306,6 +320,7 @@ _BASE_CONFIG: dict[str, Any] = {
     "training": _SHARED_TRAINING_CONFIG,
     "eval": _SHARED_EVAL_CONFIG,
     "controls": _SHARED_CONTROLS_CONFIG,
+    "warm_start": _SHARED_WARM_START_CONFIG,
 }
 
 # Each named config is a deep copy of its base with only what differs (merge_config): no two
@@ -1280,8 +1295,42 @@ def start_run(config: dict, run_dir: Path | None = None) -> TrainingRun:
         source = resolve_checkpoint(tr["init_from"])
         load_policy_weights(run.model.policy, source, device)
         log.info("Initialised the policy from %s (weights only; optimizer starts fresh)", source)
+    elif config["warm_start"]["seconds"] > 0:
+        warm_start(run)
     log.info("Run folder: %s", run_dir)
     return run
+
+
+def warm_start(run: TrainingRun) -> dict[str, Any]:
+    """Behaviour-clone the style bots into the fresh policy (config ``warm_start``); logs and returns the stats.
+
+    Its own Adam: PPO's optimizer state starts fresh. Seeded from training.seed, so a run repeats.
+    """
+    ws, seed = run.config["warm_start"], run.config["training"]["seed"]
+    t0 = time.monotonic()
+    demos = record_demonstrations(
+        ws["bots"], ws["opponents"], ws["n_envs"], ws["decisions"], run.config["agent"]["action_repeat"],
+        run.config["env"]["max_timesteps"], seed=seed,
+    )  # fmt: skip
+    recorded_s = time.monotonic() - t0
+    stats = pretrain(run.model.policy, demos, seconds=ws["seconds"], learning_rate=ws["learning_rate"], seed=seed)
+    summary = {
+        "recorded_decisions": int(demos.labels.size),
+        "record_seconds": round(recorded_s, 1),
+        "pretrain_seconds": round(stats["seconds"], 1),
+        "steps": stats["steps"],
+        "held_out_accuracy": round(stats["held_out_accuracy"], 4),
+        "held_out_commonest_share": round(stats["held_out_commonest_share"], 4),
+        "demonstrator_win_rates": {k: round(v, 3) for k, v in demos.win_rates().items()},
+    }
+    atomic_write_text(run.run_dir / "warm_start.json", json.dumps(summary, indent=2))
+    log.info(
+        "Warm start: %s decisions of %s recorded in %.0f s; pretrained %.0f s (%s steps): held-out agreement "
+        "%.0f%% (commonest move alone %.0f%%)",
+        f"{summary['recorded_decisions']:,}", ", ".join(ws["bots"]), recorded_s, stats["seconds"], stats["steps"],
+        100 * stats["held_out_accuracy"], 100 * stats["held_out_commonest_share"],
+    )  # fmt: skip
+    return summary
 
 
 def _finish_run(run: TrainingRun) -> None:
