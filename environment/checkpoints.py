@@ -14,6 +14,11 @@ Why this module exists (DESIGN.md §6: ``checkpoints/<run_name>/rl_model_<N>_ste
   reads our own plain-JSON zip members and :func:`load_state_tree` refuses pickled arrays. The
   weights-only torch loaders live with the trainer (``user/agent_io.py``), so that the game
   package never needs torch.
+- Nothing is read without a bound (issue 18, item 7): a path that is not a regular file
+  (``/dev/zero``, a FIFO, a folder) is refused before it is opened for reading, and every file or
+  zip member read into memory has a size cap: :data:`MAX_WEIGHTS_BYTES` for weights,
+  :data:`MAX_JSON_BYTES` for configs and JSON members, :data:`MAX_RUN_JSON_BYTES` for the
+  manifest and the resume state's JSON (:func:`require_file`, :func:`read_regular_file`).
 - :class:`RunFolderLock` lets one process at a time write a run folder.
 - :class:`DiskGuard` skips new snapshots (with one warning) instead of dying on a full disk.
 - :class:`CsvLog` appends whole rows only, repairs a crash-truncated last line and, on resume from an
@@ -36,6 +41,7 @@ import re
 import secrets
 import shutil
 import socket
+import stat
 import time
 import warnings
 import zipfile
@@ -46,6 +52,9 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "MAX_JSON_BYTES",
+    "MAX_RUN_JSON_BYTES",
+    "MAX_WEIGHTS_BYTES",
     "CheckpointError",
     "CheckpointManifest",
     "CheckpointNotFoundError",
@@ -58,6 +67,7 @@ __all__ = [
     "atomic_write_text",
     "free_bytes",
     "open_zip",
+    "read_regular_file",
     "read_zip_json_member",
     "remove_stale_temp_files",
     "require_file",
@@ -70,6 +80,13 @@ StrPath = str | os.PathLike[str]
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
 _CHUNK = 1 << 20
+
+# Read caps (issue 18, item 7): what a checkpoint holds is read into memory, so a file or zip member
+# larger than these is refused by its declared size, before any of it is read. Far above what a
+# real run writes (a 10M-step checkpoint is a few MiB; its resume-state JSON grows ~15 KB per 1M steps).
+MAX_WEIGHTS_BYTES = 1 << 30  # a .pth file, a .pth member of a checkpoint zip, an array of the resume state
+MAX_JSON_BYTES = 4 << 20  # a JSON member of a checkpoint zip, config.json, a --config-file
+MAX_RUN_JSON_BYTES = 256 << 20  # manifest.json and the resume state's .json, which grow with the run
 
 
 # === Errors ===
@@ -242,7 +259,7 @@ class CheckpointManifest:
         if not self.path.exists():
             return {}
         try:
-            raw = json.loads(self.path.read_text(encoding="utf-8"))
+            raw = json.loads(read_regular_file(self.path, "manifest", MAX_RUN_JSON_BYTES).decode("utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise CheckpointError(f"{self.path} is unreadable or not JSON: {e}") from e
         if not isinstance(raw, dict) or not isinstance(raw.get("checkpoints"), dict):
@@ -390,13 +407,62 @@ def _not_found(path: Path, what: str = "checkpoint") -> CheckpointNotFoundError:
     return CheckpointNotFoundError(message)
 
 
-def require_file(path: StrPath, what: str = "checkpoint") -> Path:
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"))  # fmt: skip
+    return next((name for test, name in kinds if test(mode)), "not a plain file")
+
+
+def _check_regular(p: Path, st: os.stat_result, what: str, max_bytes: int | None) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        raise CheckpointError(f"{what} {p} is not a regular file (it is {_file_kind(st.st_mode)})")
+    if max_bytes is not None and st.st_size > max_bytes:
+        raise CheckpointError(f"{what} {p} is {st.st_size:,} bytes, over the {max_bytes:,}-byte limit")
+
+
+def require_file(path: StrPath, what: str = "checkpoint", max_bytes: int | None = None) -> Path:
+    """``path`` if it is an existing regular file (of at most ``max_bytes``), checked without opening it.
+
+    :raises CheckpointNotFoundError: it does not exist (the message lists similar names).
+    :raises CheckpointError: a folder, device, FIFO or socket, or a file over ``max_bytes``.
+    """
     p = Path(path)
-    if not p.exists():
-        raise _not_found(p, what)
-    if not p.is_file():
-        raise CheckpointError(f"{what} {p} is not a regular file")
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise _not_found(p, what) from None
+    except OSError as e:
+        raise CheckpointError(f"cannot read {what} {p}: {e.strerror}") from None
+    _check_regular(p, st, what, max_bytes)
     return p
+
+
+def read_regular_file(path: StrPath, what: str, max_bytes: int) -> bytes:
+    """The bytes of the regular file ``path``, at most ``max_bytes`` of them.
+
+    The file is opened without blocking (a FIFO would otherwise wait for a writer) and checked
+    through its own descriptor, so a path swapped for a device after a check is refused too.
+
+    :raises CheckpointNotFoundError, CheckpointError: as :func:`require_file`, naming ``path``.
+    """
+    p = Path(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(p, flags)
+    except FileNotFoundError:
+        raise _not_found(p, what) from None
+    except OSError as e:  # e.g. a folder on Windows, no permission
+        raise CheckpointError(f"cannot read {what} {p}: {e.strerror}") from None
+    try:
+        _check_regular(p, os.fstat(fd), what, max_bytes)
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:  # it grew since the check
+        raise CheckpointError(f"{what} {p} is over the {max_bytes:,}-byte limit")
+    return data
 
 
 def open_zip(path: StrPath) -> tuple[Path, zipfile.ZipFile]:
@@ -407,7 +473,7 @@ def open_zip(path: StrPath) -> tuple[Path, zipfile.ZipFile]:
         raise CheckpointError(f"{p} is not a valid zip file: {e}") from e
 
 
-def read_zip_json_member(path: StrPath, name: str, max_bytes: int = 16 << 20) -> Any:
+def read_zip_json_member(path: StrPath, name: str, max_bytes: int = MAX_JSON_BYTES) -> Any:
     """Parse the zip entry ``name`` of ``path`` as plain JSON (for our own metadata entries).
 
     Only :func:`json.loads` is used. Objects carrying SB3's ``":serialized:"`` key (base64 pickles that
@@ -422,7 +488,7 @@ def read_zip_json_member(path: StrPath, name: str, max_bytes: int = 16 << 20) ->
         except KeyError:
             raise CheckpointError(f"{p} has no entry {name!r} (entries: {archive.namelist()})") from None
         if info.file_size > max_bytes:
-            raise CheckpointError(f"{p} entry {name!r} is {info.file_size} bytes, over the {max_bytes}-byte limit")
+            raise CheckpointError(f"{p} entry {name!r} is {info.file_size:,} bytes, over the {max_bytes:,}-byte limit")
         try:
             value = json.loads(archive.read(info).decode("utf-8"), object_hook=_refuse_serialized)
         except (zipfile.BadZipFile, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -849,14 +915,26 @@ def load_state_tree(stem: StrPath) -> dict[str, Any]:
     stem = Path(stem)
     npz_path, json_path = stem.with_name(stem.name + ".npz"), stem.with_name(stem.name + ".json")
     require_file(npz_path, "resume state")
-    require_file(json_path, "resume state")
     try:
-        skeleton = json.loads(json_path.read_text())
-    except json.JSONDecodeError as e:
+        skeleton = json.loads(read_regular_file(json_path, "resume state", MAX_RUN_JSON_BYTES).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CorruptCheckpointError(f"{json_path} is not valid JSON: {e}") from None
+    _check_member_sizes(npz_path, MAX_WEIGHTS_BYTES)
     try:
         with np.load(npz_path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
     except (ValueError, OSError, zipfile.BadZipFile) as e:
         raise CorruptCheckpointError(f"{npz_path} is not a plain array archive: {e}") from None
     return _join_tree(skeleton, arrays)
+
+
+def _check_member_sizes(path: Path, max_bytes: int) -> None:
+    """Refuse a zip (an ``.npz``) with a member over ``max_bytes``, by the sizes its directory declares."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            big = [(i.filename, i.file_size) for i in archive.infolist() if i.file_size > max_bytes]
+    except (zipfile.BadZipFile, OSError) as e:
+        raise CorruptCheckpointError(f"{path} is not a plain array archive: {e}") from None
+    if big:
+        name, size = big[0]
+        raise CheckpointError(f"{path} entry {name!r} is {size:,} bytes, over the {max_bytes:,}-byte limit")

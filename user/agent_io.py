@@ -30,6 +30,7 @@ from gymnasium import spaces
 from environment import params as P
 from environment.agents import Agent, check_observation_batch
 from environment.checkpoints import (
+    MAX_WEIGHTS_BYTES,
     CheckpointError,
     CheckpointManifest,
     CheckpointNotFoundError,
@@ -38,6 +39,7 @@ from environment.checkpoints import (
     StrPath,
     atomic_path,
     open_zip,
+    read_regular_file,
     read_zip_json_member,
     require_file,
 )
@@ -73,20 +75,25 @@ def load_state_dict_file(path: StrPath, map_location: Any = "cpu") -> dict[str, 
     classes torch allow-lists. A pickle that names any other callable is rejected.
 
     :raises CheckpointNotFoundError: the file does not exist (the message lists similar names).
-    :raises CheckpointError: the file is not a weights-only pickle, is corrupt, or is not a dict.
+    :raises CheckpointError: not a regular file, over ``MAX_WEIGHTS_BYTES``, not a weights-only
+        pickle, corrupt, or not a dict.
     """
-    p = require_file(path)
-    obj = _weights_only_load(p, str(p), map_location)
+    p = Path(path)
+    obj = _weights_only_load(io.BytesIO(read_regular_file(p, "weights file", MAX_WEIGHTS_BYTES)), str(p), map_location)
     if not isinstance(obj, dict):
         raise CheckpointError(f"{p} holds a {type(obj).__name__}, expected a state dict")
     return obj
 
 
-def _load_sb3_entries(path: StrPath, map_location: Any, max_entry_bytes: int) -> tuple[list[str], dict[str, Any]]:
+def _load_sb3_entries(
+    path: StrPath, map_location: Any, max_entry_bytes: int | None
+) -> tuple[list[str], dict[str, Any]]:
     """Names of all entries and the weights-only-loaded content of every ``.pth`` entry.
 
-    Never reads the ``"data"`` entry (SB3 stores cloudpickled objects there).
+    Never reads the ``"data"`` entry (SB3 stores cloudpickled objects there). An entry whose
+    declared size is over ``max_entry_bytes`` (default ``MAX_WEIGHTS_BYTES``) is refused unread.
     """
+    max_entry_bytes = MAX_WEIGHTS_BYTES if max_entry_bytes is None else max_entry_bytes
     p, archive = open_zip(path)
     with archive:
         names = archive.namelist()
@@ -101,7 +108,7 @@ def _load_sb3_entries(path: StrPath, map_location: Any, max_entry_bytes: int) ->
                 continue
             label = f"{p} entry {info.filename!r}"
             if info.file_size > max_entry_bytes:
-                raise CheckpointError(f"{label} is {info.file_size} bytes, over the {max_entry_bytes}-byte limit")
+                raise CheckpointError(f"{label} is {info.file_size:,} bytes, over the {max_entry_bytes:,}-byte limit")
             try:
                 buffer = io.BytesIO(archive.read(info))  # also checks the entry's CRC
             except (zipfile.BadZipFile, OSError, EOFError) as e:
@@ -113,7 +120,7 @@ def _load_sb3_entries(path: StrPath, map_location: Any, max_entry_bytes: int) ->
     return names, loaded
 
 
-def check_sb3_zip(path: StrPath, map_location: Any = "cpu", max_entry_bytes: int = 1 << 32) -> list[str]:
+def check_sb3_zip(path: StrPath, map_location: Any = "cpu", max_entry_bytes: int | None = None) -> list[str]:
     """Check that ``path`` is an SB3 model zip whose every ``.pth`` entry is a weights-only pickle.
 
     Run it before ``model.set_parameters(path)`` on a file from someone else. It checks: the file
@@ -121,7 +128,8 @@ def check_sb3_zip(path: StrPath, map_location: Any = "cpu", max_entry_bytes: int
     (each is what ``set_parameters`` would load) loads with ``torch.load(weights_only=True)`` from
     memory and is a dict (except ``pytorch_variables.pth``). The ``"data"`` entry is never read.
 
-    :param max_entry_bytes: refuse larger ``.pth`` entries (they are read into memory).
+    :param max_entry_bytes: refuse larger ``.pth`` entries (they are read into memory); default
+        ``environment.checkpoints.MAX_WEIGHTS_BYTES`` (1 GiB).
     :return: the zip's entry names.
     :raises CheckpointNotFoundError, CheckpointError: naming the file (and entry) and the problem.
     """
@@ -129,7 +137,7 @@ def check_sb3_zip(path: StrPath, map_location: Any = "cpu", max_entry_bytes: int
     return names
 
 
-def load_sb3_params(path: StrPath, map_location: Any = "cpu", max_entry_bytes: int = 1 << 32) -> dict[str, Any]:
+def load_sb3_params(path: StrPath, map_location: Any = "cpu", max_entry_bytes: int | None = None) -> dict[str, Any]:
     """The state dicts of an SB3 model zip, as ``{"policy": ..., "policy.optimizer": ...}``, loaded safely.
 
     Same checks as :func:`check_sb3_zip`; the result can be passed to ``model.set_parameters(params)``
@@ -205,6 +213,7 @@ def read_agent_config(zip_path: Path, defaults: dict) -> dict:
     ``defaults`` (the trainer's shared agent config) fills keys that did not exist yet when an
     older checkpoint was written. A zip without our member falls back to its run's config.json.
     """
+    require_file(zip_path, "checkpoint")  # not /dev/zero, a FIFO or a folder
     try:
         with zipfile.ZipFile(zip_path) as archive:
             has_member = CONFIG_MEMBER in archive.namelist()
@@ -222,10 +231,10 @@ def read_agent_config(zip_path: Path, defaults: dict) -> dict:
 
 
 def load_policy_weights(policy, zip_path: Path, device: torch.device | str = "cpu") -> None:
-    """Load a checkpoint's policy (and encoder) weights, weights only; explains shape mismatches."""
-    check_sb3_zip(zip_path)
-    with zipfile.ZipFile(zip_path) as archive:
-        state = torch.load(io.BytesIO(archive.read("policy.pth")), map_location=device, weights_only=True)
+    """Load a checkpoint's policy (and encoder) weights, weights only; explains shape mismatches.
+
+    The zip is read once, every ``.pth`` member checked and capped (:func:`load_sb3_params`)."""
+    state = load_sb3_params(zip_path, map_location=device)["policy"]
     _load_matching(policy, state, zip_path)
     encoder_file = encoder_path_for(zip_path)
     encoder = strategy_encoder(policy)
@@ -269,6 +278,7 @@ def resolve_checkpoint(path: Path | str, verify: bool = True) -> Path:
             near = sorted(p.name for p in path.parent.glob("*.zip"))[-5:]
             hint = f"; checkpoints there: {', '.join(near)}" if near else f"; {path.parent} holds no .zip files"
         raise CheckpointNotFoundError(f"checkpoint not found: {path}{hint}")
+    require_file(path, "checkpoint")  # /dev/zero, a FIFO, a socket: refused before anything reads it
     if verify:
         _verify_named_checkpoint(path)
     return path

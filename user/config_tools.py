@@ -23,6 +23,7 @@ import torch
 import yaml
 
 from environment.agents import agent_names
+from environment.checkpoints import MAX_JSON_BYTES, CheckpointError, CheckpointNotFoundError, read_regular_file
 from environment.envs import BrawlVecEnv
 
 # Values that are dicts but are replaced whole, never merged key by key: an opponent mix or
@@ -103,22 +104,33 @@ def apply_overrides(config: dict, overrides: list[str]) -> dict:
     return config
 
 
+def read_config_text(path: Path) -> str:
+    """A config file's text: a regular file of at most ``MAX_JSON_BYTES`` (issue 18, item 7), UTF-8."""
+    try:
+        data = read_regular_file(path, "config file", MAX_JSON_BYTES)
+    except CheckpointNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except CheckpointError as exc:  # /dev/zero, a FIFO, a folder, too big
+        raise ConfigError(str(exc)) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
 def load_config_json(path: Path) -> dict:
     """A saved config; a missing or corrupt file gets a clear message naming it."""
     try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
+        return json.loads(read_config_text(Path(path)))
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); it may be corrupt") from None
 
 
 def load_config_file(path: Path, base: dict) -> dict:
     """A config from YAML or JSON, merged over ``base`` and named after the file (unknown keys are errors)."""
-    if not path.exists():
-        raise ConfigError(f"config file not found: {path}")
+    text = read_config_text(path)
     try:
-        data = yaml.safe_load(path.read_text()) if path.suffix in (".yaml", ".yml") else json.loads(path.read_text())
+        data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{path} could not be parsed: {exc}") from None
     if not isinstance(data, dict):

@@ -31,7 +31,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from environment.checkpoints import CheckpointError, atomic_path, atomic_write_bytes, atomic_write_text
+from environment.checkpoints import (
+    MAX_JSON_BYTES,
+    CheckpointError,
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_text,
+    read_regular_file,
+)
 from environment.macros import MACRO_KEYS
 from environment.self_play import snapshot_steps
 from user import submission_agent as S
@@ -130,8 +137,8 @@ def _is_previous_bundle(folder: Path) -> bool:
     if not names <= set(BUNDLE_FILES) | set(_ALLOWED_EXTRAS) or S.CONFIG_FILE not in names:
         return False
     try:
-        config = json.loads((folder / S.CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        config = json.loads(read_regular_file(folder / S.CONFIG_FILE, "bundle config", MAX_JSON_BYTES).decode("utf-8"))
+    except (CheckpointError, UnicodeDecodeError, json.JSONDecodeError):  # a FIFO there is not a bundle either
         return False
     return isinstance(config, dict) and config.get("format") == S.BUNDLE_FORMAT
 

@@ -1,0 +1,113 @@
+"""Hostile-but-realistic inputs (issue 18): each is refused with a one-line error naming what is wrong,
+before anything is read without bound or written."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import struct
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from environment.checkpoints import (
+    MAX_JSON_BYTES,
+    MAX_WEIGHTS_BYTES,
+    CheckpointError,
+    CheckpointManifest,
+    load_state_tree,
+    save_state_tree,
+)
+from user import agent_io
+from user import train_agent as T
+from user.config_tools import ConfigError, load_config_file, load_config_json
+
+needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this system")
+
+
+def _declare_member_size(zip_path: Path, member: str, size: int) -> None:
+    """Make the zip's central directory claim ``size`` uncompressed bytes for ``member`` (a zip bomb's
+    claim, or a huge member) without writing them: the reader must refuse it by the size alone."""
+    data = bytearray(zip_path.read_bytes())
+    name = member.encode()
+    at = data.find(b"PK\x01\x02")
+    while at >= 0:
+        name_len = struct.unpack_from("<H", data, at + 28)[0]
+        if data[at + 46 : at + 46 + name_len] == name:
+            struct.pack_into("<I", data, at + 24, size)
+            zip_path.write_bytes(bytes(data))
+            return
+        at = data.find(b"PK\x01\x02", at + 4)
+    raise AssertionError(f"{member} not in {zip_path}")
+
+
+def _pth_bytes(obj) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+# --- item 7: unbounded reads ---------------------------------------------------------------
+@needs_fifo
+def test_non_regular_files_are_refused_before_reading(tmp_path, capsys):
+    fifo = tmp_path / "rl_model_8_steps.zip"
+    os.mkfifo(fifo)  # opening it for reading would wait forever for a writer
+    for path, kind in ((Path("/dev/zero"), "character device"), (fifo, "FIFO")):
+        with pytest.raises(CheckpointError, match=f"{path} is not a regular file \\(it is a {kind}"):
+            agent_io.resolve_checkpoint(path)
+        with pytest.raises(CheckpointError, match=f"{path} is not a regular file"):
+            agent_io.read_agent_config(path, {})
+    with pytest.raises(ConfigError, match=f"config file {tmp_path} is not a regular file \\(it is a folder\\)"):
+        load_config_file(tmp_path, {})
+    yaml_fifo = tmp_path / "config.yaml"
+    os.mkfifo(yaml_fifo)
+    with pytest.raises(ConfigError, match=f"{yaml_fifo} is not a regular file"):
+        load_config_file(yaml_fifo, {})
+    with pytest.raises(ConfigError, match=f"{yaml_fifo} is not a regular file"):
+        load_config_json(yaml_fifo)
+    run = tmp_path / "run"
+    run.mkdir()
+    os.mkfifo(run / "manifest.json")
+    with pytest.raises(CheckpointError, match="manifest .*manifest.json is not a regular file"):
+        CheckpointManifest(run).steps()
+    capsys.readouterr()
+    # The command line: a one-line error naming the path, exit status 2 (it used to read /dev/zero
+    # until the out-of-memory killer stopped it).
+    assert T.main(["--mode", "eval", "--agent_path", "/dev/zero"]) == 2
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and "/dev/zero is not a regular file" in lines[0], lines
+
+
+def test_every_member_read_from_a_checkpoint_is_capped(tmp_path):
+    # A config member over MAX_JSON_BYTES (4 MiB) is refused, naming the zip and the member.
+    zip_path = tmp_path / "big_config.zip"
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(agent_io.CONFIG_MEMBER, json.dumps({"pad": "x" * MAX_JSON_BYTES}))
+    with pytest.raises(CheckpointError, match="big_config.zip entry 'brawl_agent_config.json' is .* over the"):
+        agent_io.read_agent_config(zip_path, {})
+    # A policy member that declares more than MAX_WEIGHTS_BYTES (1 GiB) is refused unread.
+    zip_path = tmp_path / "rl_model_8_steps.zip"
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        archive.writestr("policy.pth", _pth_bytes({"w": torch.zeros(2)}))
+    _declare_member_size(zip_path, "policy.pth", MAX_WEIGHTS_BYTES + 1)
+    limit = f"{MAX_WEIGHTS_BYTES + 1:,} bytes, over the {MAX_WEIGHTS_BYTES:,}-byte limit"
+    with pytest.raises(CheckpointError, match=f"entry 'policy.pth' is {limit}"):
+        agent_io.check_sb3_zip(zip_path)
+    with pytest.raises(CheckpointError, match=f"entry 'policy.pth' is {limit}"):
+        agent_io.load_policy_weights(torch.nn.Linear(1, 1), zip_path)
+    # A .pth file over the cap (sparse: nothing is written) is refused by its size.
+    encoder = tmp_path / "rl_model_8_steps_transformer_encoder.pth"
+    with open(encoder, "wb") as f:
+        f.truncate(MAX_WEIGHTS_BYTES + 1)
+    with pytest.raises(CheckpointError, match=f"weights file {encoder} is {limit}"):
+        agent_io.load_state_dict_file(encoder)
+    # The resume state's arrays too.
+    stem = tmp_path / "rl_model_8_steps_state"
+    save_state_tree(stem, {"a": np.zeros(3)})
+    _declare_member_size(stem.with_name(stem.name + ".npz"), "a.npy", MAX_WEIGHTS_BYTES + 1)
+    with pytest.raises(CheckpointError, match=f"entry 'a.npy' is {limit}"):
+        load_state_tree(stem)
