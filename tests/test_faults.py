@@ -7,6 +7,8 @@ import io
 import json
 import os
 import struct
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -111,3 +113,42 @@ def test_every_member_read_from_a_checkpoint_is_capped(tmp_path):
     _declare_member_size(stem.with_name(stem.name + ".npz"), "a.npy", MAX_WEIGHTS_BYTES + 1)
     with pytest.raises(CheckpointError, match=f"entry 'a.npy' is {limit}"):
         load_state_tree(stem)
+
+
+# --- item 8: export errors are one line ------------------------------------------------------
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A tiny transformer agent's checkpoint zip (untrained weights), alone in its folder."""
+    from tests.test_train_agent import tiny_config
+
+    folder = tmp_path_factory.mktemp("checkpoint")
+    config = tiny_config()
+    run = T.TrainingRun(config, folder / "run", torch.device("cpu"))
+    zip_path = folder / "rl_model_64_steps.zip"
+    agent_io.save_checkpoint_pair(run.model, zip_path, config["agent"])
+    return zip_path
+
+
+def test_exporting_a_truncated_checkpoint_is_a_one_line_error(tiny_checkpoint, tmp_path, capsys):
+    data = tiny_checkpoint.read_bytes()
+    broken = tmp_path / "cut" / tiny_checkpoint.name  # no config.json beside it
+    broken.parent.mkdir()
+    for size in (0, len(data) // 3, 2 * len(data) // 3, len(data) - 1):
+        broken.write_bytes(data[:size])
+        capsys.readouterr()
+        assert T.main(["--mode", "export", "--agent_path", str(broken), "--out", str(tmp_path / "bundle")]) == 2
+        lines = capsys.readouterr().out.strip().splitlines()
+        assert len(lines) == 1 and str(broken) in lines[0], (size, lines)
+    assert not (tmp_path / "bundle").exists()
+    # As a script: export.py must not import the training script a second time (as user.train_agent
+    # beside __main__), or its errors are classes that main() does not catch.
+    cmd = [sys.executable, "user/train_agent.py", "--mode", "export", "--agent_path", str(broken)]
+    done = subprocess.run([*cmd, "--out", str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True, timeout=300)
+    output = (done.stdout + done.stderr).strip()
+    assert done.returncode == 2 and len(output.splitlines()) == 1 and "Traceback" not in output, output
+    code = "import sys, user.modes, user.export; print('user.train_agent' in sys.modules)"
+    imported = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert imported.stdout.strip() == "False", imported.stderr
