@@ -3,6 +3,7 @@ before anything is read without bound or written."""
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import os
@@ -152,3 +153,73 @@ def test_exporting_a_truncated_checkpoint_is_a_one_line_error(tiny_checkpoint, t
     code = "import sys, user.modes, user.export; print('user.train_agent' in sys.modules)"
     imported = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert imported.stdout.strip() == "False", imported.stderr
+
+
+# --- item 9: config validation gaps ----------------------------------------------------------
+def _test_config() -> dict:
+    return copy.deepcopy(T.CONFIGS["test"])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("training.seed=-1", "training.seed must be an integer from 0 to 4294967295"),
+        ("training.seed=4294967296", "training.seed must be an integer from 0 to 4294967295"),
+        ("training.seed=1.5", "training.seed must be an integer"),
+        ("agent.net_arch=big", "agent.net_arch must be a mapping {pi: \\[widths\\], vf: \\[widths\\]}, got 'big'"),
+        ("agent.net_arch=[64, 64]", "agent.net_arch must be a mapping"),
+        ("agent.net_arch={pi: [64]}", "agent.net_arch must be a mapping"),
+        ("agent.net_arch.pi=[0]", "agent.net_arch.pi must be a list of positive integers"),
+        ("agent.net_arch.vf=[8.5]", "agent.net_arch.vf must be a list of positive integers"),
+        ("self_play.opponents.based=[.inf, based]", "self_play.opponents.based: weight must be a finite number"),
+        ("self_play.opponents.based=[1e400, based]", "self_play.opponents.based: weight must be a finite number"),
+        ("eval.snapshot_matches=0", "eval.snapshot_matches must be a positive integer, got 0"),
+        ("eval.snapshot_opponents=0", "eval.snapshot_opponents must be a positive integer, got 0"),
+    ],
+)
+def test_config_gaps_fail_validation_naming_the_key(override, message):
+    config = T.apply_overrides(_test_config(), [override])
+    with pytest.raises(ConfigError, match=message):
+        T.validate_config(config)
+
+
+def test_a_config_gap_stops_the_trainer_before_its_run_folder_exists(tmp_path, capsys):
+    for override in ("training.seed=-1", "agent.net_arch=big", "eval.snapshot_matches=0"):
+        key = override.partition("=")[0]
+        run_dir = tmp_path / key
+        capsys.readouterr()
+        assert T.main(["--config", "test", "--set", override, "--run-dir", str(run_dir)]) == 2
+        lines = capsys.readouterr().out.strip().splitlines()
+        assert len(lines) == 1 and key in lines[0], lines
+        assert not run_dir.exists()
+
+
+def test_set_inside_net_arch_or_the_opponent_mix_keeps_the_other_entries():
+    base = _test_config()
+    config = T.apply_overrides(base, ["agent.net_arch.pi=[32]"])
+    assert config["agent"]["net_arch"] == {"pi": [32], "vf": base["agent"]["net_arch"]["vf"]}
+    entries = ["self_play.opponents.based=[0.5, based]", "self_play.opponents.random=[1, random]"]
+    config = T.validate_config(T.apply_overrides(base, entries))
+    opponents = {name: list(value) for name, value in config["self_play"]["opponents"].items()}
+    before = {name: list(value) for name, value in base["self_play"]["opponents"].items()}
+    assert opponents == {**before, "based": [0.5, "based"], "random": [1, "random"]}
+    # A mapping for the whole value still replaces it (as --set's help says).
+    config = T.apply_overrides(base, ["self_play.opponents={based: [1.0, based]}"])
+    assert config["self_play"]["opponents"] == {"based": [1.0, "based"]}
+    with pytest.raises(ConfigError, match="agent.net_arch has no entry 'pi'"):
+        T.apply_overrides(base, ["agent.net_arch={vf: [8]}", "agent.net_arch.pi.x=1"])
+
+
+def test_exponent_numbers_are_floats_in_set_values_and_config_files(tmp_path):
+    schedule = "controls.schedules.learning_rate={kind: linear, start: 5e-4, end: 1.0e4}"
+    config = T.apply_overrides(_test_config(), ["agent.learning_rate=1E-3", "agent.clip_range=[2e-1]", schedule])
+    assert config["agent"]["learning_rate"] == 1e-3 and config["agent"]["clip_range"] == [0.2]
+    assert config["controls"]["schedules"]["learning_rate"] == {"kind": "linear", "start": 5e-4, "end": 1e4}
+    path = tmp_path / "lr.yaml"
+    path.write_text("agent:\n  learning_rate: 1e-3\n  ent_coef: 5E-4\ntraining:\n  seed: 3\n")
+    config = T.validate_config(load_config_file(path, T._BASE_CONFIG))
+    a = config["agent"]
+    assert (a["learning_rate"], a["ent_coef"], config["training"]["seed"]) == (1e-3, 5e-4, 3)
+    # Strings stay strings, and YAML 1.1's own float spelling still works.
+    assert T.apply_overrides(_test_config(), ["training.run_name=e3x"])["training"]["run_name"] == "e3x"
+    assert T.apply_overrides(_test_config(), ["agent.learning_rate=2.5e-4"])["agent"]["learning_rate"] == 2.5e-4

@@ -7,7 +7,11 @@ mix and ``net_arch``), and dotted key paths such as ``agent.learning_rate``.
 - :func:`merge_config` builds a config as a deep copy of a base with overrides applied, so
   no two configs share a nested dict and an override key the base lacks is an error.
 - :func:`require_keys` names the first key a config lacks, instead of a ``KeyError`` later.
-- :func:`apply_overrides` applies ``--set a.b=value`` (YAML values).
+- :func:`apply_overrides` applies ``--set a.b=value`` (YAML values). A key path that reaches
+  inside a whole value (``agent.net_arch.pi``, ``self_play.opponents.based``) changes that one
+  entry and keeps the others; a mapping given for the whole value replaces it.
+- :func:`load_yaml` reads YAML as the configs mean it: ``1e-3`` is a number (YAML 1.1 makes it
+  a string), in ``--set`` values and in config files alike.
 """
 
 from __future__ import annotations
@@ -30,7 +34,23 @@ from environment.envs import BrawlVecEnv
 # a network shape given in an override is the whole new value.
 WHOLE_VALUES = ("opponents", "net_arch")
 
-_EXPONENT_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+class _ConfigYamlLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also reads exponent numbers without a dot or without an exponent
+    sign (``1e-3``, ``5E-4``, ``1.0e3``) as floats, as YAML 1.2 and JSON do; YAML 1.1 reads them as
+    strings, so ``learning_rate: 1e-3`` would be refused as text in a number field."""
+
+
+_ConfigYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Plain YAML data (no Python objects) with ``1e-3`` read as a float."""
+    return yaml.load(text, Loader=_ConfigYamlLoader)  # a SafeLoader: builds no Python objects
 
 
 class ConfigError(ValueError):
@@ -89,16 +109,37 @@ def lookup(config: dict, dotted: str) -> Any:
 
 
 def apply_overrides(config: dict, overrides: list[str]) -> dict:
-    """Apply ``--set a.b=value`` overrides; values are YAML literals (numbers, lists, ...)."""
+    """Apply ``--set a.b=value`` overrides; values are YAML literals (numbers, lists, ...).
+
+    A mapping value merges into a section key by key, except for the whole values
+    (``self_play.opponents``, ``agent.net_arch``), which it replaces. A key path that reaches inside
+    a whole value (``agent.net_arch.pi=[32]``, ``self_play.opponents.based=[0.5, based]``) changes
+    or adds that one entry and keeps the others.
+    """
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"--set expects key.path=value, got {item!r}")
         dotted, raw = item.split("=", 1)
-        value = yaml.safe_load(raw)
-        if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value):  # YAML 1.1 reads "1e-4" as a string
-            value = float(value)
+        try:
+            value = load_yaml(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {dotted}: {raw!r} is not a YAML value ({exc.__class__.__name__})") from None
+        parts = dotted.split(".")
+        inside = next((i for i, part in enumerate(parts[:-1]) if part in WHOLE_VALUES), None)
+        if inside is not None:  # one entry of a whole value: the others stay
+            whole_key = ".".join(parts[: inside + 1])
+            whole = copy.deepcopy(lookup(config, whole_key))
+            node = whole
+            for part in parts[inside + 1 : -1]:
+                if not isinstance(node, dict) or part not in node:
+                    raise ConfigError(f"--set {dotted}: {whole_key} has no entry {part!r}")
+                node = node[part]
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {dotted}: {whole_key} is not a mapping, got {whole!r}")
+            node[parts[-1]] = value
+            parts, value = parts[: inside + 1], whole
         nested: Any = value
-        for part in reversed(dotted.split(".")):
+        for part in reversed(parts):
             nested = {part: nested}
         config = merge_config(config, nested)
     return config
@@ -130,7 +171,7 @@ def load_config_file(path: Path, base: dict) -> dict:
     """A config from YAML or JSON, merged over ``base`` and named after the file (unknown keys are errors)."""
     text = read_config_text(path)
     try:
-        data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+        data = load_yaml(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{path} could not be parsed: {exc}") from None
     if not isinstance(data, dict):
@@ -142,6 +183,7 @@ def load_config_file(path: Path, base: dict) -> dict:
 # === Validation ===
 # ==================================================================================
 AGENT_TYPES = ("transformer_strategy", "recurrent_ppo", "ppo")
+MAX_SEED = 2**32 - 1  # np.random.seed and SB3's set_random_seed take seeds below 2**32
 REWARD_TYPES = ("dense", "sparse", "curriculum")
 SELF_PLAY_HANDLERS = ("random", "recent", "latest")
 
@@ -191,9 +233,15 @@ def validate_config(config: dict, base: dict) -> dict:
     for key in ("agent.latent_dim", "agent.num_heads", "agent.num_layers", "agent.sequence_length",
                 "agent.lstm_hidden_size", "agent.n_steps", "agent.batch_size", "agent.n_epochs", "env.n_envs",
                 "env.max_timesteps", "training.total_timesteps", "training.save_freq", "training.max_saved",
-                "eval.eval_freq", "eval.matches_per_opponent", "eval.max_timesteps", "self_play.recent_k",
-                "self_play.cache_size"):  # fmt: skip
+                "eval.eval_freq", "eval.matches_per_opponent", "eval.max_timesteps", "eval.snapshot_matches",
+                "eval.snapshot_opponents", "self_play.recent_k", "self_play.cache_size"):  # fmt: skip
         _positive_int(config, key)
+    seed = tr["seed"]
+    _check(
+        isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= MAX_SEED,
+        f"training.seed must be an integer from 0 to {MAX_SEED} (NumPy's seed range), got {seed!r}",
+    )
+    _validate_net_arch(a["net_arch"])
     _check(
         a["latent_dim"] % a["num_heads"] == 0,
         f"agent.latent_dim ({a['latent_dim']}) must be divisible by agent.num_heads ({a['num_heads']})",
@@ -249,6 +297,19 @@ def validate_config(config: dict, base: dict) -> dict:
         for name in ev:
             _check(name in agent_names(), f"eval.opponents: unknown agent {name!r}; known: {agent_names()}")
     return config
+
+
+def _validate_net_arch(net_arch: Any) -> None:
+    """SB3's dict form, as every shipped config has it: hidden layer widths of the actor and the critic."""
+    _check(
+        isinstance(net_arch, dict) and set(net_arch) == {"pi", "vf"},
+        f"agent.net_arch must be a mapping {{pi: [widths], vf: [widths]}}, got {net_arch!r}",
+    )
+    for key, widths in net_arch.items():
+        _check(
+            isinstance(widths, list) and all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths),
+            f"agent.net_arch.{key} must be a list of positive integers (layer widths), got {widths!r}",
+        )
 
 
 def _validate_reward(reward: dict, base: dict) -> None:
@@ -371,8 +432,8 @@ def _validate_opponents(sp: dict) -> None:
         )
         weight, entry = value
         _check(
-            isinstance(weight, (int, float)) and weight >= 0,
-            f"self_play.opponents.{name}: weight must be >= 0, got {weight!r}",
+            isinstance(weight, (int, float)) and not isinstance(weight, bool) and math.isfinite(weight) and weight >= 0,
+            f"self_play.opponents.{name}: weight must be a finite number >= 0, got {weight!r}",
         )
         if entry is None:
             _check(name == "self_play", f"self_play.opponents.{name}: only 'self_play' may have entry None")

@@ -51,7 +51,11 @@ def build_arg_parser(config_names: list[str]) -> argparse.ArgumentParser:
         "--set",
         action="append",
         metavar="KEY=VALUE",
-        help="override a config value, e.g. --set training.total_timesteps=100000",
+        help="override a config value (YAML: 1e-3, [32, 32], {pi: [8], vf: [8]}), e.g. --set "
+        "training.total_timesteps=100000. A key inside self_play.opponents or agent.net_arch "
+        "(--set agent.net_arch.pi=[32], --set self_play.opponents.based=[0.5, based]) changes that entry and "
+        "keeps the others; a mapping given for either (--set 'self_play.opponents={based: [1.0, based]}') "
+        "replaces it whole",
     )
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in this folder")
