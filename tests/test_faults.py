@@ -4,9 +4,11 @@ before anything is read without bound or written."""
 from __future__ import annotations
 
 import copy
+import errno
 import io
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -25,6 +27,7 @@ from environment.checkpoints import (
     load_state_tree,
     save_state_tree,
 )
+from tests.test_train_agent import TINY_SETS, tiny_config
 from user import agent_io
 from user import train_agent as T
 from user.config_tools import ConfigError, load_config_file, load_config_json
@@ -123,8 +126,6 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """A tiny transformer agent's checkpoint zip (untrained weights), alone in its folder."""
-    from tests.test_train_agent import tiny_config
-
     folder = tmp_path_factory.mktemp("checkpoint")
     config = tiny_config()
     run = T.TrainingRun(config, folder / "run", torch.device("cpu"))
@@ -223,3 +224,69 @@ def test_exponent_numbers_are_floats_in_set_values_and_config_files(tmp_path):
     # Strings stay strings, and YAML 1.1's own float spelling still works.
     assert T.apply_overrides(_test_config(), ["training.run_name=e3x"])["training"]["run_name"] == "e3x"
     assert T.apply_overrides(_test_config(), ["agent.learning_rate=2.5e-4"])["agent"]["learning_rate"] == 2.5e-4
+
+
+# --- small items ------------------------------------------------------------------------------
+def _one_line_error(capsys, argv: list[str]) -> str:
+    """The error line of a command that must exit 2 with one (after any INFO lines), no traceback."""
+    capsys.readouterr()
+    assert T.main(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    errors = [line for line in lines if " ERROR " in line]
+    assert errors == lines[-1:] and "Traceback" not in captured.out + captured.err, lines
+    return errors[0]
+
+
+def test_demo_writes_what_it_says_and_names_the_real_cause(tiny_checkpoint, tmp_path, capsys, monkeypatch):
+    from environment import render
+
+    demo = ["--mode", "demo", "--agent_path", str(tiny_checkpoint), "--max-timesteps", "20", "--out"]
+    # An extension it cannot write is refused (it printed "wrote x.txt" and wrote x.gif).
+    assert "a demo video is written as .mp4 or .gif" in _one_line_error(capsys, [*demo, str(tmp_path / "x.txt")])
+    assert not list(tmp_path.iterdir())
+    (tmp_path / "folder.mp4").mkdir()
+    assert "is not a file" in _one_line_error(capsys, [*demo, str(tmp_path / "folder.mp4")])
+    # A folder that does not exist yet is created, and the file printed is the file written.
+    out = tmp_path / "new" / "x.gif"
+    assert T.main([*demo, str(out)]) == 0
+    assert capsys.readouterr().out.strip().endswith(f"wrote {out}") and out.read_bytes().startswith(b"GIF89a")
+    # ffmpeg dies on the first frames and the GIF it falls back to cannot be written (a full disk):
+    # the error names the disk, not the writer's "ValueError: seek of closed file".
+    monkeypatch.setattr(render, "_ffmpeg_exe", lambda: shutil.which("false"))
+
+    def disk_full(self, path, fps):
+        raise OSError(errno.ENOSPC, "No space left on device", path)
+
+    monkeypatch.setattr(render._GifStream, "__init__", disk_full)
+    line = _one_line_error(capsys, [*demo, str(tmp_path / "full.mp4")])
+    assert "could not write the video" in line and "No space left on device" in line, line
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--episodes", "0"], "--episodes must be a positive integer, got 0"),
+        (["--episodes", "-3"], "--episodes must be a positive integer, got -3"),
+        (["--max-timesteps", "0"], "--max-timesteps must be a positive integer, got 0"),
+        (["--max-timesteps", "-1"], "--max-timesteps must be a positive integer, got -1"),
+    ],
+)
+@pytest.mark.parametrize("mode", ["eval", "demo", "analyze_strategy"])
+def test_match_counts_and_lengths_below_one_are_one_line_errors(tiny_checkpoint, capsys, mode, flags, message):
+    line = _one_line_error(capsys, ["--mode", mode, "--agent_path", str(tiny_checkpoint), *flags])
+    assert message in line  # --episodes 0 used to mean 50 matches silently
+
+
+@pytest.mark.parametrize(
+    "override", ["name=../../x", "training.run_name=../escaped", "training.run_name=a/b", "training.run_name=.."]
+)
+def test_run_names_cannot_leave_the_save_path(override, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "deep" / "er").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "deep" / "er")
+    key = override.partition("=")[0]
+    tiny = [flag for item in TINY_SETS for flag in ("--set", item)]  # were the name accepted, a short run
+    line = _one_line_error(capsys, ["--config", "test", *tiny, "--set", override])
+    assert f"{key} must be one folder name inside training.save_path" in line, line
+    assert [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")] == ["deep", "deep/er"]

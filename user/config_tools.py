@@ -26,7 +26,7 @@ from typing import Any
 import torch
 import yaml
 
-from environment.agents import agent_names
+from environment.agents import agent_names, is_agent_name
 from environment.checkpoints import MAX_JSON_BYTES, CheckpointError, CheckpointNotFoundError, read_regular_file
 from environment.envs import BrawlVecEnv
 
@@ -242,6 +242,7 @@ def validate_config(config: dict, base: dict) -> dict:
         f"training.seed must be an integer from 0 to {MAX_SEED} (NumPy's seed range), got {seed!r}",
     )
     _validate_net_arch(a["net_arch"])
+    _validate_run_names(config)
     _check(
         a["latent_dim"] % a["num_heads"] == 0,
         f"agent.latent_dim ({a['latent_dim']}) must be divisible by agent.num_heads ({a['num_heads']})",
@@ -297,6 +298,19 @@ def validate_config(config: dict, base: dict) -> dict:
         for name in ev:
             _check(name in agent_names(), f"eval.opponents: unknown agent {name!r}; known: {agent_names()}")
     return config
+
+
+def _validate_run_names(config: dict) -> None:
+    """The run folder is ``training.save_path/<run_name or name__seed__time>``: a name must stay one
+    folder inside save_path (``--set name=../../x`` wrote the run outside checkpoints/)."""
+    for key, name in (("name", config["name"]), ("training.run_name", config["training"]["run_name"])):
+        if name is None and key == "training.run_name":
+            continue  # the default, <name>__<seed>__<time>
+        _check(isinstance(name, str) and name.strip() != "", f"{key} must be a non-empty folder name, got {name!r}")
+        _check(
+            not any(c in name for c in "/\\\0") and name not in (".", ".."),
+            f"{key} must be one folder name inside training.save_path (no '/' or '\\', not '..'), got {name!r}",
+        )
 
 
 def _validate_net_arch(net_arch: Any) -> None:
@@ -439,7 +453,8 @@ def _validate_opponents(sp: dict) -> None:
             _check(name == "self_play", f"self_play.opponents.{name}: only 'self_play' may have entry None")
         else:
             _check(
-                entry in agent_names(),
-                f"self_play.opponents.{name}: unknown agent {entry!r}; known: {', '.join(agent_names())}",
+                is_agent_name(entry),
+                f"self_play.opponents.{name}: unknown agent {entry!r}; known: {', '.join(agent_names())} "
+                "or hold:<macro>",
             )
     _check(sum(w for w, _ in opponents.values()) > 0, "self_play.opponents weights sum to zero")

@@ -11,6 +11,7 @@ import argparse
 import functools
 import logging
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from environment import evaluation
 from environment import params as P
 from environment.agents import Agent, agent_names, make_agent
 from environment.checkpoints import CheckpointError, CheckpointManifest, atomic_write_text
+from environment.render import VideoFallbackWarning
 from user.agent_io import TransformerStrategyAgent, resolve_checkpoint
 from user.config_tools import ConfigError
 from user.export import export_bundle
@@ -70,7 +72,12 @@ def build_arg_parser(config_names: list[str]) -> argparse.ArgumentParser:
     parser.add_argument("--opponent", default="based", help="opponent for --mode demo (registry name)")
     parser.add_argument("--run", help="run folder for --mode league")
     parser.add_argument("--out", help="output file or folder for demo / eval / export")
-    parser.add_argument("--episodes", type=int, default=None, help="matches per opponent for eval / league")
+    parser.add_argument(
+        "--episodes",
+        type=int,
+        default=None,
+        help="matches per opponent: eval (default 50), league and analyze_strategy (default 4)",
+    )
     parser.add_argument(
         "--max-timesteps",
         type=int,
@@ -90,7 +97,14 @@ def run_mode(args: argparse.Namespace, load_agent: AgentLoader) -> int:
     """Run ``args.mode`` (anything but train); returns the exit status."""
     modes = {"eval": _mode_eval, "demo": _mode_demo, "analyze_strategy": _mode_analyze_strategy,
              "league": _mode_league, "export": _mode_export}  # fmt: skip
+    for flag, value in (("--episodes", args.episodes), ("--max-timesteps", args.max_timesteps)):
+        if value is not None and value < 1:  # 0 used to mean the default, a negative count a traceback
+            raise ConfigError(f"{flag} must be a positive integer, got {value}")
     return modes[args.mode](args, load_agent)
+
+
+def _matches(args: argparse.Namespace, default: int) -> int:
+    return default if args.episodes is None else args.episodes
 
 
 def _require(value: str | None, flag: str, mode: str) -> str:
@@ -111,7 +125,7 @@ def _default_out(zip_path: Path, name: str) -> Path:
 def _mode_eval(args: argparse.Namespace, load_agent: AgentLoader) -> int:
     zip_path = resolve_checkpoint(_require(args.agent_path, "--agent_path", "eval"), args.verify)
     agent = _load(load_agent, zip_path, args.verify)
-    episodes = args.episodes or 50
+    episodes = _matches(args, 50)
     t0 = time.monotonic()
     rows = evaluate_agent(agent, agent_names(), episodes, args.max_timesteps, seed=0)
     table = [eval_csv_row(r) for r in rows]
@@ -126,19 +140,60 @@ def _mode_eval(args: argparse.Namespace, load_agent: AgentLoader) -> int:
     return 0
 
 
+VIDEO_SUFFIXES = (".mp4", ".gif")
+
+
 def _mode_demo(args: argparse.Namespace, load_agent: AgentLoader) -> int:
     zip_path = resolve_checkpoint(_require(args.agent_path, "--agent_path", "demo"), args.verify)
     if args.opponent not in agent_names():
         raise ConfigError(f"unknown --opponent {args.opponent!r}; known agents: {', '.join(agent_names())}")
-    out = Path(args.out) if args.out else _default_out(zip_path, f"vs_{args.opponent}.mp4")
-    stats = run_eval_match(_load(load_agent, zip_path, args.verify), args.opponent, args.max_timesteps, video_path=out)
+    out = _video_out(Path(args.out) if args.out else _default_out(zip_path, f"vs_{args.opponent}.mp4"))
+    agent = _load(load_agent, zip_path, args.verify)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", VideoFallbackWarning)
+        try:
+            stats = run_eval_match(agent, args.opponent, args.max_timesteps, video_path=out)
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise ConfigError(f"could not write the video {out}: {_video_error(exc)}") from exc
+    written = out
+    for w in caught:  # pass every warning on; an MP4 that fell back to a GIF changes what was written
+        if isinstance(w.message, VideoFallbackWarning):
+            written = Path(w.message.path)
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     me, them = stats.player_1, stats.player_2
     print(
         f"{zip_path.name} vs {args.opponent}: {me.result} | damage {me.damage_dealt:.0f}-{them.damage_dealt:.0f} | "
         f"knockouts {me.knockouts}-{them.knockouts} | {stats.frames / P.FPS:.1f} s"
     )
-    print(f"wrote {out}")
+    print(f"wrote {written}")
     return 0
+
+
+def _video_out(out: Path) -> Path:
+    """``--out`` for a demo video, checked before the match: a .mp4 or .gif file name in a folder that
+    exists (it is created) and can be written."""
+    if out.suffix.lower() not in VIDEO_SUFFIXES:
+        raise ConfigError(f"--out {out}: a demo video is written as .mp4 or .gif; give a name ending in one of them")
+    if out.exists() and not out.is_file():
+        raise ConfigError(f"--out {out} exists and is not a file (a folder?); give a .mp4 or .gif file name")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        existed = out.exists()
+        with open(out, "ab"):  # can it be written? The encoder would tell only at the end
+            pass
+        if not existed:
+            out.unlink()
+    except OSError as exc:
+        raise ConfigError(f"cannot write --out {out}: {exc.strerror or exc}") from None
+    return out
+
+
+def _video_error(exc: BaseException) -> str:
+    """The real cause of a failed video, on one line. The writer's clean-up after a failure can raise
+    ``ValueError: seek of closed file`` on its own, hiding the cause it is handling (its context)."""
+    while isinstance(exc, ValueError) and "closed file" in str(exc) and exc.__context__ is not None:
+        exc = exc.__context__
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500]
 
 
 class LatentRecorder(Agent):
@@ -172,7 +227,7 @@ def _mode_analyze_strategy(args: argparse.Namespace, load_agent: AgentLoader) ->
     if not hasattr(agent.policy.features_extractor, "last_latent"):
         raise ConfigError(f"{zip_path} is a {agent.agent_config['type']} agent: it has no strategy encoder")
     names = agent_names()
-    matches = args.episodes or 4
+    matches = _matches(args, 4)
     recorder = LatentRecorder(agent)
     evaluation.play_vs_opponents(
         recorder, {n: make_agent(n, seed=i) for i, n in enumerate(names)}, matches, min(args.max_timesteps, 900), seed=0
@@ -225,7 +280,7 @@ def _mode_league(args: argparse.Namespace, load_agent: AgentLoader) -> int:
     agents: dict[str, Agent] = {p.name.removesuffix("_steps.zip"): _load(load_agent, p) for p in snapshots}
     agents |= {name: make_agent(name, seed=i) for i, name in enumerate(agent_names())}
     t0 = time.monotonic()
-    ratings, _ = evaluation.round_robin(agents, args.episodes or 4, args.max_timesteps, seed=0)
+    ratings, _ = evaluation.round_robin(agents, _matches(args, 4), args.max_timesteps, seed=0)
     ranked = enumerate(ratings.table())
     table = [{"rank": i + 1, "name": n, "rating": round(r, 1), "games": g} for i, (n, r, g) in ranked]
     print(f"Round robin of {len(agents)} agents ({time.monotonic() - t0:.1f} s):")
