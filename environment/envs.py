@@ -19,6 +19,9 @@ Spec card
 - ``BrawlVecEnv`` follows SB3's same-step autoreset: a finished match's last
   observation is in ``info["terminal_observation"]``, ``info["TimeLimit.truncated"]``
   tells a time-out, and ``info["episode"]`` holds ``r``, ``l`` and the match stats.
+- Seeds: ``None`` or an integer from 0 to 2**63 - 1, in all three classes (a VecEnv of n
+  matches seeds match i with ``seed + i``, so its seed is at most 2**63 - n); anything else is a
+  ``ValueError`` naming the seed (:func:`check_seed`).
 - Version: v1 (engine rules of DESIGN.md §3; move table in ``params.py``).
 """
 
@@ -42,6 +45,22 @@ from environment.self_play import OpponentsCfg, SelfPlayHandler, snapshot_name, 
 
 # Agents with more distinct instances than this are compacted out of the grouping list.
 _MAX_OPPONENT_GROUPS = 64
+# Match seeds are int64 in the engine (and gymnasium refuses negative ones).
+MAX_SEED = 2**63 - 1
+
+
+def check_seed(seed: Any, n: int = 1) -> int | None:
+    """``seed`` as a Python int (or None): an integer from 0 to ``MAX_SEED - (n - 1)``, since match
+    i of ``n`` is seeded ``seed + i`` in 64 bits. Raises ``ValueError`` naming the seed otherwise."""
+    if seed is None:
+        return None
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an integer or None, got {seed!r}")
+    top = MAX_SEED - (n - 1)
+    if not 0 <= int(seed) <= top:
+        per_match = f" (match i of {n} is seeded seed + i)" if n > 1 else ""
+        raise ValueError(f"seed must be an integer from 0 to {top}{per_match}, got {int(seed)}")
+    return int(seed)
 
 
 def validate_actions(actions: Any, n: int) -> np.ndarray:
@@ -307,6 +326,7 @@ class BrawlVecEnv(VecEnv):
                 f"action_repeat must be an integer from 1 to {self.MAX_ACTION_REPEAT}, got {action_repeat!r}"
             )
         self.action_repeat = int(action_repeat)
+        seed = check_seed(seed, int(n_envs))
         self.render_mode = "rgb_array"  # read back by VecEnv.__init__ through get_attr
         super().__init__(int(n_envs), observation_space(), action_space())
         self.core = LearnerMatches(
@@ -346,6 +366,10 @@ class BrawlVecEnv(VecEnv):
         """File names of the snapshots that running matches play against."""
         return self.core.snapshots_in_use()
 
+    def seed(self, seed: int | None = None) -> list[int | None]:
+        """SB3's: match i is reseeded with ``seed + i`` at the next ``reset()``."""
+        return super().seed(check_seed(seed, self.num_envs))
+
     def reset(self) -> np.ndarray:
         seeds = None if self._seeds[0] is None else np.asarray(self._seeds, np.int64)
         self._reset_seeds()
@@ -356,6 +380,8 @@ class BrawlVecEnv(VecEnv):
         return obs[:, 0].copy()
 
     def step_async(self, actions: np.ndarray) -> None:
+        if not self.core.groups:  # no opponents drawn yet: there are no matches to step
+            raise RuntimeError("BrawlVecEnv.step() before reset(): call reset() first")
         self._actions = validate_actions(actions, self.num_envs)
 
     def step_wait(self):
@@ -454,6 +480,7 @@ class SelfPlayWarehouseBrawl(gym.Env):
         self._t0 = time.perf_counter()
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        seed = check_seed(seed)
         super().reset(seed=seed)
         if seed is not None and hasattr(self.opponent, "rng"):
             self.opponent.rng = np.random.default_rng(seed)
@@ -534,6 +561,7 @@ class WarehouseBrawl(ParallelEnv):
         return action_space()
 
     def reset(self, seed: int | None = None, options: dict | None = None):
+        seed = check_seed(seed)
         side = (options or {}).get("p0_side")
         self.engine.reset(seeds=seed, p0_side=side)
         for manager in self.managers:

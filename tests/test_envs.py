@@ -247,3 +247,31 @@ def test_sb3_ppo_learns_on_the_vecenv_for_a_few_steps():
     model.set_logger(Logger(folder=None, output_formats=[]))  # SB3's default leaves a folder in the temp dir
     model.learn(512)
     assert len(model.ep_info_buffer) > 0 and "r" in model.ep_info_buffer[0]
+
+
+def test_every_env_takes_the_same_seeds_and_names_a_bad_one():
+    """Issue 18: 2**63 raised OverflowError, and the three classes disagreed on -1, 1.5 or True."""
+    big = 2**63 - 1
+    BrawlVecEnv(1, max_timesteps=5, seed=big).reset()
+    SelfPlayWarehouseBrawl(max_timesteps=5).reset(seed=big)
+    WarehouseBrawl(max_timesteps=5).reset(seed=np.uint64(big))
+    for seed in (2**63, 2**64, -1, 1.5, True, "3"):
+        with pytest.raises(ValueError, match=f"seed must be an integer .*got {seed!r}"):
+            BrawlVecEnv(2, max_timesteps=5, seed=seed)
+        with pytest.raises(ValueError, match=f"seed must be an integer .*got {seed!r}"):
+            BrawlVecEnv(2, max_timesteps=5).seed(seed)
+        with pytest.raises(ValueError, match=f"seed must be an integer .*got {seed!r}"):
+            SelfPlayWarehouseBrawl(max_timesteps=5).reset(seed=seed)
+        with pytest.raises(ValueError, match=f"seed must be an integer .*got {seed!r}"):
+            WarehouseBrawl(max_timesteps=5).reset(seed=seed)
+    # Match i of a VecEnv is seeded seed + i: the last seed that fits 64 bits depends on n.
+    with pytest.raises(ValueError, match=f"from 0 to {big - 2} \\(match i of 3 is seeded seed \\+ i\\), got {big}"):
+        BrawlVecEnv(3, max_timesteps=5, seed=big)
+
+
+def test_vecenv_step_before_reset_says_so():
+    env = BrawlVecEnv(2, max_timesteps=5)
+    with pytest.raises(RuntimeError, match=r"BrawlVecEnv.step\(\) before reset\(\): call reset\(\) first"):
+        env.step(np.zeros((2, 10)))
+    env.reset()
+    env.step(np.zeros((2, 10)))
