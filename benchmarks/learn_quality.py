@@ -82,7 +82,7 @@ import torch
 import user.train_agent as ta
 from benchmarks.report import add_report_flags, finish
 from environment import params as P
-from environment.agents import Agent, ScriptedAgent, agent_names, make_agent
+from environment.agents import HOLD_PREFIX, Agent, HoldMacroAgent, agent_names, make_agent
 from environment.checkpoints import CheckpointError
 from environment.evaluation import (
     SelfDestructCounter,
@@ -98,7 +98,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 MODES = ("sampled", "argmax", "argmax_eps")
 RANDOM_ACTION_PROBABILITY = 0.01  # argmax_eps: share of frames whose keys are replaced by a random macro
-HOLD_PREFIX = "hold:"
 KL_UPDATES = 10  # metrics.csv rows averaged for the approx-KL line
 _KEY_BITS = 1 << np.arange(P.N_KEYS)  # a key combination as a 10-bit code
 
@@ -110,18 +109,6 @@ class JudgeError(ValueError):
 # ==================================================================================
 # Agents: constant-action bots, noise, action counting, and --agent specs
 # ==================================================================================
-class HoldMacroAgent(ScriptedAgent):
-    """A constant-action bot: holds one macro's keys in every frame (``hold:heavy_neutral`` holds ``k``)."""
-
-    def __init__(self, macro: str, file_path: str | None = None, seed: int | None = None):
-        super().__init__(file_path, seed)
-        self.keys = macro_keys(macro_id(macro))
-        self.name = f"{HOLD_PREFIX}{macro}"
-
-    def act(self, obs, keys, ids) -> None:
-        keys[:] = self.keys
-
-
 class RandomMacroNoise(Agent):
     """Plays as ``inner``, but each frame and row, with ``probability``, holds a uniformly drawn macro instead.
 

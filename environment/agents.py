@@ -25,6 +25,7 @@ import numpy as np
 from gymnasium import spaces
 
 from environment import params as P
+from environment.macros import MACRO_NAMES, macro_id, macro_keys
 from environment.observation import (  # noqa: F401  (the index names scripted agents read, re-exported)
     AERIAL,
     DAMAGE,
@@ -258,6 +259,27 @@ class BasedAgent(ScriptedAgent):
         keys[:, P.K_LIGHT] = dx * dx + dy * dy < _BASED_LIGHT_RANGE_SQ
 
 
+HOLD_PREFIX = "hold:"
+
+
+class HoldMacroAgent(ScriptedAgent):
+    """A constant-action bot: holds one macro's keys (environment/macros.py) in every frame.
+
+    Named ``hold:<macro>`` (``hold:heavy_neutral`` holds ``k``). Not in the registry (the
+    public roster stays the registered bots); :func:`make_agent` builds one by name. A held
+    move that beats a scripted bot is an exploit of that bot, so the judge plays them all and
+    training can keep them as permanent opponents.
+    """
+
+    def __init__(self, macro: str, file_path: str | None = None, seed: int | None = None):
+        super().__init__(file_path, seed)
+        self.keys = macro_keys(macro_id(macro))
+        self.name = f"{HOLD_PREFIX}{macro}"
+
+    def act(self, obs, keys, ids) -> None:
+        keys[:] = self.keys
+
+
 # --- registry ---------------------------------------------------------------------
 AgentFactory = Callable[..., Agent]
 AGENT_REGISTRY: dict[str, AgentFactory] = {
@@ -276,9 +298,21 @@ def agent_names() -> list[str]:
     return sorted(AGENT_REGISTRY)
 
 
+def is_agent_name(name: str) -> bool:
+    """A registered bot's name, or ``hold:<macro>`` for a macro of environment/macros.py."""
+    if name.startswith(HOLD_PREFIX):
+        return name.removeprefix(HOLD_PREFIX) in MACRO_NAMES
+    return name in agent_names()
+
+
 def make_agent(name: str, **kwargs) -> Agent:
-    """A new agent by registry name, e.g. ``make_agent("based")``."""
+    """A new agent by registry name, e.g. ``make_agent("based")``, or ``hold:<macro>``."""
     _load_roster()
+    if name.startswith(HOLD_PREFIX):
+        macro = name.removeprefix(HOLD_PREFIX)
+        if macro not in MACRO_NAMES:
+            raise KeyError(f"unknown macro {macro!r} in {name!r}; macros: {', '.join(MACRO_NAMES)}")
+        return HoldMacroAgent(macro, **kwargs)
     if name not in AGENT_REGISTRY:
         raise KeyError(f"unknown agent {name!r}; known agents: {', '.join(sorted(AGENT_REGISTRY))}")
     return AGENT_REGISTRY[name](**kwargs)

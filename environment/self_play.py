@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from environment.agents import Agent, ConstantAgent, agent_names, make_agent
+from environment.agents import Agent, ConstantAgent, agent_names, is_agent_name, make_agent
 
 
 class SaveHandlerMode(Enum):
@@ -355,8 +355,9 @@ class OpponentsCfg:
                 raise ValueError(f"opponent {name!r}: weight must be finite and >= 0, got {weight}")
             if entry is None:
                 raise ValueError(f"opponent {name!r} has no entry (None); the trainer fills 'self_play' entries")
-            if isinstance(entry, str) and entry not in agent_names():
-                raise KeyError(f"opponent {name!r}: unknown agent {entry!r}; known agents: {', '.join(agent_names())}")
+            if isinstance(entry, str) and not is_agent_name(entry):
+                known = ", ".join(agent_names())
+                raise KeyError(f"opponent {name!r}: unknown agent {entry!r}; known agents: {known} or hold:<macro>")
         if sum(w for w, _ in self.opponents.values()) <= 0:
             raise ValueError("opponent weights sum to zero")
         self._built: dict[str, Agent] = {}
