@@ -290,3 +290,20 @@ def test_run_names_cannot_leave_the_save_path(override, tmp_path, capsys, monkey
     line = _one_line_error(capsys, ["--config", "test", *tiny, "--set", override])
     assert f"{key} must be one folder name inside training.save_path" in line, line
     assert [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")] == ["deep", "deep/er"]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("controls.opponent_schedule.groups=[[based], [nobody]]", "unknown agent 'nobody'"),
+        ("controls.opponent_schedule.floor=0.5", "floor < cap"),
+        ("controls.opponent_weighting.mode=pfsp_hard", "both set the bots' weights"),
+    ],
+)
+def test_opponent_schedule_configs_are_checked(override, message):
+    from tests.test_train_agent import tiny_config
+
+    sets = {"controls__opponent_schedule__enabled": "true", "controls__opponent_schedule__groups": "[[based]]"}
+    key, value = override.split("=", 1)
+    with pytest.raises(T.ConfigError, match=message):
+        tiny_config(**{**sets, key.replace(".", "__"): value})

@@ -395,3 +395,43 @@ def test_damaged_checkpoints_are_refused_by_every_loading_mode_unless_no_verify(
     # what --no-verify promises is that verification no longer refuses it.
     assert agent_io.resolve_checkpoint(run_dir, verify=False) == zips[-1]
     assert agent_io.resolve_checkpoint(zips[-1], verify=False) == zips[-1]
+
+
+SCHEDULE_SETS = [
+    "controls.opponent_schedule.enabled=true",
+    "controls.opponent_schedule.groups=[[random], [based, constant]]",
+    "controls.opponent_schedule.permanent=[hold:heavy_neutral]",
+    "controls.opponent_schedule.min_matches=2",
+    "controls.opponent_schedule.window=8",
+    "controls.opponent_schedule.gate=0.01",
+    "env.max_timesteps=30",  # many short matches, so the schedule sees outcomes
+    "env.n_envs=8",
+]
+
+
+def test_the_opponent_schedule_plays_its_bots_logs_weights_and_resumes_exactly(tmp_path):
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    command = train_command(straight) + [arg for s in SCHEDULE_SETS for arg in ("--set", s)]
+    subprocess.run(command, cwd=REPO, check=True, capture_output=True, timeout=300)
+    weights = (straight / "opponent_weights.csv").read_text().splitlines()
+    assert weights[0] == "step,opponent,weight,win_rate" and len(weights) > 1
+    state = load_state_tree(straight / "rl_model_768_steps_state")  # what a resume would continue from
+    assert state["trainer"]["opponent_schedule"]["groups_admitted"] >= 1
+    opponents = {row[5] for row in monitor_rows(straight)}
+    assert opponents <= {"self_play", "constant", "based", "random", "hold:heavy_neutral"}
+    assert {"hold:heavy_neutral", "random"} <= opponents
+    # Stopped after its first snapshot, then resumed: the same weights and matches as straight through.
+    proc = subprocess.Popen(
+        train_command(stopped) + [arg for s in SCHEDULE_SETS for arg in ("--set", s)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    for line in proc.stdout:
+        if "Saved checkpoint rl_model_256_steps.zip" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    proc.communicate(timeout=120)
+    subprocess.run([sys.executable, "user/train_agent.py", "--resume", str(stopped)], cwd=REPO, check=True,
+                   capture_output=True, timeout=300)  # fmt: skip
+    a, b = policy_params(straight / "rl_model_768_steps.zip"), policy_params(stopped / "rl_model_768_steps.zip")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [(r[3], r[5], r[0]) for r in monitor_rows(straight)] == [(r[3], r[5], r[0]) for r in monitor_rows(stopped)]

@@ -29,6 +29,7 @@ import yaml
 from environment.agents import agent_names, is_agent_name
 from environment.checkpoints import MAX_JSON_BYTES, CheckpointError, CheckpointNotFoundError, read_regular_file
 from environment.envs import BrawlVecEnv
+from environment.matchmaking import check_schedule_config
 
 # Values that are dicts but are replaced whole, never merged key by key: an opponent mix or
 # a network shape given in an override is the whole new value.
@@ -382,6 +383,23 @@ SCHEDULE_KINDS = ("constant", "linear", "cosine")
 WEIGHTING_MODES = ("off", "inverse_win_rate", "pfsp_hard", "pfsp_variance")
 
 
+def _validate_opponent_schedule(controls: dict) -> None:
+    spec = controls["opponent_schedule"]
+    if not spec["enabled"]:
+        return
+    _check(
+        controls["opponent_weighting"]["mode"] == "off",
+        "controls.opponent_schedule and controls.opponent_weighting both set the bots' weights: turn one off",
+    )
+    try:
+        check_schedule_config({k: v for k, v in spec.items() if k != "enabled"})
+    except ValueError as exc:
+        raise ConfigError(f"controls.{exc}") from None
+    for name in [n for g in spec["groups"] for n in g] + list(spec["permanent"]):
+        _check(is_agent_name(name), f"controls.opponent_schedule: unknown agent {name!r}; known: "
+                                    f"{', '.join(agent_names())} or hold:<macro>")  # fmt: skip
+
+
 def _validate_controls(config: dict) -> None:
     c, tr = config["controls"], config["training"]
     for name, spec in c["schedules"].items():
@@ -400,6 +418,7 @@ def _validate_controls(config: dict) -> None:
             )
             if name in ("learning_rate", "clip_range"):
                 _check(value > 0, f"controls.schedules.{name}.{end} must be > 0")
+    _validate_opponent_schedule(c)
     w = c["opponent_weighting"]
     _check(w["mode"] in WEIGHTING_MODES, f"controls.opponent_weighting.mode must be one of {WEIGHTING_MODES}")
     _check(0 <= w["floor"] < 1, "controls.opponent_weighting.floor must be in [0, 1)")

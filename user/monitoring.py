@@ -172,7 +172,7 @@ def open_run_logs(run_dir: Path, config: dict, reward_terms: list[str], t_start:
         "alerts": CsvLog(run_dir / "alerts.csv", ALERT_COLUMNS),
     }
     controls = config["controls"]
-    if controls["opponent_weighting"]["mode"] != "off":
+    if controls["opponent_weighting"]["mode"] != "off" or controls["opponent_schedule"]["enabled"]:
         logs["opponent_weights"] = CsvLog(run_dir / "opponent_weights.csv", OPPONENT_WEIGHT_COLUMNS)
     if controls["exploiter"]["every_updates"]:
         logs["exploiters"] = CsvLog(run_dir / "exploiters.csv", EXPLOITER_COLUMNS)
@@ -277,6 +277,7 @@ class EpisodeLogCallback(BaseCallback):
     def _log_episode(self, info: dict, attack_frames: int) -> None:
         ep, logs = info["episode"], self.run.logs
         self.run.counters["episodes"] += 1
+        self.run.record_training_match(ep["opponent"], ep["result"])
         self.run.alerts.episode(info.get("reward_terms", {}), ep["r"])
         episode = self.run.counters["episodes"]
         t = round(time.time() - self.run.monitor_t_start, 6)

@@ -158,6 +158,11 @@ RESUME_SCHEMA: tuple[Field, ...] = (
     ),
     Field("trainer/eval_history", lambda run: run.eval_history, lambda run, v: setattr(run, "eval_history", list(v))),
     _counter_field("exploiter_at"),
+    Field(
+        "trainer/opponent_schedule",
+        lambda run: ABSENT if run.opponent_schedule is None else run.opponent_schedule.get_state(),
+        lambda run, v: run.opponent_schedule.set_state(v),
+    ),
     # Logging only; state written before this field existed still resumes.
     Field(
         "trainer/ep_info_buffer",

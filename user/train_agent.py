@@ -64,6 +64,7 @@ from environment.checkpoints import (
 )
 from environment.envs import BrawlVecEnv
 from environment.evaluation import EloRatings, play_vs_opponents, result_list
+from environment.matchmaking import SCHEDULE_DEFAULTS, OpponentSchedule
 from environment.observation import OBS_HALF, OBS_SIZE, observation_bounds
 from environment.rewards import (
     RewardManager,
@@ -295,6 +296,11 @@ _SHARED_CONTROLS_CONFIG: dict[str, Any] = {
     # fresh ("fresh") or forked ("fork") agent only against the current main agent for `steps`;
     # its snapshot joins the opponent pool when it beats main in > win_threshold of eval_matches.
     "exploiter": {"every_updates": 0, "steps": 50_000, "init": "fork", "win_threshold": 0.55, "eval_matches": 8},
+    # The opponent schedule (environment/matchmaking.py, issue 14): when enabled, the scripted
+    # opponents are its groups and permanent bots, weighted from the training matches' outcomes
+    # (gated curriculum, priority with a floor and cap per bot, a verification slice); the
+    # bots of self_play.opponents are replaced, its self_play entry keeps its share.
+    "opponent_schedule": {"enabled": False, **SCHEDULE_DEFAULTS},
 }
 
 
@@ -926,7 +932,21 @@ def build_self_play_components(
     weighting = config["controls"]["opponent_weighting"]
     if weighting["mode"] != "off" and weighting["pool"] == "roster":
         _add_roster_to_mix(opponents)
+    schedule = build_opponent_schedule(config)
+    if schedule is not None:  # its bots replace the configured ones; self-play keeps its share
+        opponents = {name: entry for name, entry in opponents.items() if entry[1] is handler}
+        opponents.update({name: (weight, name) for name, weight in schedule.weights().items()})
     return save_handler, handler, OpponentsCfg(opponents)
+
+
+def build_opponent_schedule(config: dict) -> OpponentSchedule | None:
+    """The configured opponent schedule (controls.opponent_schedule), or None when it is off."""
+    spec = config["controls"]["opponent_schedule"]
+    if not spec["enabled"]:
+        return None
+    weights = {name: float(weight) for name, (weight, _) in config["self_play"]["opponents"].items()}
+    bot_share = 1.0 - weights.get("self_play", 0.0) / sum(weights.values())
+    return OpponentSchedule({k: v for k, v in spec.items() if k != "enabled"}, bot_share)
 
 
 def _add_roster_to_mix(opponents: dict[str, tuple[float, Any]]) -> None:
@@ -972,6 +992,7 @@ class RolloutBoundaryCallback(BaseCallback):
         if strategy_row is not None:
             run.logs["strategy"].append(strategy_row)
         evaluated = run.evaluation_due(steps)
+        run.apply_opponent_schedule(steps, log_rows=evaluated or steps == 0)
         if evaluated:
             run.evaluate(steps)
         if run.exploiter_due():
@@ -1133,6 +1154,7 @@ class TrainingRun:
         self.snapshot_win_rates: dict[Path, float] = {}
         # The bots' configured weights: adaptive weighting redistributes their total.
         self.bot_share = {n: w for n, (w, e) in self.opponents.opponents.items() if isinstance(e, str)}
+        self.opponent_schedule = build_opponent_schedule(config)
         self.captured: dict[str, Any] | None = None
 
     # --- checkpoints --------------------------------------------------------------------
@@ -1215,6 +1237,25 @@ class TrainingRun:
         ]
         self.logs["opponent_weights"].append_many(rows)
         log.info("Opponent weights: %s", ", ".join(f"{n} {v:.3f}" for n, v in new.items()))
+
+    def record_training_match(self, opponent: str, result: str) -> None:
+        """A finished training match, for the opponent schedule (sampled play, no extra cost)."""
+        if self.opponent_schedule is not None and self.opponent_schedule.record(opponent, result):
+            admitted = self.opponent_schedule.groups[self.opponent_schedule.groups_admitted - 1]
+            log.info("Opponent schedule: %s admitted", ", ".join(admitted))
+            self.counters["schedule_admitted"] = True
+
+    def apply_opponent_schedule(self, steps: int, log_rows: bool) -> None:
+        """The schedule's weights for the coming rollout; rows in opponent_weights.csv when asked."""
+        schedule = self.opponent_schedule
+        if schedule is None:
+            return
+        self.set_opponent_weights(schedule.weights())
+        if log_rows or self.counters.pop("schedule_admitted", False):
+            rows = schedule.summary_rows(steps)
+            self.logs["opponent_weights"].append_many([{k: r[k] for k in ("step", "opponent", "weight", "win_rate")}
+                                                        for r in rows])  # fmt: skip
+            log.info("Opponent weights: %s", ", ".join(f"{r['opponent']} {r['weight']:.3f}" for r in rows))
 
     def set_opponent_weights(self, weights: dict[str, float]) -> None:
         # The run's OpponentsCfg is the env's own in one process; worker processes hold copies.
@@ -1398,7 +1439,7 @@ _FROZEN_ON_RESUME = ("agent.type", "agent.action_head", "agent.latent_dim", "age
                      "agent.sequence_length", "agent.lstm_hidden_size", "agent.shared_lstm",
                      "agent.enable_critic_lstm", "agent.net_arch", "agent.n_steps", "env", "reward",
                      "self_play.opponents", "training.seed", "training.debug_csvs", "controls.opponent_weighting",
-                     "controls.exploiter")  # fmt: skip
+                     "controls.exploiter", "controls.opponent_schedule")  # fmt: skip
 
 
 def _check_resumable_changes(saved: dict, new: dict) -> None:
