@@ -413,13 +413,18 @@ def _number(text: str | None) -> float | None:
 
 
 def trained_against(run_dir: Path) -> list[str] | None:
-    """The registry bots in the run's opponent mix (``config.json``); None when it cannot be read."""
+    """The bots in the run's opponent mix (``config.json``), the opponent schedule's when it was on
+    (the bots it could admit); None when the config cannot be read."""
     try:
         config = json.loads((run_dir / "config.json").read_text())
         mix = config["self_play"]["opponents"]
-        pool = config.get("controls", {}).get("opponent_weighting", {}).get("pool", "mix")
+        controls = config.get("controls", {})
+        pool = controls.get("opponent_weighting", {}).get("pool", "mix")
+        schedule = controls.get("opponent_schedule", {"enabled": False})
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    if schedule.get("enabled"):
+        return sorted({name for group in schedule["groups"] for name in group} | set(schedule["permanent"]))
     if pool == "roster":
         return agent_names()
     return sorted({entry[1] for entry in mix.values() if isinstance(entry[1], str)})

@@ -149,6 +149,10 @@ def test_recent_update_stats_and_trained_against(tmp_path):
     config["controls"]["opponent_weighting"]["pool"] = "roster"
     (tmp_path / "config.json").write_text(json.dumps(config))
     assert "zoner" in J.trained_against(tmp_path)
+    schedule = {"enabled": True, "groups": [["zoner"], ["aerial"]], "permanent": ["hold:jump"]}
+    config["controls"]["opponent_schedule"] = schedule
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert J.trained_against(tmp_path) == ["aerial", "hold:jump", "zoner"], "the schedule's bots, not the mix's"
 
 
 # --- exploitability ----------------------------------------------------------------------
