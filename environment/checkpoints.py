@@ -134,6 +134,12 @@ def _fsync_file(path: Path) -> None:
         os.fsync(f.fileno())
 
 
+def temp_name_for(final: Path) -> Path:
+    """A fresh temporary name next to ``final`` that :func:`stale_temp_files` recognises (for writers
+    that cannot use :func:`atomic_path`, e.g. one whose output path may change)."""
+    return _temp_name(Path(final))
+
+
 def _temp_name(final: Path) -> Path:
     """``.<name>.tmp-<pid>-<random><suffix>`` next to ``final``; keeps the suffix so that writers that
     append one when it is missing (SB3's ``model.save`` adds ``.zip``) write exactly this path."""

@@ -176,3 +176,26 @@ def test_progress_line_shows_the_last_updates_kl_and_clip_fraction(caplog):
         callback.on_step()
     lines = [r.getMessage() for r in caplog.records if "steps/s" in r.getMessage()]
     assert "KL" not in lines[0] and lines[-1].endswith("| KL 0.0123, clip 0.081")
+
+
+def test_the_final_video_appears_whole_or_not_at_all(tmp_path, monkeypatch):
+    from user import train_agent
+
+    config = tiny_config()
+    run = T.TrainingRun(config, tmp_path / "run", torch.device("cpu"))
+    agent = T.snapshot_agent(run.model, config["agent"], "cpu")
+
+    def killed_mid_match(agent, opponent, max_timesteps, video_path):
+        Path(video_path).write_bytes(b"half a video")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_agent, "run_eval_match", killed_mid_match)
+    with pytest.raises(KeyboardInterrupt):
+        T.write_final_video(run, agent)
+    assert not [p.name for p in run.run_dir.iterdir() if "match_vs_based" in p.name], "no partial video left"
+    monkeypatch.undo()
+    video, stats = T.write_final_video(run, agent)
+    assert stats.player_1.result in ("win", "draw", "loss")
+    assert video == run.run_dir / "match_vs_based.mp4" and video.stat().st_size > 1000
+    assert [p.name for p in run.run_dir.iterdir() if "match_vs_based" in p.name] == ["match_vs_based.mp4"]
+    run.close()

@@ -61,6 +61,7 @@ from environment.checkpoints import (
     RunFolderLock,
     atomic_write_text,
     remove_stale_temp_files,
+    temp_name_for,
 )
 from environment.envs import BrawlVecEnv
 from environment.evaluation import EloRatings, play_vs_opponents, result_list
@@ -1382,6 +1383,23 @@ def warm_start(run: TrainingRun) -> dict[str, Any]:
     return summary
 
 
+def write_final_video(run: TrainingRun, agent) -> tuple[Path, Any]:
+    """The agent against BasedAgent, filmed to match_vs_based.mp4 atomically: into a temporary name
+    (removed if the match or the encoder fails; a run started later removes one a kill left), then
+    moved into place. When MP4 cannot be written the renderer falls back to a GIF, moved the same way."""
+    video = run.run_dir / "match_vs_based.mp4"
+    tmp = temp_name_for(video)
+    try:
+        stats = run_eval_match(agent, "based", run.config["env"]["max_timesteps"], tmp)
+        written = tmp if tmp.is_file() else tmp.with_suffix(".gif")
+        final = video if written == tmp else video.with_suffix(".gif")
+        os.replace(written, final)
+    finally:
+        for leftover in (tmp, tmp.with_suffix(".gif")):
+            leftover.unlink(missing_ok=True)
+    return final, stats
+
+
 def _finish_run(run: TrainingRun) -> None:
     """Final evaluation plot, a match video against BasedAgent, and where everything went."""
     if run.stop_flag:
@@ -1389,9 +1407,8 @@ def _finish_run(run: TrainingRun) -> None:
         return
     plot_training_curves(run.run_dir)
     if run.config["training"]["final_video"]:
-        video = run.run_dir / "match_vs_based.mp4"
         agent = snapshot_agent(run.model, run.config["agent"], run.device)
-        stats = run_eval_match(agent, "based", run.config["env"]["max_timesteps"], video)
+        video, stats = write_final_video(run, agent)
         log.info(
             "Final match vs BasedAgent: %s (damage %.0f-%.0f, knockouts %d-%d) -> %s",
             stats.player_1.result,
