@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from itertools import combinations
 from typing import Any, Protocol
@@ -39,6 +39,10 @@ STATE_INDEX = 8  # observation index of the player's state (DESIGN §4)
 # ==================================================================================
 # Batched matches
 # ==================================================================================
+class EvaluationStopped(Exception):
+    """``should_stop`` asked an evaluation to end early (a stop signal): no result is returned."""
+
+
 def play_vs_opponents(
     agent: Agent,
     opponents: dict[str, Agent],
@@ -49,6 +53,7 @@ def play_vs_opponents(
     alternate_sides: bool = False,
     trackers: Sequence[MatchTracker] = (),
     alternate_slots: bool = False,
+    should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Play ``matches_per_opponent`` matches against every opponent, all in one engine.
 
@@ -72,6 +77,8 @@ def play_vs_opponents(
     :param alternate_slots: the agent plays player 1 in matches k = 2, 3 (mod 4) of each
         opponent: the original engine updates player 0 first, which changes outcomes
         (``shared/fidelity/README.md`` §3), so an honest judge plays both slots
+    :param should_stop: asked before every frame; True raises :class:`EvaluationStopped` (the
+        trainer's stop flag: a stop signal ends an evaluation within a frame, not a whole roster)
     :return: ``{opponent: [stats dict, ...]}``; each dict is ``MatchStats.to_dict()``
         (``frames``, ``player_1`` = the agent, ``player_2`` = the opponent, whatever
         their slots) plus ``reward`` (nan without a manager), ``attack_frames`` (frames
@@ -107,6 +114,8 @@ def play_vs_opponents(
                             engine.events, keys, engine.params, player=0)  # fmt: skip
     results: list[dict[str, Any] | None] = [None] * n
     while live.any():
+        if should_stop is not None and should_stop():
+            raise EvaluationStopped("the evaluation was stopped")
         obs = builder.build(engine.state)
         rows = np.flatnonzero(live)
         mine = obs[rows, agent_slot[rows]]

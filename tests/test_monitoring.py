@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -198,4 +199,29 @@ def test_the_final_video_appears_whole_or_not_at_all(tmp_path, monkeypatch):
     assert stats.player_1.result in ("win", "draw", "loss")
     assert video == run.run_dir / "match_vs_based.mp4" and video.stat().st_size > 1000
     assert [p.name for p in run.run_dir.iterdir() if "match_vs_based" in p.name] == ["match_vs_based.mp4"]
+    run.close()
+
+
+def test_a_stop_signal_ends_an_evaluation_at_once_and_the_resumed_run_plays_it_again(tmp_path):
+    from environment.evaluation import EvaluationStopped, play_vs_opponents
+
+    frames = []
+
+    def stop_after_three_frames() -> bool:
+        frames.append(1)
+        return len(frames) > 3
+
+    with pytest.raises(EvaluationStopped):
+        play_vs_opponents(make_agent("based"), {"random": make_agent("random")}, 4, 2700,
+                          should_stop=stop_after_three_frames)  # fmt: skip
+    assert len(frames) == 4
+    config = tiny_config(eval__matches_per_opponent=50, eval__max_timesteps=9000)
+    run = T.TrainingRun(config, tmp_path / "run", torch.device("cpu"))
+    next_eval = run.next_eval
+    run.stop_flag.reason = "SIGTERM"
+    t0 = time.monotonic()
+    assert run.evaluate(next_eval) == []
+    assert time.monotonic() - t0 < 2.0, "a stop ends the evaluation within 2 s"
+    assert run.next_eval == next_eval and run.eval_history == [], "nothing recorded: the resumed run evaluates again"
+    assert (tmp_path / "run" / "evaluation_results.csv").read_text().count("\n") <= 1
     run.close()

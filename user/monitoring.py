@@ -21,6 +21,7 @@ import math
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from environment import params as P
 from environment.agents import Agent, agent_names, make_agent
 from environment.checkpoints import CsvLog
 from environment.evaluation import (
+    EvaluationStopped,
     format_table,
     headline_line,
     play_vs_opponents,
@@ -384,7 +386,12 @@ def eval_opponent_names(config: dict) -> list[str]:
 
 
 def evaluate_agent(
-    agent: Agent, opponent_names: list[str], matches_per_opponent: int, max_timesteps: int, seed: int = 0
+    agent: Agent,
+    opponent_names: list[str],
+    matches_per_opponent: int,
+    max_timesteps: int,
+    seed: int = 0,
+    should_stop: Callable[[], bool] | None = None,
 ) -> list:
     """The agent against each named opponent, every match batched in one engine.
 
@@ -393,8 +400,9 @@ def evaluate_agent(
     """
     opponents = {name: make_agent(name, seed=seed + i) for i, name in enumerate(opponent_names)}
     played = play_vs_opponents(
-        agent, opponents, matches_per_opponent, max_timesteps, seed=seed, reward_manager=default_reward_manager()
-    )
+        agent, opponents, matches_per_opponent, max_timesteps, seed=seed, reward_manager=default_reward_manager(),
+        should_stop=should_stop,
+    )  # fmt: skip
     rows = []
     for name, matches in played.items():
         row = summarize(name, matches)
@@ -538,12 +546,17 @@ def run_eval_match(
 def evaluate_run(run, steps: int) -> list[dict[str, Any]]:
     """Play the whole scripted roster (batched), log the results, ratings and plot."""
     ev = run.config["eval"]
-    run.next_eval = (steps // ev["eval_freq"] + 1) * ev["eval_freq"]
     t0 = time.monotonic()
     agent = run.snapshot_agent()
-    rows = evaluate_agent(
-        agent, eval_opponent_names(run.config), ev["matches_per_opponent"], ev["max_timesteps"], seed=steps
-    )
+    try:
+        rows = evaluate_agent(agent, eval_opponent_names(run.config), ev["matches_per_opponent"],
+                              ev["max_timesteps"], seed=steps, should_stop=lambda: bool(run.stop_flag))  # fmt: skip
+    except EvaluationStopped:
+        # Nothing was written and next_eval is unchanged: the resumed run plays this evaluation again.
+        log.info("Evaluation at step %s stopped after %.1f s (%s)", f"{steps:,}", time.monotonic() - t0,
+                 run.stop_flag.reason)  # fmt: skip
+        return []
+    run.next_eval = (steps // ev["eval_freq"] + 1) * ev["eval_freq"]
     run.logs["evaluation"].append_many([{"step": steps, **eval_csv_row(r)} for r in rows])
     _rate(run, f"rl_model_{steps}", agent, rows, steps)
     run.eval_history.append({"step": steps, **{r.opponent: r.win_rate for r in rows}})
