@@ -301,7 +301,18 @@ _SHARED_CONTROLS_CONFIG: dict[str, Any] = {
     # opponents are its groups and permanent bots, weighted from the training matches' outcomes
     # (gated curriculum, priority with a floor and cap per bot, a verification slice); the
     # bots of self_play.opponents are replaced, its self_play entry keeps its share.
-    "opponent_schedule": {"enabled": False, **SCHEDULE_DEFAULTS},
+    # Its groups are the public roster from easy to hard, plus the constant-action bots the cpu
+    # recipe's warm-started agent drew with; `--set controls.opponent_schedule.enabled=true` is enough.
+    "opponent_schedule": {
+        **SCHEDULE_DEFAULTS,
+        "enabled": False,
+        "groups": [
+            ["constant", "random", "based"],
+            ["aerial", "heavy", "weapon_seeker", "human"],
+            ["aggressive", "counter", "edge_guard", "zoner"],
+        ],
+        "permanent": ["hold:light_neutral", "hold:heavy_down", "hold:heavy_neutral"],
+    },
 }
 
 
@@ -412,17 +423,7 @@ TRAIN_CONFIG_CPU = merge_config(
         # forward every frame; "random" over a growing pool slowed a run from 4,400 to 2,900 steps/s.
         # The bots come from controls.opponent_schedule; this mix gives self-play its 20%.
         "self_play": {"handler": "latest", "opponents": {"self_play": (0.2, None), "based": (0.8, "based")}},
-        "controls": {
-            "opponent_schedule": {
-                "enabled": True,
-                "groups": [
-                    ["constant", "random", "based"],
-                    ["aerial", "heavy", "weapon_seeker", "human"],
-                    ["aggressive", "counter", "edge_guard", "zoner"],
-                ],
-                "permanent": ["hold:light_neutral", "hold:heavy_down", "hold:heavy_neutral"],
-            },
-        },
+        "controls": {"opponent_schedule": {"enabled": True}},
         "warm_start": {"seconds": 150.0},
         "training": {"total_timesteps": 3_000_000, "save_freq": 500_000, "max_saved": 20},
         "eval": {"eval_freq": 1_000_000, "matches_per_opponent": 10},
