@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import os
@@ -27,7 +28,7 @@ from environment.checkpoints import (
 )
 from environment.self_play import snapshot_names, snapshot_steps
 from tests.test_train_agent import TINY_SETS, tiny_config
-from user import agent_io
+from user import agent_io, monitoring
 from user import train_agent as T
 from user.agent_io import load_state_dict_file
 from user.config_tools import load_config_json
@@ -435,3 +436,95 @@ def test_the_opponent_schedule_plays_its_bots_logs_weights_and_resumes_exactly(t
     a, b = policy_params(straight / "rl_model_768_steps.zip"), policy_params(stopped / "rl_model_768_steps.zip")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert [(r[3], r[5], r[0]) for r in monitor_rows(straight)] == [(r[3], r[5], r[0]) for r in monitor_rows(stopped)]
+
+
+# Evaluations at 384 and 768; an evaluated policy is saved too, and the schedule counts from the last
+# save: checkpoints at 256, 384, 640 and 768.
+STOP_SETS = [*RESUME_SETS, "eval.eval_freq=384", "self_play.handler=latest"]  # latest: a pooled stop is served at once
+
+
+@pytest.fixture(scope="module")
+def unbroken_with_evaluations(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("unbroken") / "run"
+    T.run_training_loop(T.validate_config(T.apply_overrides(copy.deepcopy(T.TRAIN_CONFIG_TEST), STOP_SETS)),
+                        run_dir, progress=False)  # fmt: skip
+    return run_dir
+
+
+def _stop_at(monkeypatch, moment: str) -> None:
+    """Set the trainer's stop flag (what SIGTERM or Ctrl-C does) at one moment of the run."""
+    if moment == "mid-rollout":  # 64 steps into the rollout that starts at 512
+        original_step = T.RolloutBoundaryCallback._on_step
+
+        def on_step(callback):
+            if callback.model.num_timesteps == 576:
+                callback.run.stop_flag.reason = "SIGTERM"
+            return original_step(callback)
+
+        monkeypatch.setattr(T.RolloutBoundaryCallback, "_on_step", on_step)
+    elif moment == "between saves":  # at the safe point of step 512: no save or evaluation is due there
+        original_start = T.RolloutBoundaryCallback._on_rollout_start
+
+        def on_rollout_start(callback):
+            if callback.model.num_timesteps == 512:
+                callback.run.stop_flag.reason = "SIGTERM"
+            original_start(callback)
+
+        monkeypatch.setattr(T.RolloutBoundaryCallback, "_on_rollout_start", on_rollout_start)
+    else:  # "during an evaluation": the one at step 384, a few frames after its matches begin
+        original_evaluate = T.TrainingRun.evaluate
+
+        def evaluate(run, steps):
+            frames = iter(range(10**9))
+            original_play = monitoring.evaluate_agent
+
+            def evaluate_agent(*args, should_stop, **kwargs):
+                def stop_after_a_few_frames():
+                    if next(frames) == 20:
+                        run.stop_flag.reason = "SIGTERM"
+                    return should_stop()
+
+                return original_play(*args, should_stop=stop_after_a_few_frames, **kwargs)
+
+            monkeypatch.setattr(monitoring, "evaluate_agent", evaluate_agent)
+            try:
+                return original_evaluate(run, steps)
+            finally:
+                monkeypatch.setattr(monitoring, "evaluate_agent", original_play)
+
+        monkeypatch.setattr(T.TrainingRun, "evaluate", evaluate)
+
+
+@pytest.mark.parametrize(("moment", "stop_step"), [("mid-rollout", 512), ("between saves", 512),
+                                                   ("during an evaluation", 384)])  # fmt: skip
+def test_a_stop_between_scheduled_saves_resumes_bit_identically_with_self_play(
+    unbroken_with_evaluations, tmp_path, monkeypatch, moment, stop_step
+):
+    """Issue 18, item 3: the stop's checkpoint is a resume point only. It neither joins the self-play
+    pool nor moves the save schedule, and it is removed once the resumed run saves past it."""
+    run_dir = tmp_path / "run"
+    config = T.validate_config(T.apply_overrides(copy.deepcopy(T.TRAIN_CONFIG_TEST), STOP_SETS))
+    with monkeypatch.context() as patch:
+        _stop_at(patch, moment)
+        stopped = T.run_training_loop(config, run_dir, progress=False)
+    assert stopped.model.num_timesteps < 768
+    manifest = CheckpointManifest(run_dir)
+    assert max(manifest.steps()) == stop_step
+    assert manifest.entry(stop_step)["extra"]["resume_point"] is True
+    assert stop_step not in {snapshot_steps(p) for p in stopped.save_handler.history}
+    T.load_agent(run_dir)  # the stop's checkpoint serves eval and export like any other
+    T.resume_training(run_dir, progress=False)
+    a = policy_params(unbroken_with_evaluations / "rl_model_768_steps.zip")
+    b = policy_params(run_dir / "rl_model_768_steps.zip")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert sorted(p.name for p in run_dir.glob("rl_model_*_steps.zip")) == sorted(
+        p.name for p in unbroken_with_evaluations.glob("rl_model_*_steps.zip")
+    )
+    for name in ("monitor.csv", "evaluation_results.csv", "opponent_weights.csv", "ratings.csv"):
+        if (unbroken_with_evaluations / name).exists():
+            straight = (unbroken_with_evaluations / name).read_text().splitlines()
+            resumed = (run_dir / name).read_text().splitlines()
+            if name == "monitor.csv":  # drop the wall-clock column
+                straight, resumed = ([line.split(",")[:2] + line.split(",")[3:] for line in s[2:]]
+                                     for s in (straight, resumed))  # fmt: skip
+            assert straight == resumed, name

@@ -230,7 +230,9 @@ def _get(tree: dict[str, Any], path: str) -> tuple[bool, Any]:
 FINAL_SAVE_MARGIN = 16 * 2**20  # bytes beyond the last checkpoint's size a final save wants free
 
 
-def save_checkpoint(run, steps: int, state: dict[str, Any] | None = None, final: bool = False) -> Path | None:
+def save_checkpoint(
+    run, steps: int, state: dict[str, Any] | None = None, final: bool = False, resume_point: bool = False
+) -> Path | None:
     """Write the checkpoint pair plus its resume state, record them, and prune old snapshots.
 
     ``state`` is the training state captured at the same step (a fresh
@@ -239,6 +241,11 @@ def save_checkpoint(run, steps: int, state: dict[str, Any] | None = None, final:
     snapshot is skipped; a ``final`` one (the run's end, or a stop) is written
     anyway while it fits, else the run stops with a :class:`CheckpointError` that
     says so (never a silent end without a model).
+
+    A ``resume_point`` (a stop between scheduled saves) is written like any
+    checkpoint, so eval, export and ``--resume`` take it, but an unbroken run
+    would not have it: it stays out of the self-play pool and the save schedule,
+    and the resumed run removes it once it saves again (see :func:`_drop_resume_points`).
     """
     if steps == run.last_saved_step:
         return None
@@ -251,11 +258,20 @@ def save_checkpoint(run, steps: int, state: dict[str, Any] | None = None, final:
         _check_room_for_final_save(run, steps, expected, previous)
     run.check_finite("refusing to write a checkpoint")
     zip_path = run.save_handler.snapshot_path(steps)
+    if not resume_point:
+        _drop_resume_points(run, keep=steps)
     files = save_checkpoint_pair(run.model, zip_path, run.config["agent"])
     state = state if state is not None else run.capture_state()
     files += save_state_tree(resume_state_stem(zip_path), state)
     # The snapshots this checkpoint's matches play: kept on disk as long as this checkpoint is.
-    run.manifest.record(steps, files, extra={"uses": snapshots_in_env_state(state["env"])})
+    extra: dict[str, Any] = {"uses": snapshots_in_env_state(state["env"])}
+    if resume_point:
+        run.manifest.record(steps, files, extra={**extra, RESUME_POINT: True})
+        run.last_saved_step = steps
+        log.info("Saved checkpoint %s (a resume point: outside the self-play pool and the save schedule)",
+                 zip_path.name)  # fmt: skip
+        return zip_path
+    run.manifest.record(steps, files, extra=extra)
     run.self_play.add_loaded(zip_path, run.snapshot_agent())
     for doomed in run.save_handler.record(zip_path):
         run.manifest.remove(snapshot_steps(doomed))
@@ -263,6 +279,23 @@ def save_checkpoint(run, steps: int, state: dict[str, Any] | None = None, final:
     run.counters.setdefault("episodes_at_first_snapshot", run.counters["episodes"])
     log.info("Saved checkpoint %s", zip_path.name)
     return zip_path
+
+
+RESUME_POINT = "resume_point"  # manifest extra: a stop's checkpoint, not one of the run's snapshots
+
+
+def is_resume_point(manifest, step: int) -> bool:
+    return bool(manifest.entry(step).get("extra", {}).get(RESUME_POINT))
+
+
+def _drop_resume_points(run, keep: int) -> None:
+    """Remove the resume points a new scheduled checkpoint supersedes (at step ``keep`` one is
+    overwritten instead). Their matches' snapshots must not protect anything from rotation that an
+    unbroken run would rotate out, and the newer checkpoint continues the same run."""
+    for step in run.manifest.steps():
+        if step != keep and is_resume_point(run.manifest, step):
+            run.manifest.remove(step, delete_files=True)
+            log.info("Removed the resume point at step %s (superseded by step %s)", f"{step:,}", f"{keep:,}")
 
 
 def _check_room_for_final_save(run, steps: int, expected: int, previous: Path | None) -> None:
@@ -301,6 +334,8 @@ def restore_latest(run) -> int:
 
     A truncated or altered newest checkpoint is reported and the previous
     good one is used. With none valid, it stops: never a silent fresh start.
+    From a resume point the pool and the save schedule are the scheduled
+    snapshots', as the unbroken run has them.
     """
     found = run.manifest.latest_valid()
     if found is None:
@@ -313,14 +348,20 @@ def restore_latest(run) -> int:
     set_parameters_safely(run.model, zip_path)
     state = load_state_tree(resume_state_stem(zip_path))
     run.save_handler.history = [
-        p for p in run.save_handler.history if snapshot_steps(p) <= step and _verifies(run, snapshot_steps(p))
-    ]
+        p
+        for p in run.save_handler.history
+        if snapshot_steps(p) <= step and _verifies(run, snapshot_steps(p))
+        and not is_resume_point(run.manifest, snapshot_steps(p))
+    ]  # fmt: skip
     restore_state(run, state)
     for csv in run.logs.values():
         csv.drop_rows_after("step", step)
     run.metrics._last_step = step
-    run.last_saved_step = step
-    run.save_handler.last_save_step = step  # a damaged newer file must not delay the next save
+    scheduled = run.save_handler.latest()
+    # A damaged newer file must not delay the next save; a resume point's step is saved again
+    # when the resumed run's safe point there (e.g. a stopped evaluation) asks for a save.
+    run.save_handler.last_save_step = snapshot_steps(scheduled) if scheduled else 0
+    run.last_saved_step = run.save_handler.last_save_step
     return step
 
 

@@ -1002,20 +1002,25 @@ class RolloutBoundaryCallback(BaseCallback):
         if strategy_row is not None:
             run.logs["strategy"].append(strategy_row)
         evaluated = run.evaluation_due(steps)
-        run.apply_opponent_schedule(steps, log_rows=evaluated or steps == 0)
+        run.apply_opponent_schedule()
         if evaluated:
             run.evaluate(steps)
+            evaluated = not run.evaluation_due(steps)  # False when a stop signal cut it short
+        run.log_opponent_schedule(steps, evaluated)
         if run.exploiter_due():
             run_exploiter_phase(run, steps)
         run.captured = run.capture_state()
         # An evaluated policy is saved too, so the best checkpoint by the headline exists on disk.
-        if (run.save_handler.due(steps) and steps > 0) or run.stop_flag or evaluated:
-            run.save_checkpoint(steps, run.captured, final=bool(run.stop_flag))
+        # A stop anywhere else saves a resume point, which an unbroken run would not have.
+        scheduled = (run.save_handler.due(steps) and steps > 0) or evaluated
+        if scheduled or run.stop_flag:
+            run.save_checkpoint(steps, run.captured, final=bool(run.stop_flag), resume_point=not scheduled)
         self.stopping = bool(run.stop_flag)
 
     def _on_step(self) -> bool:
         if self.run.stop_flag and not self.stopping:
-            self.run.save_checkpoint(self.run.captured["model"]["num_timesteps"], self.run.captured, final=True)
+            step = self.run.captured["model"]["num_timesteps"]
+            self.run.save_checkpoint(step, self.run.captured, final=True, resume_point=True)
             self.stopping = True
         return not self.stopping
 
@@ -1168,10 +1173,13 @@ class TrainingRun:
         self.captured: dict[str, Any] | None = None
 
     # --- checkpoints --------------------------------------------------------------------
-    def save_checkpoint(self, steps: int, state: dict[str, Any] | None = None, final: bool = False) -> Path | None:
+    def save_checkpoint(
+        self, steps: int, state: dict[str, Any] | None = None, final: bool = False, resume_point: bool = False
+    ) -> Path | None:
         """Write the checkpoint of ``steps`` (with ``state``, captured at that step) unless already written;
-        a ``final`` one (the run's end or a stop) is never skipped for the disk reserve (user/resume.py)."""
-        return save_checkpoint(self, steps, state, final)
+        a ``final`` one (the run's end or a stop) is never skipped for the disk reserve, and a
+        ``resume_point`` (a stop between scheduled saves) stays out of the pool (user/resume.py)."""
+        return save_checkpoint(self, steps, state, final, resume_point)
 
     def _keep_snapshot(self, path: Path) -> bool:
         return keep_snapshot(self, path)
@@ -1255,13 +1263,18 @@ class TrainingRun:
             log.info("Opponent schedule: %s admitted", ", ".join(admitted))
             self.counters["schedule_admitted"] = True
 
-    def apply_opponent_schedule(self, steps: int, log_rows: bool) -> None:
-        """The schedule's weights for the coming rollout; rows in opponent_weights.csv when asked."""
+    def apply_opponent_schedule(self) -> None:
+        """The schedule's weights for the coming rollout."""
+        if self.opponent_schedule is not None:
+            self.set_opponent_weights(self.opponent_schedule.weights())
+
+    def log_opponent_schedule(self, steps: int, evaluated: bool) -> None:
+        """The schedule's rows in opponent_weights.csv: at the start, after each completed evaluation
+        (a stopped one is played again after the resume, and logs then), and when a group is admitted."""
         schedule = self.opponent_schedule
         if schedule is None:
             return
-        self.set_opponent_weights(schedule.weights())
-        if log_rows or self.counters.pop("schedule_admitted", False):
+        if evaluated or steps == 0 or self.counters.pop("schedule_admitted", False):
             rows = schedule.summary_rows(steps)
             self.logs["opponent_weights"].append_many([{k: r[k] for k in ("step", "opponent", "weight", "win_rate")}
                                                         for r in rows])  # fmt: skip
