@@ -20,7 +20,7 @@ Why this module exists (DESIGN.md §6: ``checkpoints/<run_name>/rl_model_<N>_ste
   :data:`MAX_JSON_BYTES` for configs and JSON members, :data:`MAX_RUN_JSON_BYTES` for the
   manifest and the resume state's JSON (:func:`require_file`, :func:`read_regular_file`).
 - :class:`RunFolderLock` lets one process at a time write a run folder.
-- :class:`DiskGuard` skips new snapshots (with one warning) instead of dying on a full disk.
+- :func:`free_bytes`: the free space a save checks before it writes (the trainer's disk reserve).
 - :class:`CsvLog` appends whole rows only, repairs a crash-truncated last line and, on resume from an
   older checkpoint, drops rows logged after it (:meth:`CsvLog.drop_rows_after`).
 
@@ -61,7 +61,6 @@ __all__ = [
     "CheckpointWarning",
     "CorruptCheckpointError",
     "CsvLog",
-    "DiskGuard",
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_text",
@@ -615,36 +614,6 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-class DiskGuard:
-    """Decide whether there is room for another snapshot under ``path``.
-
-    :param min_free_bytes: keep at least this much free after the save.
-    """
-
-    def __init__(self, path: StrPath, min_free_bytes: int) -> None:
-        self.path = Path(path)
-        self.min_free_bytes = int(min_free_bytes)
-        self.low = False
-
-    def ok_to_save(self, expected_bytes: int = 0) -> bool:
-        """``True`` if saving ``expected_bytes`` leaves ``min_free_bytes`` free.
-
-        When space runs low it warns once and returns ``False`` (the caller skips the snapshot and
-        keeps training); when space comes back it says so once and returns ``True`` again.
-        """
-        free = free_bytes(self.path)
-        ok = free - int(expected_bytes) >= self.min_free_bytes
-        if not ok and not self.low:
-            _warn(
-                f"low disk space under {self.path}: {free / 2**20:.0f} MiB free, need {expected_bytes / 2**20:.0f}"
-                f" MiB + {self.min_free_bytes / 2**20:.0f} MiB reserve; skipping snapshots until space is freed"
-            )
-        elif ok and self.low:
-            _warn(f"disk space under {self.path} recovered ({free / 2**20:.0f} MiB free); saving snapshots again")
-        self.low = not ok
-        return ok
-
-
 # === CSV logs ===
 
 
@@ -696,9 +665,10 @@ class CsvLog:
 
     # --- opening ---
 
-    def _open_append(self) -> io.TextIOWrapper:
-        # Kept open for the log's lifetime (closed by close()/__exit__), so no `with` here.
-        return open(self.path, "a", encoding="utf-8", newline="")
+    def _open_append(self) -> io.FileIO:
+        # Kept open for the log's lifetime (closed by close()/__exit__), so no `with` here. Unbuffered:
+        # nothing waits in a buffer that a full disk could leave half-written at close().
+        return open(self.path, "ab", buffering=0)
 
     def _create(self, comment_line: str | None) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -779,17 +749,23 @@ class CsvLog:
 
     def append_many(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Write several rows with one write and one flush (all rows are validated first)."""
-        text = "".join(self._row_line(r) for r in rows)
+        data = "".join(self._row_line(r) for r in rows).encode("utf-8")
         self._require_open()
-        self._file.write(text)
-        self._file.flush()
+        size = self._file.seek(0, os.SEEK_END)
+        try:
+            written = 0
+            while written < len(data):
+                written += self._file.write(data[written:])
+        except OSError:
+            # E.g. a full disk: cut back to whole lines, so the file stays readable and resumable.
+            with contextlib.suppress(OSError):
+                self._file.truncate(size)
+            raise
 
     # --- reading / resuming ---
 
     def _read_all(self) -> tuple[str | None, list[str], list[list[str]]]:
         """(comment line, header, complete data rows) as on disk."""
-        if not self._file.closed:
-            self._file.flush()
         text = self._read_text()
         comment = None
         if text.startswith("#"):

@@ -12,8 +12,6 @@ import pickle
 import socket
 import subprocess
 import sys
-import types
-import warnings
 import zipfile
 from pathlib import Path
 
@@ -32,7 +30,6 @@ from environment.checkpoints import (
     CheckpointWarning,
     CorruptCheckpointError,
     CsvLog,
-    DiskGuard,
     RunFolderInUseError,
     RunFolderLock,
     atomic_path,
@@ -390,28 +387,6 @@ def test_poisoned_data_entry_is_never_touched(tmp_path: Path, sb3_zip: Path) -> 
 
 
 # === Disk budget ===
-
-
-def test_disk_guard_warns_once_and_recovers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    free = {"bytes": 100 << 20}
-    monkeypatch.setattr(ck.shutil, "disk_usage", lambda path: types.SimpleNamespace(free=free["bytes"]))
-    guard = DiskGuard(tmp_path / "run_not_created_yet", min_free_bytes=50 << 20)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        assert guard.ok_to_save(expected_bytes=10 << 20)
-        assert not guard.ok_to_save(expected_bytes=60 << 20)
-        free["bytes"] = 1 << 20
-        assert not guard.ok_to_save() and not guard.ok_to_save()
-        low = [str(w.message) for w in caught]
-        free["bytes"] = 1 << 30
-        assert guard.ok_to_save(expected_bytes=10 << 20) and guard.ok_to_save()
-    assert len(low) == 1 and "low disk space" in low[0] and "run_not_created_yet" in low[0]
-    messages = [str(w.message) for w in caught]
-    assert len(messages) == 2 and "recovered" in messages[1]
-    assert all(w.category is CheckpointWarning for w in caught)
-
-
-# === CSV logs ===
 
 
 def test_csv_log_appends_whole_rows_and_reads_last_value(tmp_path: Path) -> None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import copy
+import errno
 import io
 import json
+import logging
 import os
 import pickle
+import re
 import shutil
 import signal
 import subprocess
@@ -22,6 +25,7 @@ from environment.checkpoints import (
     CheckpointError,
     CheckpointManifest,
     CheckpointNotFoundError,
+    CsvLog,
     RunFolderInUseError,
     RunFolderLock,
     load_state_tree,
@@ -32,6 +36,7 @@ from user import agent_io, monitoring
 from user import train_agent as T
 from user.agent_io import load_state_dict_file
 from user.config_tools import load_config_json
+from user.resume import DiskFullError
 
 REPO = Path(__file__).resolve().parents[1]
 RESUME_SETS = [
@@ -238,31 +243,78 @@ def test_rollback_mode_returns_to_the_last_good_checkpoint_with_a_lower_learning
     assert load_config_json(tmp_path / "config.json")["agent"]["learning_rate"] == pytest.approx(2.5e-4 * 0.5)
 
 
-def test_disk_budget_stops_new_snapshots_when_space_runs_low(tmp_path, monkeypatch):
-    config = tiny_config()
-    run = T.TrainingRun(config, tmp_path, torch.device("cpu"))
-    run.model.learn(128)  # a started run: env reset, observations in hand
+def _free_space(monkeypatch, free_bytes: int) -> None:
     usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 * 2**30, 10 * 2**30 - 2**20, 2**20))
-    with pytest.warns(UserWarning, match="low disk space"):
-        assert run.save_checkpoint(128) is None
-    assert not list(tmp_path.glob("rl_model_*"))
-    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 * 2**30, 0, 10 * 2**30))
-    with pytest.warns(UserWarning, match="recovered"):
-        assert run.save_checkpoint(128) is not None
-    run.close()
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 * 2**30, 10 * 2**30 - free_bytes, free_bytes))
 
 
-def test_the_final_checkpoint_is_written_below_the_reserve_or_the_run_says_it_cannot(tmp_path, monkeypatch):
-    usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 * 2**30, 9 * 2**30, 2**30))  # 1 GiB free
-    run = T.run_training_loop(tiny_config(training__min_free_gb=5.0), tmp_path / "low")  # reserve > free
-    steps = CheckpointManifest(run.run_dir).steps()
-    assert steps == [512], "every scheduled snapshot was skipped, the final one was written"
-    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 * 2**30, 10 * 2**30, 2**20))  # 1 MiB free
-    with pytest.raises(CheckpointError, match=r"no room for the final checkpoint at step 512 .*1 MiB free"):
-        T.run_training_loop(tiny_config(training__min_free_gb=5.0), tmp_path / "full")
-    assert not (tmp_path / "full" / RunFolderLock.NAME).exists(), "the lock is released on the way out"
+def test_a_save_below_the_disk_reserve_stops_the_run_with_that_checkpoint_and_resumes_exactly(tmp_path, monkeypatch):
+    straight = T.run_training_loop(tiny_config(), tmp_path / "straight", progress=False)
+    with monkeypatch.context() as patch:
+        _free_space(patch, 2**30)  # 1 GiB free, below the 5 GiB reserve
+        with pytest.raises(DiskFullError, match=r"fell below training.min_free_gb \(5 GiB\).*checkpoint of step 128"):
+            T.run_training_loop(tiny_config(training__min_free_gb=5.0), tmp_path / "low", progress=False)
+    assert CheckpointManifest(tmp_path / "low").steps() == [128], "it stopped at the first save, with it"
+    assert not (tmp_path / "low" / RunFolderLock.NAME).exists(), "the lock is released on the way out"
+    T.resume_training(tmp_path / "low", ["training.min_free_gb=0"], progress=False)
+    a, b = (policy_params(run / "rl_model_512_steps.zip") for run in (straight.run_dir, tmp_path / "low"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_with_no_room_for_a_checkpoint_the_run_stops_at_its_first_save_and_says_so(tmp_path, monkeypatch):
+    _free_space(monkeypatch, 2**20)  # 1 MiB free
+    with pytest.raises(CheckpointError, match=r"no room for a checkpoint at step 128 .*1 MiB free.*no checkpoint"):
+        T.run_training_loop(tiny_config(training__min_free_gb=5.0), tmp_path / "full", progress=False)
+    assert not (tmp_path / "full" / RunFolderLock.NAME).exists()
+    monkeypatch.undo()
+    assert not CheckpointManifest(tmp_path / "full").steps()
+
+
+def _disk_full(name: str) -> OSError:
+    return OSError(errno.ENOSPC, "No space left on device", name)
+
+
+def test_a_full_disk_while_plotting_stops_with_a_checkpoint_that_resumes(tmp_path, monkeypatch):
+    def plot_fails(run_dir, out_path=None):
+        raise _disk_full(str(Path(run_dir) / "training_curves.png"))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(monitoring, "plot_training_curves", plot_fails)  # the evaluation at step 256 plots
+        with pytest.raises(DiskFullError, match=r"full \(writing training_curves.png at step 256 failed\); stopped "
+                                                r"with a checkpoint of step 256"):  # fmt: skip
+            T.run_training_loop(tiny_config(), tmp_path / "run", progress=False)
+    assert max(CheckpointManifest(tmp_path / "run").steps()) == 256
+    resumed = T.resume_training(tmp_path / "run", progress=False)
+    assert resumed.model.num_timesteps == 512
+
+
+def test_a_full_disk_while_logging_a_match_stops_with_the_rollouts_checkpoint(tmp_path, monkeypatch):
+    original = CsvLog.append_many
+
+    def append_many(log, rows):
+        rows = list(rows)
+        if log.path.name == "monitor.csv" and any(int(r["step"]) > 320 for r in rows):
+            raise _disk_full(str(log.path))
+        return original(log, rows)
+
+    with monkeypatch.context() as patch, pytest.raises(DiskFullError, match=r"writing monitor.csv at step (\d+) "
+                                                       r"failed.*checkpoint of step \1") as e:  # fmt: skip
+        patch.setattr(CsvLog, "append_many", append_many)
+        T.run_training_loop(tiny_config(training__save_freq=1000), tmp_path / "run", progress=False)
+    step = int(re.search(r"checkpoint of step (\d+)", str(e.value)).group(1))
+    assert CheckpointManifest(tmp_path / "run").entry(step)["extra"]["resume_point"] is True
+    assert (tmp_path / "run" / "monitor.csv").read_text().endswith("\n")
+    assert T.resume_training(tmp_path / "run", progress=False).model.num_timesteps == 512
+
+
+def test_a_failed_training_log_write_is_one_line_and_stdout_keeps_the_log(tmp_path, capsys):
+    handler = monitoring.RunLogFileHandler(tmp_path / "training.log")
+    handler.stream = type("FullDisk", (), {"write": lambda self, text: (_ for _ in ()).throw(_disk_full("x")),
+                                           "flush": lambda self: None, "close": lambda self: None})()  # fmt: skip
+    for message in ("one", "two"):
+        handler.emit(logging.LogRecord("train_agent", logging.INFO, __file__, 1, message, None, None))
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "training.log: writing failed" in err and "Traceback" not in err
 
 
 def test_max_saved_keeps_the_newest_and_the_pool_points_at_existing_files(tmp_path):

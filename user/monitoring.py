@@ -62,6 +62,24 @@ class DivergenceError(RuntimeError):
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
 
+class RunLogFileHandler(logging.FileHandler):
+    """training.log; a failed write (a full disk) is said once, in one line, and the file is then
+    left alone while stdout keeps the log (logging's default prints a traceback per record)."""
+
+    failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if self.failed:
+            return
+        self.failed = True
+        exc = sys.exc_info()[1]
+        print(f"training.log: writing failed ({exc}); logging to stdout only from now on", file=sys.stderr)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            super().emit(record)
+
+
 def setup_logging(run_dir: Path | None = None) -> None:
     """Log to stdout and, when a run folder is given, to its training.log (appending).
 
@@ -76,7 +94,7 @@ def setup_logging(run_dir: Path | None = None) -> None:
             handler.close()
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
     if run_dir is not None:
-        handlers.append(logging.FileHandler(run_dir / "training.log", mode="a"))
+        handlers.append(RunLogFileHandler(run_dir / "training.log", mode="a"))
     for handler in handlers:
         handler.setFormatter(logging.Formatter(LOG_FORMAT, "%H:%M:%S"))
         handler._brawl = True  # type: ignore[attr-defined]
@@ -548,8 +566,11 @@ def evaluate_run(run, steps: int) -> list[dict[str, Any]]:
     ev = run.config["eval"]
     t0 = time.monotonic()
     agent = run.snapshot_agent()
+    opponents = eval_opponent_names(run.config)
+    log.info("Evaluating at step %s: %d matches against each of %d bots", f"{steps:,}",
+             ev["matches_per_opponent"], len(opponents))  # fmt: skip
     try:
-        rows = evaluate_agent(agent, eval_opponent_names(run.config), ev["matches_per_opponent"],
+        rows = evaluate_agent(agent, opponents, ev["matches_per_opponent"],
                               ev["max_timesteps"], seed=steps, should_stop=lambda: bool(run.stop_flag))  # fmt: skip
     except EvaluationStopped:
         # Nothing was written and next_eval is unchanged: the resumed run plays this evaluation again.

@@ -13,6 +13,7 @@ attributes: ``model``, ``venv``, ``history``, ``self_play``, ``counters``, ...).
 
 from __future__ import annotations
 
+import errno
 import logging
 import random
 from collections import deque
@@ -237,10 +238,12 @@ def save_checkpoint(
 
     ``state`` is the training state captured at the same step (a fresh
     capture by default). The policy is checked for non-finite values first:
-    a diverged policy is never written. Below ``training.min_free_gb`` a scheduled
-    snapshot is skipped; a ``final`` one (the run's end, or a stop) is written
-    anyway while it fits, else the run stops with a :class:`CheckpointError` that
-    says so (never a silent end without a model).
+    a diverged policy is never written. Below the ``training.min_free_gb``
+    reserve the checkpoint is still written while it fits, and a scheduled one
+    then stops the run (:data:`LOW_DISK`; the CLI exits 2 saying so, and
+    ``--resume`` continues exactly); one that cannot fit stops the run with a
+    :class:`CheckpointError` naming the newest checkpoint on disk. Never a
+    silent end without a model.
 
     A ``resume_point`` (a stop between scheduled saves) is written like any
     checkpoint, so eval, export and ``--resume`` take it, but an unbroken run
@@ -251,11 +254,11 @@ def save_checkpoint(
         return None
     previous = run.save_handler.latest()
     expected = sum(f.stat().st_size for f in snapshot_files(previous) if f.exists()) if previous else 0
-    if not run.disk_guard.ok_to_save(expected):
+    free, reserve = free_bytes(run.run_dir), int(run.config["training"]["min_free_gb"] * 2**30)
+    if free - expected < reserve:
+        _check_room_below_reserve(run, steps, expected, previous, free)
         if not final:
-            log.warning("Skipping the snapshot at step %s: free disk space is below the threshold", f"{steps:,}")
-            return None
-        _check_room_for_final_save(run, steps, expected, previous)
+            run.stop_flag.reason = LOW_DISK
     run.check_finite("refusing to write a checkpoint")
     zip_path = run.save_handler.snapshot_path(steps)
     if not resume_point:
@@ -298,18 +301,71 @@ def _drop_resume_points(run, keep: int) -> None:
             log.info("Removed the resume point at step %s (superseded by step %s)", f"{step:,}", f"{keep:,}")
 
 
-def _check_room_for_final_save(run, steps: int, expected: int, previous: Path | None) -> None:
-    free = free_bytes(run.run_dir)
+LOW_DISK = "low disk space"  # the stop flag's reason after a save below the disk reserve
+
+
+def _check_room_below_reserve(run, steps: int, expected: int, previous: Path | None, free: int) -> None:
     if free < expected + FINAL_SAVE_MARGIN:
         newest = f"the newest checkpoint on disk is {previous.name}" if previous else "no checkpoint was saved"
         raise CheckpointError(
-            f"no room for the final checkpoint at step {steps:,} in {run.run_dir}: {free / 2**20:.0f} MiB free, "
+            f"no room for a checkpoint at step {steps:,} in {run.run_dir}: {free / 2**20:.0f} MiB free, "
             f"about {(expected + FINAL_SAVE_MARGIN) / 2**20:.0f} MiB needed; {newest} (free space, then --resume)"
         )
     log.warning(
-        "Writing the final checkpoint at step %s below the training.min_free_gb reserve (%.0f MiB free)",
+        "Writing the checkpoint at step %s below the training.min_free_gb reserve (%.0f MiB free); "
+        "the run stops after it",
         f"{steps:,}",
         free / 2**20,
+    )
+
+
+# ==================================================================================
+# === A full disk ===
+# ==================================================================================
+class DiskFullError(CheckpointError):
+    """The disk filled up, or fell below the reserve, during training; the message says which
+    checkpoint, if any, was saved and what to do."""
+
+
+def low_disk_error(run) -> DiskFullError:
+    """Why a run stopped at a save below the reserve (see :func:`save_checkpoint`)."""
+    return DiskFullError(
+        f"free disk space under {run.run_dir} fell below training.min_free_gb "
+        f"({run.config['training']['min_free_gb']:g} GiB): {free_bytes(run.run_dir) / 2**20:.0f} MiB free; "
+        f"stopped with the checkpoint of step {run.last_saved_step:,}. Free space (or lower the reserve: "
+        f"--set training.min_free_gb=...), then --resume {run.run_dir}"
+    )
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def stop_for_full_disk(run, exc: OSError) -> DiskFullError:
+    """A write failed for lack of space: save a checkpoint of the last consistent state if one
+    fits, and return the error that ends the run (the caller raises it; the CLI exits 2).
+
+    The state captured at the latest safe point matches the weights unless an update ran since
+    (a failure at the next safe point, before its capture): then it is captured afresh.
+    """
+    what = Path(exc.filename).name if getattr(exc, "filename", None) else "a log file"
+    captured = run.captured
+    if captured is None or captured["model"]["n_updates"] != run.model._n_updates:
+        captured = run.capture_state()
+    step = captured["model"]["num_timesteps"]
+    try:
+        run.save_checkpoint(step, captured, final=True, resume_point=True)
+    except (OSError, CheckpointError) as failure:
+        newest = run.save_handler.latest()
+        detail = failure if isinstance(failure, CheckpointError) else "no room for it either"
+        return DiskFullError(
+            f"the disk under {run.run_dir} is full (writing {what} at step {step:,} failed), and no checkpoint "
+            f"of step {step:,} could be written ({detail}); the newest checkpoint on disk is "
+            f"{newest.name if newest else 'none'}: free space, then --resume {run.run_dir}"
+        )
+    return DiskFullError(
+        f"the disk under {run.run_dir} is full (writing {what} at step {step:,} failed); stopped with a "
+        f"checkpoint of step {step:,}: free space, then --resume {run.run_dir}"
     )
 
 

@@ -57,7 +57,6 @@ from environment.agents import agent_names, make_agent
 from environment.checkpoints import (
     CheckpointError,
     CheckpointManifest,
-    DiskGuard,
     RunFolderLock,
     atomic_write_text,
     remove_stale_temp_files,
@@ -137,7 +136,19 @@ from user.monitoring import (
     setup_logging,
 )
 from user.plots import plot_training_curves
-from user.resume import capture_state, keep_snapshot, restore_latest, rng_state, save_checkpoint, set_rng_state
+from user.resume import (
+    LOW_DISK,
+    DiskFullError,
+    capture_state,
+    is_disk_full,
+    keep_snapshot,
+    low_disk_error,
+    restore_latest,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    stop_for_full_disk,
+)
 
 log = logging.getLogger("train_agent")
 
@@ -245,7 +256,7 @@ _SHARED_TRAINING_CONFIG: dict[str, Any] = {
     "debug_csvs": True,  # reward_breakdown.csv and behavior_metrics.csv
     "progress_interval_s": 10,  # plain progress line when stdout is not a terminal
     "final_video": True,  # MP4 of the trained agent against BasedAgent at the end
-    "min_free_gb": 1.0,  # below this much free disk, warn and stop writing new snapshots
+    "min_free_gb": 1.0,  # a save that leaves less free disk than this stops the run (exit 2; --resume)
     # Start from another run's policy weights (a checkpoint .zip or run folder), e.g. curriculum
     # stage 2 from stage 1: --set training.init_from=checkpoints/<stage-1 run>. Weights only.
     "init_from": None,
@@ -1141,7 +1152,6 @@ class TrainingRun:
         self.config, self.run_dir, self.device = config, run_dir, device
         self.stop_flag = StopFlag()
         self.lock = RunFolderLock(run_dir)  # start_run hands over the one it acquired
-        tr = config["training"]
         self.save_handler, self.self_play, self.opponents = build_self_play_components(
             config, run_dir, device, mode="resume"
         )
@@ -1155,7 +1165,6 @@ class TrainingRun:
         self.manifest = CheckpointManifest(run_dir)
         for stale in remove_stale_temp_files(run_dir):
             log.warning("Removed %s, left by an interrupted write", stale.name)
-        self.disk_guard = DiskGuard(run_dir, min_free_bytes=int(tr["min_free_gb"] * 2**30))
         self.monitor_t_start = monitor_start_time(run_dir)
         self.logs = open_run_logs(run_dir, config, self.reward_manager.term_names, self.monitor_t_start)
         self.metrics = MetricsRecorder(self.logs["metrics"])
@@ -1403,6 +1412,7 @@ def write_final_video(run: TrainingRun, agent) -> tuple[Path, Any]:
     moved into place. When MP4 cannot be written the renderer falls back to a GIF, moved the same way."""
     video = run.run_dir / "match_vs_based.mp4"
     tmp = temp_name_for(video)
+    log.info("Filming the final match against BasedAgent -> %s", video.name)
     try:
         stats = run_eval_match(agent, "based", run.config["env"]["max_timesteps"], tmp)
         written = tmp if tmp.is_file() else tmp.with_suffix(".gif")
@@ -1416,9 +1426,23 @@ def write_final_video(run: TrainingRun, agent) -> tuple[Path, Any]:
 
 def _finish_run(run: TrainingRun) -> None:
     """Final evaluation plot, a match video against BasedAgent, and where everything went."""
+    if run.stop_flag.reason == LOW_DISK:
+        raise low_disk_error(run)
     if run.stop_flag:
         log.info("Stopped early: continue with  python user/train_agent.py --resume %s", run.run_dir)
         return
+    try:
+        _write_final_outputs(run)
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        raise DiskFullError(
+            f"the disk under {run.run_dir} is full: the final checkpoint rl_model_{run.model.num_timesteps}_steps.zip "
+            f"is saved, but {Path(exc.filename or 'the plot or video').name} could not be written (the CSVs are whole)"
+        ) from None
+
+
+def _write_final_outputs(run: TrainingRun) -> None:
     plot_training_curves(run.run_dir)
     if run.config["training"]["final_video"]:
         agent = snapshot_agent(run.model, run.config["agent"], run.device)
@@ -1501,6 +1525,10 @@ def _learn(run: TrainingRun, progress: bool | None) -> None:
             try:
                 _learn_once(run, progress)
                 break
+            except OSError as exc:
+                if not is_disk_full(exc):
+                    raise
+                raise stop_for_full_disk(run, exc) from None
             except DivergenceError as exc:
                 if tr["on_divergence"] != "rollback" or rollbacks >= tr["max_rollbacks"]:
                     raise
