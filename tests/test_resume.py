@@ -580,3 +580,44 @@ def test_a_stop_between_scheduled_saves_resumes_bit_identically_with_self_play(
                 straight, resumed = ([line.split(",")[:2] + line.split(",")[3:] for line in s[2:]]
                                      for s in (straight, resumed))  # fmt: skip
             assert straight == resumed, name
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (lambda c: c["agent"].update(n_steps=64), "agent.n_steps"),
+        (lambda c: c["reward"]["terms"].update(danger_zone=2.0), "reward"),
+        (lambda c: c["training"].update(seed=5), "training.seed"),
+        (lambda c: c["agent"].update(net_arch={"pi": [8], "vf": [16]}), "agent.net_arch"),
+    ],
+)
+def test_a_hand_edited_config_json_cannot_change_what_the_checkpoint_was_trained_with(
+    uninterrupted, tmp_path, edit, named
+):
+    run_dir = tmp_path / "run"
+    shutil.copytree(uninterrupted, run_dir)
+    config = json.loads((run_dir / "config.json").read_text())
+    edit(config)
+    (run_dir / "config.json").write_text(json.dumps(config))
+    with pytest.raises(T.ConfigError, match=rf"config.json changes {named}.*rl_model_768_steps.zip was trained with"):
+        T.resume_training(run_dir, ["training.total_timesteps=1024"], progress=False)
+
+
+def test_a_config_json_that_is_not_a_mapping_is_one_line(uninterrupted, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(uninterrupted, run_dir)
+    (run_dir / "config.json").write_text("[1, 2]")
+    with pytest.raises(T.ConfigError, match="must hold a mapping of config sections, got a list"):
+        T.resume_training(run_dir, progress=False)
+
+
+def test_a_failed_resume_leaves_config_json_as_it_was(uninterrupted, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(uninterrupted, run_dir)
+    before = (run_dir / "config.json").read_text()
+    with pytest.raises(T.DivergenceError, match="non-finite"):
+        T.resume_training(run_dir, ["agent.learning_rate=1e6", "training.total_timesteps=4096"], progress=False)
+    assert (run_dir / "config.json").read_text() == before
+    # A --set that trains lands in config.json with the resumed run's first checkpoint.
+    T.resume_training(run_dir, ["training.total_timesteps=1024"], progress=False)
+    assert load_config_json(run_dir / "config.json")["training"]["total_timesteps"] == 1024

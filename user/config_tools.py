@@ -163,9 +163,12 @@ def read_config_text(path: Path) -> str:
 def load_config_json(path: Path) -> dict:
     """A saved config; a missing or corrupt file gets a clear message naming it."""
     try:
-        return json.loads(read_config_text(Path(path)))
+        data = json.loads(read_config_text(Path(path)))
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); it may be corrupt") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of config sections, got a {type(data).__name__}")
+    return data
 
 
 def load_config_file(path: Path, base: dict) -> dict:

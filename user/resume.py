@@ -14,6 +14,7 @@ attributes: ``model``, ``venv``, ``history``, ``self_play``, ``counters``, ...).
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import random
 from collections import deque
@@ -26,7 +27,14 @@ import numpy as np
 import torch
 from sb3_contrib.common.recurrent.type_aliases import RNNStates
 
-from environment.checkpoints import CheckpointError, free_bytes, load_state_tree, save_state_tree
+from environment.checkpoints import (
+    CheckpointError,
+    CheckpointManifest,
+    atomic_write_text,
+    free_bytes,
+    load_state_tree,
+    save_state_tree,
+)
 from environment.evaluation import EloRatings, best_steps_by_headline
 from environment.self_play import snapshot_files, snapshot_names, snapshot_steps
 from user.agent_io import save_checkpoint_pair, set_parameters_safely
@@ -186,6 +194,8 @@ RESUME_SCHEMA: tuple[Field, ...] = (
         lambda run: getattr(run.reward_manager, "alpha", ABSENT),
         _set_curriculum_alpha,
     ),
+    # What the checkpoint was trained with: --resume checks a hand-edited config.json against it.
+    Field("trainer/config", lambda run: run.config, lambda run, v: None),
     Field("rng", lambda run: rng_state(), lambda run, v: set_rng_state(v)),  # last: nothing may draw after it
 )
 
@@ -270,11 +280,13 @@ def save_checkpoint(
     extra: dict[str, Any] = {"uses": snapshots_in_env_state(state["env"])}
     if resume_point:
         run.manifest.record(steps, files, extra={**extra, RESUME_POINT: True})
+        write_run_config(run)
         run.last_saved_step = steps
         log.info("Saved checkpoint %s (a resume point: outside the self-play pool and the save schedule)",
                  zip_path.name)  # fmt: skip
         return zip_path
     run.manifest.record(steps, files, extra=extra)
+    write_run_config(run)
     run.self_play.add_loaded(zip_path, run.snapshot_agent())
     for doomed in run.save_handler.record(zip_path):
         run.manifest.remove(snapshot_steps(doomed))
@@ -299,6 +311,26 @@ def _drop_resume_points(run, keep: int) -> None:
         if step != keep and is_resume_point(run.manifest, step):
             run.manifest.remove(step, delete_files=True)
             log.info("Removed the resume point at step %s (superseded by step %s)", f"{step:,}", f"{keep:,}")
+
+
+def write_run_config(run) -> None:
+    """config.json follows the newest checkpoint: a resumed run's --set lands with its first save."""
+    text = json.dumps(run.config, indent=2, default=list)
+    path = run.run_dir / "config.json"
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        atomic_write_text(path, text)
+
+
+def trained_config(run_dir: Path) -> tuple[str, dict] | None:
+    """(checkpoint name, config it was trained with) of the run's newest valid checkpoint; None when
+    there is none, or it was saved before checkpoints kept their config."""
+    manifest = CheckpointManifest(run_dir)
+    found = manifest.latest_valid() if manifest.path.exists() else None
+    if found is None:
+        return None
+    zip_path = next(f for f in found[1] if f.name.endswith(".zip"))
+    config = load_state_tree(resume_state_stem(zip_path)).get("trainer", {}).get("config")
+    return (zip_path.name, config) if isinstance(config, dict) else None
 
 
 LOW_DISK = "low disk space"  # the stop flag's reason after a save below the disk reserve

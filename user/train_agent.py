@@ -148,6 +148,7 @@ from user.resume import (
     save_checkpoint,
     set_rng_state,
     stop_for_full_disk,
+    trained_config,
 )
 
 log = logging.getLogger("train_agent")
@@ -1484,9 +1485,11 @@ def resume_training(
     saved = merge_config(_BASE_CONFIG, config)
     config = validate_config(apply_overrides(saved, overrides or []))
     _check_resumable_changes(saved, config)
+    _check_against_checkpoint(run_dir, config)  # a hand-edited config.json
+    # config.json is rewritten with the first checkpoint this resumed run saves (user/resume.py), so a
+    # --set that fails (a diverging learning rate) leaves it as it was.
     with RunFolderLock(run_dir):  # a second --resume (or a trainer) on the folder is refused here
         setup_logging(run_dir)
-        atomic_write_text(run_dir / "config.json", json.dumps(config, indent=2, default=list))
         seed_everything(config["training"]["seed"])
         run = TrainingRun(config, run_dir, pick_device(config["training"]["device"]))
         configure_sb3_logger(run)
@@ -1511,6 +1514,23 @@ def _check_resumable_changes(saved: dict, new: dict) -> None:
             raise ConfigError(
                 f"--resume cannot change {dotted} (the run has {json.dumps(lookup(saved, dotted))}); "
                 "start a new run with --set training.init_from=<checkpoint> to reuse its weights"
+            )
+
+
+def _check_against_checkpoint(run_dir: Path, config: dict) -> None:
+    """The frozen keys must match the config the newest valid checkpoint was trained with (kept in
+    its resume state), whatever config.json says now: a hand edit cannot slip past the check."""
+    found = trained_config(run_dir)
+    if found is None:  # no valid checkpoint (restore says so), or one saved before configs were kept
+        return
+    name, trained = found
+    trained = merge_config(_BASE_CONFIG, trained)
+    for dotted in _FROZEN_ON_RESUME:
+        if lookup(trained, dotted) != lookup(config, dotted):
+            raise ConfigError(
+                f"{run_dir / 'config.json'} changes {dotted}: {name} was trained with "
+                f"{json.dumps(lookup(trained, dotted))}, the config now has {json.dumps(lookup(config, dotted))}; "
+                "--resume cannot change it (undo the edit, or start a new run with --set training.init_from=...)"
             )
 
 
