@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -15,8 +16,9 @@ from environment.agents import agent_names, make_agent
 from environment.evaluation import PerformanceBenchmark
 from tests.test_train_agent import tiny_config
 from user import train_agent as T
-from user.monitoring import EVAL_COLUMNS, STRATEGY_COLUMNS
+from user.monitoring import EVAL_COLUMNS, STRATEGY_COLUMNS, StrategyStats
 from user.plots import training_curves_figure
+from user.resume import RESUME_SCHEMA, capture_state, restore_state
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -225,3 +227,31 @@ def test_a_stop_signal_ends_an_evaluation_at_once_and_the_resumed_run_plays_it_a
     assert run.next_eval == next_eval and run.eval_history == [], "nothing recorded: the resumed run evaluates again"
     assert (tmp_path / "run" / "evaluation_results.csv").read_text().count("\n") <= 1
     run.close()
+
+
+def test_the_first_strategy_row_after_a_resume_matches_the_unbroken_run():
+    """Issue 18: the per-episode latent sums travel in the resume state, so the first row after a
+    resume has its drift and episode count (it had an empty drift and 0 episodes)."""
+    rng = torch.Generator().manual_seed(0)
+    latents = torch.randn(40, 3, 4, generator=rng)
+    weights = torch.softmax(torch.randn(40, 3, 5, generator=rng), 2)
+    steps = list(zip(latents, weights, torch.rand(40, 3, generator=rng) < 0.3, strict=True))
+
+    def feed(stats, part):
+        for latent, weights, dones in part:
+            stats.add(SimpleNamespace(last_latent=latent, last_pool_weights=weights), dones.numpy())
+
+    straight, stopped = StrategyStats(3), StrategyStats(3)
+    feed(straight, steps[:20])
+    feed(stopped, steps[:20])
+    straight.row(20)
+    stopped.row(20)
+    schema = tuple(f for f in RESUME_SCHEMA if f.path == "trainer/strategy")
+    saved = capture_state(SimpleNamespace(strategy=stopped), schema)
+    resumed = StrategyStats(3)
+    restore_state(SimpleNamespace(strategy=resumed), saved, schema)
+    feed(straight, steps[20:])
+    feed(resumed, steps[20:])
+    expected = straight.row(40)
+    assert expected["episodes"] > 0 and expected["latent_drift"] != ""
+    assert resumed.row(40) == expected

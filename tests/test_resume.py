@@ -572,7 +572,13 @@ def test_a_stop_between_scheduled_saves_resumes_bit_identically_with_self_play(
     assert sorted(p.name for p in run_dir.glob("rl_model_*_steps.zip")) == sorted(
         p.name for p in unbroken_with_evaluations.glob("rl_model_*_steps.zip")
     )
-    for name in ("monitor.csv", "evaluation_results.csv", "opponent_weights.csv", "ratings.csv"):
+    for name in (
+        "monitor.csv",
+        "evaluation_results.csv",
+        "opponent_weights.csv",
+        "ratings.csv",
+        "strategy_analysis.csv",
+    ):
         if (unbroken_with_evaluations / name).exists():
             straight = (unbroken_with_evaluations / name).read_text().splitlines()
             resumed = (run_dir / name).read_text().splitlines()

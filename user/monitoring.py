@@ -474,6 +474,19 @@ class StrategyStats:
             self.episode_sum[i] = 0.0
             self.episode_len[i] = 0
 
+    def get_state(self) -> dict[str, Any]:
+        """The per-episode sums a resumed run needs for its first drift (a rollout's values are not
+        kept: state is captured at a rollout's start, right after row() emptied them)."""
+        if self.episode_sum is None:
+            return {}
+        return {"episode_sum": self.episode_sum, "episode_len": self.episode_len, "previous_mean": self.previous_mean}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        if state:
+            self.episode_sum = np.array(state["episode_sum"])
+            self.episode_len = np.array(state["episode_len"])
+            self.previous_mean = np.array(state["previous_mean"])
+
     def row(self, step: int) -> dict[str, Any] | None:
         if not self.values:
             return None

@@ -194,6 +194,7 @@ RESUME_SCHEMA: tuple[Field, ...] = (
         lambda run: getattr(run.reward_manager, "alpha", ABSENT),
         _set_curriculum_alpha,
     ),
+    Field("trainer/strategy", lambda run: run.strategy.get_state(), lambda run, v: run.strategy.set_state(v)),
     # What the checkpoint was trained with: --resume checks a hand-edited config.json against it.
     Field("trainer/config", lambda run: run.config, lambda run, v: None),
     Field("rng", lambda run: rng_state(), lambda run, v: set_rng_state(v)),  # last: nothing may draw after it
