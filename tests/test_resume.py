@@ -627,3 +627,26 @@ def test_a_failed_resume_leaves_config_json_as_it_was(uninterrupted, tmp_path):
     # A --set that trains lands in config.json with the resumed run's first checkpoint.
     T.resume_training(run_dir, ["training.total_timesteps=1024"], progress=False)
     assert load_config_json(run_dir / "config.json")["training"]["total_timesteps"] == 1024
+
+
+def test_a_deleted_snapshot_that_the_newest_checkpoint_plays_falls_back_to_the_previous_one(tmp_path):
+    config = tiny_config(env__max_timesteps=30, training__total_timesteps=1024, training__max_saved=10,
+                         **{"self_play__opponents": "{self_play: [1.0, null]}"})  # fmt: skip
+    run_dir = tmp_path / "run"
+    T.run_training_loop(config, run_dir, progress=False)
+    manifest = CheckpointManifest(run_dir)
+    newest = max(manifest.steps())
+    used = manifest.entry(newest)["extra"]["uses"]
+    assert used, "the newest checkpoint's matches play a snapshot"
+    victim = max(used, key=snapshot_steps)
+    (run_dir / victim).unlink()
+    # The previous good checkpoint: the newest older one whose matches play only files still there.
+    expected = max(
+        s for s in manifest.steps()
+        if s < newest and s != snapshot_steps(victim) and victim not in manifest.entry(s)["extra"]["uses"]
+    )  # fmt: skip
+    with pytest.warns(UserWarning, match=f"play {victim}, which is missing"):
+        resumed = T.resume_training(run_dir, ["training.total_timesteps=1152"], progress=False)
+    assert resumed.model.num_timesteps == 1152
+    log = (run_dir / "training.log").read_text()
+    assert f"Resuming {run_dir} from step {expected:,}" in log

@@ -17,6 +17,7 @@ import errno
 import json
 import logging
 import random
+import warnings
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from sb3_contrib.common.recurrent.type_aliases import RNNStates
 from environment.checkpoints import (
     CheckpointError,
     CheckpointManifest,
+    CheckpointWarning,
     atomic_write_text,
     free_bytes,
     load_state_tree,
@@ -326,7 +328,9 @@ def trained_config(run_dir: Path) -> tuple[str, dict] | None:
     """(checkpoint name, config it was trained with) of the run's newest valid checkpoint; None when
     there is none, or it was saved before checkpoints kept their config."""
     manifest = CheckpointManifest(run_dir)
-    found = manifest.latest_valid() if manifest.path.exists() else None
+    with warnings.catch_warnings():  # the restore that follows reports every skipped checkpoint
+        warnings.simplefilter("ignore", CheckpointWarning)
+        found = newest_resumable(manifest) if manifest.path.exists() else None
     if found is None:
         return None
     zip_path = next(f for f in found[1] if f.name.endswith(".zip"))
@@ -426,11 +430,11 @@ def restore_latest(run) -> int:
     From a resume point the pool and the save schedule are the scheduled
     snapshots', as the unbroken run has them.
     """
-    found = run.manifest.latest_valid()
+    found = newest_resumable(run.manifest)
     if found is None:
         raise CheckpointError(
-            f"{run.run_dir} has no valid checkpoint to resume from (manifest.json lists none that verify); "
-            "refusing to start from scratch"
+            f"{run.run_dir} has no valid checkpoint to resume from (manifest.json lists none that verify and "
+            "whose matches' snapshots are all there); refusing to start from scratch"
         )
     step, files = found
     zip_path = next(f for f in files if f.name.endswith(".zip"))
@@ -452,6 +456,38 @@ def restore_latest(run) -> int:
     run.save_handler.last_save_step = snapshot_steps(scheduled) if scheduled else 0
     run.last_saved_step = run.save_handler.last_save_step
     return step
+
+
+def newest_resumable(manifest) -> tuple[int, list[Path]] | None:
+    """The newest checkpoint that verifies and whose matches' snapshot opponents are all on disk
+    and whole; each newer one is reported (a warning naming the file) and skipped."""
+    before = None
+    while (found := manifest.latest_valid(before=before)) is not None:
+        step = found[0]
+        broken = next((n for n in manifest.entry(step).get("extra", {}).get("uses", [])
+                       if not _snapshot_whole(manifest, n)), None)  # fmt: skip
+        if broken is None:
+            return found
+        warnings.warn(
+            f"skipping checkpoint {step} in {manifest.run_dir}: its matches play {broken}, which is missing or "
+            "damaged; resuming from the previous checkpoint",
+            CheckpointWarning,
+            stacklevel=2,
+        )
+        before = step
+    return None
+
+
+def _snapshot_whole(manifest, name: str) -> bool:
+    if not (manifest.run_dir / name).is_file():
+        return False
+    try:
+        step = snapshot_steps(name)
+        if step in manifest.steps():
+            manifest.verify(step)
+    except (ValueError, CheckpointError):
+        return False
+    return True
 
 
 def _verifies(run, step: int) -> bool:
