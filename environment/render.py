@@ -596,7 +596,7 @@ class _FfmpegStream:
         if self._proc.poll() is None:
             self._proc.kill()
         self._proc.wait()
-        self._log.close()
+        self._log.close()  # closing twice is allowed: abort may follow a failed close
 
 
 def _widen_pipe(fd: int, frame_bytes: int) -> None:
@@ -809,7 +809,8 @@ class VideoWriter:
     def _replay_as_gif(self, err: BaseException) -> None:
         """ffmpeg died on the first frames: put them, and all later ones, in a GIF."""
         early, self._early = self._early or [], None
-        self._stream.abort()
+        stream, self._stream = self._stream, None  # aborted once: a failure below must not abort it again
+        stream.abort()
         Path(self.path).unlink(missing_ok=True)
         self._fall_back(err)
         self._stream = _GifStream(self.path, self.fps)

@@ -189,10 +189,7 @@ def _video_out(out: Path) -> Path:
 
 
 def _video_error(exc: BaseException) -> str:
-    """The real cause of a failed video, on one line. The writer's clean-up after a failure can raise
-    ``ValueError: seek of closed file`` on its own, hiding the cause it is handling (its context)."""
-    while isinstance(exc, ValueError) and "closed file" in str(exc) and exc.__context__ is not None:
-        exc = exc.__context__
+    """The cause of a failed video, on one line."""
     return f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500]
 
 
