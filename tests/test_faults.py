@@ -3,6 +3,7 @@ before anything is read without bound or written."""
 
 from __future__ import annotations
 
+import builtins
 import copy
 import errno
 import io
@@ -307,3 +308,68 @@ def test_opponent_schedule_configs_are_checked(override, message):
     key, value = override.split("=", 1)
     with pytest.raises(T.ConfigError, match=message):
         tiny_config(**{**sets, key.replace(".", "__"): value})
+
+
+# --- small item: a read-only folder --------------------------------------------------------
+@pytest.fixture
+def read_only_folder(tmp_path, monkeypatch) -> Path:
+    """A folder every write into fails as on a read-only file system (EROFS), whoever runs the tests
+    (root ignores permission bits, so they cannot make it)."""
+    folder = (tmp_path / "read_only").resolve()
+    folder.mkdir()
+    real_open, real_os_open, real_mkdir = builtins.open, os.open, os.mkdir
+
+    def inside(path) -> bool:
+        return isinstance(path, (str, bytes, os.PathLike)) and Path(os.fsdecode(path)).resolve().is_relative_to(folder)
+
+    def refuse(path):
+        raise OSError(errno.EROFS, "Read-only file system", os.fsdecode(path))
+
+    def guarded_open(file, mode="r", *args, **kwargs):
+        if any(c in mode for c in "wax+") and inside(file):
+            refuse(file)
+        return real_open(file, mode, *args, **kwargs)
+
+    def guarded_os_open(path, flags, *args, **kwargs):
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT) and inside(path):
+            refuse(path)
+        return real_os_open(path, flags, *args, **kwargs)
+
+    def guarded_mkdir(path, *args, **kwargs):
+        if inside(path):
+            refuse(path)
+        return real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", guarded_open)
+    monkeypatch.setattr(io, "open", guarded_open)
+    monkeypatch.setattr(os, "open", guarded_os_open)
+    monkeypatch.setattr(os, "mkdir", guarded_mkdir)
+    return folder
+
+
+@pytest.mark.parametrize("mode", ["train", "eval", "analyze_strategy", "export", "demo"])
+def test_a_read_only_folder_is_a_one_line_error_in_every_mode(tiny_checkpoint, read_only_folder, capsys, mode):
+    if mode == "train":
+        tiny = [flag for item in TINY_SETS for flag in ("--set", item)]
+        argv = ["--config", "test", *tiny, "--run-dir", str(read_only_folder / "run")]
+    else:
+        out = read_only_folder / ("x.mp4" if mode == "demo" else "out")
+        argv = ["--mode", mode, "--agent_path", str(tiny_checkpoint), "--out", str(out)]
+        argv += ["--max-timesteps", "20"] + ([] if mode in ("demo", "export") else ["--episodes", "1"])
+    line = _one_line_error(capsys, argv)
+    assert str(read_only_folder) in line and "Read-only file system" in line, line
+
+
+def test_resuming_a_run_in_a_read_only_folder_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    run_dir = tmp_path / "read_only" / "run"
+    T.run_training_loop(tiny_config(training__total_timesteps=128), run_dir, progress=False)
+    real_os_open = os.open
+
+    def guarded_os_open(path, flags, *args, **kwargs):
+        if flags & (os.O_WRONLY | os.O_CREAT) and Path(os.fsdecode(path)).parent == run_dir:
+            raise OSError(errno.EROFS, "Read-only file system", os.fsdecode(path))
+        return real_os_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", guarded_os_open)  # the run lock is the first thing written
+    line = _one_line_error(capsys, ["--resume", str(run_dir)])
+    assert f"cannot write in {run_dir}: Read-only file system" in line, line

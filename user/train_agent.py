@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import errno
 import functools
 import importlib.util
 import json
@@ -1652,6 +1653,9 @@ def default_config() -> dict:
     return copy.deepcopy(TRAIN_CONFIG_CPU)
 
 
+_UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_arg_parser(list(CONFIGS)).parse_args(argv)
     setup_logging()
@@ -1659,6 +1663,13 @@ def main(argv: list[str] | None = None) -> int:
         return _dispatch(args)
     except (ConfigError, FileNotFoundError) as exc:
         log.error("%s", exc)
+        return 2
+    except OSError as exc:
+        if exc.errno not in _UNWRITABLE or not exc.filename:
+            raise
+        # A read-only or full folder: name the folder (the file may be an atomic write's temp name).
+        log.error("cannot write in %s: %s (choose a writable place with --run-dir or --out, or free space)",
+                  Path(exc.filename).parent, exc.strerror)  # fmt: skip
         return 2
     except DivergenceError as exc:
         log.error(
