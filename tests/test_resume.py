@@ -490,17 +490,29 @@ def test_the_opponent_schedule_plays_its_bots_logs_weights_and_resumes_exactly(t
     assert [(r[3], r[5], r[0]) for r in monitor_rows(straight)] == [(r[3], r[5], r[0]) for r in monitor_rows(stopped)]
 
 
-# Evaluations at 384 and 768; an evaluated policy is saved too, and the schedule counts from the last
-# save: checkpoints at 256, 384, 640 and 768.
-STOP_SETS = [*RESUME_SETS, "eval.eval_freq=384", "self_play.handler=latest"]  # latest: a pooled stop is served at once
+# With eval.eval_freq 384: evaluations at 384 and 768; an evaluated policy is saved too, and the
+# schedule counts from the last save: checkpoints at 256, 384, 640 and 768. With 512: an evaluation
+# and a scheduled save at 512.
+STOP_SETS = [*RESUME_SETS, "self_play.handler=latest"]  # latest: a pooled stop is served at once
 
 
 @pytest.fixture(scope="module")
-def unbroken_with_evaluations(tmp_path_factory) -> Path:
-    run_dir = tmp_path_factory.mktemp("unbroken") / "run"
-    T.run_training_loop(T.validate_config(T.apply_overrides(copy.deepcopy(T.TRAIN_CONFIG_TEST), STOP_SETS)),
-                        run_dir, progress=False)  # fmt: skip
-    return run_dir
+def unbroken_with_evaluations(tmp_path_factory):
+    """eval_freq -> an unbroken run's folder (made on first use)."""
+    runs: dict[int, Path] = {}
+
+    def run_with(eval_freq: int) -> Path:
+        if eval_freq not in runs:
+            runs[eval_freq] = tmp_path_factory.mktemp("unbroken") / "run"
+            T.run_training_loop(_stop_config(eval_freq), runs[eval_freq], progress=False)
+        return runs[eval_freq]
+
+    return run_with
+
+
+def _stop_config(eval_freq: int) -> dict:
+    sets = [*STOP_SETS, f"eval.eval_freq={eval_freq}"]
+    return T.validate_config(T.apply_overrides(copy.deepcopy(T.TRAIN_CONFIG_TEST), sets))
 
 
 def _stop_at(monkeypatch, moment: str) -> None:
@@ -523,10 +535,12 @@ def _stop_at(monkeypatch, moment: str) -> None:
             original_start(callback)
 
         monkeypatch.setattr(T.RolloutBoundaryCallback, "_on_rollout_start", on_rollout_start)
-    else:  # "during an evaluation": the one at step 384, a few frames after its matches begin
+    else:  # "during an evaluation": its first, a few frames after its matches begin
         original_evaluate = T.TrainingRun.evaluate
 
         def evaluate(run, steps):
+            if run.eval_history:
+                return original_evaluate(run, steps)
             frames = iter(range(10**9))
             original_play = monitoring.evaluate_agent
 
@@ -547,15 +561,23 @@ def _stop_at(monkeypatch, moment: str) -> None:
         monkeypatch.setattr(T.TrainingRun, "evaluate", evaluate)
 
 
-@pytest.mark.parametrize(("moment", "stop_step"), [("mid-rollout", 512), ("between saves", 512),
-                                                   ("during an evaluation", 384)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("moment", "stop_step", "eval_freq"),
+    [
+        ("mid-rollout", 512, 384),
+        ("between saves", 512, 384),
+        ("during an evaluation", 384, 384),
+        ("during an evaluation", 512, 512),  # at a scheduled save: its snapshot must not be in the replay's pool
+    ],
+)
 def test_a_stop_between_scheduled_saves_resumes_bit_identically_with_self_play(
-    unbroken_with_evaluations, tmp_path, monkeypatch, moment, stop_step
+    unbroken_with_evaluations, tmp_path, monkeypatch, moment, stop_step, eval_freq
 ):
     """Issue 18, item 3: the stop's checkpoint is a resume point only. It neither joins the self-play
     pool nor moves the save schedule, and it is removed once the resumed run saves past it."""
     run_dir = tmp_path / "run"
-    config = T.validate_config(T.apply_overrides(copy.deepcopy(T.TRAIN_CONFIG_TEST), STOP_SETS))
+    config = _stop_config(eval_freq)
+    unbroken = unbroken_with_evaluations(eval_freq)
     with monkeypatch.context() as patch:
         _stop_at(patch, moment)
         stopped = T.run_training_loop(config, run_dir, progress=False)
@@ -566,11 +588,11 @@ def test_a_stop_between_scheduled_saves_resumes_bit_identically_with_self_play(
     assert stop_step not in {snapshot_steps(p) for p in stopped.save_handler.history}
     T.load_agent(run_dir)  # the stop's checkpoint serves eval and export like any other
     T.resume_training(run_dir, progress=False)
-    a = policy_params(unbroken_with_evaluations / "rl_model_768_steps.zip")
+    a = policy_params(unbroken / "rl_model_768_steps.zip")
     b = policy_params(run_dir / "rl_model_768_steps.zip")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert sorted(p.name for p in run_dir.glob("rl_model_*_steps.zip")) == sorted(
-        p.name for p in unbroken_with_evaluations.glob("rl_model_*_steps.zip")
+        p.name for p in unbroken.glob("rl_model_*_steps.zip")
     )
     for name in (
         "monitor.csv",
@@ -579,8 +601,8 @@ def test_a_stop_between_scheduled_saves_resumes_bit_identically_with_self_play(
         "ratings.csv",
         "strategy_analysis.csv",
     ):
-        if (unbroken_with_evaluations / name).exists():
-            straight = (unbroken_with_evaluations / name).read_text().splitlines()
+        if (unbroken / name).exists():
+            straight = (unbroken / name).read_text().splitlines()
             resumed = (run_dir / name).read_text().splitlines()
             if name == "monitor.csv":  # drop the wall-clock column
                 straight, resumed = ([line.split(",")[:2] + line.split(",")[3:] for line in s[2:]]

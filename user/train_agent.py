@@ -1014,18 +1014,19 @@ class RolloutBoundaryCallback(BaseCallback):
         strategy_row = run.strategy.row(steps)
         if strategy_row is not None:
             run.logs["strategy"].append(strategy_row)
-        evaluated = run.evaluation_due(steps)
+        evaluation_due = run.evaluation_due(steps)
         run.apply_opponent_schedule()
-        if evaluated:
+        if evaluation_due:
             run.evaluate(steps)
-            evaluated = not run.evaluation_due(steps)  # False when a stop signal cut it short
+        evaluated = evaluation_due and not run.evaluation_due(steps)  # a stop signal can cut it short
         run.log_opponent_schedule(steps, evaluated)
         if run.exploiter_due():
             run_exploiter_phase(run, steps)
         run.captured = run.capture_state()
         # An evaluated policy is saved too, so the best checkpoint by the headline exists on disk.
-        # A stop anywhere else saves a resume point, which an unbroken run would not have.
-        scheduled = (run.save_handler.due(steps) and steps > 0) or evaluated
+        # A stop anywhere else, or one that cut an evaluation short (the resumed run plays it again,
+        # and its snapshot must not be in the pool by then), saves a resume point.
+        scheduled = ((run.save_handler.due(steps) and steps > 0) or evaluated) and evaluated == evaluation_due
         if scheduled or run.stop_flag:
             run.save_checkpoint(steps, run.captured, final=bool(run.stop_flag), resume_point=not scheduled)
         self.stopping = bool(run.stop_flag)
