@@ -18,6 +18,7 @@ import zipfile
 from collections import namedtuple
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -672,3 +673,20 @@ def test_a_deleted_snapshot_that_the_newest_checkpoint_plays_falls_back_to_the_p
     assert resumed.model.num_timesteps == 1152
     log = (run_dir / "training.log").read_text()
     assert f"Resuming {run_dir} from step {expected:,}" in log
+
+
+def test_an_evaluation_never_touches_the_memory_of_the_pools_snapshot_agents(tmp_path):
+    """Found by the soak's twin run: Elo matches against snapshots played the pool's own agent
+    objects, overwriting the memory of the training matches they were in; a resumed run, whose pool
+    cache differs, then played differently. The evaluation now reads each snapshot afresh."""
+    config = tiny_config(env__max_timesteps=30, **{"self_play__opponents": "{self_play: [1.0, null]}"})
+    run = T.run_training_loop(config, tmp_path / "run", progress=False)
+    cached = dict(run.self_play.cache)
+    assert cached, "the pool has agents in memory"
+    before = {p: {k: v.copy() for k, v in a.get_state().items()} for p, a in cached.items()}
+    results = monitoring._play_recent_snapshots(run, run.snapshot_agent(), 999, should_stop=lambda: False)
+    assert results and all(len(r) == config["eval"]["snapshot_matches"] for r in results.values())
+    for path, agent in cached.items():
+        after = agent.get_state()
+        assert all(np.array_equal(before[path][k], after[k]) for k in after), path.name
+    assert dict(run.self_play.cache) == cached

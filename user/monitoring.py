@@ -582,9 +582,11 @@ def evaluate_run(run, steps: int) -> list[dict[str, Any]]:
     opponents = eval_opponent_names(run.config)
     log.info("Evaluating at step %s: %d matches against each of %d bots", f"{steps:,}",
              ev["matches_per_opponent"], len(opponents))  # fmt: skip
+    should_stop = lambda: bool(run.stop_flag)  # noqa: E731
     try:
         rows = evaluate_agent(agent, opponents, ev["matches_per_opponent"],
-                              ev["max_timesteps"], seed=steps, should_stop=lambda: bool(run.stop_flag))  # fmt: skip
+                              ev["max_timesteps"], seed=steps, should_stop=should_stop)  # fmt: skip
+        snapshot_results = _play_recent_snapshots(run, agent, steps, should_stop)
     except EvaluationStopped:
         # Nothing was written and next_eval is unchanged: the resumed run plays this evaluation again.
         log.info("Evaluation at step %s stopped after %.1f s (%s)", f"{steps:,}", time.monotonic() - t0,
@@ -592,7 +594,7 @@ def evaluate_run(run, steps: int) -> list[dict[str, Any]]:
         return []
     run.next_eval = (steps // ev["eval_freq"] + 1) * ev["eval_freq"]
     run.logs["evaluation"].append_many([{"step": steps, **eval_csv_row(r)} for r in rows])
-    _rate(run, f"rl_model_{steps}", agent, rows, steps)
+    _rate(run, f"rl_model_{steps}", rows, snapshot_results, steps)
     run.eval_history.append({"step": steps, **{r.opponent: r.win_rate for r in rows}})
     run.reweight_opponents(steps, {r.opponent: r.win_rate for r in rows}, run.snapshot_win_rates)
     log.info(
@@ -611,19 +613,27 @@ def evaluate_run(run, steps: int) -> list[dict[str, Any]]:
     return [eval_csv_row(r) for r in rows]
 
 
-def _rate(run, name: str, agent: Agent, rows, steps: int) -> None:
-    """Elo from this evaluation's matches, plus a few against the newest snapshots."""
-    for row in rows:
-        run.ratings.update_from_results(name, row.opponent, row.results)  # type: ignore[attr-defined]
+def _play_recent_snapshots(run, agent: Agent, steps: int, should_stop) -> dict[Path, list[str]]:
+    """Results against the newest snapshots, for Elo. Each snapshot is read afresh: the self-play
+    pool's agent objects hold the memory of the training matches they play, which these matches
+    must not touch (a resumed run, whose pool cache differs, would then play differently)."""
     ev = run.config["eval"]
     recent = [p for p in run.save_handler.history if p.exists()][-ev["snapshot_opponents"] :]
-    if recent:
-        opponents = {p.name.removesuffix("_steps.zip"): run.self_play.agent_for_path(p) for p in recent}
-        played = play_vs_opponents(agent, opponents, ev["snapshot_matches"], ev["max_timesteps"], seed=steps)
-        for path, (opponent, matches) in zip(recent, played.items(), strict=True):
-            results = result_list(matches)
-            run.ratings.update_from_results(name, opponent, results)
-            run.snapshot_win_rates[path] = results.count("win") / len(results)
+    if not recent:
+        return {}
+    opponents = {p.name.removesuffix("_steps.zip"): run.self_play.agent_loader(p) for p in recent}
+    played = play_vs_opponents(agent, opponents, ev["snapshot_matches"], ev["max_timesteps"], seed=steps,
+                               should_stop=should_stop)  # fmt: skip
+    return {path: result_list(matches) for path, matches in zip(recent, played.values(), strict=True)}
+
+
+def _rate(run, name: str, rows, snapshot_results: dict[Path, list[str]], steps: int) -> None:
+    """Elo from this evaluation's matches, plus those against the newest snapshots."""
+    for row in rows:
+        run.ratings.update_from_results(name, row.opponent, row.results)  # type: ignore[attr-defined]
+    for path, results in snapshot_results.items():
+        run.ratings.update_from_results(name, path.name.removesuffix("_steps.zip"), results)
+        run.snapshot_win_rates[path] = results.count("win") / len(results)
     run.logs["ratings"].append_many(
         [{"step": steps, "name": n, "rating": round(r, 2), "games": g} for n, r, g in run.ratings.table()]
     )
