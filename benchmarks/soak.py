@@ -37,6 +37,19 @@ ends on that frame (truncated), and every ended match has a result. ``--fuzz-max
 defaults to 900 (not the game's 2700) so that, within 10M frames at 4096 matches (2,441 frames
 each), matches do reach their time limit and the truncation rule is exercised.
 
+Fault kinds (one drawn per cycle, seeded; self-play is in the opponent mix throughout: the test
+config plays its snapshots in 80% of matches): ``signal`` (above); ``sigterm in evaluation`` (SIGTERM
+0.2-2 s after the trainer logs ``Evaluating at step``: exit 0, the time to exit is reported, over 10 s
+is a failure); ``second trainer`` (a second ``--resume`` on the folder while one runs: exit 2 naming
+the holder, no traceback); ``low disk`` (``--set training.min_free_gb=1000000``, a reserve above the
+free space, standing in for a full disk: the run stops at its next save with that checkpoint, exit
+2 with the message; the next launch puts the reserve back); ``corrupt manifest`` (half of
+manifest.json: ``--resume`` refuses in one line, exit 2; the manifest is then put back);
+``damaged checkpoint`` (a byte flipped in the newest checkpoint: the resume falls back past it). The
+final stage films the final video and is SIGTERMed while filming (no partial ``match_vs_based.mp4``
+may appear), then runs again to a whole, decodable video. Unless ``--skip-twin``, an uninterrupted
+twin run to the same final step in ``<run dir>_twin`` must end with bit-identical weights.
+
 Prints a summary table; exits 1 on any failure, 0 otherwise. Subprocess output goes to
 ``<run dir>_soak.log``.
 """
@@ -45,6 +58,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
+import json
 import math
 import os
 import random
@@ -53,12 +68,15 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
 import pandas as pd
+import torch
 
 from benchmarks.report import add_report_flags, finish
 from environment import params as P
@@ -78,7 +96,6 @@ TRAINER_SETS = [
 ]  # fmt: skip
 WAIT_RANGE_S = (5.0, 40.0)
 STRICT_STEP_FILES = {"metrics.csv"}
-STUCK_AFTER = 3  # launches in a row that fail by themselves end the cycling
 
 
 # ==================================================================================
@@ -88,6 +105,7 @@ STUCK_AFTER = 3  # launches in a row that fail by themselves end the cycling
 class Cycle:
     index: int
     mode: str  # fresh / resume / final
+    kind: str = "signal"  # the fault of this cycle (FAULT_KINDS, or the final stage's)
     wait_s: float = 0.0
     signal: str = ""  # SIGTERM / SIGKILL / "" (final run)
     rc: int | None = None
@@ -113,6 +131,8 @@ class SoakResult:
     orphan_checkpoint_files: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     wall_s: float = 0.0
+    twin_identical: bool | None = None
+    twin_wall_s: float = 0.0
 
 
 def latest_checkpoint(run_dir: Path) -> int | None:
@@ -152,6 +172,17 @@ class Trainer:
         self.proc.wait()
         self.log.close()
 
+    def wait_for(self, text: str, timeout: float) -> bool:
+        """True once this launch's output holds ``text``; False on a timeout or an exit without it."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if text in self.output_tail(10**6):
+                return True
+            if self.proc.poll() is not None:
+                return text in self.output_tail(10**6)
+            time.sleep(0.2)
+        return False
+
     def output_tail(self, lines: int = 12) -> str:
         """The last lines this launch wrote."""
         try:
@@ -163,103 +194,346 @@ class Trainer:
         return "\n".join(text.splitlines()[-lines:])
 
 
+FAULT_KINDS = {  # kind -> weight of its draw per cycle
+    "signal": 4,  # SIGTERM or SIGKILL at a random moment
+    "sigterm in evaluation": 2,
+    "second trainer": 1,
+    "low disk": 1,
+    "corrupt manifest": 1,
+    "damaged checkpoint": 1,
+}
+RESERVE_GB = 1.0  # the test config's training.min_free_gb, put back after a low-disk cycle
+EVAL_EXIT_LIMIT_S = 10.0  # a SIGTERM during an evaluation slower than this is a failure (target 2 s)
+
+
+class Soak:
+    """The soak's state between cycles: the run folder, the launch arguments, the results."""
+
+    def __init__(self, cfg: argparse.Namespace):
+        self.cfg, self.run_dir = cfg, cfg.run_dir
+        self.log_path = self.run_dir.with_name(self.run_dir.name + "_soak.log")
+        self.res = SoakResult(run_dir=str(self.run_dir))
+        self.rng = random.Random(cfg.seed)
+        self.sets = [arg for item in [*TRAINER_SETS, *cfg.trainer_set] for arg in ("--set", item)]
+
+    def fresh_args(self, run_dir: Path | None = None) -> list[str]:
+        return ["--config", "test", "--run-dir", str(run_dir or self.run_dir), "--progress", "lines", *self.sets]
+
+    def resume_args(self, *extra: str) -> list[str]:
+        args = ["--resume", str(self.run_dir), "--progress", "lines", *extra]
+        if _saved_reserve(self.run_dir) != RESERVE_GB and "training.min_free_gb=1000000" not in extra:
+            args += ["--set", f"training.min_free_gb={RESERVE_GB}"]  # config.json still has a low-disk cycle's
+        return args
+
+    def launch(self, index: int, kind: str, extra: list[str] | None = None) -> tuple[Cycle, Trainer]:
+        before = latest_checkpoint(self.run_dir)
+        if before is None:
+            if self.run_dir.exists():
+                shutil.rmtree(self.run_dir)  # no valid checkpoint yet: start again in a clean folder
+            cycle = Cycle(index, "fresh", kind=kind)
+            return cycle, Trainer(self.fresh_args() + (extra or []), self.log_path, f"cycle {index} fresh ({kind})")
+        cycle = Cycle(index, "resume", kind=kind, checkpoint_before=before)
+        trainer = Trainer(self.resume_args(*(extra or [])), self.log_path, f"cycle {index} resume ({kind})")
+        return cycle, trainer
+
+    def finish(self, cycle: Cycle, trainer: Trainer) -> None:
+        cycle.checkpoint_after = latest_checkpoint(self.run_dir)
+        if cycle.failure:
+            self.res.failures.append(f"cycle {cycle.index} ({cycle.kind}): {cycle.failure}\n{trainer.output_tail()}")
+        self.res.cycles.append(cycle)
+        _print_cycle(cycle)
+
+
+def _saved_reserve(run_dir: Path) -> float | None:
+    try:
+        return json.loads((run_dir / "config.json").read_text())["training"]["min_free_gb"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def run_soak(cfg: argparse.Namespace) -> SoakResult:
-    run_dir = cfg.run_dir
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise SystemExit(f"--run-dir {run_dir} exists and is not empty: the soak needs a fresh folder")
-    log_path = run_dir.with_name(run_dir.name + "_soak.log")
-    res = SoakResult(run_dir=str(run_dir))
-    rng = random.Random(cfg.seed)
-    fresh_args = ["--config", "test", "--run-dir", str(run_dir), "--progress", "lines"]
-    for item in [*TRAINER_SETS, *cfg.trainer_set]:
-        fresh_args += ["--set", item]
-    resume_args = ["--resume", str(run_dir), "--progress", "lines"]
+    if cfg.run_dir.exists() and any(cfg.run_dir.iterdir()):
+        raise SystemExit(f"--run-dir {cfg.run_dir} exists and is not empty: the soak needs a fresh folder")
+    soak = Soak(cfg)
     t_start = time.monotonic()
     deadline = t_start + cfg.minutes * 60
-    print(f"Soak: {cfg.minutes:g} min of kill / resume cycles in {run_dir} (log {log_path})", flush=True)
-    index = stuck = 0
+    print(f"Soak: {cfg.minutes:g} min of fault / resume cycles in {cfg.run_dir} (log {soak.log_path})", flush=True)
+    index = 0
+    kinds, weights = list(FAULT_KINDS), list(FAULT_KINDS.values())
     while time.monotonic() < deadline:
         index += 1
-        before = latest_checkpoint(run_dir)
-        if before is None:
-            if run_dir.exists():
-                shutil.rmtree(run_dir)  # no valid checkpoint yet: start again in a clean folder
-            cycle = Cycle(index, "fresh", checkpoint_before=None)
-            trainer = Trainer(fresh_args, log_path, f"cycle {index} fresh")
-        else:
-            cycle = Cycle(index, "resume", checkpoint_before=before)
-            trainer = Trainer(resume_args, log_path, f"cycle {index} resume from {before}")
-        cycle.wait_s = rng.uniform(*WAIT_RANGE_S)
-        sig = rng.choice([signal.SIGTERM, signal.SIGKILL])
-        try:
-            rc = trainer.wait(cycle.wait_s)
-            if rc is not None:  # exited by itself before the signal
-                cycle.rc = rc
-                cycle.failure = f"exited by itself with status {rc} before the {sig.name} due at {cycle.wait_s:.0f} s"
-            else:
-                os.kill(trainer.proc.pid, sig)
-                cycle.signal = sig.name
-                t_sig = time.monotonic()
-                limit = cfg.term_timeout if sig == signal.SIGTERM else 60.0
-                rc = trainer.wait(limit)
-                cycle.exit_s = time.monotonic() - t_sig
-                if rc is None:
-                    cycle.failure = f"still running {limit:g} s after {sig.name}; killed"
-                    trainer.kill()
-                    rc = trainer.proc.returncode
-                cycle.rc = rc
-                if not cycle.failure:
-                    cycle.outcome, cycle.failure = _judge_exit(sig, rc)
-        except BaseException:
-            trainer.kill()
-            raise
-        cycle.checkpoint_after = latest_checkpoint(run_dir)
-        if cycle.failure:
-            res.failures.append(f"cycle {index}: {cycle.failure}\n{trainer.output_tail()}")
-        res.cycles.append(cycle)
-        _print_cycle(cycle)
-        stuck = stuck + 1 if cycle.rc not in (0, -signal.SIGKILL, -signal.SIGTERM) and not cycle.signal else 0
-        if stuck >= STUCK_AFTER:
-            res.failures.append(
-                f"stopped cycling: {stuck} launches in a row exited by themselves with an error (see above)"
-            )
-            print(f"  {stuck} launches in a row failed by themselves: no more cycles", flush=True)
-            break
+        kind = soak.rng.choices(kinds, weights)[0]
+        needed = 2 if kind == "damaged checkpoint" else 1  # the checkpoints the fault acts on
+        if _checkpoint_count(cfg.run_dir) < needed or latest_checkpoint(cfg.run_dir) is None:
+            kind = "signal"
+        CYCLES[kind](soak, index)
+    final_stage(soak, index + 1)
+    soak.res.wall_s = time.monotonic() - t_start
+    verify_run(cfg.run_dir, soak.res)
+    if not cfg.skip_twin and soak.res.final_target is not None:
+        compare_with_twin(soak)
+    return soak.res
 
-    # The last resume: a short extension that must finish normally.
-    index += 1
-    before = latest_checkpoint(run_dir)
-    target = (before or 0) + cfg.final_steps
-    res.final_target = target
-    if before is None:
-        if run_dir.exists():
-            shutil.rmtree(run_dir)
-        args = [*fresh_args, "--set", f"training.total_timesteps={target}"]
-    else:
-        args = [*resume_args, "--set", f"training.total_timesteps={target}"]
-    cycle = Cycle(index, "final", checkpoint_before=before)
-    trainer = Trainer(args, log_path, f"final run to {target}")
+
+def _checkpoint_count(run_dir: Path) -> int:
+    return len(CheckpointManifest(run_dir).steps()) if (run_dir / "manifest.json").exists() else 0
+
+
+def _signal_cycle(soak: Soak, index: int, extra: list[str] | None = None, kind: str = "signal") -> None:
+    """A launch that gets SIGTERM or SIGKILL after a random wait."""
+    cycle, trainer = soak.launch(index, kind, extra)
     try:
-        rc = trainer.wait(cfg.final_timeout)
+        _signal_after_wait(soak, cycle, trainer, soak.rng.uniform(*WAIT_RANGE_S))
+    except BaseException:
+        trainer.kill()
+        raise
+    soak.finish(cycle, trainer)
+
+
+def _signal_after_wait(soak: Soak, cycle: Cycle, trainer: Trainer, wait_s: float) -> None:
+    cycle.wait_s = wait_s
+    sig = soak.rng.choice([signal.SIGTERM, signal.SIGKILL])
+    rc = trainer.wait(wait_s)
+    if rc is not None:  # exited by itself before the signal
+        cycle.rc = rc
+        cycle.failure = f"exited by itself with status {rc} before the {sig.name} due at {wait_s:.0f} s"
+        return
+    _send(soak, cycle, trainer, sig)
+
+
+def _send(soak: Soak, cycle: Cycle, trainer: Trainer, sig: signal.Signals) -> None:
+    os.kill(trainer.proc.pid, sig)
+    cycle.signal = sig.name
+    t_sig = time.monotonic()
+    limit = soak.cfg.term_timeout if sig == signal.SIGTERM else 60.0
+    rc = trainer.wait(limit)
+    cycle.exit_s = time.monotonic() - t_sig
+    if rc is None:
+        cycle.failure = f"still running {limit:g} s after {sig.name}; killed"
+        trainer.kill()
+        rc = trainer.proc.returncode
+    cycle.rc = rc
+    if not cycle.failure:
+        cycle.outcome, cycle.failure = _judge_exit(sig, rc)
+
+
+def _sigterm_in_evaluation(soak: Soak, index: int) -> None:
+    """SIGTERM once the trainer logs the start of an evaluation; it must exit 0 within seconds."""
+    cycle, trainer = soak.launch(index, "sigterm in evaluation")
+    try:
+        found = trainer.wait_for("Evaluating at step", timeout=150.0)
+        if not found:  # no evaluation came in time (or it exited): a plain SIGTERM then
+            cycle.kind = "signal"
+            if trainer.proc.poll() is not None:
+                cycle.rc, cycle.failure = trainer.proc.returncode, "exited by itself while waiting for an evaluation"
+            else:
+                _send(soak, cycle, trainer, signal.SIGTERM)
+        else:
+            time.sleep(soak.rng.uniform(0.2, 2.0))  # inside the evaluation's matches
+            _send(soak, cycle, trainer, signal.SIGTERM)
+            if not cycle.failure and cycle.exit_s > EVAL_EXIT_LIMIT_S:
+                cycle.failure = f"took {cycle.exit_s:.1f} s to exit after SIGTERM during an evaluation"
+    except BaseException:
+        trainer.kill()
+        raise
+    soak.finish(cycle, trainer)
+
+
+def _second_trainer(soak: Soak, index: int) -> None:
+    """A second --resume on the folder while the first runs: refused (status 2, the holder named)."""
+    cycle, trainer = soak.launch(index, "second trainer")
+    try:
+        if trainer.wait_for("Resuming" if cycle.mode == "resume" else "Run folder", timeout=120.0):
+            second = Trainer(["--resume", str(soak.run_dir)], soak.log_path, f"cycle {index} second trainer")
+            rc = second.wait(60.0)
+            if rc is None:
+                second.kill()
+                cycle.failure = "the second trainer was still running after 60 s"
+            else:
+                text = second.output_tail(40)
+                if rc != 2 or "in use by process" not in text or "Traceback" in text:
+                    cycle.failure = f"the second trainer exited {rc} without the one-line refusal: {text[-300:]}"
+        _signal_after_wait(soak, cycle, trainer, soak.rng.uniform(*WAIT_RANGE_S))
+    except BaseException:
+        trainer.kill()
+        raise
+    soak.finish(cycle, trainer)
+
+
+def _low_disk(soak: Soak, index: int) -> None:
+    """A reserve above the free space: the run stops at its next save, with it, exit 2 saying so."""
+    cycle, trainer = soak.launch(index, "low disk", ["--set", "training.min_free_gb=1000000"])
+    try:
+        rc = trainer.wait(240.0)
+        if rc is None:
+            trainer.kill()
+            cycle.failure = "did not stop within 240 s with a reserve above the free space"
+        else:
+            cycle.rc = rc
+            text = trainer.output_tail(20)
+            if rc != 2 or "fell below training.min_free_gb" not in text or "Traceback" in text:
+                cycle.failure = f"exit {rc} without the low-disk message: {text[-300:]}"
+            else:
+                cycle.outcome = "stopped at its save, exit 2"
+    except BaseException:
+        trainer.kill()
+        raise
+    soak.finish(cycle, trainer)
+
+
+def _corrupt_manifest(soak: Soak, index: int) -> None:
+    """Garbage in manifest.json: --resume refuses in one line (exit 2); the manifest is then put back."""
+    manifest = soak.run_dir / "manifest.json"
+    saved = manifest.read_bytes()
+    cycle = Cycle(index, "resume", kind="corrupt manifest", checkpoint_before=latest_checkpoint(soak.run_dir))
+    manifest.write_bytes(saved[: len(saved) // 2])
+    try:
+        trainer = Trainer(soak.resume_args(), soak.log_path, f"cycle {index} resume (corrupt manifest)")
+        rc = trainer.wait(60.0)
+        if rc is None:
+            trainer.kill()
+            cycle.failure = "--resume with a corrupt manifest.json was still running after 60 s"
+        else:
+            cycle.rc = rc
+            text = trainer.output_tail(20)
+            if rc != 2 or "manifest.json" not in text or "Traceback" in text:
+                cycle.failure = f"exit {rc} without a one-line error naming manifest.json: {text[-300:]}"
+            else:
+                cycle.outcome = "refused in one line, exit 2"
+    finally:
+        tmp = manifest.with_name(".manifest.json.soak-restore")
+        tmp.write_bytes(saved)
+        os.replace(tmp, manifest)
+    soak.finish(cycle, trainer)
+
+
+def _damaged_checkpoint(soak: Soak, index: int) -> None:
+    """One byte flipped in the newest checkpoint: the resume falls back to the previous one."""
+    newest = latest_checkpoint(soak.run_dir)
+    zip_path = soak.run_dir / f"rl_model_{newest}_steps.zip"
+    data = bytearray(zip_path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    zip_path.write_bytes(bytes(data))
+    cycle, trainer = soak.launch(index, "damaged checkpoint")
+    try:
+        found = trainer.wait_for("Resuming", timeout=120.0)
+        text = trainer.output_tail(30)
+        if not found or f"Resuming {soak.run_dir} from step {newest:,}" in text:
+            cycle.failure = f"no fall-back past the damaged checkpoint {newest}: {text[-300:]}"
+        _signal_after_wait(soak, cycle, trainer, soak.rng.uniform(*WAIT_RANGE_S))
+    except BaseException:
+        trainer.kill()
+        raise
+    soak.finish(cycle, trainer)
+
+
+CYCLES = {
+    "signal": _signal_cycle,
+    "sigterm in evaluation": _sigterm_in_evaluation,
+    "second trainer": _second_trainer,
+    "low disk": _low_disk,
+    "corrupt manifest": _corrupt_manifest,
+    "damaged checkpoint": _damaged_checkpoint,
+}
+
+
+def final_stage(soak: Soak, index: int) -> None:
+    """A last extension with the final video, SIGTERMed while it films (no partial video may appear
+    under its name), then the same extension again, which must finish (exit 0) with a whole video."""
+    before = latest_checkpoint(soak.run_dir)
+    target = (before or 0) + soak.cfg.final_steps
+    soak.res.final_target = target
+    extra = ["--set", f"training.total_timesteps={target}", "--set", "training.final_video=true"]
+    video = soak.run_dir / "match_vs_based.mp4"
+    cycle, trainer = soak.launch(index, "sigterm in video", extra)
+    cycle.mode = "final"
+    try:
+        if trainer.wait_for("Filming the final match", timeout=soak.cfg.final_timeout):
+            time.sleep(0.5)
+            os.kill(trainer.proc.pid, signal.SIGTERM)
+            cycle.signal = "SIGTERM"
+            t_sig = time.monotonic()
+            rc = trainer.wait(60.0)
+            cycle.exit_s = time.monotonic() - t_sig
+            if rc is None:
+                trainer.kill()
+                cycle.failure = "still filming 60 s after SIGTERM"
+            cycle.rc = trainer.proc.returncode
+            if cycle.rc not in (0, -signal.SIGTERM):
+                cycle.failure = f"exit {cycle.rc} after SIGTERM while filming"
+            elif video.exists():
+                cycle.failure = "a video appeared under match_vs_based.mp4 although its filming was stopped"
+            else:
+                cycle.outcome = "stopped while filming; no partial video"
+        else:
+            trainer.kill()
+            cycle.failure = "the final run never started filming"
+    except BaseException:
+        trainer.kill()
+        raise
+    soak.finish(cycle, trainer)
+    _final_run(soak, index + 1, extra, video)
+
+
+def _final_run(soak: Soak, index: int, extra: list[str], video: Path) -> None:
+    cycle, trainer = soak.launch(index, "final run", extra)
+    cycle.mode = "final"
+    try:
+        rc = trainer.wait(soak.cfg.final_timeout)
     except BaseException:
         trainer.kill()
         raise
     if rc is None:
         trainer.kill()
-        cycle.failure = f"the final run did not finish within {cfg.final_timeout:g} s"
-        rc = trainer.proc.returncode
-    cycle.rc = rc
-    cycle.checkpoint_after = latest_checkpoint(run_dir)
-    if not cycle.failure and rc != 0:
-        cycle.failure = f"the final run exited with status {rc}"
-    cycle.outcome = "finished" if not cycle.failure else "failed"
-    if cycle.failure:
-        res.failures.append(f"final run: {cycle.failure}\n{trainer.output_tail()}")
-    res.cycles.append(cycle)
-    _print_cycle(cycle)
-    res.wall_s = time.monotonic() - t_start
-    verify_run(run_dir, res)
-    return res
+        cycle.failure = f"the final run did not finish within {soak.cfg.final_timeout:g} s"
+    cycle.rc = trainer.proc.returncode
+    if not cycle.failure and cycle.rc != 0:
+        cycle.failure = f"the final run exited with status {cycle.rc}"
+    if not cycle.failure:
+        cycle.failure = _video_problem(video)
+    cycle.outcome = "finished, video whole" if not cycle.failure else "failed"
+    soak.finish(cycle, trainer)
+
+
+def _video_problem(video: Path) -> str:
+    if not video.is_file() or video.stat().st_size == 0:
+        return "no match_vs_based.mp4 after the final run"
+    try:
+        frame = next(iter(iio.imiter(video)))
+    except Exception as exc:  # any failure to decode is a finding
+        return f"match_vs_based.mp4 does not decode: {type(exc).__name__}: {exc}"
+    return "" if frame.size else "match_vs_based.mp4 has an empty first frame"
+
+
+def compare_with_twin(soak: Soak) -> None:
+    """An uninterrupted run to the same final step: its final weights must equal the soak's bit for bit."""
+    twin = soak.run_dir.with_name(soak.run_dir.name + "_twin")
+    if twin.exists():
+        shutil.rmtree(twin)
+    target = soak.res.final_target
+    print(f"Twin: an uninterrupted run to step {target} in {twin}", flush=True)
+    args = [*soak.fresh_args(twin), "--set", f"training.total_timesteps={target}"]
+    trainer = Trainer(args, soak.log_path, f"twin to {target}")
+    t0 = time.monotonic()
+    rc = trainer.wait(None)
+    soak.res.twin_wall_s = time.monotonic() - t0
+    final = latest_checkpoint(soak.run_dir)
+    twin_final = latest_checkpoint(twin)
+    if rc != 0 or twin_final != final:
+        soak.res.twin_identical = False
+        detail = f"twin: exit {rc}, final step {twin_final} (the soak's: {final})"
+        soak.res.failures.append(f"{detail}\n{trainer.output_tail()}")
+        return
+    a, b = (_policy(run / f"rl_model_{final}_steps.zip") for run in (soak.run_dir, twin))
+    soak.res.twin_identical = a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    if not soak.res.twin_identical:
+        differing = [k for k in a if k not in b or not torch.equal(a[k], b[k])]
+        soak.res.failures.append(f"twin: final weights differ from the soak's in {len(differing)} tensors")
+
+
+def _policy(zip_path: Path) -> dict[str, torch.Tensor]:
+    with zipfile.ZipFile(zip_path) as archive:
+        return torch.load(io.BytesIO(archive.read("policy.pth")), weights_only=True)
 
 
 def _judge_exit(sig: signal.Signals, rc: int) -> tuple[str, str]:
@@ -278,7 +552,7 @@ def _print_cycle(c: Cycle) -> None:
     if c.signal:
         what = f"{c.signal} after {c.wait_s:.1f} s"
     print(
-        f"  cycle {c.index:>3} {c.mode:<6} {what:<24} exit {c.rc} in {c.exit_s:.1f} s -> "
+        f"  cycle {c.index:>3} {c.mode:<6} {c.kind:<21} {what:<24} exit {c.rc} in {c.exit_s:.1f} s -> "
         f"{c.outcome or c.failure}; checkpoint {c.checkpoint_before} -> {c.checkpoint_after}",
         flush=True,
     )
@@ -503,22 +777,35 @@ def summary_rows(soak: SoakResult | None, fuzz: FuzzResult | None, wall: float) 
         kills = [c for c in kill_cycles if c.signal == "SIGKILL"]
         clean = sum(c.outcome == "clean stop" for c in terms)
         early = sum(c.outcome.startswith("SIGTERM before") for c in terms)
-        final = soak.cycles[-1] if soak.cycles else None
         cycle_failures = sum(bool(c.failure) for c in kill_cycles)
+        in_eval = [c.exit_s for c in kill_cycles if c.kind == "sigterm in evaluation" and c.signal]
+        final = [c for c in soak.cycles if c.mode == "final"]
         rows += [
-            ("soak cycles (kill + restart)", f"{len(kill_cycles)}", _ok(cycle_failures == 0)),
+            ("soak cycles (fault + restart)", f"{len(kill_cycles)}", _ok(cycle_failures == 0)),
+            *_kind_rows(kill_cycles),
             ("SIGTERM sent", f"{len(terms)} ({clean} clean stops, {early} during start-up)", ""),
             ("SIGKILL sent", f"{len(kills)}", ""),
+            (
+                "SIGTERM to exit during an evaluation",
+                f"max {max(in_eval):.1f} s, median {float(np.median(in_eval)):.1f} s over {len(in_eval)}"
+                if in_eval
+                else "none sent",
+                _ok(all(t <= EVAL_EXIT_LIMIT_S for t in in_eval)),
+            ),
             (
                 "launches: fresh / resumes",
                 f"{sum(c.mode == 'fresh' for c in soak.cycles)} / "
                 f"{sum(c.mode in ('resume', 'final') and c.checkpoint_before is not None for c in soak.cycles)}",
                 "",
             ),
+            *[
+                (f"final stage: {c.kind}", f"to step {soak.final_target}: {c.outcome or c.failure}", _ok(not c.failure))
+                for c in final
+            ],
             (
-                "final extension",
-                f"to step {soak.final_target}: {final.outcome if final else '—'}",
-                _ok(final is not None and not final.failure),
+                "final weights vs an uninterrupted twin",
+                {None: "not run", True: "bit-identical", False: "DIFFERENT"}[soak.twin_identical],
+                "" if soak.twin_identical is None else _ok(soak.twin_identical),
             ),
             (
                 "checkpoints verified + loaded",
@@ -541,6 +828,15 @@ def summary_rows(soak: SoakResult | None, fuzz: FuzzResult | None, wall: float) 
             ("fuzz wall time", f"{fuzz.wall_s:.1f} s ({fuzz.frames_per_s:,.0f} checked match-frames/s)", ""),
         ]
     rows.append(("wall time", f"{wall / 60:.1f} min", ""))
+    return rows
+
+
+def _kind_rows(cycles: list[Cycle]) -> list[tuple[str, str, str]]:
+    rows = []
+    for kind in FAULT_KINDS:
+        of_kind = [c for c in cycles if c.kind == kind]
+        failed = sum(bool(c.failure) for c in of_kind)
+        rows.append((f"  cycles: {kind}", f"{len(of_kind)} ({failed} failed)", _ok(failed == 0)))
     return rows
 
 
@@ -573,6 +869,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fuzz-max-timesteps", type=int, default=900, help="the fuzzed engine's max_timesteps")
     parser.add_argument("--skip-soak", action="store_true")
     parser.add_argument("--skip-fuzz", action="store_true")
+    parser.add_argument("--skip-twin", action="store_true", help="no uninterrupted twin run to compare weights with")
     add_report_flags(parser)  # soak fails (status 1) on any finding, --check or not
     cfg = parser.parse_args(argv)
     if cfg.run_dir is None:
