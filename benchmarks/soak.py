@@ -364,21 +364,26 @@ def _low_disk(soak: Soak, index: int) -> None:
     """A reserve above the free space: the run stops at its next save, with it, exit 2 saying so."""
     cycle, trainer = soak.launch(index, "low disk", ["--set", "training.min_free_gb=1000000"])
     try:
-        rc = trainer.wait(240.0)
-        if rc is None:
-            trainer.kill()
-            cycle.failure = "did not stop within 240 s with a reserve above the free space"
-        else:
-            cycle.rc = rc
-            text = trainer.output_tail(20)
-            if rc != 2 or "fell below training.min_free_gb" not in text or "Traceback" in text:
-                cycle.failure = f"exit {rc} without the low-disk message: {text[-300:]}"
-            else:
-                cycle.outcome = "stopped at its save, exit 2"
+        _expect_one_line_exit_2(cycle, trainer, 240.0, "fell below training.min_free_gb", "stopped at its save")
     except BaseException:
         trainer.kill()
         raise
     soak.finish(cycle, trainer)
+
+
+def _expect_one_line_exit_2(cycle: Cycle, trainer: Trainer, timeout: float, message: str, outcome: str) -> None:
+    """The launch must end by itself within ``timeout`` with status 2 and ``message``, no traceback."""
+    rc = trainer.wait(timeout)
+    if rc is None:
+        trainer.kill()
+        cycle.failure = f"still running after {timeout:g} s (expected exit 2: {message!r})"
+        return
+    cycle.rc = rc
+    text = trainer.output_tail(20)
+    if rc != 2 or message not in text or "Traceback" in text:
+        cycle.failure = f"exit {rc} without a one-line error containing {message!r}: {text[-300:]}"
+    else:
+        cycle.outcome = f"{outcome}, exit 2"
 
 
 def _corrupt_manifest(soak: Soak, index: int) -> None:
@@ -389,17 +394,7 @@ def _corrupt_manifest(soak: Soak, index: int) -> None:
     manifest.write_bytes(saved[: len(saved) // 2])
     try:
         trainer = Trainer(soak.resume_args(), soak.log_path, f"cycle {index} resume (corrupt manifest)")
-        rc = trainer.wait(60.0)
-        if rc is None:
-            trainer.kill()
-            cycle.failure = "--resume with a corrupt manifest.json was still running after 60 s"
-        else:
-            cycle.rc = rc
-            text = trainer.output_tail(20)
-            if rc != 2 or "manifest.json" not in text or "Traceback" in text:
-                cycle.failure = f"exit {rc} without a one-line error naming manifest.json: {text[-300:]}"
-            else:
-                cycle.outcome = "refused in one line, exit 2"
+        _expect_one_line_exit_2(cycle, trainer, 60.0, "manifest.json", "refused in one line")
     finally:
         tmp = manifest.with_name(".manifest.json.soak-restore")
         tmp.write_bytes(saved)

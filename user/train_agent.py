@@ -1510,13 +1510,17 @@ _FROZEN_ON_RESUME = ("agent.type", "agent.action_head", "agent.latent_dim", "age
                      "controls.exploiter", "controls.opponent_schedule")  # fmt: skip
 
 
+def _first_frozen_change(before: dict, after: dict) -> str | None:
+    return next((dotted for dotted in _FROZEN_ON_RESUME if lookup(before, dotted) != lookup(after, dotted)), None)
+
+
 def _check_resumable_changes(saved: dict, new: dict) -> None:
-    for dotted in _FROZEN_ON_RESUME:
-        if lookup(saved, dotted) != lookup(new, dotted):
-            raise ConfigError(
-                f"--resume cannot change {dotted} (the run has {json.dumps(lookup(saved, dotted))}); "
-                "start a new run with --set training.init_from=<checkpoint> to reuse its weights"
-            )
+    dotted = _first_frozen_change(saved, new)
+    if dotted is not None:
+        raise ConfigError(
+            f"--resume cannot change {dotted} (the run has {json.dumps(lookup(saved, dotted))}); "
+            "start a new run with --set training.init_from=<checkpoint> to reuse its weights"
+        )
 
 
 def _check_against_checkpoint(run_dir: Path, config: dict) -> None:
@@ -1527,13 +1531,13 @@ def _check_against_checkpoint(run_dir: Path, config: dict) -> None:
         return
     name, trained = found
     trained = merge_config(_BASE_CONFIG, trained)
-    for dotted in _FROZEN_ON_RESUME:
-        if lookup(trained, dotted) != lookup(config, dotted):
-            raise ConfigError(
-                f"{run_dir / 'config.json'} changes {dotted}: {name} was trained with "
-                f"{json.dumps(lookup(trained, dotted))}, the config now has {json.dumps(lookup(config, dotted))}; "
-                "--resume cannot change it (undo the edit, or start a new run with --set training.init_from=...)"
-            )
+    dotted = _first_frozen_change(trained, config)
+    if dotted is not None:
+        raise ConfigError(
+            f"{run_dir / 'config.json'} changes {dotted}: {name} was trained with "
+            f"{json.dumps(lookup(trained, dotted))}, the config now has {json.dumps(lookup(config, dotted))}; "
+            "--resume cannot change it (undo the edit, or start a new run with --set training.init_from=...)"
+        )
 
 
 def _learn(run: TrainingRun, progress: bool | None) -> None:
