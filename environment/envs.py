@@ -150,9 +150,11 @@ class LearnerMatches:
         return f"name:{name}"
 
     def _group_of(self, agent: Agent, key: str) -> int:
-        for k, known in enumerate(self.groups):
-            if known is agent:
-                return k
+        """The group that plays ``key``; by key, not by object: the self-play pool may hand out a fresh
+        copy of a snapshot its cache let go of, and the matches already playing it keep their memory in
+        the group's copy. A resumed env, whose cache differs, so batches the same matches together."""
+        if key in self.group_keys:
+            return self.group_keys.index(key)
         if len(self.groups) >= _MAX_OPPONENT_GROUPS:
             self._compact_groups()
         self.groups.append(agent)
@@ -262,10 +264,11 @@ class LearnerMatches:
         for name, (_, entry) in self.opponents.opponents.items():
             if isinstance(entry, SelfPlayHandler):
                 agents[f"fallback:{name}"] = entry.fallback
-        # Snapshot agents matter only while a match plays them: a new match resets their memory.
-        for key in set(self.group_keys[k] for k in self.opponent_group):
-            if snapshot_name(key) is not None:
-                agents[key] = self._resolve_key(key)
+        # Snapshot agents matter only while a match plays them: a new match resets their memory. The
+        # group's own copy holds it (asking the pool could read a fresh copy that the cache let go of).
+        for k in np.unique(self.opponent_group):
+            if snapshot_name(self.group_keys[k]) is not None:
+                agents[self.group_keys[k]] = self.groups[k]
         stateful = {key: agent for key, agent in agents.items() if hasattr(agent, "get_state")}
         return [{"key": key, "state": agent.get_state()} for key, agent in stateful.items()]
 
@@ -274,9 +277,13 @@ class LearnerMatches:
         self.opponent_name[:] = state["opponent_name"]
         self.groups, self.group_keys = [], []
         for row, key in enumerate(state["opponent_keys"]):
-            self.opponent_group[row] = self._group_of(self._resolve_key(key), key)
+            if key not in self.group_keys:
+                self._group_of(self._resolve_key(key), key)
+            self.opponent_group[row] = self.group_keys.index(key)
         for saved in state["agents"]:
-            self._resolve_key(saved["key"]).set_state(saved["state"])
+            key = saved["key"]
+            agent = self.groups[self.group_keys.index(key)] if key in self.group_keys else self._resolve_key(key)
+            agent.set_state(saved["state"])
         self.episode_start[:] = state["episode_start"]
         self.returns[:] = state["returns"]
         for name, values in state["stats"].items():

@@ -13,10 +13,11 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.logger import Logger
 
-from environment.agents import Agent, BasedAgent, ConstantAgent, RandomAgent, make_agent
+from environment import params as P
+from environment.agents import Agent, BasedAgent, ConstantAgent, RandomAgent, ScriptedAgent, make_agent
 from environment.envs import BrawlVecEnv, SelfPlayWarehouseBrawl, WarehouseBrawl
 from environment.observation import observation_bounds
-from environment.self_play import OpponentsCfg
+from environment.self_play import OpponentsCfg, SelfPlayRandom, snapshot_steps
 
 
 def test_gymnasium_check_env():
@@ -275,3 +276,55 @@ def test_vecenv_step_before_reset_says_so():
         env.step(np.zeros((2, 10)))
     env.reset()
     env.step(np.zeros((2, 10)))
+
+
+class _Remembering(ScriptedAgent):
+    """A snapshot stand-in whose moves depend on its per-match memory (frames since its match began)."""
+
+    memory = {"t": np.int64}
+
+    def __init__(self, shift: int):
+        super().__init__()
+        self.shift = shift
+
+    def act(self, obs, keys, ids):
+        t = self.mem["t"][ids]
+        self.mem["t"][ids] += 1
+        phase = (t // 9 + self.shift) % 3
+        keys[:, P.K_D] = phase == 0
+        keys[:, P.K_A] = phase == 1
+        keys[:, P.K_JUMP] = phase == 2
+
+
+def _snapshot_pool_env(tmp_path, cache_size: int) -> tuple[BrawlVecEnv, SelfPlayRandom]:
+    paths = [tmp_path / f"rl_model_{step}_steps.zip" for step in (100, 200, 300, 400)]
+    for path in paths:
+        path.touch()
+    pool = SelfPlayRandom(lambda p: _Remembering(snapshot_steps(p) // 100), cache_size=cache_size, seed=3)
+    pool.extra_snapshots = paths
+    env = BrawlVecEnv(n_envs=6, opponents=OpponentsCfg({"self_play": (1.0, pool)}), max_timesteps=40, seed=5)
+    return env, pool
+
+
+@pytest.mark.parametrize("cache_size", [1, 8])
+def test_saved_matches_continue_exactly_whatever_the_snapshot_cache_holds(tmp_path, cache_size):
+    """A snapshot the pool's cache has let go of still plays on from its own memory: the saved state
+    holds the memory of the agent the match plays (not a fresh copy read for the capture), a resumed
+    env (another cache) groups the same matches into the same calls, and capturing changes nothing."""
+    actions = np.random.default_rng(0).integers(0, 2, (200, 6, 10))
+
+    def play(env, steps):
+        return np.stack([env.step(a)[0] for a in steps])
+
+    straight, pool = _snapshot_pool_env(tmp_path, cache_size)
+    straight.reset()
+    play(straight, actions[:63])  # mid-match: matches last 40 frames
+    saved_env, saved_pool = straight.get_state(), pool.get_state()
+    expected = play(straight, actions[63:])
+
+    resumed, other_pool = _snapshot_pool_env(tmp_path, cache_size)
+    resumed.reset()
+    resumed.set_state(saved_env)
+    other_pool.set_state(saved_pool)
+    other_pool.extra_snapshots = pool.extra_snapshots  # stored by name; this pool has no run folder to find them in
+    np.testing.assert_array_equal(play(resumed, actions[63:]), expected)

@@ -536,16 +536,17 @@ def _stop_at(monkeypatch, moment: str) -> None:
             original_start(callback)
 
         monkeypatch.setattr(T.RolloutBoundaryCallback, "_on_rollout_start", on_rollout_start)
-    else:  # "during an evaluation": its first, a few frames after its matches begin
+    else:  # during the first evaluation: a few frames into its roster matches, or into its Elo matches
+        phase = "play_vs_opponents" if moment == "during an evaluation's Elo matches" else "evaluate_agent"
         original_evaluate = T.TrainingRun.evaluate
 
         def evaluate(run, steps):
             if run.eval_history:
                 return original_evaluate(run, steps)
             frames = iter(range(10**9))
-            original_play = monitoring.evaluate_agent
+            original_play = getattr(monitoring, phase)
 
-            def evaluate_agent(*args, should_stop, **kwargs):
+            def play(*args, should_stop, **kwargs):
                 def stop_after_a_few_frames():
                     if next(frames) == 20:
                         run.stop_flag.reason = "SIGTERM"
@@ -553,11 +554,11 @@ def _stop_at(monkeypatch, moment: str) -> None:
 
                 return original_play(*args, should_stop=stop_after_a_few_frames, **kwargs)
 
-            monkeypatch.setattr(monitoring, "evaluate_agent", evaluate_agent)
+            monkeypatch.setattr(monitoring, phase, play)
             try:
                 return original_evaluate(run, steps)
             finally:
-                monkeypatch.setattr(monitoring, "evaluate_agent", original_play)
+                monkeypatch.setattr(monitoring, phase, original_play)
 
         monkeypatch.setattr(T.TrainingRun, "evaluate", evaluate)
 
@@ -569,6 +570,7 @@ def _stop_at(monkeypatch, moment: str) -> None:
         ("between saves", 512, 384),
         ("during an evaluation", 384, 384),
         ("during an evaluation", 512, 512),  # at a scheduled save: its snapshot must not be in the replay's pool
+        ("during an evaluation's Elo matches", 512, 512),  # after its roster matches, against the snapshots
     ],
 )
 def test_a_stop_between_scheduled_saves_resumes_bit_identically_with_self_play(
