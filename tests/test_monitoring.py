@@ -193,7 +193,7 @@ def test_the_final_video_appears_whole_or_not_at_all(tmp_path, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(train_agent, "run_eval_match", killed_mid_match)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt):  # a bare KeyboardInterrupt has no message to match
         T.write_final_video(run, agent)
     assert not [p.name for p in run.run_dir.iterdir() if "match_vs_based" in p.name], "no partial video left"
     monkeypatch.undo()
@@ -213,7 +213,7 @@ def test_a_stop_signal_ends_an_evaluation_at_once_and_the_resumed_run_plays_it_a
         frames.append(1)
         return len(frames) > 3
 
-    with pytest.raises(EvaluationStopped):
+    with pytest.raises(EvaluationStopped, match="the evaluation was stopped"):
         play_vs_opponents(make_agent("based"), {"random": make_agent("random")}, 4, 2700,
                           should_stop=stop_after_three_frames)  # fmt: skip
     assert len(frames) == 4

@@ -201,7 +201,7 @@ class _DyingStream:
 
 def test_mp4_falls_back_to_gif_when_ffmpeg_dies_on_the_first_frames(tmp_path, monkeypatch):
     monkeypatch.setattr(render, "_start_ffmpeg", lambda *a: _DyingStream())
-    with pytest.warns(VideoFallbackWarning), open_video_writer(tmp_path / "clip.mp4") as writer:
+    with pytest.warns(VideoFallbackWarning, match="writing GIF"), open_video_writer(tmp_path / "clip.mp4") as writer:
         for frame in _frames(4):
             writer.append(frame)
     assert _gif_frames(Path(writer.path)).shape[0] == 4
