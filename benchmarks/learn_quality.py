@@ -80,7 +80,7 @@ import numpy as np
 import torch
 
 import user.train_agent as ta
-from benchmarks.report import add_report_flags, finish
+from benchmarks.report import add_match_length_flag, add_report_flags, finish
 from environment import params as P
 from environment.agents import HOLD_PREFIX, Agent, HoldMacroAgent, agent_names, make_agent
 from environment.checkpoints import CheckpointError
@@ -93,6 +93,7 @@ from environment.evaluation import (
 )
 from environment.macros import MACRO_KEYS, MACRO_NAMES, N_MACROS, describe_keys, macro_id, macro_keys
 from environment.play import _positive_int  # argparse type: a positive whole number
+from user.monitoring import finish_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -596,7 +597,7 @@ def train(config: dict, run_dir: Path, minutes: float, progress: bool) -> dict:
             timer.cancel()
     wall = time.monotonic() - t0
     steps = int(run.model.num_timesteps)
-    ta._finish_run(run)  # plot and final video (skipped by the trainer when stopped early)
+    finish_run(run)  # plot and final video (skipped by the trainer when stopped early)
     return {"wall_s": wall, "steps": steps, "sps": steps / wall if wall > 0 else math.nan,
             "stopped_by_budget": budget_hit.is_set(), "stop_reason": run.stop_flag.reason or "finished",
             "device": str(device), "total_timesteps": total, "last_checkpoint_step": run.last_saved_step}  # fmt: skip
@@ -630,12 +631,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="checkpoint .zip, run folder, registered bot or hold:<macro> (default: train first)",
     )
     parser.add_argument("--matches", type=_positive_int, default=100, help="matches per opponent and mode (100)")
-    parser.add_argument(
-        "--max-timesteps",
-        type=_positive_int,
-        default=9000,
-        help="frames per match: 9000 = the tournament's battles (default); 2700 = training's 90 s",
-    )
+    add_match_length_flag(parser)
     parser.add_argument("--modes", default=",".join(MODES), help=f"play modes, comma-separated ({','.join(MODES)})")
     parser.add_argument(
         "--opponents", default="all", help="'all' (public bots + constant-action family) or a comma-separated list"

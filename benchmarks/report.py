@@ -14,10 +14,22 @@ import json
 from pathlib import Path
 from typing import Any
 
+from environment.play import _positive_int
+
 
 def add_report_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--check", action="store_true", help="exit with status 1 when a target is missed")
+
+
+def add_match_length_flag(parser: argparse.ArgumentParser) -> None:
+    """--max-timesteps for the benchmarks that judge an agent: the tournament's battles by default."""
+    parser.add_argument(
+        "--max-timesteps",
+        type=_positive_int,
+        default=9000,
+        help="frames per evaluation match: 9000 = the tournament's battles (default); 2700 = training's 90 s",
+    )
 
 
 def finish(cfg: argparse.Namespace, benchmark: str, results: dict[str, Any], missed: list[str]) -> int:

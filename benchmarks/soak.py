@@ -57,6 +57,7 @@ Prints a summary table; exits 1 on any failure, 0 otherwise. Subprocess output g
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -279,15 +280,23 @@ def _checkpoint_count(run_dir: Path) -> int:
     return len(CheckpointManifest(run_dir).steps()) if (run_dir / "manifest.json").exists() else 0
 
 
-def _signal_cycle(soak: Soak, index: int, extra: list[str] | None = None, kind: str = "signal") -> None:
-    """A launch that gets SIGTERM or SIGKILL after a random wait."""
-    cycle, trainer = soak.launch(index, kind, extra)
+@contextlib.contextmanager
+def _finished_or_killed(soak: Soak, cycle: Cycle, trainer: Trainer):
+    """Run a fault's checks on a launched trainer: recorded as a finished cycle, or, if the checks
+    themselves fail (or the soak is interrupted), the trainer is killed first."""
     try:
-        _signal_after_wait(soak, cycle, trainer, soak.rng.uniform(*WAIT_RANGE_S))
+        yield
     except BaseException:
         trainer.kill()
         raise
     soak.finish(cycle, trainer)
+
+
+def _signal_cycle(soak: Soak, index: int, extra: list[str] | None = None, kind: str = "signal") -> None:
+    """A launch that gets SIGTERM or SIGKILL after a random wait."""
+    cycle, trainer = soak.launch(index, kind, extra)
+    with _finished_or_killed(soak, cycle, trainer):
+        _signal_after_wait(soak, cycle, trainer, soak.rng.uniform(*WAIT_RANGE_S))
 
 
 def _signal_after_wait(soak: Soak, cycle: Cycle, trainer: Trainer, wait_s: float) -> None:
@@ -320,7 +329,7 @@ def _send(soak: Soak, cycle: Cycle, trainer: Trainer, sig: signal.Signals) -> No
 def _sigterm_in_evaluation(soak: Soak, index: int) -> None:
     """SIGTERM once the trainer logs the start of an evaluation; it must exit 0 within seconds."""
     cycle, trainer = soak.launch(index, "sigterm in evaluation")
-    try:
+    with _finished_or_killed(soak, cycle, trainer):
         found = trainer.wait_for("Evaluating at step", timeout=150.0)
         if not found:  # no evaluation came in time (or it exited): a plain SIGTERM then
             cycle.kind = "signal"
@@ -333,16 +342,12 @@ def _sigterm_in_evaluation(soak: Soak, index: int) -> None:
             _send(soak, cycle, trainer, signal.SIGTERM)
             if not cycle.failure and cycle.exit_s > EVAL_EXIT_LIMIT_S:
                 cycle.failure = f"took {cycle.exit_s:.1f} s to exit after SIGTERM during an evaluation"
-    except BaseException:
-        trainer.kill()
-        raise
-    soak.finish(cycle, trainer)
 
 
 def _second_trainer(soak: Soak, index: int) -> None:
     """A second --resume on the folder while the first runs: refused (status 2, the holder named)."""
     cycle, trainer = soak.launch(index, "second trainer")
-    try:
+    with _finished_or_killed(soak, cycle, trainer):
         if trainer.wait_for("Resuming" if cycle.mode == "resume" else "Run folder", timeout=120.0):
             second = Trainer(["--resume", str(soak.run_dir)], soak.log_path, f"cycle {index} second trainer")
             rc = second.wait(60.0)
@@ -354,21 +359,13 @@ def _second_trainer(soak: Soak, index: int) -> None:
                 if rc != 2 or "in use by process" not in text or "Traceback" in text:
                     cycle.failure = f"the second trainer exited {rc} without the one-line refusal: {text[-300:]}"
         _signal_after_wait(soak, cycle, trainer, soak.rng.uniform(*WAIT_RANGE_S))
-    except BaseException:
-        trainer.kill()
-        raise
-    soak.finish(cycle, trainer)
 
 
 def _low_disk(soak: Soak, index: int) -> None:
     """A reserve above the free space: the run stops at its next save, with it, exit 2 saying so."""
     cycle, trainer = soak.launch(index, "low disk", ["--set", "training.min_free_gb=1000000"])
-    try:
+    with _finished_or_killed(soak, cycle, trainer):
         _expect_one_line_exit_2(cycle, trainer, 240.0, "fell below training.min_free_gb", "stopped at its save")
-    except BaseException:
-        trainer.kill()
-        raise
-    soak.finish(cycle, trainer)
 
 
 def _expect_one_line_exit_2(cycle: Cycle, trainer: Trainer, timeout: float, message: str, outcome: str) -> None:
@@ -410,16 +407,12 @@ def _damaged_checkpoint(soak: Soak, index: int) -> None:
     data[len(data) // 2] ^= 0xFF
     zip_path.write_bytes(bytes(data))
     cycle, trainer = soak.launch(index, "damaged checkpoint")
-    try:
+    with _finished_or_killed(soak, cycle, trainer):
         found = trainer.wait_for("Resuming", timeout=120.0)
         text = trainer.output_tail(30)
         if not found or f"Resuming {soak.run_dir} from step {newest:,}" in text:
             cycle.failure = f"no fall-back past the damaged checkpoint {newest}: {text[-300:]}"
         _signal_after_wait(soak, cycle, trainer, soak.rng.uniform(*WAIT_RANGE_S))
-    except BaseException:
-        trainer.kill()
-        raise
-    soak.finish(cycle, trainer)
 
 
 CYCLES = {
@@ -442,7 +435,7 @@ def final_stage(soak: Soak, index: int) -> None:
     video = soak.run_dir / "match_vs_based.mp4"
     cycle, trainer = soak.launch(index, "sigterm in video", extra)
     cycle.mode = "final"
-    try:
+    with _finished_or_killed(soak, cycle, trainer):
         if trainer.wait_for("Filming the final match", timeout=soak.cfg.final_timeout):
             time.sleep(0.5)
             os.kill(trainer.proc.pid, signal.SIGTERM)
@@ -463,10 +456,6 @@ def final_stage(soak: Soak, index: int) -> None:
         else:
             trainer.kill()
             cycle.failure = "the final run never started filming"
-    except BaseException:
-        trainer.kill()
-        raise
-    soak.finish(cycle, trainer)
     _final_run(soak, index + 1, extra, video)
 
 
@@ -839,6 +828,7 @@ def _ok(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
+# Flags as in every benchmark script: argparse calls alike in shape (paired by `duplicates`), its own flags.
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=20.0, help="soak duration (default 20)")

@@ -171,7 +171,9 @@ class BrawlEngine:
         ``run_match``/``play_matches`` and evaluation use.
     """
 
-    def __init__(self, n: int, max_timesteps: int = 2700, seed: int | None = 0, params: GameParams = DEFAULT_PARAMS):
+    def __init__(
+        self, n: int, max_timesteps: int = P.MATCH_FRAMES, seed: int | None = 0, params: GameParams = DEFAULT_PARAMS
+    ):
         if not isinstance(n, (int, np.integer)) or n <= 0:
             raise ValueError(f"n (number of matches) must be a positive integer, got {n!r}")
         if not isinstance(max_timesteps, (int, np.integer)) or max_timesteps <= 0:
@@ -284,6 +286,8 @@ class BrawlEngine:
 # ==================================================================================
 # The compiled frame
 # ==================================================================================
+# Compiled kernels take their arrays one by one (numba passes no structs), so the argument lists
+# below repeat each other (the `duplicates` tool pairs them): each is the list its callee declares.
 @kernel
 def _step_matches(
     players,

@@ -322,7 +322,7 @@ class BrawlVecEnv(VecEnv):
         n_envs: int,
         opponents: OpponentsCfg | None = None,
         reward_manager=None,
-        max_timesteps: int = 2700,
+        max_timesteps: int = P.MATCH_FRAMES,
         seed: int | None = None,
         action_repeat: int = 1,
     ):
@@ -467,7 +467,7 @@ class SelfPlayWarehouseBrawl(gym.Env):
         self,
         opponent: Agent | None = None,
         reward_manager=None,
-        max_timesteps: int = 2700,
+        max_timesteps: int = P.MATCH_FRAMES,
         render_mode: str | None = None,
     ):
         super().__init__()
@@ -532,7 +532,7 @@ class WarehouseBrawl(ParallelEnv):
 
     metadata = {"name": "warehouse_brawl_v1", "render_modes": ["rgb_array"], "render_fps": P.FPS}
 
-    def __init__(self, max_timesteps: int = 2700, reward_managers=None, render_mode: str | None = None):
+    def __init__(self, max_timesteps: int = P.MATCH_FRAMES, reward_managers=None, render_mode: str | None = None):
         self.possible_agents = ["player_0", "player_1"]
         self.agents: list[str] = []
         self.render_mode = render_mode

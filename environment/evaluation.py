@@ -47,7 +47,7 @@ def play_vs_opponents(
     agent: Agent,
     opponents: dict[str, Agent],
     matches_per_opponent: int,
-    max_timesteps: int = 2700,
+    max_timesteps: int = P.MATCH_FRAMES,
     seed: int = 0,
     reward_manager: RewardManager | None = None,
     alternate_sides: bool = False,
@@ -382,7 +382,7 @@ class PerformanceBenchmark:
         agent: Agent,
         opponents: list[str] | dict[str, Agent] | None = None,
         num_episodes: int = 50,
-        max_timesteps: int = 2700,
+        max_timesteps: int = P.MATCH_FRAMES,
         seed: int = 0,
     ):
         self.agent = agent
@@ -571,7 +571,7 @@ class EloRatings:
 def round_robin(
     agents: dict[str, Agent],
     matches_per_pair: int,
-    max_timesteps: int = 2700,
+    max_timesteps: int = P.MATCH_FRAMES,
     seed: int = 0,
     ratings: EloRatings | None = None,
 ) -> tuple[EloRatings, list[dict[str, Any]]]:

@@ -114,7 +114,7 @@ def _both_actions(agent_1: Agent, agent_2: Agent, obs: np.ndarray, start: np.nda
 def run_match(
     agent_1: Agent,
     agent_2: Agent,
-    max_timesteps: int = 2700,
+    max_timesteps: int = P.MATCH_FRAMES,
     video_path: str | None = None,
     seed: int | None = None,
     show_hitboxes: bool = False,
@@ -152,7 +152,7 @@ def run_match(
 
 
 def play_matches(
-    agent_1: Agent, agent_2: Agent, n_matches: int, max_timesteps: int = 2700, seed: int = 0
+    agent_1: Agent, agent_2: Agent, n_matches: int, max_timesteps: int = P.MATCH_FRAMES, seed: int = 0
 ) -> list[MatchStats]:
     """Play n matches at once (agent_1 as player 0 in all); returns their stats in order.
 

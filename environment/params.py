@@ -66,7 +66,7 @@ class GameParams:
     blast_x: float = 14.0  # floor(29.8 / 2)
     blast_y: float = 8.0  # floor(16.8 / 2)
 
-    # Players
+    # Players (runs of same-typed fields look alike to the `duplicates` tool: they are data)
     spawn_x: float = 5.0
     spawn_y: float = 0.0
     body_w: float = 0.87
@@ -147,6 +147,7 @@ class GameParams:
 
 
 DEFAULT_PARAMS = GameParams()
+MATCH_FRAMES = DEFAULT_PARAMS.max_timesteps  # one match, 90 s: every API's default match length
 TOURNAMENT_PARAMS = GameParams(platform_extra_update=True)
 
 

@@ -272,7 +272,7 @@ class WorkerVecEnv(VecEnv):
         workers: int,
         opponents: dict[str, tuple[float, Any]],
         reward_manager_factory: Callable[[], Any] | None = None,
-        max_timesteps: int = 2700,
+        max_timesteps: int = P.MATCH_FRAMES,
         seed: int | None = None,
         action_repeat: int = 1,
         **kwargs,
@@ -478,7 +478,7 @@ def scripted_slice(  # the parameters WorkerVecEnv.for_scripted_opponents forwar
     *,
     opponents: dict[str, tuple[float, Any]],
     reward_manager_factory: Callable[[], Any] | None = None,
-    max_timesteps: int = 2700,
+    max_timesteps: int = P.MATCH_FRAMES,
     seed: int | None = None,
     action_repeat: int = 1,
 ) -> BrawlVecEnv:

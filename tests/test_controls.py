@@ -13,7 +13,10 @@ import pytest
 import torch
 from torch._inductor.runtime.cache_dir_utils import default_cache_dir
 
+from environment.agents import agent_names, make_agent
+from environment.self_play import SelfPlayRandom
 from tests.test_train_agent import tiny_config
+from user import controls
 from user import train_agent as T
 from user.resume import rng_state
 
@@ -28,19 +31,19 @@ CONSTANT = {"kind": "constant", "start": 0.3, "end": 0.9}
     [(LINEAR, [1.0, 0.5, 0.0]), (COSINE, [1.0, 0.5, 0.0]), (CONSTANT, [0.3, 0.3, 0.3]), (None, [7.0, 7.0, 7.0])],
 )
 def test_schedule_values_at_the_start_middle_and_end(spec, values):
-    assert [T.schedule_value(spec, p, default=7.0) for p in (0.0, 0.5, 1.0)] == pytest.approx(values)
+    assert [controls.schedule_value(spec, p, default=7.0) for p in (0.0, 0.5, 1.0)] == pytest.approx(values)
 
 
 def test_cosine_schedule_lingers_at_both_ends():
-    quarter = T.schedule_value(COSINE, 0.25, default=0.0)
+    quarter = controls.schedule_value(COSINE, 0.25, default=0.0)
     assert quarter == pytest.approx(0.5 + 0.5 * math.cos(math.pi / 4)) and quarter > 0.75
 
 
 def test_sb3_schedule_turns_remaining_progress_into_training_progress():
-    schedule = T.sb3_schedule({"kind": "linear", "start": 1e-3, "end": 1e-4}, default=5.0)
+    schedule = controls.sb3_schedule({"kind": "linear", "start": 1e-3, "end": 1e-4}, default=5.0)
     # SB3 calls schedules with the progress *remaining*: 1 at the start, 0 at the end.
     assert [schedule(r) for r in (1.0, 0.5, 0.0)] == pytest.approx([1e-3, 5.5e-4, 1e-4])
-    assert T.sb3_schedule(None, default=5.0) == 5.0
+    assert controls.sb3_schedule(None, default=5.0) == 5.0
 
 
 def test_a_run_follows_its_schedules(tmp_path):
@@ -81,7 +84,7 @@ def test_schedules_are_validated():
 )
 def test_opponent_priority_per_mode(mode, expected):
     weighting = {"mode": mode, "floor": 0.05, "pfsp_power": 2.0}
-    assert [T.opponent_priority(weighting, x) for x in (0.0, 0.25, 1.0)] == pytest.approx(expected)
+    assert [controls.opponent_priority(weighting, x) for x in (0.0, 0.25, 1.0)] == pytest.approx(expected)
 
 
 def test_reweighting_keeps_the_bots_share_and_favours_the_hard_ones(tmp_path):
@@ -89,11 +92,61 @@ def test_reweighting_keeps_the_bots_share_and_favours_the_hard_ones(tmp_path):
     run = T.TrainingRun(config, tmp_path, torch.device("cpu"))
     try:
         share = sum(run.bot_share.values())
-        run.reweight_opponents(0, {"based": 0.9, "constant": 0.1}, {})
+        controls.reweight_opponents(run, 0, {"based": 0.9, "constant": 0.1}, {})
         weights = {name: w for name, (w, _) in run.opponents.opponents.items()}
         assert weights["based"] + weights["constant"] == pytest.approx(share)
         assert weights["constant"] > weights["based"]
         assert weights["self_play"] == config["self_play"]["opponents"]["self_play"][0]
+    finally:
+        run.close()
+
+
+def test_pfsp_weights_the_snapshots_by_the_evaluations_results(tmp_path):
+    config = tiny_config(controls__opponent_weighting__mode="pfsp_hard")
+    run = T.TrainingRun(config, tmp_path, torch.device("cpu"))
+    try:
+        beaten, beating = tmp_path / "rl_model_128_steps.zip", tmp_path / "rl_model_256_steps.zip"
+        controls.reweight_opponents(run, 0, {"based": 0.5, "constant": 0.5}, {beaten: 0.9, beating: 0.1})
+        weighting = config["controls"]["opponent_weighting"]
+        assert run.self_play.snapshot_weights == {
+            beaten: pytest.approx(controls.opponent_priority(weighting, 0.9)),
+            beating: pytest.approx((1 - 0.1) ** 2),
+        }
+        assert run.self_play.snapshot_weights[beating] > 10 * run.self_play.snapshot_weights[beaten]
+    finally:
+        run.close()
+
+
+def _choice_shares(pool: SelfPlayRandom, snapshots: list[Path], draws: int = 4000) -> list[float]:
+    counts = np.bincount([snapshots.index(pool.choose(snapshots)) for _ in range(draws)], minlength=len(snapshots))
+    return (counts / draws).tolist()
+
+
+def test_temperature_and_pfsp_weights_shape_which_snapshot_plays(tmp_path):
+    snapshots = [tmp_path / f"rl_model_{step}_steps.zip" for step in (100, 200, 300, 400)]
+    pool = SelfPlayRandom(lambda path: make_agent("constant"), seed=0)
+    assert _choice_shares(pool, snapshots) == pytest.approx([0.25] * 4, abs=0.03)  # temperature 0: uniform
+    pool.temperature = 4.0  # snapshot i of n weighs exp(4 i / n): the newest is e^3 times the oldest
+    shares = _choice_shares(pool, snapshots)
+    expected = np.exp(4.0 * np.arange(4) / 4)
+    assert shares == pytest.approx((expected / expected.sum()).tolist(), abs=0.03)
+    pool.temperature = 0.0
+    pool.snapshot_weights = {snapshots[0]: 7.0}  # PFSP priorities multiply in (missing ones weigh 1)
+    assert _choice_shares(pool, snapshots) == pytest.approx([0.7, 0.1, 0.1, 0.1], abs=0.03)
+
+
+def test_the_roster_pool_adds_every_bot_and_keeps_the_bots_share(tmp_path):
+    config = tiny_config(
+        controls__opponent_weighting__mode="inverse_win_rate", controls__opponent_weighting__pool="roster"
+    )
+    run = T.TrainingRun(config, tmp_path, torch.device("cpu"))
+    try:
+        bots = {entry: w for w, entry in run.opponents.opponents.values() if isinstance(entry, str)}
+        configured = config["self_play"]["opponents"]
+        share = sum(w for w, entry in configured.values() if entry is not None)
+        assert set(bots) == set(agent_names())
+        assert all(w == pytest.approx(share / len(bots)) for w in bots.values())
+        assert run.opponents.opponents["self_play"][0] == configured["self_play"][0]
     finally:
         run.close()
 
@@ -112,7 +165,7 @@ def test_an_exploiter_phase_leaves_the_main_runs_random_streams_unchanged(tmp_pa
         assert np.array_equal(before["torch"], after["torch"]) and before["python"] == after["python"]
         assert np.array_equal(before["numpy"]["keys"], after["numpy"]["keys"])
         assert admitted == (run.logs["exploiters"].last_value("admitted") == "True")
-        assert T.admit_exploiter(0.6, 0.55) and not T.admit_exploiter(0.55, 0.55)
+        assert controls.admit_exploiter(0.6, 0.55) and not controls.admit_exploiter(0.55, 0.55)
     finally:
         run.close()
 

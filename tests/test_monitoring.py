@@ -15,6 +15,7 @@ import torch
 from environment.agents import agent_names, make_agent
 from environment.evaluation import PerformanceBenchmark
 from tests.test_train_agent import tiny_config
+from user import monitoring
 from user import train_agent as T
 from user.monitoring import EVAL_COLUMNS, STRATEGY_COLUMNS, StrategyStats
 from user.plots import training_curves_figure
@@ -182,8 +183,6 @@ def test_progress_line_shows_the_last_updates_kl_and_clip_fraction(caplog):
 
 
 def test_the_final_video_appears_whole_or_not_at_all(tmp_path, monkeypatch):
-    from user import train_agent
-
     config = tiny_config()
     run = T.TrainingRun(config, tmp_path / "run", torch.device("cpu"))
     agent = T.snapshot_agent(run.model, config["agent"], "cpu")
@@ -192,12 +191,12 @@ def test_the_final_video_appears_whole_or_not_at_all(tmp_path, monkeypatch):
         Path(video_path).write_bytes(b"half a video")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_agent, "run_eval_match", killed_mid_match)
+    monkeypatch.setattr(monitoring, "run_eval_match", killed_mid_match)
     with pytest.raises(KeyboardInterrupt):  # a bare KeyboardInterrupt has no message to match
-        T.write_final_video(run, agent)
+        monitoring.write_final_video(run, agent)
     assert not [p.name for p in run.run_dir.iterdir() if "match_vs_based" in p.name], "no partial video left"
     monkeypatch.undo()
-    video, stats = T.write_final_video(run, agent)
+    video, stats = monitoring.write_final_video(run, agent)
     assert stats.player_1.result in ("win", "draw", "loss")
     assert video == run.run_dir / "match_vs_based.mp4" and video.stat().st_size > 1000
     assert [p.name for p in run.run_dir.iterdir() if "match_vs_based" in p.name] == ["match_vs_based.mp4"]

@@ -57,6 +57,12 @@ def train_command(run_dir: Path, extra: list[str] | None = None) -> list[str]:
     return cmd + (extra or [])
 
 
+def trainer_cli(*args: str) -> subprocess.CompletedProcess:
+    """``python user/train_agent.py ARGS`` from the repo root; its output as text."""
+    cmd = [sys.executable, "user/train_agent.py", *args]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
 def policy_params(zip_path: Path) -> dict[str, torch.Tensor]:
     with zipfile.ZipFile(zip_path) as archive:
         return torch.load(io.BytesIO(archive.read("policy.pth")), weights_only=True)
@@ -101,13 +107,7 @@ def test_sigterm_then_resume_is_bit_identical_to_an_uninterrupted_run(uninterrup
         assert (run_dir / name).read_text().endswith("\n"), f"{name} ends in a partial row"
     # The checkpoint left behind loads (weights only).
     T.load_agent(run_dir)
-    done = subprocess.run(
-        [sys.executable, "user/train_agent.py", "--resume", str(run_dir), "--progress", "lines"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = trainer_cli("--resume", str(run_dir), "--progress", "lines")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     a = policy_params(uninterrupted / "rl_model_768_steps.zip")
     b = policy_params(run_dir / "rl_model_768_steps.zip")
@@ -392,13 +392,7 @@ def test_a_second_trainer_on_a_run_folder_is_refused_and_a_killed_ones_lock_is_t
     with RunFolderLock(run_dir):  # this process plays the trainer that holds the folder
         with pytest.raises(RunFolderInUseError, match=f"in use by process {os.getpid()}"):
             T.resume_training(run_dir, ["training.total_timesteps=1024"], progress=False)
-        refused = subprocess.run(
-            [sys.executable, "user/train_agent.py", "--resume", str(run_dir), "--set", "training.total_timesteps=1024"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        refused = trainer_cli("--resume", str(run_dir), "--set", "training.total_timesteps=1024")
         assert refused.returncode == 2 and f"in use by process {os.getpid()}" in refused.stderr + refused.stdout
         assert "Traceback" not in refused.stderr
     before = (run_dir / "metrics.csv").read_text()
@@ -484,8 +478,7 @@ def test_the_opponent_schedule_plays_its_bots_logs_weights_and_resumes_exactly(t
             proc.send_signal(signal.SIGTERM)
             break
     proc.communicate(timeout=120)
-    subprocess.run([sys.executable, "user/train_agent.py", "--resume", str(stopped)], cwd=REPO, check=True,
-                   capture_output=True, timeout=300)  # fmt: skip
+    assert trainer_cli("--resume", str(stopped)).returncode == 0
     a, b = policy_params(straight / "rl_model_768_steps.zip"), policy_params(stopped / "rl_model_768_steps.zip")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert [(r[3], r[5], r[0]) for r in monitor_rows(straight)] == [(r[3], r[5], r[0]) for r in monitor_rows(stopped)]

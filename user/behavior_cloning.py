@@ -28,6 +28,8 @@ worse than in their own matches. ``Demonstrations.win_rates`` tells how much.
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -41,11 +43,14 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 
 from environment import params as P
 from environment.agents import Agent, make_agent
+from environment.checkpoints import atomic_write_text
 from environment.envs import BrawlVecEnv
 from environment.macros import MACRO_NAMES, N_MACROS, macro_keys, nearest_macro
 from environment.observation import OBS_HALF, OBS_SIZE
 from environment.rewards import RewardManager
 from environment.self_play import OpponentsCfg
+
+log = logging.getLogger("train_agent")
 
 # The style bots: each plays a distinct way (environment/roster.py); "random" and "constant" teach nothing.
 STYLE_BOTS = ("aggressive", "counter", "zoner", "edge_guard", "heavy", "weapon_seeker", "based", "human")
@@ -80,7 +85,7 @@ class Demonstrations:
     seed: int
     results: list[tuple[int, str, str]] = field(default_factory=list)
 
-    @property
+    @property  # shape accessors, as MatchState.n has (a pair the `duplicates` tool lists by shape)
     def n_decisions(self) -> int:
         return self.labels.shape[0]
 
@@ -169,7 +174,7 @@ def record_demonstrations(
     n_envs: int = 64,
     decisions: int = 2000,
     action_repeat: int = 4,
-    max_timesteps: int = 2700,
+    max_timesteps: int = P.MATCH_FRAMES,
     seed: int = 0,
 ) -> Demonstrations:
     """Scripted bots play ``decisions`` decisions in each of ``n_envs`` matches; their moves as macros.
@@ -455,3 +460,35 @@ def agreement(policy: ActorCriticPolicy, demos: Demonstrations, envs: np.ndarray
 __all__ = ["STYLE_BOTS", "Demonstrations", "agreement", "bot_keys", "demonstration_env", "demonstrators",
            "history_length_of", "policy_observations", "predicted_labels", "pretrain", "record_demonstrations",
            "split_envs"]  # fmt: skip
+
+
+def warm_start(run) -> dict[str, Any]:
+    """Behaviour-clone the style bots into the fresh policy (config ``warm_start``); logs and returns the stats.
+
+    Its own Adam: PPO's optimizer state starts fresh. Seeded from training.seed, so a run repeats.
+    """
+    ws, seed = run.config["warm_start"], run.config["training"]["seed"]
+    t0 = time.monotonic()
+    demos = record_demonstrations(
+        ws["bots"], ws["opponents"], ws["n_envs"], ws["decisions"], run.config["agent"]["action_repeat"],
+        run.config["env"]["max_timesteps"], seed=seed,
+    )  # fmt: skip
+    recorded_s = time.monotonic() - t0
+    stats = pretrain(run.model.policy, demos, seconds=ws["seconds"], learning_rate=ws["learning_rate"], seed=seed)
+    summary = {
+        "recorded_decisions": int(demos.labels.size),
+        "record_seconds": round(recorded_s, 1),
+        "pretrain_seconds": round(stats["seconds"], 1),
+        "steps": stats["steps"],
+        "held_out_accuracy": round(stats["held_out_accuracy"], 4),
+        "held_out_commonest_share": round(stats["held_out_commonest_share"], 4),
+        "demonstrator_win_rates": {k: round(v, 3) for k, v in demos.win_rates().items()},
+    }
+    atomic_write_text(run.run_dir / "warm_start.json", json.dumps(summary, indent=2))
+    log.info(
+        "Warm start: %s decisions of %s recorded in %.0f s; pretrained %.0f s (%s steps): held-out agreement "
+        "%.0f%% (commonest move alone %.0f%%)",
+        f"{summary['recorded_decisions']:,}", ", ".join(ws["bots"]), recorded_s, stats["seconds"], stats["steps"],
+        100 * stats["held_out_accuracy"], 100 * stats["held_out_commonest_share"],
+    )  # fmt: skip
+    return summary

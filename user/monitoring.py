@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import signal
 import sys
 import time
@@ -31,7 +32,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from environment import params as P
 from environment.agents import Agent, agent_names, make_agent
-from environment.checkpoints import CsvLog
+from environment.checkpoints import CsvLog, temp_name_for
 from environment.evaluation import (
     EvaluationStopped,
     format_table,
@@ -42,14 +43,16 @@ from environment.evaluation import (
     summarize,
 )
 from environment.match import run_match
-from environment.params import DEFAULT_PARAMS
+from environment.observation import STATE
+from environment.params import MATCH_FRAMES
 from environment.rewards import default_reward_manager
+from user.controls import reweight_opponents
 from user.plots import plot_training_curves
+from user.resume import LOW_DISK, DiskFullError, is_disk_full, low_disk_error
 
 log = logging.getLogger("train_agent")
 
 # Frames per match unless a config says otherwise: the game's own default (90 s at 30 FPS).
-MATCH_FRAMES = DEFAULT_PARAMS.max_timesteps
 
 
 class DivergenceError(RuntimeError):
@@ -283,7 +286,7 @@ class EpisodeLogCallback(BaseCallback):
         dones = self.locals["dones"]
         counters = self.run.counters
         # The returned observation after a done is the next match's first: count before it.
-        counters["attack_frames"] += (obs[:, 8] == P.ATTACK) & ~dones
+        counters["attack_frames"] += (obs[:, STATE] == P.ATTACK) & ~dones
         extractor = getattr(self.model.policy, "features_extractor", None)
         if hasattr(extractor, "last_latent"):  # a strategy encoder: record its latents
             self.run.strategy.add(extractor, dones)
@@ -596,7 +599,7 @@ def evaluate_run(run, steps: int) -> list[dict[str, Any]]:
     run.logs["evaluation"].append_many([{"step": steps, **eval_csv_row(r)} for r in rows])
     _rate(run, f"rl_model_{steps}", rows, snapshot_results, steps)
     run.eval_history.append({"step": steps, **{r.opponent: r.win_rate for r in rows}})
-    run.reweight_opponents(steps, {r.opponent: r.win_rate for r in rows}, run.snapshot_win_rates)
+    reweight_opponents(run, steps, {r.opponent: r.win_rate for r in rows}, run.snapshot_win_rates)
     log.info(
         "Evaluation at step %s (%.1f s):\n%s",
         f"{steps:,}",
@@ -636,4 +639,62 @@ def _rate(run, name: str, rows, snapshot_results: dict[Path, list[str]], steps: 
         run.snapshot_win_rates[path] = results.count("win") / len(results)
     run.logs["ratings"].append_many(
         [{"step": steps, "name": n, "rating": round(r, 2), "games": g} for n, r, g in run.ratings.table()]
+    )
+
+
+def write_final_video(run, agent) -> tuple[Path, Any]:
+    """The agent against BasedAgent, filmed to match_vs_based.mp4 atomically: into a temporary name
+    (removed if the match or the encoder fails; a run started later removes one a kill left), then
+    moved into place. When MP4 cannot be written the renderer falls back to a GIF, moved the same way."""
+    video = run.run_dir / "match_vs_based.mp4"
+    tmp = temp_name_for(video)
+    log.info("Filming the final match against BasedAgent -> %s", video.name)
+    try:
+        stats = run_eval_match(agent, "based", run.config["env"]["max_timesteps"], tmp)
+        written = tmp if tmp.is_file() else tmp.with_suffix(".gif")
+        final = video if written == tmp else video.with_suffix(".gif")
+        os.replace(written, final)
+    finally:
+        for leftover in (tmp, tmp.with_suffix(".gif")):
+            leftover.unlink(missing_ok=True)
+    return final, stats
+
+
+def finish_run(run) -> None:
+    """Final evaluation plot, a match video against BasedAgent, and where everything went."""
+    if run.stop_flag.reason == LOW_DISK:
+        raise low_disk_error(run)
+    if run.stop_flag:
+        log.info("Stopped early: continue with  python user/train_agent.py --resume %s", run.run_dir)
+        return
+    try:
+        _write_final_outputs(run)
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        raise DiskFullError(
+            f"the disk under {run.run_dir} is full: the final checkpoint rl_model_{run.model.num_timesteps}_steps.zip "
+            f"is saved, but {Path(exc.filename or 'the plot or video').name} could not be written (the CSVs are whole)"
+        ) from None
+
+
+def _write_final_outputs(run) -> None:
+    plot_training_curves(run.run_dir)
+    if run.config["training"]["final_video"]:
+        agent = run.snapshot_agent()
+        video, stats = write_final_video(run, agent)
+        log.info(
+            "Final match vs BasedAgent: %s (damage %.0f-%.0f, knockouts %d-%d) -> %s",
+            stats.player_1.result,
+            stats.player_1.damage_dealt,
+            stats.player_2.damage_dealt,
+            stats.player_1.knockouts,
+            stats.player_2.knockouts,
+            video.name,
+        )
+    log.info(
+        "Outputs in %s: checkpoints rl_model_<N>_steps.zip (+ _transformer_encoder.pth), monitor.csv, "
+        "metrics.csv, evaluation_results.csv, behavior_metrics.csv, reward_breakdown.csv, ratings.csv, "
+        "strategy_analysis.csv, alerts.csv, training_curves.png, config.json, training.log",
+        run.run_dir,
     )

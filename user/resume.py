@@ -40,6 +40,7 @@ from environment.checkpoints import (
 from environment.evaluation import EloRatings, best_steps_by_headline
 from environment.self_play import snapshot_files, snapshot_names, snapshot_steps
 from user.agent_io import save_checkpoint_pair, set_parameters_safely
+from user.config_tools import ConfigError, lookup, merge_config
 
 log = logging.getLogger("train_agent")
 
@@ -516,3 +517,41 @@ def snapshots_in_env_state(env_state: dict | list[dict]) -> list[str]:
 # ==================================================================================
 # === Training loop ===
 # ==================================================================================
+
+
+# What a resumed run must keep: the weights, the env state and the logs' columns depend on them.
+_FROZEN_ON_RESUME = ("agent.type", "agent.action_head", "agent.latent_dim", "agent.num_heads", "agent.num_layers",
+                     "agent.sequence_length", "agent.lstm_hidden_size", "agent.shared_lstm",
+                     "agent.enable_critic_lstm", "agent.net_arch", "agent.n_steps", "env", "reward",
+                     "self_play.opponents", "training.seed", "training.debug_csvs", "controls.opponent_weighting",
+                     "controls.exploiter", "controls.opponent_schedule")  # fmt: skip
+
+
+def _first_frozen_change(before: dict, after: dict) -> str | None:
+    return next((dotted for dotted in _FROZEN_ON_RESUME if lookup(before, dotted) != lookup(after, dotted)), None)
+
+
+def check_resumable_changes(saved: dict, new: dict) -> None:
+    dotted = _first_frozen_change(saved, new)
+    if dotted is not None:
+        raise ConfigError(
+            f"--resume cannot change {dotted} (the run has {json.dumps(lookup(saved, dotted))}); "
+            "start a new run with --set training.init_from=<checkpoint> to reuse its weights"
+        )
+
+
+def check_against_checkpoint(run_dir: Path, config: dict, base_config: dict) -> None:
+    """The frozen keys must match the config the newest valid checkpoint was trained with (kept in
+    its resume state), whatever config.json says now: a hand edit cannot slip past the check."""
+    found = trained_config(run_dir)
+    if found is None:  # no valid checkpoint (restore says so), or one saved before configs were kept
+        return
+    name, trained = found
+    trained = merge_config(base_config, trained)
+    dotted = _first_frozen_change(trained, config)
+    if dotted is not None:
+        raise ConfigError(
+            f"{run_dir / 'config.json'} changes {dotted}: {name} was trained with "
+            f"{json.dumps(lookup(trained, dotted))}, the config now has {json.dumps(lookup(config, dotted))}; "
+            "--resume cannot change it (undo the edit, or start a new run with --set training.init_from=...)"
+        )

@@ -61,7 +61,6 @@ from environment.checkpoints import (
     RunFolderLock,
     atomic_write_text,
     remove_stale_temp_files,
-    temp_name_for,
 )
 from environment.envs import BrawlVecEnv
 from environment.evaluation import EloRatings, play_vs_opponents, result_list
@@ -101,15 +100,15 @@ from user.agent_io import (
     resolve_checkpoint,
     save_checkpoint_pair,
 )
-from user.behavior_cloning import pretrain, record_demonstrations
+from user.behavior_cloning import warm_start
 from user.config_tools import (
     ConfigError,
     apply_overrides,
     load_config_file,
     load_config_json,
-    lookup,
     merge_config,
 )
+from user.controls import admit_exploiter, log_opponent_schedule, sb3_schedule, schedule_value
 from user.env_wrappers import (
     MacroActions,
     OpponentHistory,
@@ -130,26 +129,24 @@ from user.monitoring import (
     StrategyStats,
     clock,
     evaluate_run,
+    finish_run,
     log_config,
     monitor_start_time,
     open_run_logs,
-    run_eval_match,
     setup_logging,
 )
-from user.plots import plot_training_curves
+from user.optim import GuardedAdam, record_grad_norms
 from user.resume import (
-    LOW_DISK,
-    DiskFullError,
     capture_state,
+    check_against_checkpoint,
+    check_resumable_changes,
     is_disk_full,
     keep_snapshot,
-    low_disk_error,
     restore_latest,
     rng_state,
     save_checkpoint,
     set_rng_state,
     stop_for_full_disk,
-    trained_config,
 )
 
 log = logging.getLogger("train_agent")
@@ -644,50 +641,6 @@ class TransformerConditionedExtractor(BaseFeaturesExtractor):
         return self.fuse(torch.cat([current, context.squeeze(1), latent], dim=-1))
 
 
-class GuardedAdam(torch.optim.Adam):
-    """Adam that clips the gradient norm itself, records it before and after, and refuses NaN.
-
-    SB3 clips with ``max_grad_norm`` but does not report the norm; the trainer
-    passes SB3 an infinite ``max_grad_norm`` and clips here instead, so the
-    norm before and after clipping reaches ``metrics.csv`` and a non-finite
-    gradient stops training within the update that produced it.
-    """
-
-    def __init__(self, params, lr: float = 1e-3, max_grad_norm: float = 0.5, **kwargs):
-        super().__init__(params, lr=lr, **kwargs)
-        self.max_grad_norm = max_grad_norm
-        self.norms_before: list[float] = []
-        self.norms_after: list[float] = []
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        params = [p for group in self.param_groups for p in group["params"] if p.grad is not None]
-        before = float(torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm))
-        if not math.isfinite(before):
-            raise DivergenceError(f"non-finite gradient norm ({before}) in a PPO update")
-        # clip_grad_norm_ scales every gradient by max_norm / (norm + 1e-6) when that is < 1.
-        after = before * min(1.0, self.max_grad_norm / (before + 1e-6))
-        self.norms_before.append(before)
-        self.norms_after.append(after)
-        return super().step(closure)
-
-    def pop_norms(self) -> tuple[float, float]:
-        """Mean gradient norm before / after clipping since the last call (nan if none)."""
-        before = float(np.mean(self.norms_before)) if self.norms_before else float("nan")
-        after = float(np.mean(self.norms_after)) if self.norms_after else float("nan")
-        self.norms_before.clear()
-        self.norms_after.clear()
-        return before, after
-
-
-def record_grad_norms(optimizer, logger) -> None:
-    """Log the update's mean gradient norm before and after clipping (GuardedAdam only)."""
-    if isinstance(optimizer, GuardedAdam):
-        before, after = optimizer.pop_norms()
-        logger.record("train/grad_norm_before_clip", before)
-        logger.record("train/grad_norm_after_clip", after)
-
-
 def uses_history(agent_config: dict) -> bool:
     return agent_config["type"] == "transformer_strategy"
 
@@ -725,25 +678,6 @@ def policy_observation_space(agent_config: dict) -> spaces.Box:
         return history_observation_space(agent_config["sequence_length"])
     low, high = observation_bounds()
     return spaces.Box(low=low, high=high, dtype=np.float32)
-
-
-def schedule_value(spec: dict | None, progress: float, default: float) -> float:
-    """A schedule's value at training progress 0 → 1 (``default`` when there is no schedule)."""
-    if spec is None:
-        return default
-    start, end = spec["start"], spec["end"]
-    if spec["kind"] == "constant":
-        return start
-    if spec["kind"] == "linear":
-        return start + (end - start) * progress
-    return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * progress))  # cosine
-
-
-def sb3_schedule(spec: dict | None, default: float) -> float | Callable[[float], float]:
-    """A value for SB3, which calls schedules with the progress *remaining* (1 → 0)."""
-    if spec is None:
-        return default
-    return lambda remaining: schedule_value(spec, 1.0 - remaining, default)
 
 
 class BrawlLstmPolicy(RecurrentActorCriticPolicy):
@@ -1019,7 +953,7 @@ class RolloutBoundaryCallback(BaseCallback):
         if evaluation_due:
             run.evaluate(steps)
         evaluated = evaluation_due and not run.evaluation_due(steps)  # a stop signal can cut it short
-        run.log_opponent_schedule(steps, evaluated)
+        log_opponent_schedule(run, steps, evaluated)
         if run.exploiter_due():
             run_exploiter_phase(run, steps)
         run.captured = run.capture_state()
@@ -1037,23 +971,6 @@ class RolloutBoundaryCallback(BaseCallback):
             self.run.save_checkpoint(step, self.run.captured, final=True, resume_point=True)
             self.stopping = True
         return not self.stopping
-
-
-def opponent_priority(weighting: dict, win_rate: float) -> float:
-    """Unnormalised weight of an opponent the agent beats with probability ``win_rate``."""
-    x = min(max(win_rate, 0.0), 1.0)
-    if weighting["mode"] == "pfsp_hard":
-        value = (1.0 - x) ** weighting["pfsp_power"]
-    elif weighting["mode"] == "pfsp_variance":
-        value = x * (1.0 - x)
-    else:  # inverse_win_rate
-        value = 1.0 - x
-    return max(value, weighting["floor"])
-
-
-def admit_exploiter(win_rate: float, threshold: float) -> bool:
-    """An exploiter joins the pool only when it beats the main agent often enough."""
-    return win_rate > threshold
 
 
 def run_exploiter_phase(run: TrainingRun, steps: int) -> bool:
@@ -1241,33 +1158,6 @@ class TrainingRun:
             self.self_play.temperature = schedule_value(schedules["self_play_temperature"], progress, 0.0)
             self.model.logger.record("selfplay/temperature", self.self_play.temperature)
 
-    def reweight_opponents(
-        self, steps: int, win_rates: dict[str, float], snapshot_win_rates: dict[Path, float]
-    ) -> None:
-        """Adaptive / PFSP opponent weights from the latest evaluation (controls.opponent_weighting)."""
-        w = self.config["controls"]["opponent_weighting"]
-        if w["mode"] == "off":
-            return
-        bots = {name: entry for name, (_, entry) in self.opponents.opponents.items() if isinstance(entry, str)}
-        share = sum(self.bot_share.values())
-        raw = {name: opponent_priority(w, win_rates.get(entry, 0.5)) for name, entry in bots.items()}
-        total = sum(raw.values())
-        new = {name: share * value / total for name, value in raw.items()}
-        self.set_opponent_weights(new)
-        if w["mode"].startswith("pfsp"):
-            self.self_play.snapshot_weights = {p: opponent_priority(w, x) for p, x in snapshot_win_rates.items()}
-        rows = [
-            {
-                "step": steps,
-                "opponent": name,
-                "weight": round(w, 5),
-                "win_rate": round(win_rates.get(bots[name], math.nan), 4),
-            }
-            for name, w in new.items()
-        ]
-        self.logs["opponent_weights"].append_many(rows)
-        log.info("Opponent weights: %s", ", ".join(f"{n} {v:.3f}" for n, v in new.items()))
-
     def record_training_match(self, opponent: str, result: str) -> None:
         """A finished training match, for the opponent schedule (sampled play, no extra cost)."""
         if self.opponent_schedule is not None and self.opponent_schedule.record(opponent, result):
@@ -1279,18 +1169,6 @@ class TrainingRun:
         """The schedule's weights for the coming rollout."""
         if self.opponent_schedule is not None:
             self.set_opponent_weights(self.opponent_schedule.weights())
-
-    def log_opponent_schedule(self, steps: int, evaluated: bool) -> None:
-        """The schedule's rows in opponent_weights.csv: at the start, after each completed evaluation
-        (a stopped one is played again after the resume, and logs then), and when a group is admitted."""
-        schedule = self.opponent_schedule
-        if schedule is None:
-            return
-        if evaluated or steps == 0 or self.counters.pop("schedule_admitted", False):
-            rows = schedule.summary_rows(steps)
-            self.logs["opponent_weights"].append_many([{k: r[k] for k in ("step", "opponent", "weight", "win_rate")}
-                                                        for r in rows])  # fmt: skip
-            log.info("Opponent weights: %s", ", ".join(f"{r['opponent']} {r['weight']:.3f}" for r in rows))
 
     def set_opponent_weights(self, weights: dict[str, float]) -> None:
         # The run's OpponentsCfg is the env's own in one process; worker processes hold copies.
@@ -1330,7 +1208,7 @@ def run_training_loop(config: dict, run_dir: Path | None = None, progress: bool 
     run = start_run(config, run_dir)
     try:
         _learn(run, progress)
-        _finish_run(run)
+        finish_run(run)
     finally:
         run.lock.release()
     return run
@@ -1377,96 +1255,6 @@ def start_run(config: dict, run_dir: Path | None = None) -> TrainingRun:
     return run
 
 
-def warm_start(run: TrainingRun) -> dict[str, Any]:
-    """Behaviour-clone the style bots into the fresh policy (config ``warm_start``); logs and returns the stats.
-
-    Its own Adam: PPO's optimizer state starts fresh. Seeded from training.seed, so a run repeats.
-    """
-    ws, seed = run.config["warm_start"], run.config["training"]["seed"]
-    t0 = time.monotonic()
-    demos = record_demonstrations(
-        ws["bots"], ws["opponents"], ws["n_envs"], ws["decisions"], run.config["agent"]["action_repeat"],
-        run.config["env"]["max_timesteps"], seed=seed,
-    )  # fmt: skip
-    recorded_s = time.monotonic() - t0
-    stats = pretrain(run.model.policy, demos, seconds=ws["seconds"], learning_rate=ws["learning_rate"], seed=seed)
-    summary = {
-        "recorded_decisions": int(demos.labels.size),
-        "record_seconds": round(recorded_s, 1),
-        "pretrain_seconds": round(stats["seconds"], 1),
-        "steps": stats["steps"],
-        "held_out_accuracy": round(stats["held_out_accuracy"], 4),
-        "held_out_commonest_share": round(stats["held_out_commonest_share"], 4),
-        "demonstrator_win_rates": {k: round(v, 3) for k, v in demos.win_rates().items()},
-    }
-    atomic_write_text(run.run_dir / "warm_start.json", json.dumps(summary, indent=2))
-    log.info(
-        "Warm start: %s decisions of %s recorded in %.0f s; pretrained %.0f s (%s steps): held-out agreement "
-        "%.0f%% (commonest move alone %.0f%%)",
-        f"{summary['recorded_decisions']:,}", ", ".join(ws["bots"]), recorded_s, stats["seconds"], stats["steps"],
-        100 * stats["held_out_accuracy"], 100 * stats["held_out_commonest_share"],
-    )  # fmt: skip
-    return summary
-
-
-def write_final_video(run: TrainingRun, agent) -> tuple[Path, Any]:
-    """The agent against BasedAgent, filmed to match_vs_based.mp4 atomically: into a temporary name
-    (removed if the match or the encoder fails; a run started later removes one a kill left), then
-    moved into place. When MP4 cannot be written the renderer falls back to a GIF, moved the same way."""
-    video = run.run_dir / "match_vs_based.mp4"
-    tmp = temp_name_for(video)
-    log.info("Filming the final match against BasedAgent -> %s", video.name)
-    try:
-        stats = run_eval_match(agent, "based", run.config["env"]["max_timesteps"], tmp)
-        written = tmp if tmp.is_file() else tmp.with_suffix(".gif")
-        final = video if written == tmp else video.with_suffix(".gif")
-        os.replace(written, final)
-    finally:
-        for leftover in (tmp, tmp.with_suffix(".gif")):
-            leftover.unlink(missing_ok=True)
-    return final, stats
-
-
-def _finish_run(run: TrainingRun) -> None:
-    """Final evaluation plot, a match video against BasedAgent, and where everything went."""
-    if run.stop_flag.reason == LOW_DISK:
-        raise low_disk_error(run)
-    if run.stop_flag:
-        log.info("Stopped early: continue with  python user/train_agent.py --resume %s", run.run_dir)
-        return
-    try:
-        _write_final_outputs(run)
-    except OSError as exc:
-        if not is_disk_full(exc):
-            raise
-        raise DiskFullError(
-            f"the disk under {run.run_dir} is full: the final checkpoint rl_model_{run.model.num_timesteps}_steps.zip "
-            f"is saved, but {Path(exc.filename or 'the plot or video').name} could not be written (the CSVs are whole)"
-        ) from None
-
-
-def _write_final_outputs(run: TrainingRun) -> None:
-    plot_training_curves(run.run_dir)
-    if run.config["training"]["final_video"]:
-        agent = snapshot_agent(run.model, run.config["agent"], run.device)
-        video, stats = write_final_video(run, agent)
-        log.info(
-            "Final match vs BasedAgent: %s (damage %.0f-%.0f, knockouts %d-%d) -> %s",
-            stats.player_1.result,
-            stats.player_1.damage_dealt,
-            stats.player_2.damage_dealt,
-            stats.player_1.knockouts,
-            stats.player_2.knockouts,
-            video.name,
-        )
-    log.info(
-        "Outputs in %s: checkpoints rl_model_<N>_steps.zip (+ _transformer_encoder.pth), monitor.csv, "
-        "metrics.csv, evaluation_results.csv, behavior_metrics.csv, reward_breakdown.csv, ratings.csv, "
-        "strategy_analysis.csv, alerts.csv, training_curves.png, config.json, training.log",
-        run.run_dir,
-    )
-
-
 def resume_training(
     run_dir: Path, overrides: list[str] | None = None, config_name: str | None = None, progress: bool | None = None
 ) -> TrainingRun:
@@ -1486,8 +1274,8 @@ def resume_training(
         )
     saved = merge_config(_BASE_CONFIG, config)
     config = validate_config(apply_overrides(saved, overrides or []))
-    _check_resumable_changes(saved, config)
-    _check_against_checkpoint(run_dir, config)  # a hand-edited config.json
+    check_resumable_changes(saved, config)
+    check_against_checkpoint(run_dir, config, _BASE_CONFIG)  # a hand-edited config.json
     # config.json is rewritten with the first checkpoint this resumed run saves (user/resume.py), so a
     # --set that fails (a diverging learning rate) leaves it as it was.
     with RunFolderLock(run_dir):  # a second --resume (or a trainer) on the folder is refused here
@@ -1498,46 +1286,8 @@ def resume_training(
         step = run.restore()
         log.info("Resuming %s from step %s", run_dir, f"{step:,}")
         _learn(run, progress)
-        _finish_run(run)
+        finish_run(run)
     return run
-
-
-# What a resumed run must keep: the weights, the env state and the logs' columns depend on them.
-_FROZEN_ON_RESUME = ("agent.type", "agent.action_head", "agent.latent_dim", "agent.num_heads", "agent.num_layers",
-                     "agent.sequence_length", "agent.lstm_hidden_size", "agent.shared_lstm",
-                     "agent.enable_critic_lstm", "agent.net_arch", "agent.n_steps", "env", "reward",
-                     "self_play.opponents", "training.seed", "training.debug_csvs", "controls.opponent_weighting",
-                     "controls.exploiter", "controls.opponent_schedule")  # fmt: skip
-
-
-def _first_frozen_change(before: dict, after: dict) -> str | None:
-    return next((dotted for dotted in _FROZEN_ON_RESUME if lookup(before, dotted) != lookup(after, dotted)), None)
-
-
-def _check_resumable_changes(saved: dict, new: dict) -> None:
-    dotted = _first_frozen_change(saved, new)
-    if dotted is not None:
-        raise ConfigError(
-            f"--resume cannot change {dotted} (the run has {json.dumps(lookup(saved, dotted))}); "
-            "start a new run with --set training.init_from=<checkpoint> to reuse its weights"
-        )
-
-
-def _check_against_checkpoint(run_dir: Path, config: dict) -> None:
-    """The frozen keys must match the config the newest valid checkpoint was trained with (kept in
-    its resume state), whatever config.json says now: a hand edit cannot slip past the check."""
-    found = trained_config(run_dir)
-    if found is None:  # no valid checkpoint (restore says so), or one saved before configs were kept
-        return
-    name, trained = found
-    trained = merge_config(_BASE_CONFIG, trained)
-    dotted = _first_frozen_change(trained, config)
-    if dotted is not None:
-        raise ConfigError(
-            f"{run_dir / 'config.json'} changes {dotted}: {name} was trained with "
-            f"{json.dumps(lookup(trained, dotted))}, the config now has {json.dumps(lookup(config, dotted))}; "
-            "--resume cannot change it (undo the edit, or start a new run with --set training.init_from=...)"
-        )
 
 
 def _learn(run: TrainingRun, progress: bool | None) -> None:
