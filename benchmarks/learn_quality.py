@@ -160,8 +160,9 @@ def opponent_agent(name: str, seed: int | None = None) -> Agent:
             raise JudgeError(f"unknown macro {macro!r} in {name!r}; macros: {', '.join(MACRO_NAMES)}")
         return HoldMacroAgent(macro, seed=seed)
     if name not in agent_names():
-        raise JudgeError(f"unknown opponent {name!r}; public bots: {', '.join(public_bot_names())}, or "
-                         f"{HOLD_PREFIX}<macro>")  # fmt: skip
+        raise JudgeError(
+            f"unknown opponent {name!r}; public bots: {', '.join(public_bot_names())}, or {HOLD_PREFIX}<macro>"
+        )
     return make_agent(name, seed=seed)
 
 
@@ -193,8 +194,10 @@ def agent_under_test(spec: str, seed: int) -> AgentUnderTest:
             return opponent_agent(spec, seed=seed + 10_000)
 
         return AgentUnderTest(spec, None, make_bot, scripted=True)
-    raise JudgeError(f"--agent {spec!r} is not a checkpoint .zip, a run folder, a registered bot "
-                     f"({', '.join(agent_names())}) or {HOLD_PREFIX}<macro>")  # fmt: skip
+    raise JudgeError(
+        f"--agent {spec!r} is not a checkpoint .zip, a run folder, a registered bot "
+        f"({', '.join(agent_names())}) or {HOLD_PREFIX}<macro>"
+    )
 
 
 def player_for_mode(agent: AgentUnderTest, mode: str, n_rows: int, seed: int) -> tuple[Agent, ActionTally]:
@@ -228,8 +231,9 @@ def opponent_names(choice: str) -> list[str]:
 # ==================================================================================
 # Playing and summarizing
 # ==================================================================================
-def play_mode(agent: AgentUnderTest, mode: str, names: list[str], matches: int, max_timesteps: int,
-              seed: int) -> dict[str, Any]:  # fmt: skip
+def play_mode(
+    agent: AgentUnderTest, mode: str, names: list[str], matches: int, max_timesteps: int, seed: int
+) -> dict[str, Any]:
     """Every match of one mode in one batched engine; returns the mode's summary (see :func:`summarize_mode`)."""
     n_rows = len(names) * matches
     player, tally = player_for_mode(agent, mode, n_rows, seed)
@@ -237,8 +241,16 @@ def play_mode(agent: AgentUnderTest, mode: str, names: list[str], matches: int, 
     counter = SelfDestructCounter(n_rows)
     torch.manual_seed(seed)  # sampled actions repeat from run to run
     t0 = time.monotonic()
-    played = play_vs_opponents(player, opponents, matches, max_timesteps, seed=seed, alternate_sides=True,
-                               trackers=[counter], alternate_slots=True)  # fmt: skip
+    played = play_vs_opponents(
+        player,
+        opponents,
+        matches,
+        max_timesteps,
+        seed=seed,
+        alternate_sides=True,
+        trackers=[counter],
+        alternate_slots=True,
+    )
     seconds = time.monotonic() - t0
     counts = {name: tally.counts[j * matches : (j + 1) * matches] for j, name in enumerate(names)}
     return summarize_mode(mode, played, counts, seconds)
@@ -252,8 +264,11 @@ def action_stats(counts: np.ndarray) -> dict[str, Any]:
     totals = counts.sum(axis=0)
     code = int(np.argmax(totals))
     keys = (code & _KEY_BITS) > 0
-    return {"commonest_action": describe_keys(keys), "commonest_share": float(totals[code] / max(totals.sum(), 1)),
-            "distinct_per_match": float((counts > 0).sum(axis=1).mean())}  # fmt: skip
+    return {
+        "commonest_action": describe_keys(keys),
+        "commonest_share": float(totals[code] / max(totals.sum(), 1)),
+        "distinct_per_match": float((counts > 0).sum(axis=1).mean()),
+    }
 
 
 def summarize_cell(opponent: str, matches: list[dict[str, Any]], counts: np.ndarray) -> dict[str, Any]:
@@ -261,8 +276,11 @@ def summarize_cell(opponent: str, matches: list[dict[str, Any]], counts: np.ndar
     n = len(matches)
     row = summarize(opponent, matches)
     cell: dict[str, Any] = {"opponent": opponent, "matches": n}
-    for outcome, plural, rate in (("win", "wins", row.win_rate), ("draw", "draws", row.draw_rate),
-                                  ("loss", "losses", row.loss_rate)):  # fmt: skip
+    for outcome, plural, rate in (
+        ("win", "wins", row.win_rate),
+        ("draw", "draws", row.draw_rate),
+        ("loss", "losses", row.loss_rate),
+    ):
         count = round(rate * n)
         cell[plural] = count
         cell[f"{outcome}_rate"] = rate
@@ -274,24 +292,34 @@ def summarize_cell(opponent: str, matches: list[dict[str, Any]], counts: np.ndar
     return {**cell, **action_stats(counts)}
 
 
-def summarize_mode(mode: str, played: dict[str, list[dict[str, Any]]], counts: dict[str, np.ndarray],
-                   seconds: float) -> dict[str, Any]:  # fmt: skip
+def summarize_mode(
+    mode: str, played: dict[str, list[dict[str, Any]]], counts: dict[str, np.ndarray], seconds: float
+) -> dict[str, Any]:
     """A mode's cells plus the figures the targets read (None where an opponent they need was not played)."""
     cells = {name: summarize_cell(name, matches, counts[name]) for name, matches in played.items()}
     public = public_bot_names()
     everyone = all(name in cells for name in public)
     played_public = [name for name in public if name in cells]
-    summary: dict[str, Any] = {"mode": mode, "seconds": seconds, "cells": cells, "public_played": played_public,
-                               "worst_public": None, "worst_public_win_rate": None, "mean_public_win_rate": None,
-                               "worst_constant": None, "worst_constant_win_rate": None}  # fmt: skip
+    summary: dict[str, Any] = {
+        "mode": mode,
+        "seconds": seconds,
+        "cells": cells,
+        "public_played": played_public,
+        "worst_public": None,
+        "worst_public_win_rate": None,
+        "mean_public_win_rate": None,
+        "worst_constant": None,
+        "worst_constant_win_rate": None,
+    }
     if played_public:
         worst = min(played_public, key=lambda name: cells[name]["win_rate"])
         summary["worst_public"] = worst
         if everyone:  # a worst over some of the bots is shown, never judged
             summary["worst_public_win_rate"] = cells[worst]["win_rate"]
             summary["mean_public_win_rate"] = float(np.mean([cells[name]["win_rate"] for name in public]))
-        summary.update({f"public_{k}": v for k, v in action_stats(np.concatenate([counts[n] for n in played_public]))
-                        .items()})  # fmt: skip
+        summary.update(
+            {f"public_{k}": v for k, v in action_stats(np.concatenate([counts[n] for n in played_public])).items()}
+        )
     family = ["constant", *constant_family()]
     if all(name in cells for name in family):
         worst = min(family, key=lambda name: cells[name]["win_rate"])
@@ -369,8 +397,16 @@ def check_targets(summaries: dict[str, dict[str, Any]], targets: tuple[Target, .
         value = target.value(summary) if summary is not None else None
         status = "not measured" if value is None else ("PASS" if target.met(value) else "FAIL")
         goal = f"{target.comparison} {target.threshold:g}"
-        results.append({"target": target.key, "measure": target.measure, "mode": target.mode, "goal": goal,
-                        "value": value, "status": status})  # fmt: skip
+        results.append(
+            {
+                "target": target.key,
+                "measure": target.measure,
+                "mode": target.mode,
+                "goal": goal,
+                "value": value,
+                "status": status,
+            }
+        )
     return results
 
 
@@ -447,10 +483,18 @@ def cell_line(cell: dict[str, Any]) -> tuple[str, ...]:
     name = cell["opponent"]
     keys = describe_keys(macro_keys(macro_id(name.removeprefix(HOLD_PREFIX)))) if name.startswith(HOLD_PREFIX) else ""
     ratio = cell["damage_ratio"]
-    return (name, keys, str(cell["matches"]), _rate_with_interval(cell, "win"), _rate_with_interval(cell, "draw"),
-            _rate_with_interval(cell, "loss"), f"{ratio:.2f}" if ratio < 1000 else f"{ratio:.3g}",
-            f"{cell['self_destructs_per_match']:.2f}", f"{cell['commonest_action']} {_pct(cell['commonest_share'])}",
-            f"{cell['distinct_per_match']:.1f}")  # fmt: skip
+    return (
+        name,
+        keys,
+        str(cell["matches"]),
+        _rate_with_interval(cell, "win"),
+        _rate_with_interval(cell, "draw"),
+        _rate_with_interval(cell, "loss"),
+        f"{ratio:.2f}" if ratio < 1000 else f"{ratio:.3g}",
+        f"{cell['self_destructs_per_match']:.2f}",
+        f"{cell['commonest_action']} {_pct(cell['commonest_share'])}",
+        f"{cell['distinct_per_match']:.1f}",
+    )
 
 
 def print_aligned(header: tuple[str, ...], lines: list[tuple[str, ...]]) -> None:
@@ -461,23 +505,39 @@ def print_aligned(header: tuple[str, ...], lines: list[tuple[str, ...]]) -> None
 
 def print_mode(summary: dict[str, Any], matches: int, max_timesteps: int) -> None:
     print()
-    print(f"== {summary['mode']}: {matches} matches per opponent, {max_timesteps} frames each, both sides and slots "
-          f"({summary['seconds']:.0f} s) ==")  # fmt: skip
-    header = ("opponent", "keys", "n", "win [95% CI]", "draw [95% CI]", "loss [95% CI]", "dmg ratio",
-              "self-destr/match", "commonest action", "distinct/match")  # fmt: skip
+    print(
+        f"== {summary['mode']}: {matches} matches per opponent, {max_timesteps} frames each, both sides and slots "
+        f"({summary['seconds']:.0f} s) =="
+    )
+    header = (
+        "opponent",
+        "keys",
+        "n",
+        "win [95% CI]",
+        "draw [95% CI]",
+        "loss [95% CI]",
+        "dmg ratio",
+        "self-destr/match",
+        "commonest action",
+        "distinct/match",
+    )
     print_aligned(header, [cell_line(c) for c in summary["cells"].values()])
     cells, public = summary["cells"], summary["public_played"]
     if summary["worst_public"] is not None:
         worst = cells[summary["worst_public"]]
         everyone = summary["mean_public_win_rate"] is not None
         scope = "" if everyone else f" (only {len(public)} of the public bots played)"
-        print(f"HEADLINE ({summary['mode']}): worst win rate over the public bots{scope}: "
-              f"{_rate_with_interval(worst, 'win')} of {worst['matches']} vs {worst['opponent']}")  # fmt: skip
+        print(
+            f"HEADLINE ({summary['mode']}): worst win rate over the public bots{scope}: "
+            f"{_rate_with_interval(worst, 'win')} of {worst['matches']} vs {worst['opponent']}"
+        )
         if summary["mean_public_win_rate"] is not None:
             print(f"  mean win rate over the {len(public)} public bots: {_pct(summary['mean_public_win_rate'])}")
-        print(f"  actions vs the public bots: commonest {summary['public_commonest_action']} "
-              f"{_pct(summary['public_commonest_share'])} of frames; {summary['public_distinct_per_match']:.1f} "
-              "distinct key combinations per match")  # fmt: skip
+        print(
+            f"  actions vs the public bots: commonest {summary['public_commonest_action']} "
+            f"{_pct(summary['public_commonest_share'])} of frames; {summary['public_distinct_per_match']:.1f} "
+            "distinct key combinations per match"
+        )
     if summary["worst_constant"] is not None:
         worst = cells[summary["worst_constant"]]
         print(f"  worst constant-action bot: {worst['opponent']} ({_rate_with_interval(worst, 'win')})")
@@ -507,15 +567,24 @@ def print_run_context(agent: AgentUnderTest) -> None:
         print(f"  approx-KL: no metrics.csv with approx_kl in {agent.run_dir}")
     else:
         clip = f", clip fraction {stats['clip_fraction']:.3f}" if "clip_fraction" in stats else ""
-        print(f"  last {stats['updates']:.0f} updates (metrics.csv): mean approx-KL {stats['approx_kl']:.4f}{clip} "
-              "(issue 14 aims for 0.005-0.02 and 0.05-0.2)")  # fmt: skip
+        print(
+            f"  last {stats['updates']:.0f} updates (metrics.csv): mean approx-KL {stats['approx_kl']:.4f}{clip} "
+            "(issue 14 aims for 0.005-0.02 and 0.05-0.2)"
+        )
 
 
 # ==================================================================================
 # Judging (importable: tests call it with tiny settings)
 # ==================================================================================
-def judge(spec: str, matches: int = 100, max_timesteps: int = 9000, modes: tuple[str, ...] = MODES,
-          opponents: str = "all", seed: int = 0, quiet: bool = False) -> dict[str, Any]:  # fmt: skip
+def judge(
+    spec: str,
+    matches: int = 100,
+    max_timesteps: int = 9000,
+    modes: tuple[str, ...] = MODES,
+    opponents: str = "all",
+    seed: int = 0,
+    quiet: bool = False,
+) -> dict[str, Any]:
     """Play every mode and check the targets; returns the report (what ``--json`` writes)."""
     if matches <= 0 or max_timesteps <= 0:
         raise JudgeError(f"--matches and --max-timesteps must be positive, got {matches} and {max_timesteps}")
@@ -536,10 +605,18 @@ def judge(spec: str, matches: int = 100, max_timesteps: int = 9000, modes: tuple
         missed = missed_targets(results)
         print(f"Verdict: {'every measured target met' if not missed else f'{len(missed)} missed'}")
     update_stats = recent_update_stats(agent.run_dir) if agent.run_dir is not None else None
-    return {"agent": agent.label, "matches": matches, "max_timesteps": max_timesteps, "seed": seed,
-            "public_bots": public_bot_names(), "modes": summaries, "targets": results, "passed": check_passed(results),
-            "recent_updates": update_stats,
-            "trained_against": trained_against(agent.run_dir) if agent.run_dir is not None else None}  # fmt: skip
+    return {
+        "agent": agent.label,
+        "matches": matches,
+        "max_timesteps": max_timesteps,
+        "seed": seed,
+        "public_bots": public_bot_names(),
+        "modes": summaries,
+        "targets": results,
+        "passed": check_passed(results),
+        "recent_updates": update_stats,
+        "trained_against": trained_against(agent.run_dir) if agent.run_dir is not None else None,
+    }
 
 
 def parse_modes(text: str) -> tuple[str, ...]:
@@ -562,8 +639,9 @@ def train(config: dict, run_dir: Path, minutes: float, progress: bool) -> dict:
     """
     ta.validate_config(config)
     if (run_dir / "manifest.json").exists() or any(run_dir.glob("rl_model_*_steps.zip")):
-        raise ta.ConfigError(f"{run_dir} already holds checkpoints: choose another --run-dir, or judge it "
-                             f"with --agent {run_dir}")  # fmt: skip
+        raise ta.ConfigError(
+            f"{run_dir} already holds checkpoints: choose another --run-dir, or judge it with --agent {run_dir}"
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     ta.setup_logging(run_dir)
     ta.log_config(config)
@@ -582,8 +660,9 @@ def train(config: dict, run_dir: Path, minutes: float, progress: bool) -> dict:
         if run.model.num_timesteps < total and not run.stop_flag:
             budget_hit.set()
             run.stop_flag.reason = f"time budget of {minutes:g} min"
-            ta.log.warning("Time budget of %g min reached: saving a checkpoint at the next safe point, then "
-                           "stopping", minutes)  # fmt: skip
+            ta.log.warning(
+                "Time budget of %g min reached: saving a checkpoint at the next safe point, then stopping", minutes
+            )
 
     timer = threading.Timer(minutes * 60, out_of_time) if minutes > 0 else None
     if timer is not None:
@@ -598,9 +677,16 @@ def train(config: dict, run_dir: Path, minutes: float, progress: bool) -> dict:
     wall = time.monotonic() - t0
     steps = int(run.model.num_timesteps)
     finish_run(run)  # plot and final video (skipped by the trainer when stopped early)
-    return {"wall_s": wall, "steps": steps, "sps": steps / wall if wall > 0 else math.nan,
-            "stopped_by_budget": budget_hit.is_set(), "stop_reason": run.stop_flag.reason or "finished",
-            "device": str(device), "total_timesteps": total, "last_checkpoint_step": run.last_saved_step}  # fmt: skip
+    return {
+        "wall_s": wall,
+        "steps": steps,
+        "sps": steps / wall if wall > 0 else math.nan,
+        "stopped_by_budget": budget_hit.is_set(),
+        "stop_reason": run.stop_flag.reason or "finished",
+        "device": str(device),
+        "total_timesteps": total,
+        "last_checkpoint_step": run.last_saved_step,
+    }
 
 
 def train_for_judging(cfg: argparse.Namespace) -> tuple[Path, dict]:
@@ -608,13 +694,19 @@ def train_for_judging(cfg: argparse.Namespace) -> tuple[Path, dict]:
     if cfg.total_timesteps is not None:
         config["training"]["total_timesteps"] = cfg.total_timesteps
     run_dir = cfg.run_dir or ROOT / "checkpoints" / f"learn_quality__{time.strftime('%Y%m%d-%H%M%S')}"
-    print(f"Training config 'cpu' ({config['agent']['type']}) into {run_dir}, budget "
-          f"{f'{cfg.minutes:g} min' if cfg.minutes > 0 else 'none'}" + (f", overrides {cfg.set}" if cfg.set else "")
-          + "; torch threads from OMP_NUM_THREADS=" + (os.environ.get("OMP_NUM_THREADS") or "(unset: all cores)"),
-          flush=True)  # fmt: skip
+    print(
+        f"Training config 'cpu' ({config['agent']['type']}) into {run_dir}, budget "
+        f"{f'{cfg.minutes:g} min' if cfg.minutes > 0 else 'none'}"
+        + (f", overrides {cfg.set}" if cfg.set else "")
+        + "; torch threads from OMP_NUM_THREADS="
+        + (os.environ.get("OMP_NUM_THREADS") or "(unset: all cores)"),
+        flush=True,
+    )
     training = train(config, run_dir, cfg.minutes, progress=cfg.progress == "bar")
-    print(f"Training: {training['steps']:,} steps in {training['wall_s'] / 60:.1f} min = {training['sps']:,.0f} "
-          f"steps/s on {training['device']} ({training['stop_reason']})")  # fmt: skip
+    print(
+        f"Training: {training['steps']:,} steps in {training['wall_s'] / 60:.1f} min = {training['sps']:,.0f} "
+        f"steps/s on {training['device']} ({training['stop_reason']})"
+    )
     return run_dir, training
 
 
@@ -641,10 +733,12 @@ def build_parser() -> argparse.ArgumentParser:
     training = parser.add_argument_group("training first (without --agent)")
     training.add_argument("--minutes", type=float, default=30.0, help="training wall-clock budget (0 = none)")
     training.add_argument("--total-timesteps", type=int, default=None, help="training.total_timesteps")
-    training.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                          help="config override, as train_agent.py --set")  # fmt: skip
-    training.add_argument("--run-dir", type=Path, default=None,
-                          help="run folder (default checkpoints/learn_quality__<timestamp>)")  # fmt: skip
+    training.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="config override, as train_agent.py --set"
+    )
+    training.add_argument(
+        "--run-dir", type=Path, default=None, help="run folder (default checkpoints/learn_quality__<timestamp>)"
+    )
     training.add_argument("--progress", choices=["bar", "lines"], default="lines", help="training progress display")
     return parser
 

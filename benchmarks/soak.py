@@ -89,12 +89,22 @@ from user.train_agent import load_agent
 ROOT = Path(__file__).resolve().parents[1]
 
 TRAINER_SETS = [
-    "agent.latent_dim=32", "agent.num_heads=2", "agent.num_layers=1", "agent.sequence_length=16",
-    "agent.lstm_hidden_size=64", "agent.net_arch={pi: [64, 64], vf: [64, 64]}", "agent.n_epochs=4",
-    "agent.n_steps=64", "training.save_freq=2048", "training.total_timesteps=1000000000",
-    "training.final_video=false", "training.progress_interval_s=5", "eval.eval_freq=16384",
-    "eval.matches_per_opponent=1", "eval.snapshot_matches=1",
-]  # fmt: skip
+    "agent.latent_dim=32",
+    "agent.num_heads=2",
+    "agent.num_layers=1",
+    "agent.sequence_length=16",
+    "agent.lstm_hidden_size=64",
+    "agent.net_arch={pi: [64, 64], vf: [64, 64]}",
+    "agent.n_epochs=4",
+    "agent.n_steps=64",
+    "training.save_freq=2048",
+    "training.total_timesteps=1000000000",
+    "training.final_video=false",
+    "training.progress_interval_s=5",
+    "eval.eval_freq=16384",
+    "eval.matches_per_opponent=1",
+    "eval.snapshot_matches=1",
+]
 WAIT_RANGE_S = (5.0, 40.0)
 STRICT_STEP_FILES = {"metrics.csv"}
 

@@ -110,8 +110,15 @@ def play_vs_opponents(
     ctx = None
     if reward_manager is not None:
         reward_manager.reset(n)
-        ctx = RewardContext(engine.state, np.zeros((n, 2), np.float32), np.zeros((n, 2), np.float32),
-                            engine.events, keys, engine.params, player=0)  # fmt: skip
+        ctx = RewardContext(
+            engine.state,
+            np.zeros((n, 2), np.float32),
+            np.zeros((n, 2), np.float32),
+            engine.events,
+            keys,
+            engine.params,
+            player=0,
+        )
     results: list[dict[str, Any] | None] = [None] * n
     while live.any():
         if should_stop is not None and should_stop():
@@ -144,8 +151,14 @@ def play_vs_opponents(
             if agent_slot[row] == 1:
                 d["player_1"], d["player_2"] = d["player_2"], d["player_1"]
             rew = float(returns[row]) if ctx is not None else math.nan
-            results[row] = {**d, "reward": rew, "attack_frames": int(attack_frames[row]), "seed": seed + int(row),
-                            "start_side": int(start_side[row]), "agent_slot": int(agent_slot[row])}  # fmt: skip
+            results[row] = {
+                **d,
+                "reward": rew,
+                "attack_frames": int(attack_frames[row]),
+                "seed": seed + int(row),
+                "start_side": int(start_side[row]),
+                "agent_slot": int(agent_slot[row]),
+            }
             for tracker in trackers:
                 results[row].update(tracker.row_stats(row, int(agent_slot[row])))
         if done.size:
@@ -210,8 +223,10 @@ class SelfDestructCounter:
         self.counts[rows] = 0
 
     def row_stats(self, row: int, player: int = 0) -> dict[str, Any]:
-        return {"self_destructs": int(self.counts[row, player]),
-                "opponent_self_destructs": int(self.counts[row, 1 - player])}  # fmt: skip
+        return {
+            "self_destructs": int(self.counts[row, player]),
+            "opponent_self_destructs": int(self.counts[row, 1 - player]),
+        }
 
 
 # ==================================================================================
@@ -400,8 +415,9 @@ class PerformanceBenchmark:
         """Play and summarize; per opponent: the :class:`EvalRow` fields plus ``knockouts``
         (mean per episode, = ``knockouts_per_match``), ``draws`` (count) and ``wins`` /
         ``losses`` (counts). The rows are kept in ``self.rows`` for :func:`success_table`."""
-        self.matches = play_vs_opponents(self.agent, self.opponents, self.num_episodes, self.max_timesteps,
-                                         self.seed, default_reward_manager())  # fmt: skip
+        self.matches = play_vs_opponents(
+            self.agent, self.opponents, self.num_episodes, self.max_timesteps, self.seed, default_reward_manager()
+        )
         self.rows = [summarize(name, stats) for name, stats in self.matches.items()]
         out = {}
         for row in self.rows:
@@ -470,8 +486,9 @@ def success_table(rows: list[EvalRow]) -> list[dict[str, Any]]:
         status = "n/a" if math.isnan(value) else ("PASS" if ok else "FAIL")
         if worst is not None and name.startswith("worst"):
             name = f"{name} (vs {worst[0]})"
-        table.append({"criterion": name, "value": value, "target": f"{comparison} {target:g}", "passed": ok,
-                      "status": status})  # fmt: skip
+        table.append(
+            {"criterion": name, "value": value, "target": f"{comparison} {target:g}", "passed": ok, "status": status}
+        )
     return table
 
 
@@ -592,8 +609,17 @@ def round_robin(
             results = [d["player_1"]["result"] for d in matches]
             ra, rb = elo.update_from_results(a, b, results)
             counts = {f"{r}s" if r != "loss" else "losses": results.count(r) for r in ("win", "draw", "loss")}
-            pairs.append({"a": a, "b": b, "matches": len(results), **counts,
-                          "win_rate": counts["wins"] / len(results), "rating_a": ra, "rating_b": rb})  # fmt: skip
+            pairs.append(
+                {
+                    "a": a,
+                    "b": b,
+                    "matches": len(results),
+                    **counts,
+                    "win_rate": counts["wins"] / len(results),
+                    "rating_a": ra,
+                    "rating_b": rb,
+                }
+            )
     return elo, pairs
 
 
@@ -622,8 +648,14 @@ def latent_distances(latents: np.ndarray, labels: list[str]) -> dict[str, Any]:
         ratio = between / within
     else:
         ratio = math.inf if between > 0 else math.nan
-    return {"between": between, "within": within, "ratio": ratio, "centroids": centroids,
-            "within_per_class": spread, "counts": {c: int((lab == c).sum()) for c in classes}}  # fmt: skip
+    return {
+        "between": between,
+        "within": within,
+        "ratio": ratio,
+        "centroids": centroids,
+        "within_per_class": spread,
+        "counts": {c: int((lab == c).sum()) for c in classes},
+    }
 
 
 def separation_verdict(d: dict[str, Any], threshold: float = 1.5) -> str:

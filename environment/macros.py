@@ -163,5 +163,15 @@ def describe_keys(keys) -> str:
     return "+".join(name for name, on in zip(P.KEY_NAMES, pressed, strict=True) if on) or "none"
 
 
-__all__ = ["MACROS", "MACRO_KEYS", "MACRO_NAMES", "N_MACROS", "Macro", "describe_keys", "keys_from_names",
-           "macro_id", "macro_keys", "nearest_macro"]  # fmt: skip
+__all__ = [
+    "MACROS",
+    "MACRO_KEYS",
+    "MACRO_NAMES",
+    "N_MACROS",
+    "Macro",
+    "describe_keys",
+    "keys_from_names",
+    "macro_id",
+    "macro_keys",
+    "nearest_macro",
+]

@@ -191,11 +191,17 @@ class OpponentSchedule:
         rows = []
         for n in self.names:
             rate = self.win_rate(n)
-            rows.append({
-                "step": step, "opponent": n, "weight": round(weights[n], 5),
-                "win_rate": float("nan") if rate is None else round(rate, 4), "matches": len(self.results[n]),
-                "admitted": n in admitted, "forgotten": n in forgotten,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "step": step,
+                    "opponent": n,
+                    "weight": round(weights[n], 5),
+                    "win_rate": float("nan") if rate is None else round(rate, 4),
+                    "matches": len(self.results[n]),
+                    "admitted": n in admitted,
+                    "forgotten": n in forgotten,
+                }
+            )
         return rows
 
     # --- resume --------------------------------------------------------------------------------

@@ -746,8 +746,11 @@ class HeavyHitterAgent(StyleAgent):
         attack(keys, strike, True, "side", v.toward)
         # Keep charging while the opponent is not yet where the move will land (0.2 s of closing speed ahead).
         closing = np.maximum((v.vx - v.ovx) * v.toward, 0.0)
-        far = np.select([v.move == m for m in (P.SSIG, P.DSIG, P.NSIG)],
-                        [reach(v.weapon, m, 1) for m in (P.SSIG, P.DSIG, P.NSIG)], 0.0)  # fmt: skip
+        far = np.select(
+            [v.move == m for m in (P.SSIG, P.DSIG, P.NSIG)],
+            [reach(v.weapon, m, 1) for m in (P.SSIG, P.DSIG, P.NSIG)],
+            0.0,
+        )
         waiting = (closing > 1.0) & (v.adx - 0.2 * closing > far)  # it is walking into the move: not yet
         # ...and, out of jab range (2+ away), a wind-up of up to 24 frames: the charge is the style (it does not
         # change the damage); closer in, a wind-up only gets it jabbed.

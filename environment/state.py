@@ -113,7 +113,12 @@ class MatchState:
 
     def __init__(self, players, matches, weapons, spawners, contacts):
         self.players, self.matches, self.weapons, self.spawners, self.contacts = (
-            players, matches, weapons, spawners, contacts)  # fmt: skip
+            players,
+            matches,
+            weapons,
+            spawners,
+            contacts,
+        )
 
     def __getattr__(self, name: str) -> np.ndarray:
         home = _FIELD_HOME.get(name)

@@ -20,8 +20,15 @@ from user.env_wrappers import MacroActions, OpponentHistory, history_observation
 
 # Matches of 120 frames at 4 frames per decision: a match lasts exactly 30 decisions (no
 # match can be won by knockouts within 4 s), so the 100 recorded decisions cross 3 match starts.
-SMALL = dict(bots=("aggressive", "counter", "human", "based"), opponents=("based", "zoner"), n_envs=8,
-             decisions=100, action_repeat=4, max_timesteps=120, seed=3)  # fmt: skip
+SMALL = dict(
+    bots=("aggressive", "counter", "human", "based"),
+    opponents=("based", "zoner"),
+    n_envs=8,
+    decisions=100,
+    action_repeat=4,
+    max_timesteps=120,
+    seed=3,
+)
 MATCH_DECISIONS = 30
 
 
@@ -32,15 +39,27 @@ def small() -> bc.Demonstrations:
 
 @pytest.fixture(scope="module")
 def larger() -> bc.Demonstrations:
-    return bc.record_demonstrations(("aggressive", "counter", "zoner", "based"), ("based", "constant"), n_envs=16,
-                                    decisions=400, max_timesteps=900, seed=1)  # fmt: skip
+    return bc.record_demonstrations(
+        ("aggressive", "counter", "zoner", "based"),
+        ("based", "constant"),
+        n_envs=16,
+        decisions=400,
+        max_timesteps=900,
+        seed=1,
+    )
 
 
 def replay_env(demos_args: dict) -> MacroActions:
     """A fresh copy of the recording's matches, driven with macro ids as the macro policy is."""
-    return MacroActions(bc.demonstration_env(demos_args["opponents"], demos_args["n_envs"],
-                                             demos_args["action_repeat"], demos_args["max_timesteps"],
-                                             demos_args["seed"]))  # fmt: skip
+    return MacroActions(
+        bc.demonstration_env(
+            demos_args["opponents"],
+            demos_args["n_envs"],
+            demos_args["action_repeat"],
+            demos_args["max_timesteps"],
+            demos_args["seed"],
+        )
+    )
 
 
 def test_behaviour_cloning_data_matches_its_bots_actions(small):
@@ -130,8 +149,13 @@ class Scaled(BaseFeaturesExtractor):
 
 def tiny_policy(kind: str, space: spaces.Box | None = None) -> ActorCriticPolicy:
     torch.manual_seed(0)
-    common = dict(observation_space=space or observation_space(), action_space=spaces.Discrete(N_MACROS),
-                  lr_schedule=lambda _: 1e-3, net_arch=[64], features_extractor_class=Scaled)  # fmt: skip
+    common = dict(
+        observation_space=space or observation_space(),
+        action_space=spaces.Discrete(N_MACROS),
+        lr_schedule=lambda _: 1e-3,
+        net_arch=[64],
+        features_extractor_class=Scaled,
+    )
     if kind == "recurrent":
         return RecurrentActorCriticPolicy(**common, lstm_hidden_size=32, shared_lstm=False, enable_critic_lstm=False)
     return ActorCriticPolicy(**common)

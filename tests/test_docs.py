@@ -62,8 +62,15 @@ def test_every_cli_mode_and_flag_named_in_the_docs_exists():
 
 # --- the README's measured figures and the benchmarks that produce them -----------------------
 BENCHMARKS = [
-    "env_speed", "eval_speed", "exploitability", "fidelity", "learn_quality", "soak", "train_speed", "video_speed",
-]  # fmt: skip
+    "env_speed",
+    "eval_speed",
+    "exploitability",
+    "fidelity",
+    "learn_quality",
+    "soak",
+    "train_speed",
+    "video_speed",
+]
 
 
 def test_readme_measured_tables_are_generated_from_the_json():

@@ -255,10 +255,21 @@ def test_weapon_pickup_drop_and_the_relock():
 
 def test_every_move_of_every_weapon_runs_and_ends():
     """Start each of the 11 moves of each weapon from its keys, on the ground or in the air, and see it end."""
-    ground = {P.NLIGHT: [P.K_LIGHT], P.DLIGHT: [P.K_S, P.K_LIGHT], P.SLIGHT: [P.K_A, P.K_LIGHT], P.NSIG: [P.K_HEAVY],
-              P.DSIG: [P.K_S, P.K_HEAVY], P.SSIG: [P.K_A, P.K_HEAVY]}  # fmt: skip
-    air = {P.NAIR: [P.K_LIGHT], P.DAIR: [P.K_S, P.K_LIGHT], P.SAIR: [P.K_A, P.K_LIGHT], P.RECOVERY: [P.K_HEAVY],
-           P.GROUNDPOUND: [P.K_S, P.K_HEAVY]}  # fmt: skip
+    ground = {
+        P.NLIGHT: [P.K_LIGHT],
+        P.DLIGHT: [P.K_S, P.K_LIGHT],
+        P.SLIGHT: [P.K_A, P.K_LIGHT],
+        P.NSIG: [P.K_HEAVY],
+        P.DSIG: [P.K_S, P.K_HEAVY],
+        P.SSIG: [P.K_A, P.K_HEAVY],
+    }
+    air = {
+        P.NAIR: [P.K_LIGHT],
+        P.DAIR: [P.K_S, P.K_LIGHT],
+        P.SAIR: [P.K_A, P.K_LIGHT],
+        P.RECOVERY: [P.K_HEAVY],
+        P.GROUNDPOUND: [P.K_S, P.K_HEAVY],
+    }
     for weapon in (P.PUNCH, P.SPEAR, P.HAMMER):
         for move, keys in {**ground, **air}.items():
             engine = BrawlEngine(1)

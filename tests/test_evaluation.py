@@ -175,8 +175,9 @@ def test_success_table_pass_and_fail():
     assert table[0]["criterion"] == "worst win rate over the public bots (vs aggressive)"
     assert table[0]["value"] == 0.6 and table[0]["target"] == ">= 0.5"
 
-    bad = _roster_rows({"based": 0.85, "zoner": 0.5}, default=0.7, dealt=150, taken=100, kos=2.0, pickups=1.25,
-                       survival=65)  # fmt: skip
+    bad = _roster_rows(
+        {"based": 0.85, "zoner": 0.5}, default=0.7, dealt=150, taken=100, kos=2.0, pickups=1.25, survival=65
+    )
     table = _by_criterion(bad)
     assert table["worst win rate over the public bots"]["passed"]  # 0.5 meets >= 50 %
     assert not table["mean win rate over the public bots"]["passed"]  # (0.85 + 0.5 + 9 × 0.7) / 11 < 0.7
@@ -208,8 +209,13 @@ def test_headline_is_the_worst_public_bot_and_ignores_other_opponents():
     rates = {name: 0.9 for name in public_bot_names()} | {"counter": 0.4, "hold:jump": 0.0, "rl_model_5": 0.1}
     assert worst_public_win_rate(rates) == ("counter", 0.4)
     assert worst_public_win_rate({"hold:jump": 0.0}) is None
-    history = [{"step": 100, **rates}, {"step": 200, **rates, "counter": 0.6}, {"step": 300, **rates, "counter": 0.6},
-               {"step": 400, "based": 1.0, "counter": 0.0}, {"step": 500}]  # fmt: skip
+    history = [
+        {"step": 100, **rates},
+        {"step": 200, **rates, "counter": 0.6},
+        {"step": 300, **rates, "counter": 0.6},
+        {"step": 400, "based": 1.0, "counter": 0.0},
+        {"step": 500},
+    ]
     assert best_steps_by_headline(history, 2) == [300, 200]  # a later step wins a tie
     assert best_steps_by_headline(history, 10) == [300, 200, 100, 400]  # 500 played no public bot
     line = headline_line(history[:4])
@@ -256,8 +262,10 @@ def test_self_destructs_are_knockouts_without_a_recent_hit():
         counter.add(_events(3))
     counter.add(_events(3, knocked_out=[(2, 1)]))  # ... which falls 6 frames later: its own doing
     assert [counter.row_stats(r) for r in range(3)] == [
-        {"self_destructs": 1, "opponent_self_destructs": 0}, {"self_destructs": 0, "opponent_self_destructs": 0},
-        {"self_destructs": 0, "opponent_self_destructs": 1}]  # fmt: skip
+        {"self_destructs": 1, "opponent_self_destructs": 0},
+        {"self_destructs": 0, "opponent_self_destructs": 0},
+        {"self_destructs": 0, "opponent_self_destructs": 1},
+    ]
     same_frame = _events(3, hit=[(0, 1)], knocked_out=[(0, 0)])  # a hit in the knockout's frame caused it
     counter.clear(np.array([0]))
     counter.add(same_frame)
@@ -268,9 +276,16 @@ def test_self_destructs_are_knockouts_without_a_recent_hit():
 
 def test_play_vs_opponents_alternates_sides_and_slots_and_feeds_trackers():
     counter = SelfDestructCounter(8)
-    results = play_vs_opponents(make_agent("constant"), {"walker": _Walker(), "based": make_agent("based")}, 4,
-                                max_timesteps=300, seed=2, alternate_sides=True, trackers=[counter],
-                                alternate_slots=True)  # fmt: skip
+    results = play_vs_opponents(
+        make_agent("constant"),
+        {"walker": _Walker(), "based": make_agent("based")},
+        4,
+        max_timesteps=300,
+        seed=2,
+        alternate_sides=True,
+        trackers=[counter],
+        alternate_slots=True,
+    )
     for matches in results.values():
         assert [d["start_side"] for d in matches] == [1, -1, 1, -1]
         assert [d["agent_slot"] for d in matches] == [0, 0, 1, 1]
@@ -280,16 +295,24 @@ def test_play_vs_opponents_alternates_sides_and_slots_and_feeds_trackers():
     assert all(d["player_2"]["falls"] >= 1 and d["player_1"]["falls"] == 0 for d in walker)
     assert [d["opponent_self_destructs"] for d in walker] == [d["player_2"]["falls"] for d in walker]
     assert all(d["self_destructs"] == 0 for d in walker)  # the standing agent never falls
-    as_agent = play_vs_opponents(_Walker(), {"constant": make_agent("constant")}, 4, max_timesteps=300, seed=2,
-                                 alternate_sides=True, trackers=[SelfDestructCounter(4)],
-                                 alternate_slots=True)  # fmt: skip
+    as_agent = play_vs_opponents(
+        _Walker(),
+        {"constant": make_agent("constant")},
+        4,
+        max_timesteps=300,
+        seed=2,
+        alternate_sides=True,
+        trackers=[SelfDestructCounter(4)],
+        alternate_slots=True,
+    )
     assert all(d["self_destructs"] == d["player_1"]["falls"] >= 1 for d in as_agent["constant"])
     drawn = play_vs_opponents(make_agent("constant"), {"based": make_agent("based")}, 8, max_timesteps=10, seed=0)
     assert {d["start_side"] for d in drawn["based"]} == {1, -1}  # by default each match draws its side
     assert {d["agent_slot"] for d in drawn["based"]} == {0}
     with pytest.raises(ValueError, match="reward_manager"):
-        play_vs_opponents(_Walker(), {"based": make_agent("based")}, 2, reward_manager=default_reward_manager(),
-                          alternate_slots=True)  # fmt: skip
+        play_vs_opponents(
+            _Walker(), {"based": make_agent("based")}, 2, reward_manager=default_reward_manager(), alternate_slots=True
+        )
 
 
 def test_format_table_aligns_columns():

@@ -71,8 +71,19 @@ def test_move_tables_are_the_originals_conversions():
     # Every cast of every move: frames halved, damage and hitbox counts as stored.
     k = 0
     for weapon in ("Unarmed", "Spear", "Hammer"):
-        for move in ("NLight", "DLight", "SLight", "NSig", "DSig", "SSig", "NAir", "DAir", "SAir", "Recovery",
-                     "Groundpound"):  # fmt: skip
+        for move in (
+            "NLight",
+            "DLight",
+            "SLight",
+            "NSig",
+            "DSig",
+            "SSig",
+            "NAir",
+            "DAir",
+            "SAir",
+            "Recovery",
+            "Groundpound",
+        ):
             for power in data["weapons"][weapon][move]["powers"]:
                 for c in power["casts"]:
                     row = MOVES.casts[k]

@@ -25,8 +25,9 @@ TINY = {"matches": 2, "max_timesteps": 900, "modes": ("argmax",)}
 # Targets a varied scripted bot meets whatever the engine's numbers (its own action statistics,
 # and beating a bot that walks off the stage), and held k fails by construction (one key held
 # in every frame). The same check logic, opposite verdicts.
-WALKER_TARGET = J.Target("walker_argmax", "win rate vs hold:walk_left", "argmax", ">=", 0.9,
-                         J._cell_value("hold:walk_left", "win_rate"))  # fmt: skip
+WALKER_TARGET = J.Target(
+    "walker_argmax", "win rate vs hold:walk_left", "argmax", ">=", 0.9, J._cell_value("hold:walk_left", "win_rate")
+)
 BEHAVIOUR_TARGETS = (
     *(t for t in J.TARGETS if t.key in {"commonest_share_argmax", "distinct_actions_argmax"}),
     WALKER_TARGET,
@@ -84,8 +85,18 @@ def test_check_fails_when_nothing_was_measured():
 
 def test_cli_check_exit_status_and_json(tmp_path, capsys):
     out = tmp_path / "judge.json"
-    args = ["--agent", "hold:heavy_neutral", "--matches", "1", "--max-timesteps", "300", "--modes", "argmax",
-            "--opponents", "constant,based,hold:jump"]  # fmt: skip
+    args = [
+        "--agent",
+        "hold:heavy_neutral",
+        "--matches",
+        "1",
+        "--max-timesteps",
+        "300",
+        "--modes",
+        "argmax",
+        "--opponents",
+        "constant,based,hold:jump",
+    ]
     assert J.main([*args, "--json", str(out)]) == 0  # without --check, only a report
     assert J.main([*args, "--check"]) == 1
     printed = capsys.readouterr().out
@@ -142,8 +153,10 @@ def test_recent_update_stats_and_trained_against(tmp_path):
     assert stats["updates"] == 10 and stats["approx_kl"] == pytest.approx(0.001 * np.mean(range(4, 14)))
     assert stats["clip_fraction"] == pytest.approx(0.1)
     assert J.recent_update_stats(tmp_path / "missing") is None
-    config = {"self_play": {"opponents": {"self_play": [0.1, None], "based": [0.7, "based"], "c": [0.2, "constant"]}},
-              "controls": {"opponent_weighting": {"pool": "mix"}}}  # fmt: skip
+    config = {
+        "self_play": {"opponents": {"self_play": [0.1, None], "based": [0.7, "based"], "c": [0.2, "constant"]}},
+        "controls": {"opponent_weighting": {"pool": "mix"}},
+    }
     (tmp_path / "config.json").write_text(json.dumps(config))
     assert J.trained_against(tmp_path) == ["based", "constant"]
     config["controls"]["opponent_weighting"]["pool"] = "roster"
@@ -167,8 +180,16 @@ def test_film_a_win_films_a_match_the_exploiter_won(tmp_path):
 
 def test_exploitability_runs_end_to_end_on_a_tiny_budget(tmp_path):
     out = tmp_path / "expl"
-    report = X.measure("hold:walk_left", minutes=0.05, matches=2, max_timesteps=300, n_envs=8, out=out,
-                       video_tries=2, train_max_timesteps=300)  # fmt: skip
+    report = X.measure(
+        "hold:walk_left",
+        minutes=0.05,
+        matches=2,
+        max_timesteps=300,
+        n_envs=8,
+        out=out,
+        video_tries=2,
+        train_max_timesteps=300,
+    )
     assert report["steps"] > 0 and report["train_s"] < 30
     assert set(report["evaluation"]) == {"argmax", "sampled"}
     for row in report["evaluation"].values():
@@ -189,10 +210,21 @@ def test_exploitability_keeps_a_checkpoint_frozen(tmp_path):
 
     from user import train_agent as T
 
-    config = T.apply_overrides(copy.deepcopy(T.TRAIN_CONFIG_TEST), [
-        "agent.type=ppo", "agent.net_arch={pi: [16], vf: [16]}", "agent.n_steps=32", "agent.batch_size=64",
-        "env.n_envs=4", "env.max_timesteps=120", "training.total_timesteps=128", "training.save_freq=128",
-        "eval.eval_freq=100000", "training.final_video=false"])  # fmt: skip
+    config = T.apply_overrides(
+        copy.deepcopy(T.TRAIN_CONFIG_TEST),
+        [
+            "agent.type=ppo",
+            "agent.net_arch={pi: [16], vf: [16]}",
+            "agent.n_steps=32",
+            "agent.batch_size=64",
+            "env.n_envs=4",
+            "env.max_timesteps=120",
+            "training.total_timesteps=128",
+            "training.save_freq=128",
+            "eval.eval_freq=100000",
+            "training.final_video=false",
+        ],
+    )
     T.run_training_loop(config, tmp_path / "run", progress=False)
     frozen = X.frozen_player(str(tmp_path / "run"), "argmax", seed=0)
     digest = X.weights_digest(frozen)

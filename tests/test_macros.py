@@ -34,10 +34,19 @@ def test_the_table_is_a_small_menu_of_distinct_moves():
 
 def test_macro_keys_use_the_engines_key_order():
     assert P.KEY_NAMES == ("w", "a", "s", "d", "space", "h", "l", "j", "k", "g")
-    expected = {"idle": [], "walk_left": [P.K_A], "dash_right": [P.K_D, P.K_DODGE], "jump_left": [P.K_A, P.K_JUMP],
-                "fast_fall": [P.K_S], "dodge": [P.K_DODGE], "light_down": [P.K_S, P.K_LIGHT],
-                "heavy_neutral": [P.K_HEAVY], "heavy_right": [P.K_D, P.K_HEAVY], "pickup_drop": [P.K_PICKUP],
-                "taunt": [P.K_TAUNT]}  # fmt: skip
+    expected = {
+        "idle": [],
+        "walk_left": [P.K_A],
+        "dash_right": [P.K_D, P.K_DODGE],
+        "jump_left": [P.K_A, P.K_JUMP],
+        "fast_fall": [P.K_S],
+        "dodge": [P.K_DODGE],
+        "light_down": [P.K_S, P.K_LIGHT],
+        "heavy_neutral": [P.K_HEAVY],
+        "heavy_right": [P.K_D, P.K_HEAVY],
+        "pickup_drop": [P.K_PICKUP],
+        "taunt": [P.K_TAUNT],
+    }
     for name, keys in expected.items():
         assert np.flatnonzero(M.macro_keys(M.macro_id(name))).tolist() == sorted(keys), name
 
@@ -48,8 +57,13 @@ def test_macro_keys_is_batched_and_refuses_bad_ids():
     assert keys.shape == (2, 2, P.N_KEYS) and keys.dtype == bool
     assert (keys[0, 1] == M.MACRO_KEYS[16]).all()
     assert M.macro_keys(np.array([3.0, 4.0])).shape == (2, P.N_KEYS)
-    for bad, error in (([M.N_MACROS], ValueError), ([-1], ValueError), ([1.5], TypeError), ([True], TypeError),
-                       ([np.nan], TypeError)):  # fmt: skip
+    for bad, error in (
+        ([M.N_MACROS], ValueError),
+        ([-1], ValueError),
+        ([1.5], TypeError),
+        ([True], TypeError),
+        ([np.nan], TypeError),
+    ):
         with pytest.raises(error, match="macro ids"):
             M.macro_keys(np.array(bad))
     with pytest.raises(KeyError, match="unknown macro 'uppercut'"):
@@ -120,8 +134,17 @@ def test_each_grounded_move_starts_what_its_name_says(macro, state, move, facing
     assert (state, move, facing) in seen, f"{macro}: (state, move, facing) in its first 3 frames: {seen}"
 
 
-@pytest.mark.parametrize(("macro", "dx_sign"), [("walk_left", -1), ("walk_right", 1), ("pickup_left", -1),
-                                                ("pickup_right", 1), ("jump_left", -1), ("jump_right", 1)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("macro", "dx_sign"),
+    [
+        ("walk_left", -1),
+        ("walk_right", 1),
+        ("pickup_left", -1),
+        ("pickup_right", 1),
+        ("jump_left", -1),
+        ("jump_right", 1),
+    ],
+)
 def test_moves_with_a_direction_go_that_way(macro, dx_sign):
     before, after = _standing_player_holds(macro, frames=6)
     assert np.sign(after[X] - before[X]) == dx_sign
@@ -148,9 +171,17 @@ def test_jumps_leave_the_ground_and_fast_fall_falls_faster():
 
 def test_nearest_macro_maps_each_macro_to_itself_and_bot_keys_to_the_move_they_make():
     assert M.nearest_macro(M.MACRO_KEYS).tolist() == list(range(M.N_MACROS))
-    cases = {"w": "idle", "w j": "light_neutral", "d space j": "jump_right", "s k l": "heavy_down",
-             "w a h": "pickup_left", "a h j": "light_left", "a s k": "heavy_down", "s d j": "light_down",
-             "a s space": "jump_left"}  # fmt: skip
+    cases = {
+        "w": "idle",
+        "w j": "light_neutral",
+        "d space j": "jump_right",
+        "s k l": "heavy_down",
+        "w a h": "pickup_left",
+        "a h j": "light_left",
+        "a s k": "heavy_down",
+        "s d j": "light_down",
+        "a s space": "jump_left",
+    }
     keys = np.stack([M.keys_from_names(names) for names in cases])
     assert [M.MACRO_NAMES[i] for i in M.nearest_macro(keys)] == list(cases.values())
     assert M.nearest_macro(keys.reshape(1, len(cases), P.N_KEYS)).shape == (1, len(cases))

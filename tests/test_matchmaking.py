@@ -18,9 +18,18 @@ GROUPS = [["constant", "based"], ["aggressive", "zoner"], ["counter"]]
 
 def schedule(**overrides) -> OpponentSchedule:
     config = {
-        "groups": GROUPS, "permanent": ["hold:heavy_neutral"], "gate": 0.6, "window": 10, "min_matches": 5,
-        "floor": 0.03, "cap": 0.4, "power": 1.0, "verify_below": 0.7, "verify_share": 0.2, **overrides,
-    }  # fmt: skip
+        "groups": GROUPS,
+        "permanent": ["hold:heavy_neutral"],
+        "gate": 0.6,
+        "window": 10,
+        "min_matches": 5,
+        "floor": 0.03,
+        "cap": 0.4,
+        "power": 1.0,
+        "verify_below": 0.7,
+        "verify_share": 0.2,
+        **overrides,
+    }
     return OpponentSchedule(config, bot_share=0.8)
 
 

@@ -213,8 +213,9 @@ def test_a_stop_signal_ends_an_evaluation_at_once_and_the_resumed_run_plays_it_a
         return len(frames) > 3
 
     with pytest.raises(EvaluationStopped, match="the evaluation was stopped"):
-        play_vs_opponents(make_agent("based"), {"random": make_agent("random")}, 4, 2700,
-                          should_stop=stop_after_three_frames)  # fmt: skip
+        play_vs_opponents(
+            make_agent("based"), {"random": make_agent("random")}, 4, 2700, should_stop=stop_after_three_frames
+        )
     assert len(frames) == 4
     config = tiny_config(eval__matches_per_opponent=50, eval__max_timesteps=9000)
     run = T.TrainingRun(config, tmp_path / "run", torch.device("cpu"))

@@ -281,8 +281,11 @@ def test_a_full_disk_while_plotting_stops_with_a_checkpoint_that_resumes(tmp_pat
 
     with monkeypatch.context() as patch:
         patch.setattr(monitoring, "plot_training_curves", plot_fails)  # the evaluation at step 256 plots
-        with pytest.raises(DiskFullError, match=r"full \(writing training_curves.png at step 256 failed\); stopped "
-                                                r"with a checkpoint of step 256"):  # fmt: skip
+        with pytest.raises(
+            DiskFullError,
+            match=r"full \(writing training_curves.png at step 256 failed\); stopped "
+            r"with a checkpoint of step 256",
+        ):
             T.run_training_loop(tiny_config(), tmp_path / "run", progress=False)
     assert max(CheckpointManifest(tmp_path / "run").steps()) == 256
     resumed = T.resume_training(tmp_path / "run", progress=False)
@@ -298,8 +301,14 @@ def test_a_full_disk_while_logging_a_match_stops_with_the_rollouts_checkpoint(tm
             raise _disk_full(str(log.path))
         return original(log, rows)
 
-    with monkeypatch.context() as patch, pytest.raises(DiskFullError, match=r"writing monitor.csv at step (\d+) "
-                                                       r"failed.*checkpoint of step \1") as e:  # fmt: skip
+    with (
+        monkeypatch.context() as patch,
+        pytest.raises(
+            DiskFullError,
+            match=r"writing monitor.csv at step (\d+) "
+            r"failed.*checkpoint of step \1",
+        ) as e,
+    ):
         patch.setattr(CsvLog, "append_many", append_many)
         T.run_training_loop(tiny_config(training__save_freq=1000), tmp_path / "run", progress=False)
     step = int(re.search(r"checkpoint of step (\d+)", str(e.value)).group(1))
@@ -310,8 +319,15 @@ def test_a_full_disk_while_logging_a_match_stops_with_the_rollouts_checkpoint(tm
 
 def test_a_failed_training_log_write_is_one_line_and_stdout_keeps_the_log(tmp_path, capsys):
     handler = monitoring.RunLogFileHandler(tmp_path / "training.log")
-    handler.stream = type("FullDisk", (), {"write": lambda self, text: (_ for _ in ()).throw(_disk_full("x")),
-                                           "flush": lambda self: None, "close": lambda self: None})()  # fmt: skip
+    handler.stream = type(
+        "FullDisk",
+        (),
+        {
+            "write": lambda self, text: (_ for _ in ()).throw(_disk_full("x")),
+            "flush": lambda self: None,
+            "close": lambda self: None,
+        },
+    )()
     for message in ("one", "two"):
         handler.emit(logging.LogRecord("train_agent", logging.INFO, __file__, 1, message, None, None))
     err = capsys.readouterr().err
@@ -471,8 +487,11 @@ def test_the_opponent_schedule_plays_its_bots_logs_weights_and_resumes_exactly(t
     # Stopped after its first snapshot, then resumed: the same weights and matches as straight through.
     proc = subprocess.Popen(
         train_command(stopped) + [arg for s in SCHEDULE_SETS for arg in ("--set", s)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     for line in proc.stdout:
         if "Saved checkpoint rl_model_256_steps.zip" in line:
             proc.send_signal(signal.SIGTERM)
@@ -601,8 +620,9 @@ def test_a_stop_between_scheduled_saves_resumes_bit_identically_with_self_play(
             straight = (unbroken / name).read_text().splitlines()
             resumed = (run_dir / name).read_text().splitlines()
             if name == "monitor.csv":  # drop the wall-clock column
-                straight, resumed = ([line.split(",")[:2] + line.split(",")[3:] for line in s[2:]]
-                                     for s in (straight, resumed))  # fmt: skip
+                straight, resumed = (
+                    [line.split(",")[:2] + line.split(",")[3:] for line in s[2:]] for s in (straight, resumed)
+                )
             assert straight == resumed, name
 
 
@@ -648,8 +668,12 @@ def test_a_failed_resume_leaves_config_json_as_it_was(uninterrupted, tmp_path):
 
 
 def test_a_deleted_snapshot_that_the_newest_checkpoint_plays_falls_back_to_the_previous_one(tmp_path):
-    config = tiny_config(env__max_timesteps=30, training__total_timesteps=1024, training__max_saved=10,
-                         **{"self_play__opponents": "{self_play: [1.0, null]}"})  # fmt: skip
+    config = tiny_config(
+        env__max_timesteps=30,
+        training__total_timesteps=1024,
+        training__max_saved=10,
+        **{"self_play__opponents": "{self_play: [1.0, null]}"},
+    )
     run_dir = tmp_path / "run"
     T.run_training_loop(config, run_dir, progress=False)
     manifest = CheckpointManifest(run_dir)
@@ -660,9 +684,10 @@ def test_a_deleted_snapshot_that_the_newest_checkpoint_plays_falls_back_to_the_p
     (run_dir / victim).unlink()
     # The previous good checkpoint: the newest older one whose matches play only files still there.
     expected = max(
-        s for s in manifest.steps()
+        s
+        for s in manifest.steps()
         if s < newest and s != snapshot_steps(victim) and victim not in manifest.entry(s)["extra"]["uses"]
-    )  # fmt: skip
+    )
     with pytest.warns(UserWarning, match=f"play {victim}, which is missing"):
         resumed = T.resume_training(run_dir, ["training.total_timesteps=1152"], progress=False)
     assert resumed.model.num_timesteps == 1152

@@ -155,9 +155,19 @@ FINGERPRINT = {
     "wait": "fraction of frames standing still near the centre (|x| < 3.2) with the opponent 3+ away",
 }
 CLEARLY = {
-    "dist": 0.5, "attack": 0.08, "air": 0.15, "heavy": 0.06, "air_atk": 0.05,
-    "dodge": 0.01, "backdash": 0.02, "dash": 0.008, "taunt": 0.005, "pickups": 0.5, "inside": 0.12, "wait": 0.015,
-}  # fmt: skip
+    "dist": 0.5,
+    "attack": 0.08,
+    "air": 0.15,
+    "heavy": 0.06,
+    "air_atk": 0.05,
+    "dodge": 0.01,
+    "backdash": 0.02,
+    "dash": 0.008,
+    "taunt": 0.005,
+    "pickups": 0.5,
+    "inside": 0.12,
+    "wait": 0.015,
+}
 
 
 def fingerprint(name: str, n: int = 8, frames: int = 900, seed: int = 0) -> dict[str, float]:

@@ -32,12 +32,25 @@ REPO = Path(__file__).resolve().parents[1]
 
 # Small enough to train a few hundred steps in seconds on a CPU.
 TINY_SETS = [
-    "agent.latent_dim=16", "agent.num_heads=2", "agent.num_layers=1", "agent.sequence_length=8",
-    "agent.lstm_hidden_size=16", "agent.net_arch={pi: [16], vf: [16]}", "agent.n_steps=32",
-    "agent.batch_size=64", "agent.n_epochs=1", "env.n_envs=4", "env.max_timesteps=120",
-    "training.total_timesteps=512", "training.save_freq=128", "training.max_saved=3",
-    "eval.eval_freq=256", "eval.matches_per_opponent=2", "eval.max_timesteps=120", "training.final_video=false",
-]  # fmt: skip
+    "agent.latent_dim=16",
+    "agent.num_heads=2",
+    "agent.num_layers=1",
+    "agent.sequence_length=8",
+    "agent.lstm_hidden_size=16",
+    "agent.net_arch={pi: [16], vf: [16]}",
+    "agent.n_steps=32",
+    "agent.batch_size=64",
+    "agent.n_epochs=1",
+    "env.n_envs=4",
+    "env.max_timesteps=120",
+    "training.total_timesteps=512",
+    "training.save_freq=128",
+    "training.max_saved=3",
+    "eval.eval_freq=256",
+    "eval.matches_per_opponent=2",
+    "eval.max_timesteps=120",
+    "training.final_video=false",
+]
 
 
 def tiny_config(**sections) -> dict:
@@ -587,9 +600,13 @@ def test_the_game_package_needs_neither_torch_nor_matplotlib():
 
 def test_a_warm_start_clones_the_bots_into_a_new_run_and_is_logged(tmp_path):
     sets = {
-        "agent__action_head": "macro", "agent__type": "recurrent_ppo", "warm_start__seconds": 2.0,
-        "warm_start__n_envs": 4, "warm_start__decisions": 150, "warm_start__bots": "[aggressive, zoner]",
-    }  # fmt: skip
+        "agent__action_head": "macro",
+        "agent__type": "recurrent_ppo",
+        "warm_start__seconds": 2.0,
+        "warm_start__n_envs": 4,
+        "warm_start__decisions": 150,
+        "warm_start__bots": "[aggressive, zoner]",
+    }
     run = T.start_run(tiny_config(**sets), tmp_path / "warm")
     cold = T.start_run(tiny_config(**{**sets, "warm_start__seconds": 0.0}), tmp_path / "cold")
     try:

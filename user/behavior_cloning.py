@@ -208,8 +208,11 @@ def record_demonstrations(
         demos.obs[t], demos.keys[t], demos.labels[t], demos.episode_starts[t] = obs, keys, labels, starts
         demos.opponents[t] = venv.core.opponent_name  # the opponent of the match behind obs
         obs, _, starts, infos = venv.step(macro_keys(labels))
-        demos.results += [(i, info["episode"]["opponent"], info["episode"]["result"])
-                          for i, info in enumerate(infos) if "episode" in info]  # fmt: skip
+        demos.results += [
+            (i, info["episode"]["opponent"], info["episode"]["result"])
+            for i, info in enumerate(infos)
+            if "episode" in info
+        ]
     venv.close()
     return demos
 
@@ -408,8 +411,11 @@ def pretrain(
 def held_out_stats(policy: ActorCriticPolicy, demos: Demonstrations, envs: np.ndarray) -> dict[str, Any]:
     """Agreement on ``envs`` overall and per bot, and the commonest label's share there (the bar to beat)."""
     if len(envs) == 0:
-        return {"held_out_accuracy": float("nan"), "held_out_commonest_share": float("nan"),
-                "held_out_accuracy_per_bot": {}}  # fmt: skip
+        return {
+            "held_out_accuracy": float("nan"),
+            "held_out_commonest_share": float("nan"),
+            "held_out_accuracy_per_bot": {},
+        }
     correct = predicted_labels(policy, demos, envs) == demos.labels[:, envs]
     bots = np.array(demos.env_bots)[envs]
     return {
@@ -457,9 +463,20 @@ def agreement(policy: ActorCriticPolicy, demos: Demonstrations, envs: np.ndarray
     return float((predicted_labels(policy, demos, envs) == demos.labels[:, envs]).mean())
 
 
-__all__ = ["STYLE_BOTS", "Demonstrations", "agreement", "bot_keys", "demonstration_env", "demonstrators",
-           "history_length_of", "policy_observations", "predicted_labels", "pretrain", "record_demonstrations",
-           "split_envs"]  # fmt: skip
+__all__ = [
+    "STYLE_BOTS",
+    "Demonstrations",
+    "agreement",
+    "bot_keys",
+    "demonstration_env",
+    "demonstrators",
+    "history_length_of",
+    "policy_observations",
+    "predicted_labels",
+    "pretrain",
+    "record_demonstrations",
+    "split_envs",
+]
 
 
 def warm_start(run) -> dict[str, Any]:
@@ -470,9 +487,14 @@ def warm_start(run) -> dict[str, Any]:
     ws, seed = run.config["warm_start"], run.config["training"]["seed"]
     t0 = time.monotonic()
     demos = record_demonstrations(
-        ws["bots"], ws["opponents"], ws["n_envs"], ws["decisions"], run.config["agent"]["action_repeat"],
-        run.config["env"]["max_timesteps"], seed=seed,
-    )  # fmt: skip
+        ws["bots"],
+        ws["opponents"],
+        ws["n_envs"],
+        ws["decisions"],
+        run.config["agent"]["action_repeat"],
+        run.config["env"]["max_timesteps"],
+        seed=seed,
+    )
     recorded_s = time.monotonic() - t0
     stats = pretrain(run.model.policy, demos, seconds=ws["seconds"], learning_rate=ws["learning_rate"], seed=seed)
     summary = {
@@ -488,7 +510,12 @@ def warm_start(run) -> dict[str, Any]:
     log.info(
         "Warm start: %s decisions of %s recorded in %.0f s; pretrained %.0f s (%s steps): held-out agreement "
         "%.0f%% (commonest move alone %.0f%%)",
-        f"{summary['recorded_decisions']:,}", ", ".join(ws["bots"]), recorded_s, stats["seconds"], stats["steps"],
-        100 * stats["held_out_accuracy"], 100 * stats["held_out_commonest_share"],
-    )  # fmt: skip
+        f"{summary['recorded_decisions']:,}",
+        ", ".join(ws["bots"]),
+        recorded_s,
+        stats["seconds"],
+        stats["steps"],
+        100 * stats["held_out_accuracy"],
+        100 * stats["held_out_commonest_share"],
+    )
     return summary

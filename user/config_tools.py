@@ -234,11 +234,28 @@ def validate_config(config: dict, base: dict) -> dict:
     check_value_types(config, base)  # text where a number belongs, NaN or inf
     a, env, tr = config["agent"], config["env"], config["training"]
     _check(a["type"] in AGENT_TYPES, f"agent.type must be one of {AGENT_TYPES}, got {a['type']!r}")
-    for key in ("agent.latent_dim", "agent.num_heads", "agent.num_layers", "agent.sequence_length",
-                "agent.lstm_hidden_size", "agent.n_steps", "agent.batch_size", "agent.n_epochs", "env.n_envs",
-                "env.max_timesteps", "training.total_timesteps", "training.save_freq", "training.max_saved",
-                "eval.eval_freq", "eval.matches_per_opponent", "eval.max_timesteps", "eval.snapshot_matches",
-                "eval.snapshot_opponents", "self_play.recent_k", "self_play.cache_size"):  # fmt: skip
+    for key in (
+        "agent.latent_dim",
+        "agent.num_heads",
+        "agent.num_layers",
+        "agent.sequence_length",
+        "agent.lstm_hidden_size",
+        "agent.n_steps",
+        "agent.batch_size",
+        "agent.n_epochs",
+        "env.n_envs",
+        "env.max_timesteps",
+        "training.total_timesteps",
+        "training.save_freq",
+        "training.max_saved",
+        "eval.eval_freq",
+        "eval.matches_per_opponent",
+        "eval.max_timesteps",
+        "eval.snapshot_matches",
+        "eval.snapshot_opponents",
+        "self_play.recent_k",
+        "self_play.cache_size",
+    ):
         _positive_int(config, key)
     seed = tr["seed"]
     _check(
@@ -399,8 +416,10 @@ def _validate_opponent_schedule(controls: dict) -> None:
     except ValueError as exc:
         raise ConfigError(f"controls.{exc}") from None
     for name in [n for g in spec["groups"] for n in g] + list(spec["permanent"]):
-        _check(is_agent_name(name), f"controls.opponent_schedule: unknown agent {name!r}; known: "
-                                    f"{', '.join(agent_names())} or hold:<macro>")  # fmt: skip
+        _check(
+            is_agent_name(name),
+            f"controls.opponent_schedule: unknown agent {name!r}; known: {', '.join(agent_names())} or hold:<macro>",
+        )
 
 
 def _validate_controls(config: dict) -> None:

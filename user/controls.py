@@ -88,6 +88,7 @@ def log_opponent_schedule(run, steps: int, evaluated: bool) -> None:
         return
     if evaluated or steps == 0 or run.counters.pop("schedule_admitted", False):
         rows = schedule.summary_rows(steps)
-        run.logs["opponent_weights"].append_many([{k: r[k] for k in ("step", "opponent", "weight", "win_rate")}
-                                                    for r in rows])  # fmt: skip
+        run.logs["opponent_weights"].append_many(
+            [{k: r[k] for k in ("step", "opponent", "weight", "win_rate")} for r in rows]
+        )
         log.info("Opponent weights: %s", ", ".join(f"{r['opponent']} {r['weight']:.3f}" for r in rows))

@@ -51,8 +51,11 @@ BUNDLE_FILES = (S.CONFIG_FILE, S.WEIGHTS_FILE, AGENT_FILE, README_FILE)
 _ALLOWED_EXTRAS = ("__pycache__",)
 _ACTIVATION_NAMES = {cls: name for name, cls in S.ACTIVATIONS.items()}
 # The trainer's feature extractor of each agent type (by class name: the classes live in the training script).
-_EXTRACTORS = {"transformer_strategy": "TransformerConditionedExtractor", "recurrent_ppo": "ScaledObservation",
-               "ppo": "ScaledObservation"}  # fmt: skip
+_EXTRACTORS = {
+    "transformer_strategy": "TransformerConditionedExtractor",
+    "recurrent_ppo": "ScaledObservation",
+    "ppo": "ScaledObservation",
+}
 
 README_TEXT = """\
 Warehouse Brawl submission bundle (inference only)

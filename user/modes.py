@@ -95,8 +95,13 @@ def build_arg_parser(config_names: list[str]) -> argparse.ArgumentParser:
 
 def run_mode(args: argparse.Namespace, load_agent: AgentLoader) -> int:
     """Run ``args.mode`` (anything but train); returns the exit status."""
-    modes = {"eval": _mode_eval, "demo": _mode_demo, "analyze_strategy": _mode_analyze_strategy,
-             "league": _mode_league, "export": _mode_export}  # fmt: skip
+    modes = {
+        "eval": _mode_eval,
+        "demo": _mode_demo,
+        "analyze_strategy": _mode_analyze_strategy,
+        "league": _mode_league,
+        "export": _mode_export,
+    }
     for flag, value in (("--episodes", args.episodes), ("--max-timesteps", args.max_timesteps)):
         if value is not None and value < 1:  # 0 used to mean the default, a negative count a traceback
             raise ConfigError(f"{flag} must be a positive integer, got {value}")

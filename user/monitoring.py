@@ -141,14 +141,23 @@ BEHAVIOR_COLUMNS = [
     "attack_rate",
 ]
 METRIC_KEYS = {  # metrics.csv column ← SB3 logger key
-    "sps": "time/fps", "policy_loss": "train/policy_gradient_loss", "value_loss": "train/value_loss",
-    "entropy_loss": "train/entropy_loss", "approx_kl": "train/approx_kl", "clip_fraction": "train/clip_fraction",
-    "explained_variance": "train/explained_variance", "learning_rate": "train/learning_rate",
-    "clip_range": "train/clip_range", "ent_coef": "train/ent_coef",
-    "grad_norm_before_clip": "train/grad_norm_before_clip", "grad_norm_after_clip": "train/grad_norm_after_clip",
-    "ep_rew_mean": "rollout/ep_rew_mean", "ep_len_mean": "rollout/ep_len_mean", "n_updates": "train/n_updates",
+    "sps": "time/fps",
+    "policy_loss": "train/policy_gradient_loss",
+    "value_loss": "train/value_loss",
+    "entropy_loss": "train/entropy_loss",
+    "approx_kl": "train/approx_kl",
+    "clip_fraction": "train/clip_fraction",
+    "explained_variance": "train/explained_variance",
+    "learning_rate": "train/learning_rate",
+    "clip_range": "train/clip_range",
+    "ent_coef": "train/ent_coef",
+    "grad_norm_before_clip": "train/grad_norm_before_clip",
+    "grad_norm_after_clip": "train/grad_norm_after_clip",
+    "ep_rew_mean": "rollout/ep_rew_mean",
+    "ep_len_mean": "rollout/ep_len_mean",
+    "n_updates": "train/n_updates",
     "self_play_temperature": "selfplay/temperature",
-}  # fmt: skip
+}
 EVAL_COLUMNS = [
     "step",
     "opponent",
@@ -421,9 +430,14 @@ def evaluate_agent(
     """
     opponents = {name: make_agent(name, seed=seed + i) for i, name in enumerate(opponent_names)}
     played = play_vs_opponents(
-        agent, opponents, matches_per_opponent, max_timesteps, seed=seed, reward_manager=default_reward_manager(),
+        agent,
+        opponents,
+        matches_per_opponent,
+        max_timesteps,
+        seed=seed,
+        reward_manager=default_reward_manager(),
         should_stop=should_stop,
-    )  # fmt: skip
+    )
     rows = []
     for name, matches in played.items():
         row = summarize(name, matches)
@@ -583,17 +597,23 @@ def evaluate_run(run, steps: int) -> list[dict[str, Any]]:
     t0 = time.monotonic()
     agent = run.snapshot_agent()
     opponents = eval_opponent_names(run.config)
-    log.info("Evaluating at step %s: %d matches against each of %d bots", f"{steps:,}",
-             ev["matches_per_opponent"], len(opponents))  # fmt: skip
+    log.info(
+        "Evaluating at step %s: %d matches against each of %d bots",
+        f"{steps:,}",
+        ev["matches_per_opponent"],
+        len(opponents),
+    )
     should_stop = lambda: bool(run.stop_flag)  # noqa: E731
     try:
-        rows = evaluate_agent(agent, opponents, ev["matches_per_opponent"],
-                              ev["max_timesteps"], seed=steps, should_stop=should_stop)  # fmt: skip
+        rows = evaluate_agent(
+            agent, opponents, ev["matches_per_opponent"], ev["max_timesteps"], seed=steps, should_stop=should_stop
+        )
         snapshot_results = _play_recent_snapshots(run, agent, steps, should_stop)
     except EvaluationStopped:
         # Nothing was written and next_eval is unchanged: the resumed run plays this evaluation again.
-        log.info("Evaluation at step %s stopped after %.1f s (%s)", f"{steps:,}", time.monotonic() - t0,
-                 run.stop_flag.reason)  # fmt: skip
+        log.info(
+            "Evaluation at step %s stopped after %.1f s (%s)", f"{steps:,}", time.monotonic() - t0, run.stop_flag.reason
+        )
         return []
     run.next_eval = (steps // ev["eval_freq"] + 1) * ev["eval_freq"]
     run.logs["evaluation"].append_many([{"step": steps, **eval_csv_row(r)} for r in rows])
@@ -625,8 +645,9 @@ def _play_recent_snapshots(run, agent: Agent, steps: int, should_stop) -> dict[P
     if not recent:
         return {}
     opponents = {p.name.removesuffix("_steps.zip"): run.self_play.agent_loader(p) for p in recent}
-    played = play_vs_opponents(agent, opponents, ev["snapshot_matches"], ev["max_timesteps"], seed=steps,
-                               should_stop=should_stop)  # fmt: skip
+    played = play_vs_opponents(
+        agent, opponents, ev["snapshot_matches"], ev["max_timesteps"], seed=steps, should_stop=should_stop
+    )
     return {path: result_list(matches) for path, matches in zip(recent, played.values(), strict=True)}
 
 

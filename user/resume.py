@@ -286,8 +286,9 @@ def save_checkpoint(
         run.manifest.record(steps, files, extra={**extra, RESUME_POINT: True})
         write_run_config(run)
         run.last_saved_step = steps
-        log.info("Saved checkpoint %s (a resume point: outside the self-play pool and the save schedule)",
-                 zip_path.name)  # fmt: skip
+        log.info(
+            "Saved checkpoint %s (a resume point: outside the self-play pool and the save schedule)", zip_path.name
+        )
         return zip_path
     run.manifest.record(steps, files, extra=extra)
     write_run_config(run)
@@ -444,9 +445,10 @@ def restore_latest(run) -> int:
     run.save_handler.history = [
         p
         for p in run.save_handler.history
-        if snapshot_steps(p) <= step and _verifies(run, snapshot_steps(p))
+        if snapshot_steps(p) <= step
+        and _verifies(run, snapshot_steps(p))
         and not is_resume_point(run.manifest, snapshot_steps(p))
-    ]  # fmt: skip
+    ]
     restore_state(run, state)
     for csv in run.logs.values():
         csv.drop_rows_after("step", step)
@@ -465,8 +467,9 @@ def newest_resumable(manifest) -> tuple[int, list[Path]] | None:
     before = None
     while (found := manifest.latest_valid(before=before)) is not None:
         step = found[0]
-        broken = next((n for n in manifest.entry(step).get("extra", {}).get("uses", [])
-                       if not _snapshot_whole(manifest, n)), None)  # fmt: skip
+        broken = next(
+            (n for n in manifest.entry(step).get("extra", {}).get("uses", []) if not _snapshot_whole(manifest, n)), None
+        )
         if broken is None:
             return found
         warnings.warn(
@@ -520,11 +523,27 @@ def snapshots_in_env_state(env_state: dict | list[dict]) -> list[str]:
 
 
 # What a resumed run must keep: the weights, the env state and the logs' columns depend on them.
-_FROZEN_ON_RESUME = ("agent.type", "agent.action_head", "agent.latent_dim", "agent.num_heads", "agent.num_layers",
-                     "agent.sequence_length", "agent.lstm_hidden_size", "agent.shared_lstm",
-                     "agent.enable_critic_lstm", "agent.net_arch", "agent.n_steps", "env", "reward",
-                     "self_play.opponents", "training.seed", "training.debug_csvs", "controls.opponent_weighting",
-                     "controls.exploiter", "controls.opponent_schedule")  # fmt: skip
+_FROZEN_ON_RESUME = (
+    "agent.type",
+    "agent.action_head",
+    "agent.latent_dim",
+    "agent.num_heads",
+    "agent.num_layers",
+    "agent.sequence_length",
+    "agent.lstm_hidden_size",
+    "agent.shared_lstm",
+    "agent.enable_critic_lstm",
+    "agent.net_arch",
+    "agent.n_steps",
+    "env",
+    "reward",
+    "self_play.opponents",
+    "training.seed",
+    "training.debug_csvs",
+    "controls.opponent_weighting",
+    "controls.exploiter",
+    "controls.opponent_schedule",
+)
 
 
 def _first_frozen_change(before: dict, after: dict) -> str | None:

@@ -84,8 +84,14 @@ OBS_SIZE = 64  # observation values per player
 OBS_HALF = 32  # the opponent's values are obs[32:64]
 N_KEYS = 10  # action keys
 AGENT_TYPES = ("transformer_strategy", "recurrent_ppo", "ppo")
-ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU,
-               "silu": nn.SiLU}  # fmt: skip
+ACTIVATIONS = {
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "elu": nn.ELU,
+    "leaky_relu": nn.LeakyReLU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+}
 
 
 LSTMStates = tuple[torch.Tensor, torch.Tensor]  # (hidden, cell), each (layers, N, hidden size)

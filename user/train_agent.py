@@ -442,9 +442,14 @@ TRAIN_CONFIG_CPU = merge_config(
 
 CONFIGS: dict[str, dict[str, Any]] = {
     c["name"]: c
-    for c in (TRAIN_CONFIG_TEST, TRAIN_CONFIG_10M, TRAIN_CONFIG_CURRICULUM, TRAIN_CONFIG_CURRICULUM_STAGE2,
-              TRAIN_CONFIG_CPU)
-}  # fmt: skip
+    for c in (
+        TRAIN_CONFIG_TEST,
+        TRAIN_CONFIG_10M,
+        TRAIN_CONFIG_CURRICULUM,
+        TRAIN_CONFIG_CURRICULUM_STAGE2,
+        TRAIN_CONFIG_CPU,
+    )
+}
 
 # The config that `bash run.sh train` and a bare `python user/train_agent.py` run (--config NAME picks
 # another). "auto": TRAIN_CONFIG_TEST when a GPU (CUDA or Apple MPS) is found, else TRAIN_CONFIG_CPU,
@@ -714,8 +719,17 @@ def apply_precision_and_compile(policy, training_config: dict) -> None:
 
 
 # Agent keys passed straight to the SB3 algorithm.
-_SB3_ALGO_KEYS = ("n_steps", "batch_size", "n_epochs", "learning_rate", "clip_range", "gamma", "gae_lambda",
-                  "ent_coef", "vf_coef")  # fmt: skip
+_SB3_ALGO_KEYS = (
+    "n_steps",
+    "batch_size",
+    "n_epochs",
+    "learning_rate",
+    "clip_range",
+    "gamma",
+    "gae_lambda",
+    "ent_coef",
+    "vf_coef",
+)
 
 
 def build_model(config: dict, env, device: torch.device, tensorboard_log: str | None = None):
@@ -778,10 +792,14 @@ def gen_reward_manager(reward_config: dict = _SHARED_REWARD_CONFIG) -> RewardMan
     """The dense (shaped) rewards, weighted by a full reward config (terms of weight 0 are left out)."""
     t, s = reward_config["terms"], reward_config["signals"]
     dense_funcs: dict[str, Callable] = {
-        "damage_interaction": damage_interaction, "danger_zone": danger_zone, "attack_spam": attack_spam,
-        "too_many_keys": too_many_keys, "closing_distance": closing_distance, "edge_pressure": edge_pressure,
+        "damage_interaction": damage_interaction,
+        "danger_zone": danger_zone,
+        "attack_spam": attack_spam,
+        "too_many_keys": too_many_keys,
+        "closing_distance": closing_distance,
+        "edge_pressure": edge_pressure,
         "toward_weapon": toward_weapon,
-    }  # fmt: skip
+    }
     terms = {name: RewTerm(func, t[name]) for name, func in dense_funcs.items() if t[name] != 0}
     if t["damage_taken"] != 0:
         terms["damage_taken"] = RewTerm(damage_interaction, t["damage_taken"], {"mode": "taken_only"})
@@ -855,8 +873,11 @@ def build_reward_manager(reward_config: dict):
 # ==================================================================================
 # === Self-play wiring ===
 # ==================================================================================
-_HANDLERS: dict[str, type[SelfPlayHandler]] = {"random": SelfPlayRandom, "recent": SelfPlayRecent,
-                                               "latest": SelfPlayLatest}  # fmt: skip
+_HANDLERS: dict[str, type[SelfPlayHandler]] = {
+    "random": SelfPlayRandom,
+    "recent": SelfPlayRecent,
+    "latest": SelfPlayLatest,
+}
 
 
 def build_self_play_components(
@@ -1423,8 +1444,11 @@ def main(argv: list[str] | None = None) -> int:
         if exc.errno not in _UNWRITABLE or not exc.filename:
             raise
         # A read-only or full folder: name the folder (the file may be an atomic write's temp name).
-        log.error("cannot write in %s: %s (choose a writable place with --run-dir or --out, or free space)",
-                  Path(exc.filename).parent, exc.strerror)  # fmt: skip
+        log.error(
+            "cannot write in %s: %s (choose a writable place with --run-dir or --out, or free space)",
+            Path(exc.filename).parent,
+            exc.strerror,
+        )
         return 2
     except DivergenceError as exc:
         log.error(
