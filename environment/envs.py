@@ -41,6 +41,7 @@ from environment.agents import Agent, BasedAgent, action_space, observation_spac
 from environment.engine import BrawlEngine, StepEvents
 from environment.match import StatsAccumulator, result_for_player
 from environment.observation import ObservationBuilder
+from environment.rewards import RewardContext, default_reward_manager
 from environment.self_play import OpponentsCfg, SelfPlayHandler, snapshot_name, snapshot_names
 
 # Agents with more distinct instances than this are compacted out of the grouping list.
@@ -86,12 +87,6 @@ def _pressed(arr: np.ndarray) -> np.ndarray:
     return arr > 0.5
 
 
-def _default_reward_manager():
-    from environment.rewards import default_reward_manager
-
-    return default_reward_manager()
-
-
 class LearnerMatches:
     """N matches of a learner (slot 0) against opponents drawn per episode from an OpponentsCfg.
 
@@ -100,8 +95,6 @@ class LearnerMatches:
     """
 
     def __init__(self, n: int, opponents: OpponentsCfg, reward_manager, max_timesteps: int, seed: int | None):
-        from environment.rewards import RewardContext
-
         self.n = n
         self.engine = BrawlEngine(n, max_timesteps=max_timesteps, seed=seed, params=P.TOURNAMENT_PARAMS)
         self.builder = ObservationBuilder(n)
@@ -339,7 +332,7 @@ class BrawlVecEnv(VecEnv):
         self.core = LearnerMatches(
             int(n_envs),
             opponents or OpponentsCfg({"based": (1.0, BasedAgent)}),
-            reward_manager or _default_reward_manager(),
+            reward_manager or default_reward_manager(),
             max_timesteps,
             seed,
         )
@@ -478,7 +471,7 @@ class SelfPlayWarehouseBrawl(gym.Env):
         self.core = LearnerMatches(
             1,
             OpponentsCfg({"opponent": (1.0, self.opponent)}),
-            reward_manager or _default_reward_manager(),
+            reward_manager or default_reward_manager(),
             max_timesteps,
             seed=None,
         )
@@ -538,7 +531,7 @@ class WarehouseBrawl(ParallelEnv):
         self.render_mode = render_mode
         self.engine = BrawlEngine(1, max_timesteps=max_timesteps, seed=None, params=P.TOURNAMENT_PARAMS)
         self.builder = ObservationBuilder(1)
-        self.managers = reward_managers or [_default_reward_manager(), _default_reward_manager()]
+        self.managers = reward_managers or [default_reward_manager(), default_reward_manager()]
         self._keys = np.zeros((1, 2, P.N_KEYS), bool)
         self._prev = np.zeros((2, 1, 2), np.float32)
         self._contexts = [self._context(k) for k in range(2)]
@@ -547,8 +540,6 @@ class WarehouseBrawl(ParallelEnv):
         self._renderer = None
 
     def _context(self, player: int):
-        from environment.rewards import RewardContext
-
         return RewardContext(
             state=self.engine.state,
             prev_x=self._prev[0],

@@ -18,6 +18,7 @@ that need them, so ``import environment`` works without them.
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import subprocess
 import tempfile
@@ -668,8 +669,6 @@ def _changed_box(prev: np.ndarray, frame: np.ndarray) -> tuple[int, int, int, in
 
 def _encode_gif_image(rgb: np.ndarray) -> tuple[bytes, int, bytes]:
     """(colour table, image descriptor flags, LZW image data) of one image, encoded by Pillow."""
-    import io
-
     from PIL import Image
 
     image = Image.fromarray(np.ascontiguousarray(rgb), "RGB")

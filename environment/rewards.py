@@ -39,8 +39,9 @@ win ← ``events.done``; hit_during_stun ← ``events.combo.any(axis=1)``; weapo
 A signal func MUST return 0 for matches where its signal did not fire (the built-ins
 do); the manager zeroes those matches anyway, so a forgetful func cannot leak reward.
 
-Managers: ``default_reward_manager()`` (damage 1, win 50, knockout 8, combo 0.5,
-equip 1, drop −1) and ``sparse_reward_manager()`` (damage 1, win 100, knockout 50).
+Managers: ``sparse_reward_manager()`` (damage 1, win 100, knockout 50), which is also
+``default_reward_manager()``, the envs' reward when none is given. The trainer's shaped reward is
+defined by its config (``user/train_agent.py``).
 """
 
 from __future__ import annotations
@@ -479,28 +480,6 @@ class RewardManager:
 # ==================================================================================
 # Ready-made managers
 # ==================================================================================
-def default_reward_manager() -> RewardManager:
-    """A small, sensible default for ``BrawlVecEnv``.
-
-    - damage: (dealt − taken)/140 each frame (≈ ±1 per stock's worth of damage)
-    - win: ±50 at the end of the match (0 on a draw)
-    - knockout: ±8 per stock taken / lost
-    - combo: +0.5 per hit on a stunned opponent (rewards follow-ups, not only pokes)
-    - equip: +1 for a Hammer, +0.5 for a Spear; drop: −1. The drop penalty is at
-      least the best pickup reward so that drop-and-pick-up again never pays.
-    """
-    return RewardManager(
-        reward_functions={"damage": RewTerm(damage_interaction, 1.0)},
-        signal_subscriptions={
-            "win": ("win", RewTerm(on_win, 50.0)),
-            "knockout": ("knockout", RewTerm(on_knockout, 8.0)),
-            "combo": ("hit_during_stun", RewTerm(on_combo, 0.5)),
-            "equip": ("weapon_equip", RewTerm(on_equip, 1.0, {"hammer": 1.0, "spear": 0.5})),
-            "drop": ("weapon_drop", RewTerm(on_drop, -1.0)),
-        },
-    )
-
-
 def sparse_reward_manager() -> RewardManager:
     """Outcome-centred: damage (dealt − taken)/140 (weight 1), win ±100, knockout ±50.
 
@@ -514,3 +493,10 @@ def sparse_reward_manager() -> RewardManager:
             "knockout": ("knockout", RewTerm(on_knockout, 50.0)),
         },
     )
+
+
+def default_reward_manager() -> RewardManager:
+    """The environments' reward when none is given, and the evaluations' fixed yardstick: the
+    outcome reward of :func:`sparse_reward_manager`. Shaped rewards are the trainer's to define
+    (``user/train_agent.py``, config ``reward``), so no second set of shaping weights lives here."""
+    return sparse_reward_manager()

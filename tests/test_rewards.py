@@ -141,20 +141,20 @@ def test_combo_equip_drop():
 
 
 # --- manager ---------------------------------------------------------------------------
-def test_default_manager_weights_and_totals():
+def test_default_manager_is_the_outcome_reward_with_its_totals():
     mgr = R.default_reward_manager()
-    assert mgr.term_names == ["damage", "win", "knockout", "combo", "equip", "drop"]
+    assert mgr.term_names == R.sparse_reward_manager().term_names == ["damage_interaction", "win", "knockout"]
     ctx = make_ctx(3)
     ctx.events.damage_dealt[0] = [14.0, 7.0]
     ctx.events.knocked_out[1, 1] = True
-    ctx.events.combo[1, 0] = True
+    ctx.events.combo[1, 0] = True  # no shaping: a combo or a pickup is worth nothing by itself
     ctx.events.weapon_equip[2, 0] = P.HAMMER
     ctx.events.done[2], ctx.events.result[2] = True, P.RESULT_P1_WINS
     total = mgr.compute(ctx)
     assert total.dtype == np.float32 and total.shape == (3,)
-    np.testing.assert_allclose(total, [0.05, 8.0 + 0.5, 1.0 - 50.0], rtol=1e-6)
-    np.testing.assert_allclose(mgr.last_terms["knockout"], [0, 8, 0])
-    np.testing.assert_allclose(mgr.last_terms["win"], [0, 0, -50])
+    np.testing.assert_allclose(total, [0.05, 50.0, -100.0], rtol=1e-6)
+    np.testing.assert_allclose(mgr.last_terms["knockout"], [0, 50, 0])
+    np.testing.assert_allclose(mgr.last_terms["win"], [0, 0, -100])
     np.testing.assert_allclose(sum(mgr.last_terms.values()), total, rtol=1e-6)
 
 
@@ -231,7 +231,7 @@ def test_wrong_shape_and_non_finite_name_the_term():
 def test_reset_resizes_buffers():
     mgr = R.default_reward_manager()
     mgr.compute(make_ctx(2))
-    assert mgr.episode_sums["damage"].shape == (2,)
+    assert mgr.episode_sums["damage_interaction"].shape == (2,)
     assert mgr.compute(make_ctx(5)).shape == (5,)
     assert all(v.shape == (5,) for v in mgr.last_terms.values())
     with pytest.raises(ValueError, match="player must be 0 or 1"):
