@@ -31,7 +31,7 @@ import torch
 import user.train_agent as ta
 from benchmarks.report import add_report_flags, finish
 from environment.agents import Agent, agent_names
-from user.agent_io import TransformerStrategyAgent
+from user.agent_io import TransformerStrategyAgent, resolve_checkpoint
 from user.monitoring import evaluate_agent
 
 TARGET_S = 60.0
@@ -60,7 +60,7 @@ class CountingAgent(Agent):
 
 def build_agent(agent_path: Path | None, seed: int) -> tuple[TransformerStrategyAgent, str]:
     if agent_path is not None:
-        zip_path = ta.resolve_checkpoint(agent_path)
+        zip_path = resolve_checkpoint(agent_path)
         agent = ta.load_agent(zip_path)
         return agent, f"{zip_path} ({agent.agent_config['type']})"
     config = copy.deepcopy(ta.TRAIN_CONFIG_CPU)

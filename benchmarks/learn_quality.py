@@ -93,6 +93,7 @@ from environment.evaluation import (
 )
 from environment.macros import MACRO_KEYS, MACRO_NAMES, N_MACROS, describe_keys, macro_id, macro_keys
 from environment.play import _positive_int  # argparse type: a positive whole number
+from user.agent_io import resolve_checkpoint
 from user.monitoring import finish_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -180,7 +181,7 @@ def agent_under_test(spec: str, seed: int) -> AgentUnderTest:
     """Resolve ``--agent``: a checkpoint .zip, a run folder, a registered bot or ``hold:<macro>``."""
     path = Path(spec)
     if path.exists() or path.suffix == ".zip" or "/" in spec:
-        zip_path = ta.resolve_checkpoint(path)  # raises CheckpointError with a reason and nearby checkpoints
+        zip_path = resolve_checkpoint(path)  # raises CheckpointError with a reason and nearby checkpoints
 
         def make_policy(mode: str) -> Agent:
             return ta.load_agent(zip_path, deterministic=mode != "sampled")
