@@ -18,9 +18,9 @@ Outputs go to ``checkpoints/<config>__<seed>__<timestamp>/``: the checkpoint pai
 
 This file is the recipe, top to bottom: configs → config validation → device → models →
 rewards → self-play wiring → callbacks → the training run → the training loop → CLI.
-What it leans on lives beside it: ``config_tools.py`` (merging and overriding configs),
-``agent_io.py`` (checkpoint files, the trained agent in play), ``monitoring.py`` (logs, CSVs,
-alerts, evaluations), ``resume.py`` (the resume-state schema), ``plots.py`` and ``modes.py``.
+What it leans on lives beside it: ``config_tools.py`` (configs), ``agent_io.py`` (checkpoint files,
+the trained agent in play), ``controls.py`` (schedules, opponent weighting), ``optim.py``, ``monitoring.py``
+(logs, CSVs, evaluations), ``resume.py``, ``behavior_cloning.py``, ``plots.py`` and ``modes.py``.
 """
 
 from __future__ import annotations
