@@ -265,6 +265,8 @@ def _saved_reserve(run_dir: Path) -> float | None:
 def run_soak(cfg: argparse.Namespace) -> SoakResult:
     if cfg.run_dir.exists() and any(cfg.run_dir.iterdir()):
         raise SystemExit(f"--run-dir {cfg.run_dir} exists and is not empty: the soak needs a fresh folder")
+    if not cfg.skip_twin and twin_dir(cfg.run_dir).exists():  # never delete a folder the soak did not make
+        raise SystemExit(f"{twin_dir(cfg.run_dir)} exists: the twin run needs a fresh folder (or --skip-twin)")
     soak = Soak(cfg)
     t_start = time.monotonic()
     deadline = t_start + cfg.minutes * 60
@@ -499,17 +501,22 @@ def _video_problem(video: Path) -> str:
     return "" if frame.size else "match_vs_based.mp4 has an empty first frame"
 
 
+def twin_dir(run_dir: Path) -> Path:
+    return run_dir.with_name(run_dir.name + "_twin")
+
+
 def compare_with_twin(soak: Soak) -> None:
     """An uninterrupted run to the same final step: its final weights must equal the soak's bit for bit."""
-    twin = soak.run_dir.with_name(soak.run_dir.name + "_twin")
-    if twin.exists():
-        shutil.rmtree(twin)
+    twin = twin_dir(soak.run_dir)
     target = soak.res.final_target
     print(f"Twin: an uninterrupted run to step {target} in {twin}", flush=True)
     args = [*soak.fresh_args(twin), "--set", f"training.total_timesteps={target}"]
     trainer = Trainer(args, soak.log_path, f"twin to {target}")
     t0 = time.monotonic()
-    rc = trainer.wait(None)
+    limit = max(1800.0, 2 * soak.cfg.minutes * 60)  # the twin replays the soak's steps without its restarts
+    rc = trainer.wait(limit)
+    if rc is None:
+        trainer.kill()
     soak.res.twin_wall_s = time.monotonic() - t0
     final = latest_checkpoint(soak.run_dir)
     twin_final = latest_checkpoint(twin)

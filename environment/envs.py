@@ -41,6 +41,7 @@ from environment.agents import Agent, BasedAgent, action_space, observation_spac
 from environment.engine import BrawlEngine, StepEvents
 from environment.match import StatsAccumulator, result_for_player
 from environment.observation import ObservationBuilder
+from environment.render import MatchRenderer
 from environment.rewards import RewardContext, default_reward_manager
 from environment.self_play import OpponentsCfg, SelfPlayHandler, snapshot_name, snapshot_names
 
@@ -435,8 +436,6 @@ class BrawlVecEnv(VecEnv):
 
     def get_images(self) -> list[np.ndarray]:
         """Frames of every match (slow for large N: meant for a few envs)."""
-        from environment.render import MatchRenderer
-
         self._renderer = self._renderer or MatchRenderer()
         e = self.core.engine
         return [self._renderer.render(e.state, row, e.max_timesteps) for row in range(self.num_envs)]
@@ -506,8 +505,6 @@ class SelfPlayWarehouseBrawl(gym.Env):
         return obs[0, 0].copy(), float(reward[0]), terminated, truncated, info
 
     def render(self):
-        from environment.render import MatchRenderer
-
         self._renderer = self._renderer or MatchRenderer()
         e = self.core.engine
         return self._renderer.render(e.state, 0, e.max_timesteps)
@@ -598,8 +595,6 @@ class WarehouseBrawl(ParallelEnv):
         )
 
     def render(self):
-        from environment.render import MatchRenderer
-
         self._renderer = self._renderer or MatchRenderer()
         return self._renderer.render(self.engine.state, 0, self.engine.max_timesteps)
 

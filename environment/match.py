@@ -14,6 +14,7 @@ from environment import params as P
 from environment.agents import Agent
 from environment.engine import BrawlEngine, StepEvents, any_nonzero
 from environment.observation import ObservationBuilder
+from environment.render import MatchRenderer, open_video_writer
 
 RESULT_NAMES = {P.RESULT_P0_WINS: "win", P.RESULT_P1_WINS: "loss", P.RESULT_DRAW: "draw"}
 _ONE = np.array(1, np.int64)
@@ -128,8 +129,6 @@ def run_match(
         agent.reset()
     writer = renderer = None
     if video_path is not None:
-        from environment.render import MatchRenderer, open_video_writer  # lazy: needs imageio
-
         renderer = MatchRenderer(show_hitboxes=show_hitboxes)
         writer = open_video_writer(video_path)
     try:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from sb3_contrib import RecurrentPPO
 from stable_baselines3 import PPO
 from stable_baselines3.common.envs import IdentityEnv
 from stable_baselines3.common.monitor import ResultsWriter, load_results
@@ -274,8 +275,6 @@ def test_genuine_sb3_zip_passes_and_loads(sb3_zip: Path) -> None:
 
 
 def test_recurrent_ppo_zip_roundtrip(tmp_path: Path) -> None:
-    from sb3_contrib import RecurrentPPO
-
     def make(seed: int) -> RecurrentPPO:
         kwargs = {"net_arch": [8], "lstm_hidden_size": 8}
         return RecurrentPPO(

@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 import warnings
 
+import matplotlib.image as mpimg
 import numpy as np
+import pandas as pd
 import pytest
 
 from environment import params as P
@@ -418,8 +420,6 @@ def test_project_2d_pca_and_tsne_fallback():
 
 
 def test_plot_latent_scatter_writes_png(tmp_path):
-    import matplotlib.image as mpimg
-
     rng = np.random.default_rng(2)
     path = plot_latent_scatter(rng.normal(size=(30, 2)), ["a", "b", "c"] * 10, tmp_path / "latents.png", "test")
     assert path.is_file() and mpimg.imread(path).shape[0] > 100
@@ -428,8 +428,6 @@ def test_plot_latent_scatter_writes_png(tmp_path):
 
 # --- training curves ----------------------------------------------------------------
 def _write_run(run_dir):
-    import pandas as pd
-
     rng = np.random.default_rng(3)
     lines = ['#{"t_start": 0, "env_id": null}', "r,l,t,win"]
     lines += [
@@ -468,8 +466,6 @@ def _texts(fig) -> list[str]:
 
 
 def test_plot_training_curves_full_run(tmp_path):
-    import matplotlib.image as mpimg
-
     _write_run(tmp_path)
     fig = training_curves_figure(tmp_path)
     assert len(fig.axes) == 5

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 
+from environment import render
 from environment.checkpoints import (
     MAX_JSON_BYTES,
     MAX_WEIGHTS_BYTES,
@@ -240,8 +241,6 @@ def _one_line_error(capsys, argv: list[str]) -> str:
 
 
 def test_demo_writes_what_it_says_and_names_the_real_cause(tiny_checkpoint, tmp_path, capsys, monkeypatch):
-    from environment import render
-
     demo = ["--mode", "demo", "--agent_path", str(tiny_checkpoint), "--max-timesteps", "20", "--out"]
     # An extension it cannot write is refused (it printed "wrote x.txt" and wrote x.gif).
     assert "a demo video is written as .mp4 or .gif" in _one_line_error(capsys, [*demo, str(tmp_path / "x.txt")])
@@ -302,8 +301,6 @@ def test_run_names_cannot_leave_the_save_path(override, tmp_path, capsys, monkey
     ],
 )
 def test_opponent_schedule_configs_are_checked(override, message):
-    from tests.test_train_agent import tiny_config
-
     sets = {"controls__opponent_schedule__enabled": "true", "controls__opponent_schedule__groups": "[[based]]"}
     key, value = override.split("=", 1)
     with pytest.raises(T.ConfigError, match=message):

@@ -8,6 +8,7 @@ macro.
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from environment import params as P
 from environment.agents import make_agent
 from environment.evaluation import public_bot_names
 from environment.macros import MACRO_NAMES, N_MACROS, macro_keys
+from user import train_agent as T
 
 TINY = {"matches": 2, "max_timesteps": 900, "modes": ("argmax",)}
 # Targets a varied scripted bot meets whatever the engine's numbers (its own action statistics,
@@ -206,10 +208,6 @@ def test_exploitability_runs_end_to_end_on_a_tiny_budget(tmp_path):
 
 def test_exploitability_keeps_a_checkpoint_frozen(tmp_path):
     """A trained agent under test plays through its policy and its weights never change."""
-    import copy
-
-    from user import train_agent as T
-
     config = T.apply_overrides(
         copy.deepcopy(T.TRAIN_CONFIG_TEST),
         [

@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from environment.agents import agent_names, make_agent
-from environment.evaluation import PerformanceBenchmark
+from environment.evaluation import EvaluationStopped, PerformanceBenchmark, play_vs_opponents
 from tests.test_train_agent import tiny_config
 from user import monitoring
 from user import train_agent as T
-from user.monitoring import EVAL_COLUMNS, STRATEGY_COLUMNS, StrategyStats
+from user.monitoring import EVAL_COLUMNS, STRATEGY_COLUMNS, ProgressLineCallback, StrategyStats
 from user.plots import training_curves_figure
 from user.resume import RESUME_SCHEMA, capture_state, restore_state
 
@@ -166,10 +166,6 @@ def test_performance_benchmark_api():
 
 
 def test_progress_line_shows_the_last_updates_kl_and_clip_fraction(caplog):
-    from types import SimpleNamespace
-
-    from user.monitoring import ProgressLineCallback
-
     callback = ProgressLineCallback(total_timesteps=1000, interval_s=0.0, action_repeat=4)
     values: dict = {}
     callback.model = SimpleNamespace(logger=SimpleNamespace(name_to_value=values), num_timesteps=0)
@@ -204,8 +200,6 @@ def test_the_final_video_appears_whole_or_not_at_all(tmp_path, monkeypatch):
 
 
 def test_a_stop_signal_ends_an_evaluation_at_once_and_the_resumed_run_plays_it_again(tmp_path):
-    from environment.evaluation import EvaluationStopped, play_vs_opponents
-
     frames = []
 
     def stop_after_three_frames() -> bool:

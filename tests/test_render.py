@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import imageio.v3 as iio
+import imageio_ffmpeg
 import numpy as np
 import pytest
 
@@ -29,16 +31,12 @@ def _fresh_state(p0_side: int = 1):
 
 
 def _mp4_frames(path: Path) -> tuple[int, tuple[int, int]]:
-    import imageio_ffmpeg
-
     reader = imageio_ffmpeg.read_frames(str(path))
     meta = next(reader)
     return sum(1 for _ in reader), tuple(meta["size"])
 
 
 def _gif_frames(path: Path) -> np.ndarray:
-    import imageio.v3 as iio
-
     return iio.imread(path, index=None)
 
 

@@ -14,7 +14,7 @@ from environment.engine import BrawlEngine
 from environment.match import play_matches
 from environment.observation import OBS_SIZE, ObservationBuilder, observation_bounds
 from environment.params import DEFAULT_PARAMS, TOURNAMENT_PARAMS
-from environment.roster import ROSTER
+from environment.roster import MOVE_REACH, MOVE_TRAVEL, ROSTER
 
 NAMES = sorted(ROSTER)
 REQUIRED = {"aggressive", "counter", "zoner", "weapon_seeker", "edge_guard", "human"}
@@ -285,8 +285,6 @@ def _play_ground_moves(cases: list[tuple[int, int, float, float, float | None]])
 
 
 def test_move_travel_table_matches_the_engine():
-    from environment.roster import MOVE_TRAVEL
-
     cases, expected = [], []
     for w, moves in MOVE_TRAVEL.items():
         for m, (back, fwd) in moves.items():
@@ -302,8 +300,6 @@ def test_move_travel_table_matches_the_engine():
 
 def test_move_reach_far_ends_match_the_engine():
     """At a table's far end (a quarter unit in) the move connects; half a unit beyond it, it does not."""
-    from environment.roster import MOVE_REACH
-
     cases = []
     for w, moves in MOVE_REACH.items():
         for m, (_, far) in moves.items():
