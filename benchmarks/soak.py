@@ -88,7 +88,7 @@ from user.train_agent import load_agent
 
 ROOT = Path(__file__).resolve().parents[1]
 
-TRAINER_SETS = [
+TRAINER_SETS = [  # the soak's sizes (its list looks like the tests' TINY_SETS to `duplicates`; other values)
     "agent.latent_dim=32",
     "agent.num_heads=2",
     "agent.num_layers=1",

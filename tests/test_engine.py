@@ -255,7 +255,7 @@ def test_weapon_pickup_drop_and_the_relock():
 
 def test_every_move_of_every_weapon_runs_and_ends():
     """Start each of the 11 moves of each weapon from its keys, on the ground or in the air, and see it end."""
-    ground = {
+    ground = {  # the keys that start each move: one table on the ground, one in the air (alike in shape)
         P.NLIGHT: [P.K_LIGHT],
         P.DLIGHT: [P.K_S, P.K_LIGHT],
         P.SLIGHT: [P.K_A, P.K_LIGHT],

@@ -16,7 +16,7 @@ import pytest
 from benchmarks import fidelity
 from environment import params as P
 from environment.engine import PlatformPath
-from environment.moves import DATA_PATH, MOVES, load_move_data
+from environment.moves import DATA_PATH, MOVE_FILE_NAMES, MOVES, WEAPON_FILE_NAMES, load_move_data
 from environment.params import TOURNAMENT_PARAMS
 
 SHARED = fidelity.SHARED
@@ -70,20 +70,8 @@ def test_move_tables_are_the_originals_conversions():
     assert MOVES.hitboxes[strike["first_cast"], 0, 0] == box["dx_raw"] * 2 * (1.024 / 320)
     # Every cast of every move: frames halved, damage and hitbox counts as stored.
     k = 0
-    for weapon in ("Unarmed", "Spear", "Hammer"):
-        for move in (
-            "NLight",
-            "DLight",
-            "SLight",
-            "NSig",
-            "DSig",
-            "SSig",
-            "NAir",
-            "DAir",
-            "SAir",
-            "Recovery",
-            "Groundpound",
-        ):
+    for weapon in WEAPON_FILE_NAMES:  # in the engine's order: Punch, Spear, Hammer
+        for move in MOVE_FILE_NAMES:
             for power in data["weapons"][weapon][move]["powers"]:
                 for c in power["casts"]:
                     row = MOVES.casts[k]

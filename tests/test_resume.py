@@ -63,6 +63,11 @@ def trainer_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
+def trainer_process(cmd: list[str]) -> subprocess.Popen:
+    """A trainer started from the repo root, its stdout and stderr one text stream (to watch, then signal)."""
+    return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
 def policy_params(zip_path: Path) -> dict[str, torch.Tensor]:
     with zipfile.ZipFile(zip_path) as archive:
         return torch.load(io.BytesIO(archive.read("policy.pth")), weights_only=True)
@@ -75,9 +80,7 @@ def monitor_rows(run_dir: Path) -> list[list[str]]:
 
 def run_until_sigterm(run_dir: Path, after: str) -> tuple[int, str]:
     """Start training, send SIGTERM once ``after`` appears in its log; returns (exit code, log)."""
-    proc = subprocess.Popen(
-        train_command(run_dir), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    proc = trainer_process(train_command(run_dir))
     lines = []
     for line in proc.stdout:
         lines.append(line)
@@ -414,12 +417,8 @@ def test_a_second_trainer_on_a_run_folder_is_refused_and_a_killed_ones_lock_is_t
     before = (run_dir / "metrics.csv").read_text()
     assert max(CheckpointManifest(run_dir).steps()) == 768, "the refused runs wrote no checkpoint"
     # A trainer killed with SIGKILL leaves its lock behind; the next --resume takes it over.
-    proc = subprocess.Popen(
-        [sys.executable, "user/train_agent.py", "--resume", str(run_dir), "--set", "training.total_timesteps=100000"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    proc = trainer_process(
+        [sys.executable, "user/train_agent.py", "--resume", str(run_dir), "--set", "training.total_timesteps=100000"]
     )
     for line in proc.stdout:
         if "Resuming" in line:
@@ -485,13 +484,7 @@ def test_the_opponent_schedule_plays_its_bots_logs_weights_and_resumes_exactly(t
     assert opponents <= {"self_play", "constant", "based", "random", "hold:heavy_neutral"}
     assert {"hold:heavy_neutral", "random"} <= opponents
     # Stopped after its first snapshot, then resumed: the same weights and matches as straight through.
-    proc = subprocess.Popen(
-        train_command(stopped) + [arg for s in SCHEDULE_SETS for arg in ("--set", s)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = trainer_process(train_command(stopped) + [arg for s in SCHEDULE_SETS for arg in ("--set", s)])
     for line in proc.stdout:
         if "Saved checkpoint rl_model_256_steps.zip" in line:
             proc.send_signal(signal.SIGTERM)

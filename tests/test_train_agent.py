@@ -30,7 +30,8 @@ from user import train_agent as T
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Small enough to train a few hundred steps in seconds on a CPU.
+# Small enough to train a few hundred steps in seconds on a CPU. (Lists of --set overrides look alike to
+# the `duplicates` tool: this one, RESUME_SETS in test_resume.py and the soak's TRAINER_SETS; each is its own size.)
 TINY_SETS = [
     "agent.latent_dim=16",
     "agent.num_heads=2",
