@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -249,3 +251,28 @@ def test_the_first_strategy_row_after_a_resume_matches_the_unbroken_run():
     expected = straight.row(40)
     assert expected["episodes"] > 0 and expected["latent_drift"] != ""
     assert resumed.row(40) == expected
+
+
+def test_the_stop_flag_takes_the_signals_on_the_main_thread_only():
+    """Ray Tune runs trials in a thread, where Python refuses signal handlers (issue 17, item 1)."""
+    before = signal.getsignal(signal.SIGTERM)
+    flag, errors = monitoring.StopFlag(), []
+
+    def install_elsewhere():
+        try:
+            flag.install()
+        except Exception as exc:  # what signal.signal raises off the main thread
+            errors.append(exc)
+
+    worker = threading.Thread(target=install_elsewhere)
+    worker.start()
+    worker.join()
+    assert errors == [] and signal.getsignal(signal.SIGTERM) is before
+    flag.uninstall()  # nothing was installed: nothing to put back
+    assert signal.getsignal(signal.SIGTERM) is before
+    flag.install()
+    try:
+        assert signal.getsignal(signal.SIGTERM) == flag._handle
+    finally:
+        flag.uninstall()
+    assert signal.getsignal(signal.SIGTERM) is before

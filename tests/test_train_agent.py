@@ -623,3 +623,22 @@ def test_a_warm_start_clones_the_bots_into_a_new_run_and_is_logged(tmp_path):
             r.lock.release()
     with pytest.raises(T.ConfigError, match="needs agent.action_head: macro"):
         tiny_config(warm_start__seconds=1.0)
+
+
+def test_run_folders_are_absolute_whatever_directory_the_caller_moves_to(tmp_path, monkeypatch):
+    """Ray Tune moves a trial's working directory: a relative --run-dir must not follow it (issue 17, item 1)."""
+    monkeypatch.chdir(tmp_path)
+    run = T.start_run(tiny_config(training__total_timesteps=128), Path("runs") / "one")
+    try:
+        assert run.run_dir == tmp_path / "runs" / "one" and run.run_dir.is_absolute()
+    finally:
+        run.close()
+    T.run_training_loop(tiny_config(training__total_timesteps=128), Path("runs") / "two", progress=False)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    with pytest.raises(T.ConfigError, match=f"run folder not found: {elsewhere / 'runs' / 'two'}"):
+        T.resume_training(Path("runs") / "two", ["training.total_timesteps=256"], progress=False)
+    resumed = T.resume_training(tmp_path / "runs" / "two", ["training.total_timesteps=256"], progress=False)
+    assert resumed.run_dir.is_absolute() and not (elsewhere / "runs").exists()
+    assert (tmp_path / "runs" / "two" / "rl_model_256_steps.zip").exists()

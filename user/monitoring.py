@@ -21,6 +21,7 @@ import math
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -230,6 +231,12 @@ class StopFlag:
         return self.reason is not None
 
     def install(self) -> None:
+        """Handle SIGINT/SIGTERM from now on. Python takes signal handlers on the main thread only;
+        elsewhere (a Ray Tune trial, a notebook's worker thread) the caller keeps its own handlers and
+        stops the run by setting ``reason`` (what a handler would do)."""
+        if threading.current_thread() is not threading.main_thread():
+            log.info("Not on the main thread: SIGINT/SIGTERM stay with the caller (set run.stop_flag.reason to stop)")
+            return
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._previous[sig] = signal.signal(sig, self._handle)
 

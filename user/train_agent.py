@@ -1241,6 +1241,7 @@ def start_run(config: dict, run_dir: Path | None = None) -> TrainingRun:
     validate_config(config)
     tr = config["training"]
     run_dir = Path(run_dir) if run_dir else Path(tr["save_path"]) / (tr["run_name"] or default_run_name(config))
+    run_dir = run_dir.expanduser().resolve()  # absolute: a caller that changes directory (Ray Tune) keeps it
     if (run_dir / "manifest.json").exists() or any(run_dir.glob("rl_model_*_steps.zip")):
         raise ConfigError(
             f"{run_dir} already holds checkpoints; continue it with --resume {run_dir}, or choose another --run-dir"
@@ -1284,7 +1285,7 @@ def resume_training(
     ``overrides`` (``--set``) may change e.g. the total steps or the learning
     rate; ``config_name`` must match the run's own config if given.
     """
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).expanduser().resolve()
     if not run_dir.is_dir():
         raise ConfigError(f"--resume: run folder not found: {run_dir}")
     config = load_config_json(run_dir / "config.json")
