@@ -94,7 +94,7 @@ from environment.evaluation import (
 from environment.macros import MACRO_KEYS, MACRO_NAMES, N_MACROS, describe_keys, macro_id, macro_keys
 from environment.play import _positive_int  # argparse type: a positive whole number
 from user.agent_io import resolve_checkpoint
-from user.monitoring import finish_run
+from user.monitoring import configure_sb3_logger, finish_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -652,7 +652,7 @@ def train(config: dict, run_dir: Path, minutes: float, progress: bool) -> dict:
     ta.seed_everything(config["training"]["seed"])
     device = ta.pick_device(config["training"]["device"])
     run = ta.TrainingRun(config, run_dir, device)
-    ta.configure_sb3_logger(run)
+    configure_sb3_logger(run)
     total = config["training"]["total_timesteps"]
     budget_hit = threading.Event()
 

@@ -19,6 +19,7 @@ from environment import params as P
 from environment.checkpoints import CheckpointError, CheckpointNotFoundError, load_state_tree
 from environment.engine import StepEvents
 from environment.envs import BrawlVecEnv
+from environment.evaluation import public_bot_names
 from environment.macros import MACRO_KEYS, N_MACROS, macro_id
 from environment.observation import observation_bounds
 from environment.rewards import RewardContext, sparse_reward_manager
@@ -642,3 +643,28 @@ def test_run_folders_are_absolute_whatever_directory_the_caller_moves_to(tmp_pat
     resumed = T.resume_training(tmp_path / "runs" / "two", ["training.total_timesteps=256"], progress=False)
     assert resumed.run_dir.is_absolute() and not (elsewhere / "runs").exists()
     assert (tmp_path / "runs" / "two" / "rl_model_256_steps.zip").exists()
+
+
+def test_on_checkpoint_gets_each_scheduled_checkpoint_with_the_runs_standing(tmp_path):
+    """The hook other tools report through (issue 17, item 1): steps 128..512, evaluated at 256 and 512."""
+    seen: list[dict] = []
+
+    def on_checkpoint(summary: dict) -> None:  # the files are there when the hook runs (rotation may follow)
+        assert all(Path(f).is_file() for f in summary["files"]) and summary["checkpoint"] in summary["files"]
+        seen.append(summary)
+
+    run = T.run_training_loop(tiny_config(), tmp_path / "run", progress=False, on_checkpoint=on_checkpoint)
+    assert [s["step"] for s in seen] == [128, 256, 384, 512]
+    assert all(s["ep_rew_mean"] is None or isinstance(s["ep_rew_mean"], float) for s in seen)
+    assert seen[0]["steps_per_s"] is None  # speed needs two updates
+    assert all(s["steps_per_s"] > 0 for s in seen[1:])
+    assert seen[0]["evaluated_at"] is None and seen[0]["worst_win_rate"] is None and seen[0]["elo"] is None
+    final = seen[-1]
+    latest = {k: v for k, v in run.eval_history[-1].items() if k != "step"}
+    public = [latest[name] for name in public_bot_names() if name in latest]
+    assert final["evaluated_at"] == 512 and final["worst_win_rate"] == min(public)
+    assert final["mean_win_rate"] == pytest.approx(sum(public) / len(public))
+    assert final["elo"] == run.ratings.rating("rl_model_512")
+    resumed: list[dict] = []
+    T.resume_training(tmp_path / "run", ["training.total_timesteps=640"], progress=False, on_checkpoint=resumed.append)
+    assert [s["step"] for s in resumed] == [640]

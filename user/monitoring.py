@@ -15,6 +15,7 @@ attributes they expose (``run.model``, ``run.logs``, an extractor's ``last_laten
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import math
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
 
 from environment import params as P
 from environment.agents import Agent, agent_names, make_agent
@@ -266,6 +268,7 @@ class MetricsRecorder:
         self.csv = csv_log
         self._last_step: int | None = None
         self._last_time = time.monotonic()
+        self.last_row: dict[str, Any] = {}
 
     def record(self, step: int, values: dict[str, Any], episodes=()) -> dict[str, Any] | None:
         """``episodes``: SB3's recent episode infos (model.ep_info_buffer), for ep_rew_mean / ep_len_mean."""
@@ -287,6 +290,7 @@ class MetricsRecorder:
             raise DivergenceError(f"non-finite training loss ({', '.join(bad)}) at step {step}")
         row["entropy"] = -row["entropy_loss"] if row["entropy_loss"] != "" else ""
         self.csv.append(row)
+        self.last_row = row
         return row
 
 
@@ -726,3 +730,15 @@ def _write_final_outputs(run) -> None:
         "strategy_analysis.csv, alerts.csv, training_curves.png, config.json, training.log",
         run.run_dir,
     )
+
+
+# SB3's own logger: TensorBoard event files when tensorboard is installed (optional).
+def tensorboard_dir(run_dir: Path) -> str | None:
+    return str(run_dir / "tensorboard") if importlib.util.find_spec("tensorboard") else None
+
+
+def configure_sb3_logger(run) -> None:
+    formats: list[Any] = []
+    if tensorboard_dir(run.run_dir):
+        formats.append(TensorBoardOutputFormat(tensorboard_dir(run.run_dir)))
+    run.model.set_logger(Logger(str(run.run_dir), formats))

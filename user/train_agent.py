@@ -29,7 +29,6 @@ import argparse
 import copy
 import errno
 import functools
-import importlib.util
 import json
 import logging
 import math
@@ -50,7 +49,7 @@ from sb3_contrib import RecurrentPPO
 from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
-from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
@@ -128,12 +127,14 @@ from user.monitoring import (
     StopFlag,
     StrategyStats,
     clock,
+    configure_sb3_logger,
     evaluate_run,
     finish_run,
     log_config,
     monitor_start_time,
     open_run_logs,
     setup_logging,
+    tensorboard_dir,
 )
 from user.optim import GuardedAdam, record_grad_norms
 from user.resume import (
@@ -1092,6 +1093,7 @@ class TrainingRun:
     def __init__(self, config: dict, run_dir: Path, device: torch.device):
         self.config, self.run_dir, self.device = config, run_dir, device
         self.stop_flag = StopFlag()
+        self.on_checkpoint: Callable[[dict], None] | None = None  # called with resume.checkpoint_summary
         self.lock = RunFolderLock(run_dir)  # start_run hands over the one it acquired
         self.save_handler, self.self_play, self.opponents = build_self_play_components(
             config, run_dir, device, mode="resume"
@@ -1102,7 +1104,7 @@ class TrainingRun:
         # so the checkpoint's resume state never points at a deleted file.
         self.save_handler.protected = self._keep_snapshot
         self.env, self.history = wrap_training_env(self.venv, config)
-        self.model = build_model(config, self.env, device, tensorboard_log=_tensorboard_dir(run_dir))
+        self.model = build_model(config, self.env, device, tensorboard_log=tensorboard_dir(run_dir))
         self.manifest = CheckpointManifest(run_dir)
         for stale in remove_stale_temp_files(run_dir):
             log.warning("Removed %s, left by an interrupted write", stale.name)
@@ -1210,23 +1212,13 @@ class TrainingRun:
         self.venv.close()  # stops worker processes, if any
 
 
-def _tensorboard_dir(run_dir: Path) -> str | None:
-    return str(run_dir / "tensorboard") if importlib.util.find_spec("tensorboard") else None
-
-
-def configure_sb3_logger(run: TrainingRun) -> None:
-    formats: list[Any] = []
-    if _tensorboard_dir(run.run_dir):
-        formats.append(TensorBoardOutputFormat(_tensorboard_dir(run.run_dir)))
-    run.model.set_logger(Logger(str(run.run_dir), formats))
-
-
-def run_training_loop(config: dict, run_dir: Path | None = None, progress: bool | None = None) -> TrainingRun:
-    """Train with ``config``; returns the finished run (``.run_dir`` holds its outputs).
-
-    Importable, so tests can call it with a tiny config.
-    """
+def run_training_loop(
+    config: dict, run_dir: Path | None = None, progress: bool | None = None, on_checkpoint=None
+) -> TrainingRun:
+    """Train with ``config``; returns the finished run (``.run_dir`` holds its outputs). Importable, so
+    tests and other tools call it; ``on_checkpoint(summary)`` follows each scheduled checkpoint."""
     run = start_run(config, run_dir)
+    run.on_checkpoint = on_checkpoint
     try:
         _learn(run, progress)
         finish_run(run)
@@ -1278,7 +1270,11 @@ def start_run(config: dict, run_dir: Path | None = None) -> TrainingRun:
 
 
 def resume_training(
-    run_dir: Path, overrides: list[str] | None = None, config_name: str | None = None, progress: bool | None = None
+    run_dir: Path,
+    overrides: list[str] | None = None,
+    config_name: str | None = None,
+    progress: bool | None = None,
+    on_checkpoint=None,
 ) -> TrainingRun:
     """Continue the run in ``run_dir`` from its newest valid checkpoint.
 
@@ -1304,6 +1300,7 @@ def resume_training(
         setup_logging(run_dir)
         seed_everything(config["training"]["seed"])
         run = TrainingRun(config, run_dir, pick_device(config["training"]["device"]))
+        run.on_checkpoint = on_checkpoint
         configure_sb3_logger(run)
         step = run.restore()
         log.info("Resuming %s from step %s", run_dir, f"{step:,}")
