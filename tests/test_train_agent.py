@@ -668,3 +668,26 @@ def test_on_checkpoint_gets_each_scheduled_checkpoint_with_the_runs_standing(tmp
     resumed: list[dict] = []
     T.resume_training(tmp_path / "run", ["training.total_timesteps=640"], progress=False, on_checkpoint=resumed.append)
     assert [s["step"] for s in resumed] == [640]
+
+
+def test_a_checkpoint_opponent_plays_in_the_mix_and_survives_a_resume(tmp_path, monkeypatch):
+    """External opponents (issue 17, item 1): "checkpoint:<path>" entries, stored absolute in config.json."""
+    T.run_training_loop(tiny_config(training__total_timesteps=128), tmp_path / "rival", progress=False)
+    monkeypatch.chdir(tmp_path)  # a relative path, made absolute when the run starts
+    mix = "{based: [0.5, based], rival: [0.5, 'checkpoint:rival/rl_model_128_steps.zip']}"
+    sets = {"self_play__opponents": mix, "env__max_timesteps": 40, "eval__eval_freq": 100_000}
+    straight = T.run_training_loop(tiny_config(**sets, training__total_timesteps=384), tmp_path / "straight")
+    saved = json.loads((tmp_path / "straight" / "config.json").read_text())["self_play"]["opponents"]["rival"]
+    assert saved == [0.5, f"checkpoint:{tmp_path / 'rival' / 'rl_model_128_steps.zip'}"]
+    assert "rival" in {
+        row.split(",")[5] for row in (tmp_path / "straight" / "monitor.csv").read_text().splitlines()[2:]
+    }
+    T.run_training_loop(tiny_config(**sets, training__total_timesteps=256), tmp_path / "halves")
+    monkeypatch.chdir(tmp_path / "rival")  # resumed from elsewhere: the stored absolute path still finds it
+    resumed = T.resume_training(tmp_path / "halves", ["training.total_timesteps=384"], progress=False)
+    a, b = straight.model.policy.state_dict(), resumed.model.policy.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(T.ConfigError, match="self_play.opponents.gone: checkpoint not found"):
+        tiny_config(self_play__opponents="{based: [1.0, based], gone: [0.5, 'checkpoint:nope/x.zip']}")
+    with pytest.raises(T.ConfigError, match="checkpoint opponents live in the training process"):
+        tiny_config(self_play__opponents=mix.replace("checkpoint:", f"checkpoint:{tmp_path}/"), env__workers=2)

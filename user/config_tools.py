@@ -380,11 +380,15 @@ def _validate_workers(config: dict) -> None:
         return
     # Worker processes build their opponents and rewards themselves: what lives only in the
     # training process (self-play snapshots, the curriculum's reward weights) cannot reach them.
-    self_play = [name for name, (w, entry) in config["self_play"]["opponents"].items() if entry is None and w > 0]
+    self_play = [
+        name
+        for name, (w, entry) in config["self_play"]["opponents"].items()
+        if (entry is None or external_opponent_path(entry) is not None) and w > 0
+    ]
     if self_play:
         raise ConfigError(
             f"env.workers={workers} runs scripted opponents only, but self_play.opponents has "
-            f"{self_play[0]!r} (snapshots live in the training process): set env.workers=1 "
+            f"{self_play[0]!r} (snapshots and checkpoint opponents live in the training process): set env.workers=1 "
             "or give the self-play entry weight 0"
         )
     _check(
@@ -476,6 +480,28 @@ def _describe_device(device: str) -> str:
     return "the CPU (no CUDA GPU found)" if device in ("auto", "cpu") else device
 
 
+# An opponent entry "checkpoint:<.zip or run folder>": another trained agent, e.g. a rival run's or a
+# league's, played with argmax actions; its path is stored absolute, so a resumed run finds it again.
+CHECKPOINT_OPPONENT = "checkpoint:"
+
+
+def external_opponent_path(entry: Any) -> Path | None:
+    """The checkpoint a ``self_play.opponents`` entry names, or None for a bot or self-play."""
+    if isinstance(entry, str) and entry.startswith(CHECKPOINT_OPPONENT):
+        return Path(entry[len(CHECKPOINT_OPPONENT) :]).expanduser().resolve()
+    return None
+
+
+def with_absolute_opponent_paths(config: dict) -> dict:
+    """``config`` with each external opponent's checkpoint path made absolute (before config.json is written)."""
+    out = merge_config(config, {})
+    for name, (weight, entry) in config["self_play"]["opponents"].items():
+        path = external_opponent_path(entry)
+        if path is not None:
+            out["self_play"]["opponents"][name] = [weight, f"{CHECKPOINT_OPPONENT}{path}"]
+    return out
+
+
 def _validate_opponents(sp: dict) -> None:
     _check(sp["handler"] in SELF_PLAY_HANDLERS, f"self_play.handler must be one of {SELF_PLAY_HANDLERS}")
     opponents = sp["opponents"]
@@ -492,6 +518,9 @@ def _validate_opponents(sp: dict) -> None:
         )
         if entry is None:
             _check(name == "self_play", f"self_play.opponents.{name}: only 'self_play' may have entry None")
+        elif isinstance(entry, str) and entry.startswith(CHECKPOINT_OPPONENT):
+            path = Path(entry[len(CHECKPOINT_OPPONENT) :]).expanduser()
+            _check(path.exists(), f"self_play.opponents.{name}: checkpoint not found: {path}")
         else:
             _check(
                 is_agent_name(entry),

@@ -103,9 +103,11 @@ from user.behavior_cloning import warm_start
 from user.config_tools import (
     ConfigError,
     apply_overrides,
+    external_opponent_path,
     load_config_file,
     load_config_json,
     merge_config,
+    with_absolute_opponent_paths,
 )
 from user.controls import admit_exploiter, log_opponent_schedule, sb3_schedule, schedule_value
 from user.env_wrappers import (
@@ -908,12 +910,15 @@ def build_self_play_components(
     opponents = {
         name: (float(weight), handler if entry is None else entry) for name, (weight, entry) in sp["opponents"].items()
     }
+    for name, (weight, entry) in opponents.items():  # "checkpoint:<path>": another trained agent, argmax play
+        if (path := external_opponent_path(entry)) is not None:
+            opponents[name] = (weight, load_agent(path, device=device))
     weighting = config["controls"]["opponent_weighting"]
     if weighting["mode"] != "off" and weighting["pool"] == "roster":
         _add_roster_to_mix(opponents)
     schedule = build_opponent_schedule(config)
     if schedule is not None:  # its bots replace the configured ones; self-play keeps its share
-        opponents = {name: entry for name, entry in opponents.items() if entry[1] is handler}
+        opponents = {name: entry for name, entry in opponents.items() if not isinstance(entry[1], str)}
         opponents.update({name: (weight, name) for name, weight in schedule.weights().items()})
     return save_handler, handler, OpponentsCfg(opponents)
 
@@ -1230,7 +1235,7 @@ def run_training_loop(
 def start_run(config: dict, run_dir: Path | None = None) -> TrainingRun:
     """A new run, ready to learn: its folder, log, config.json, seeds, device, env and model
     (initialised from ``training.init_from`` when set)."""
-    validate_config(config)
+    config = with_absolute_opponent_paths(validate_config(config))
     tr = config["training"]
     run_dir = Path(run_dir) if run_dir else Path(tr["save_path"]) / (tr["run_name"] or default_run_name(config))
     run_dir = run_dir.expanduser().resolve()  # absolute: a caller that changes directory (Ray Tune) keeps it
