@@ -154,7 +154,7 @@ TOURNAMENT_PARAMS = GameParams(platform_extra_update=True)
 def kernel_params(p: GameParams) -> np.ndarray:
     """The constants the compiled engine reads, as a one-element structured array (field = attribute)."""
     hurt_w, hurt_h = p.hurt_w_raw * 2 * (1.024 / 320), p.hurt_h_raw * 2 * (1.024 / 320)
-    values = {
+    values = {  # one parameter per line: runs of it look alike to the `duplicates` tool; it is data
         "dt": DT,
         "gravity_step": p.gravity * DT,
         "bias_coef": 1.0 - p.collision_bias**DT,
