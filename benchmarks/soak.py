@@ -59,7 +59,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import io
 import json
 import math
 import os
@@ -69,7 +68,6 @@ import signal
 import subprocess
 import sys
 import time
-import zipfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -84,6 +82,7 @@ from environment import params as P
 from environment.checkpoints import CheckpointManifest, load_state_tree, stale_temp_files
 from environment.engine import BrawlEngine
 from environment.observation import ObservationBuilder, observation_bounds
+from user.agent_io import load_sb3_params
 from user.train_agent import load_agent
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -525,16 +524,11 @@ def compare_with_twin(soak: Soak) -> None:
         detail = f"twin: exit {rc}, final step {twin_final} (the soak's: {final})"
         soak.res.failures.append(f"{detail}\n{trainer.output_tail()}")
         return
-    a, b = (_policy(run / f"rl_model_{final}_steps.zip") for run in (soak.run_dir, twin))
+    a, b = (load_sb3_params(run / f"rl_model_{final}_steps.zip")["policy"] for run in (soak.run_dir, twin))
     soak.res.twin_identical = a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     if not soak.res.twin_identical:
         differing = [k for k in a if k not in b or not torch.equal(a[k], b[k])]
         soak.res.failures.append(f"twin: final weights differ from the soak's in {len(differing)} tensors")
-
-
-def _policy(zip_path: Path) -> dict[str, torch.Tensor]:
-    with zipfile.ZipFile(zip_path) as archive:
-        return torch.load(io.BytesIO(archive.read("policy.pth")), weights_only=True)
 
 
 def _judge_exit(sig: signal.Signals, rc: int) -> tuple[str, str]:

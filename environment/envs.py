@@ -133,7 +133,7 @@ class LearnerMatches:
         names = self.opponents.names
         for row, pick in zip(rows.tolist(), picks.tolist(), strict=True):
             agent = self.opponents.agent_for(names[pick])
-            self.opponent_group[row] = self._group_of(agent, self._agent_key(names[pick]))
+            self.opponent_group[row] = self._group_of(self._agent_key(names[pick]), agent)
 
     def _agent_key(self, name: str) -> str:
         """How a resumed run finds this agent again: a registry entry, a fallback or a snapshot file."""
@@ -143,15 +143,17 @@ class LearnerMatches:
             return entry.choice_key() or f"fallback:{name}"
         return f"name:{name}"
 
-    def _group_of(self, agent: Agent, key: str) -> int:
-        """The group that plays ``key``; by key, not by object: the self-play pool may hand out a fresh
-        copy of a snapshot its cache let go of, and the matches already playing it keep their memory in
-        the group's copy. A resumed env, whose cache differs, so batches the same matches together."""
+    def _group_of(self, key: str, agent: Agent | None = None) -> int:
+        """The group that plays ``key`` (a new one holds ``agent``, or the agent the key names).
+
+        By key, not by object: the self-play pool may hand out a fresh copy of a snapshot its cache
+        let go of, and the matches already playing it keep their memory in the group's copy. A
+        resumed env, whose cache differs, so batches the same matches together."""
         if key in self.group_keys:
             return self.group_keys.index(key)
         if len(self.groups) >= _MAX_OPPONENT_GROUPS:
             self._compact_groups()
-        self.groups.append(agent)
+        self.groups.append(agent if agent is not None else self._resolve_key(key))
         self.group_keys.append(key)
         return len(self.groups) - 1
 
@@ -271,9 +273,7 @@ class LearnerMatches:
         self.opponent_name[:] = state["opponent_name"]
         self.groups, self.group_keys = [], []
         for row, key in enumerate(state["opponent_keys"]):
-            if key not in self.group_keys:
-                self._group_of(self._resolve_key(key), key)
-            self.opponent_group[row] = self.group_keys.index(key)
+            self.opponent_group[row] = self._group_of(key)
         for saved in state["agents"]:
             key = saved["key"]
             agent = self.groups[self.group_keys.index(key)] if key in self.group_keys else self._resolve_key(key)

@@ -494,7 +494,7 @@ def external_opponent_path(entry: Any) -> Path | None:
 
 def with_absolute_opponent_paths(config: dict) -> dict:
     """``config`` with each external opponent's checkpoint path made absolute (before config.json is written)."""
-    out = merge_config(config, {})
+    out = copy.deepcopy(config)
     for name, (weight, entry) in config["self_play"]["opponents"].items():
         path = external_opponent_path(entry)
         if path is not None:
@@ -518,8 +518,7 @@ def _validate_opponents(sp: dict) -> None:
         )
         if entry is None:
             _check(name == "self_play", f"self_play.opponents.{name}: only 'self_play' may have entry None")
-        elif isinstance(entry, str) and entry.startswith(CHECKPOINT_OPPONENT):
-            path = Path(entry[len(CHECKPOINT_OPPONENT) :]).expanduser()
+        elif (path := external_opponent_path(entry)) is not None:
             _check(path.exists(), f"self_play.opponents.{name}: checkpoint not found: {path}")
         else:
             _check(

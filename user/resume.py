@@ -37,7 +37,7 @@ from environment.checkpoints import (
     load_state_tree,
     save_state_tree,
 )
-from environment.evaluation import EloRatings, best_steps_by_headline, public_bot_names
+from environment.evaluation import EloRatings, best_steps_by_headline, public_bot_names, worst_public_win_rate
 from environment.self_play import snapshot_files, snapshot_names, snapshot_steps
 from user.agent_io import save_checkpoint_pair, set_parameters_safely
 from user.config_tools import ConfigError, lookup, merge_config
@@ -299,7 +299,7 @@ def save_checkpoint(
     run.counters.setdefault("episodes_at_first_snapshot", run.counters["episodes"])
     log.info("Saved checkpoint %s", zip_path.name)
     if run.on_checkpoint is not None:  # a caller's hook (e.g. a Ray Tune trial reporting): scheduled saves only
-        run.on_checkpoint(checkpoint_summary(run, steps, files))
+        run.on_checkpoint(checkpoint_summary(run, steps, zip_path, files))
     return zip_path
 
 
@@ -578,20 +578,21 @@ def check_against_checkpoint(run_dir: Path, config: dict, base_config: dict) -> 
         )
 
 
-def checkpoint_summary(run, steps: int, files: list[Path]) -> dict[str, Any]:
+def checkpoint_summary(run, steps: int, zip_path: Path, files: list[Path]) -> dict[str, Any]:
     """What a run's ``on_checkpoint`` hook gets with each scheduled checkpoint (issue 17): where it is
     and how the run stands. Win rates are the newest evaluation's (``evaluated_at``; None before the
     first), the Elo is this snapshot's when it was rated at its own step, speed and reward the last
     update's (None before the first)."""
     latest = run.eval_history[-1] if run.eval_history else {}
+    worst = worst_public_win_rate({k: v for k, v in latest.items() if k != "step"})
     public = [latest[name] for name in public_bot_names() if name in latest]
     name, row = f"rl_model_{steps}", run.metrics.last_row
     return {
         "step": steps,
-        "checkpoint": str(next(f for f in files if f.name.endswith(".zip"))),
+        "checkpoint": str(zip_path),
         "files": [str(f) for f in files],
         "evaluated_at": latest.get("step"),
-        "worst_win_rate": min(public) if public else None,
+        "worst_win_rate": worst[1] if worst else None,
         "mean_win_rate": float(np.mean(public)) if public else None,
         "elo": run.ratings.rating(name) if name in run.ratings.ratings else None,
         "steps_per_s": row.get("sps") or None,

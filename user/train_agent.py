@@ -917,7 +917,7 @@ def build_self_play_components(
     if weighting["mode"] != "off" and weighting["pool"] == "roster":
         _add_roster_to_mix(opponents)
     schedule = build_opponent_schedule(config)
-    if schedule is not None:  # its bots replace the configured ones; self-play keeps its share
+    if schedule is not None:  # its bots replace the configured ones; self-play and checkpoint opponents stay
         opponents = {name: entry for name, entry in opponents.items() if not isinstance(entry[1], str)}
         opponents.update({name: (weight, name) for name, weight in schedule.weights().items()})
     return save_handler, handler, OpponentsCfg(opponents)
