@@ -127,7 +127,9 @@ def test_bundle_predict_batch_keeps_per_env_memory_like_the_checkpoint(exported)
         )
     memories = {"transformer_strategy": ("h", "c", "history"), "recurrent_ppo": ("h", "c"), "ppo": ()}[agent_type]
     for memory in memories:
-        np.testing.assert_array_equal(full.get_state()[memory], submitted.get_state()[memory], err_msg=memory)
+        # The trainer's streaming encoder encodes each new frame once (cached), the bundle whole windows:
+        # the same function, summed in another order, so the LSTM memory agrees to float tolerance.
+        np.testing.assert_allclose(full.get_state()[memory], submitted.get_state()[memory], atol=1e-5, err_msg=memory)
     # predict() plays one match; reset() starts the next
     full.reset()
     submitted.reset()

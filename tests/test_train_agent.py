@@ -38,6 +38,7 @@ TINY_SETS = [
     "agent.num_heads=2",
     "agent.num_layers=1",
     "agent.sequence_length=8",
+    "agent.attention_window=4",
     "agent.lstm_hidden_size=16",
     "agent.net_arch={pi: [16], vf: [16]}",
     "agent.n_steps=32",

@@ -46,7 +46,7 @@ from environment.checkpoints import (
 from environment.macros import macro_keys
 from environment.observation import OBS_HALF, OBS_SIZE
 from environment.self_play import snapshot_steps
-from user.config_tools import ConfigError, load_config_json
+from user.config_tools import ConfigError, load_config_json, with_encoder_of_its_time
 
 CONFIG_MEMBER = "brawl_agent_config.json"  # plain-JSON member we add to every checkpoint zip
 ENCODER_SUFFIX = "_transformer_encoder.pth"
@@ -227,7 +227,7 @@ def read_agent_config(zip_path: Path, defaults: dict) -> dict:
             raise ConfigError(f"{zip_path} carries no agent config and {config_json} does not exist")
         member = load_config_json(config_json)["agent"]
     # Checkpoints from before the macro head have no action_head: they output ten keys.
-    return {**defaults, "action_head": "keys", **member}
+    return {**defaults, "action_head": "keys", **with_encoder_of_its_time(member)}
 
 
 def load_policy_weights(policy, zip_path: Path, device: torch.device | str = "cpu") -> None:
@@ -417,6 +417,9 @@ class TransformerStrategyAgent(Agent):
     def _decide(self, obs: np.ndarray, starts: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """New actions for rows ``ids``: one policy step (history, LSTM state)."""
         policy_obs = self._policy_obs(obs, ids, starts)
+        extractor = getattr(self.policy, "features_extractor", None)
+        if hasattr(extractor, "stream_ids"):  # the streaming encoder keeps each match's frames by id
+            extractor.stream_ids = torch.as_tensor(ids)
         if self.recurrent:
             self._h[:, ids[starts]] = 0.0
             self._c[:, ids[starts]] = 0.0

@@ -30,6 +30,7 @@ from environment.agents import agent_names, is_agent_name
 from environment.checkpoints import MAX_JSON_BYTES, CheckpointError, CheckpointNotFoundError, read_regular_file
 from environment.envs import BrawlVecEnv
 from environment.matchmaking import check_schedule_config
+from user.strategy_encoder import check_streaming_sizes
 
 # Values that are dicts but are replaced whole, never merged key by key: an opponent mix or
 # a network shape given in an override is the whole new value.
@@ -187,6 +188,15 @@ def load_config_file(path: Path, base: dict) -> dict:
 # === Validation ===
 # ==================================================================================
 AGENT_TYPES = ("transformer_strategy", "recurrent_ppo", "ppo")
+ENCODERS = ("streaming", "full_window")  # user/strategy_encoder.py; the seed's encoder
+
+
+def with_encoder_of_its_time(agent_config: dict) -> dict:
+    """A saved agent config, with ``encoder: full_window`` when it predates the key: checkpoints
+    and runs from before the streaming encoder (issue 15) were made by the full-window one."""
+    return {"encoder": "full_window", **agent_config}
+
+
 MAX_SEED = 2**32 - 1  # np.random.seed and SB3's set_random_seed take seeds below 2**32
 REWARD_TYPES = ("dense", "sparse", "curriculum")
 SELF_PLAY_HANDLERS = ("random", "recent", "latest")
@@ -285,6 +295,11 @@ def validate_config(config: dict, base: dict) -> dict:
         isinstance(a["initial_key_bias"], (int, float)) and math.isfinite(a["initial_key_bias"]),
         f"agent.initial_key_bias must be a finite number, got {a['initial_key_bias']!r}",
     )
+    _check(a["encoder"] in ENCODERS, f"agent.encoder must be one of {ENCODERS}, got {a['encoder']!r}")
+    _positive_int(config, "agent.attention_window")
+    if a["type"] == "transformer_strategy" and a["encoder"] == "streaming":
+        problem = check_streaming_sizes(a["sequence_length"], a["num_layers"], a["attention_window"])
+        _check(problem is None, problem or "")
     _check(
         a["action_head"] in ("keys", "macro"),
         f"agent.action_head must be 'keys' or 'macro', got {a['action_head']!r}",

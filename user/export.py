@@ -52,9 +52,9 @@ _ALLOWED_EXTRAS = ("__pycache__",)
 _ACTIVATION_NAMES = {cls: name for name, cls in S.ACTIVATIONS.items()}
 # The trainer's feature extractor of each agent type (by class name: the classes live in the training script).
 _EXTRACTORS = {
-    "transformer_strategy": "TransformerConditionedExtractor",
-    "recurrent_ppo": "ScaledObservation",
-    "ppo": "ScaledObservation",
+    "transformer_strategy": ("StreamingConditionedExtractor", "TransformerConditionedExtractor"),
+    "recurrent_ppo": ("ScaledObservation",),
+    "ppo": ("ScaledObservation",),
 }
 
 README_TEXT = """\
@@ -109,12 +109,15 @@ def actor_state(policy, agent_config: dict) -> tuple[dict[str, Any], dict[str, t
     }
     state: dict[str, torch.Tensor] = {}
     extractor = policy.pi_features_extractor
-    if type(extractor).__name__ != _EXTRACTORS[kind]:
-        raise ExportError(f"expected a {_EXTRACTORS[kind]} extractor, found {type(extractor).__name__}")
+    if type(extractor).__name__ not in _EXTRACTORS[kind]:
+        raise ExportError(f"expected a {' or '.join(_EXTRACTORS[kind])} extractor, found {type(extractor).__name__}")
     if kind == "transformer_strategy":
         spec.update({k: int(agent_config[k]) for k in ("latent_dim", "num_heads", "num_layers", "sequence_length")})
         _module_state("extractor.", extractor, state)
-        state["extractor.encoder.positions"] = extractor.encoder.positions.detach().to("cpu").clone()
+        if hasattr(extractor.encoder, "positions"):  # the full-window encoder's position codes
+            state["extractor.encoder.positions"] = extractor.encoder.positions.detach().to("cpu").clone()
+        else:
+            spec.update(encoder="streaming", attention_window=int(agent_config["attention_window"]))
     lstm = getattr(policy, "lstm_actor", None)
     if kind != "ppo":
         spec.update(lstm_hidden_size=lstm.hidden_size, lstm_layers=lstm.num_layers)

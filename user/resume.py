@@ -40,7 +40,7 @@ from environment.checkpoints import (
 from environment.evaluation import EloRatings, best_steps_by_headline, public_bot_names, worst_public_win_rate
 from environment.self_play import snapshot_files, snapshot_names, snapshot_steps
 from user.agent_io import save_checkpoint_pair, set_parameters_safely
-from user.config_tools import ConfigError, lookup, merge_config
+from user.config_tools import ConfigError, lookup, merge_config, with_encoder_of_its_time
 
 log = logging.getLogger("train_agent")
 
@@ -532,6 +532,8 @@ _FROZEN_ON_RESUME = (
     "agent.num_heads",
     "agent.num_layers",
     "agent.sequence_length",
+    "agent.encoder",
+    "agent.attention_window",
     "agent.lstm_hidden_size",
     "agent.shared_lstm",
     "agent.enable_critic_lstm",
@@ -568,6 +570,8 @@ def check_against_checkpoint(run_dir: Path, config: dict, base_config: dict) -> 
     if found is None:  # no valid checkpoint (restore says so), or one saved before configs were kept
         return
     name, trained = found
+    if isinstance(trained.get("agent"), dict):
+        trained = {**trained, "agent": with_encoder_of_its_time(trained["agent"])}
     trained = merge_config(base_config, trained)
     dotted = _first_frozen_change(trained, config)
     if dotted is not None:

@@ -11,8 +11,10 @@ It needs only numpy and torch: no stable-baselines3, sb3-contrib or gymnasium. T
 networks below rebuild the ACTOR path of the trainer's policies (``user/train_agent.py``)
 operation for operation, so the actions equal the full checkpoint's deterministic actions:
 
-- ``transformer_strategy``: TransformerConditionedExtractor (observation embedding that
-  cross-attends to a transformer encoding of the opponent's recent frames) → LSTM → MLP → logits
+- ``transformer_strategy``: StreamingConditionedExtractor (``encoder: streaming``; observation
+  embedding that cross-attends to a local-attention transformer encoding of the opponent's recent
+  frames; here each call encodes whole windows) or the seed's TransformerConditionedExtractor
+  (``encoder: full_window``) → LSTM → MLP → logits
 - ``recurrent_ppo``: scaled observation → LSTM → MLP → logits
 - ``ppo``: scaled observation → MLP → logits
 
@@ -170,6 +172,96 @@ class ConditionedExtractor(nn.Module):
         return self.fuse(torch.cat([current, context.squeeze(1), latent], dim=-1))
 
 
+class LocalAttentionBlock(nn.Module):
+    """A pre-norm block whose attention looks back ``window`` frames, itself included."""
+
+    def __init__(self, dim: int, num_heads: int, window: int):
+        super().__init__()
+        self.num_heads, self.window = num_heads, window
+        self.norm1 = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.age_bias = nn.Parameter(torch.zeros(num_heads, window))
+        self.norm2 = nn.LayerNorm(dim)
+        self.ff = nn.Sequential(nn.Linear(dim, 2 * dim), nn.ReLU(), nn.Linear(2 * dim, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (n, d), frames in order → (n, d); the first ``window - 1`` see zeros before the stream."""
+        q, k, v = (_heads(t, self.num_heads) for t in self.qkv(self.norm1(x)).chunk(3, dim=-1))
+        pad = (0, 0, 0, 0, self.window - 1, 0)
+        keys = torch.nn.functional.pad(k, pad).unfold(0, self.window, 1).permute(0, 3, 1, 2)
+        values = torch.nn.functional.pad(v, pad).unfold(0, self.window, 1).permute(0, 3, 1, 2)
+        scores = torch.einsum("...he,...whe->...hw", q, keys) / math.sqrt(q.shape[-1]) + self.age_bias
+        mixed = torch.einsum("...hw,...whe->...he", torch.softmax(scores, dim=-1), values)
+        x = x + self.out(mixed.flatten(-2))
+        return x + self.ff(self.norm2(x))
+
+
+def _heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
+    return x.unflatten(-1, (num_heads, x.shape[-1] // num_heads))
+
+
+class StreamingEncoder(nn.Module):
+    """Opponent frames, streams concatenated (n, 32) → final tokens (n, d)."""
+
+    def __init__(self, latent_dim: int, num_heads: int, num_layers: int, sequence_length: int, window: int):
+        super().__init__()
+        self.pooled = sequence_length - num_layers * (window - 1)
+        self.embed = nn.Sequential(nn.Linear(OBS_HALF, latent_dim), nn.LayerNorm(latent_dim), nn.ReLU())
+        self.blocks = nn.ModuleList(LocalAttentionBlock(latent_dim, num_heads, window) for _ in range(num_layers))
+        self.norm = nn.LayerNorm(latent_dim)
+        self.pool_score = nn.Linear(latent_dim, 1)
+        self.pool_age_bias = nn.Parameter(torch.zeros(self.pooled))
+        self.head = nn.Sequential(nn.Linear(latent_dim, latent_dim), nn.ReLU(), nn.Linear(latent_dim, latent_dim))
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        x = self.embed(frames)
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x)
+
+
+class StreamingExtractor(nn.Module):
+    """``agent.encoder: streaming`` (user/strategy_encoder.py), without the trainer's rollout cache:
+    rows whose window continues the row before are encoded as one stream, the others whole."""
+
+    def __init__(self, scale: torch.Tensor, spec: dict):
+        super().__init__()
+        d, heads = spec["latent_dim"], spec["num_heads"]
+        self.sequence_length, self.num_heads = spec["sequence_length"], heads
+        self.register_buffer("scale", scale, persistent=False)
+        self.register_buffer("frame_scale", scale[OBS_HALF:], persistent=False)
+        self.obs_embed = nn.Sequential(nn.Linear(OBS_SIZE + N_RELATIVE, d), nn.LayerNorm(d), nn.ReLU())
+        self.encoder = StreamingEncoder(d, heads, spec["num_layers"], spec["sequence_length"], spec["attention_window"])
+        self.memory_kv = nn.Linear(d, 2 * d)
+        self.query = nn.Linear(d, d)
+        self.memory_age_bias = nn.Parameter(torch.zeros(heads, self.encoder.pooled + 1))
+        self.attended = nn.Linear(d, d)
+        self.fuse = nn.Sequential(nn.Linear(3 * d, d), nn.ReLU())
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        enc = self.encoder
+        scaled = observations[:, :OBS_SIZE] / self.scale
+        current = self.obs_embed(torch.cat([scaled, relative_features(scaled)], dim=-1))
+        windows = observations[:, OBS_SIZE:].reshape(len(observations), self.sequence_length, OBS_HALF)
+        follows = torch.zeros(windows.shape[0], dtype=torch.bool)
+        if windows.shape[0] > 1 and windows.shape[1] > 1:
+            follows[1:] = (windows[1:, :-1] == windows[:-1, 1:]).flatten(1).all(dim=1)
+        take = torch.ones(windows.shape[:2], dtype=torch.bool)
+        take[follows, :-1] = False
+        tokens = enc(windows[take] / self.frame_scale)
+        ends = torch.cumsum(take.sum(dim=1), dim=0) - 1
+        newest = ends.unsqueeze(1) - torch.arange(enc.pooled - 1, -1, -1)
+        weights = torch.softmax(enc.pool_score(tokens).squeeze(-1)[newest] + enc.pool_age_bias, dim=-1)
+        latent = enc.head((weights.unsqueeze(-1) * tokens[newest]).sum(dim=1))
+        memory = torch.cat([self.memory_kv(latent).unsqueeze(1), self.memory_kv(tokens)[newest]], dim=1)
+        keys, values = (_heads(m, self.num_heads) for m in memory.chunk(2, dim=-1))
+        q = _heads(self.query(current), self.num_heads)
+        scores = torch.einsum("bhe,bmhe->bhm", q, keys) / math.sqrt(q.shape[-1]) + self.memory_age_bias
+        context = self.attended(torch.einsum("bhm,bmhe->bhe", torch.softmax(scores, dim=-1), values).flatten(-2))
+        return self.fuse(torch.cat([current, context, latent], dim=-1))
+
+
 class ScaledObservation(nn.Module):
     """The 64 observation values divided by their scale (ppo / recurrent_ppo)."""
 
@@ -187,8 +279,11 @@ class ActorPolicy(nn.Module):
     def __init__(self, spec: dict, scale: torch.Tensor):
         super().__init__()
         kind = spec["type"]
-        if kind == "transformer_strategy":
-            self.extractor: nn.Module = ConditionedExtractor(
+        if kind == "transformer_strategy" and spec.get("encoder", "full_window") == "streaming":
+            self.extractor: nn.Module = StreamingExtractor(scale, spec)
+            features_dim = spec["latent_dim"]
+        elif kind == "transformer_strategy":
+            self.extractor = ConditionedExtractor(
                 scale, spec["latent_dim"], spec["num_heads"], spec["num_layers"], spec["sequence_length"]
             )
             features_dim = spec["latent_dim"]
@@ -279,6 +374,14 @@ def read_bundle_config(bundle_dir: Path) -> dict:
     spec = config.get("policy")
     if not isinstance(spec, dict) or spec.get("type") not in AGENT_TYPES:
         raise BundleError(f"{path}: 'policy.type' must be one of {AGENT_TYPES}")
+    if spec.get("encoder", "full_window") not in ("streaming", "full_window"):
+        raise BundleError(f"{path}: unknown encoder {spec.get('encoder')!r} (streaming or full_window)")
+    if spec.get("encoder") == "streaming" and not (
+        isinstance(spec.get("attention_window"), int)
+        and spec["attention_window"] >= 1
+        and spec["sequence_length"] > spec["num_layers"] * (spec["attention_window"] - 1)
+    ):
+        raise BundleError(f"{path}: 'policy.attention_window' does not fit the encoder's sequence_length and layers")
     if spec.get("activation") not in ACTIVATIONS:
         raise BundleError(f"{path}: unknown activation {spec.get('activation')!r}")
     macros = spec.get("macro_keys")

@@ -108,6 +108,7 @@ from user.config_tools import (
     load_config_json,
     merge_config,
     with_absolute_opponent_paths,
+    with_encoder_of_its_time,
 )
 from user.controls import admit_exploiter, log_opponent_schedule, sb3_schedule, schedule_value
 from user.env_wrappers import (
@@ -151,6 +152,7 @@ from user.resume import (
     set_rng_state,
     stop_for_full_disk,
 )
+from user.strategy_encoder import N_RELATIVE, StreamingConditionedExtractor, relative_features
 
 log = logging.getLogger("train_agent")
 
@@ -165,6 +167,13 @@ _SHARED_AGENT_CONFIG: dict[str, Any] = {
     "num_heads": 8,
     "num_layers": 6,
     "sequence_length": 90,  # frames of opponent history (3 s at 30 FPS)
+    # "streaming" (user/strategy_encoder.py): each frame's token is computed once, its attention
+    # looking back `attention_window` frames per layer; the latent pools the newest
+    # sequence_length - num_layers x (attention_window - 1) tokens, so it still sees exactly the
+    # last sequence_length frames. ~40x fewer FLOPs per step than "full_window", the seed's
+    # encoder (full attention over the whole window, re-encoded at every step; issue 15).
+    "encoder": "streaming",
+    "attention_window": 8,  # frames each layer's attention looks back over, itself included
     # LSTM policy (sb3-contrib RecurrentPPO): one LSTM shared by actor and critic
     "lstm_hidden_size": 512,
     "shared_lstm": True,
@@ -413,6 +422,7 @@ TRAIN_CONFIG_CPU = merge_config(
             "num_heads": 2,
             "num_layers": 1,
             "sequence_length": 8,
+            "attention_window": 4,  # 1 layer: tokens see 4 frames, the latent pools the newest 5
             "lstm_hidden_size": 64,
             "shared_lstm": False,
             "enable_critic_lstm": False,
@@ -583,23 +593,9 @@ class ScaledObservation(BaseFeaturesExtractor):
         return observations[:, :OBS_SIZE] / self.scale
 
 
-N_RELATIVE = 5  # relative_features: dx, dy, dvx, dvy, distance
-
-
-def relative_features(scaled: torch.Tensor) -> torch.Tensor:
-    """The opponent's position and velocity relative to the observer's, and their distance.
-
-    Derived from the scaled observation (no new inputs): "where is the opponent from me" is
-    what most decisions hinge on (walk toward it, attack when close), and handing it to the
-    network directly saves it learning to subtract two absolute positions first.
-    """
-    delta = scaled[:, OBS_HALF : OBS_HALF + 4] - scaled[:, 0:4]
-    distance = torch.linalg.vector_norm(delta[:, 0:2], dim=-1, keepdim=True)
-    return torch.cat([delta, distance], dim=-1)
-
-
 class TransformerConditionedExtractor(BaseFeaturesExtractor):
-    """Features = the current observation fused with the opponent's strategy.
+    """Features = the current observation fused with the opponent's strategy (``agent.encoder:
+    full_window``, the seed's; ``StreamingConditionedExtractor`` is the default).
 
     The current observation (embedded) cross-attends to the strategy latent and
     the encoder's per-frame tokens; the attended context, the observation
@@ -649,6 +645,9 @@ class TransformerConditionedExtractor(BaseFeaturesExtractor):
         return self.fuse(torch.cat([current, context.squeeze(1), latent], dim=-1))
 
 
+STRATEGY_EXTRACTORS = (StreamingConditionedExtractor, TransformerConditionedExtractor)
+
+
 def uses_history(agent_config: dict) -> bool:
     return agent_config["type"] == "transformer_strategy"
 
@@ -664,10 +663,13 @@ def policy_kwargs_for(agent_config: dict) -> dict[str, Any]:
         "optimizer_kwargs": {"max_grad_norm": a["max_grad_norm"], "eps": 1e-5, "fused": True},
     }
     if a["type"] == "transformer_strategy":
-        kwargs["features_extractor_class"] = TransformerConditionedExtractor
-        kwargs["features_extractor_kwargs"] = {
-            k: a[k] for k in ("latent_dim", "num_heads", "num_layers", "sequence_length")
-        }
+        sizes = {k: a[k] for k in ("latent_dim", "num_heads", "num_layers", "sequence_length")}
+        if a["encoder"] == "streaming":
+            kwargs["features_extractor_class"] = StreamingConditionedExtractor
+            kwargs["features_extractor_kwargs"] = {**sizes, "attention_window": a["attention_window"]}
+        else:
+            kwargs["features_extractor_class"] = TransformerConditionedExtractor
+            kwargs["features_extractor_kwargs"] = sizes
     else:
         kwargs["features_extractor_class"] = ScaledObservation
     if a["type"] in ("transformer_strategy", "recurrent_ppo"):
@@ -715,9 +717,9 @@ def apply_precision_and_compile(policy, training_config: dict) -> None:
     if dtype is not None:
         if isinstance(policy, BrawlLstmPolicy):
             policy.autocast_dtype = dtype
-        if isinstance(extractor, TransformerConditionedExtractor):
+        if isinstance(extractor, STRATEGY_EXTRACTORS):
             extractor.autocast_dtype = dtype
-    if training_config["compile"] and isinstance(extractor, TransformerConditionedExtractor):
+    if training_config["compile"] and isinstance(extractor, STRATEGY_EXTRACTORS):
         extractor.encoder.compile()  # in place: parameter names (and checkpoints) stay the same
 
 
@@ -1295,6 +1297,8 @@ def resume_training(
             f"--config {config_name} conflicts with the run's config {config.get('name')!r} "
             f"({run_dir / 'config.json'}); drop --config to resume, or start a new run"
         )
+    if isinstance(config.get("agent"), dict):
+        config["agent"] = with_encoder_of_its_time(config["agent"])
     saved = merge_config(_BASE_CONFIG, config)
     config = validate_config(apply_overrides(saved, overrides or []))
     check_resumable_changes(saved, config)

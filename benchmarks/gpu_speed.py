@@ -1,0 +1,236 @@
+"""The full-size architecture on a GPU: the `10m` config's speed, FLOPs and memory, streaming vs full-window.
+
+Usage::
+
+    .venv/bin/python benchmarks/gpu_speed.py [--precision fp16] [--max-minutes 3] [--json PATH] [--check]
+    .venv/bin/python benchmarks/gpu_speed.py --cpu-smoke     # tiny sizes on the CPU: checks that it runs
+
+For each encoder (``streaming``, the default, and ``full_window``, the seed's) the trainer's own model
+at the ``10m`` config's sizes (d 256, 8 heads, 6 layers, 90 frames, LSTM 512, 16 envs, n_steps 512,
+batch 128, 10 epochs) trains against BasedAgent (``benchmarks/train_speed.py``'s ``measure_type``:
+a warm-up of one rollout and one epoch, then whole rollouts and their updates timed, or the warm-up's
+estimate when one iteration would not fit ``--max-minutes``). It prints
+
+- steps/s, and the projected wall time of 10M steps at that speed;
+- GFLOP per agent step, rollout and update (``benchmarks/flops.py``, counted from the shapes);
+- the achieved TFLOP/s (GFLOP per step x steps/s) and peak GPU memory;
+- side by side, the same for the full-window encoder, and the ratios.
+
+On a GPU, ``training.precision`` is ``--precision`` (fp16 by default: what a T4 runs; Turing has no
+bf16 tensor cores). Without a GPU each row is also projected to a T4 (not a GPU measurement):
+
+    10M x (GFLOP per step / (30% of the T4's 65 TFLOP/s fp16 peak)
+           + seconds per step outside the networks, measured here: the ``ppo`` type with an 8-wide
+             MLP at the same env sizes (env stepping, SB3's loop and buffers)
+           + the policy calls' floor, measured here: the same network structure at width 8, one
+             rollout call per n_envs steps and n_epochs minibatch passes per batch_size samples,
+             what a GPU cannot go below however fast its arithmetic)
+
+``--check`` fails when the streaming encoder's
+GFLOP/step is above 0.7 or its projected 10M-step time above 1 h.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sb3_contrib.common.recurrent.type_aliases import RNNStates
+
+from benchmarks.encoder_speed import minibatch, stream_rows
+from benchmarks.flops import step_flops
+from benchmarks.report import add_report_flags, finish
+from benchmarks.train_speed import device_line, measure_type, trainer_config
+from user.train_agent import build_policy, pick_device
+
+T4_FP16_PEAK = 65e12  # FLOP/s, tensor cores
+T4_UTILISATION = 0.30
+TARGET_GFLOP = 0.7
+TARGET_HOURS = 1.0
+STEPS_10M = 10_000_000
+SMOKE_SETS = [
+    "agent.latent_dim=32",
+    "agent.num_heads=2",
+    "agent.num_layers=2",
+    "agent.sequence_length=12",
+    "agent.attention_window=3",
+    "agent.lstm_hidden_size=32",
+    "agent.n_steps=16",
+    "agent.batch_size=32",
+    "agent.n_epochs=2",
+    "env.n_envs=4",
+]
+
+
+def measure_encoder(cfg: argparse.Namespace, encoder: str, device: torch.device) -> dict:
+    sets = [*cfg.set, f"agent.encoder={encoder}", f"training.precision={cfg.precision}"]
+    config, _ = trainer_config("10m", "transformer_strategy", sets, cfg.device)
+    flops = step_flops(config, build_policy(config["agent"]))
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    row = measure_type(config, encoder, cfg.steps, cfg.max_minutes * 60, device)
+    out = {
+        "encoder": encoder,
+        "steps_per_s": row.sps,
+        "estimated": row.estimated,
+        "note": row.note,
+        "error": row.error,
+        "rollout_gflop": flops.rollout / 1e9,
+        "update_gflop": flops.update / 1e9,
+        "gflop_per_step": flops.total / 1e9,
+        "peak_gpu_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
+    }
+    out["config"] = config
+    out["achieved_tflops"] = flops.total * row.sps / 1e12 if row.sps else None
+    out["hours_10m"] = STEPS_10M / row.sps / 3600 if row.sps else None
+    return out
+
+
+def outside_network_s_per_step(cfg: argparse.Namespace, device: torch.device) -> float | None:
+    """Seconds per step spent outside the networks' arithmetic on this machine: the ``ppo`` type with a
+    one-layer 8-wide MLP at the same env sizes (env stepping, SB3's loop and buffers; its network
+    is negligible)."""
+    sets = [*cfg.set, "agent.net_arch={pi: [8], vf: [8]}"]
+    config, _ = trainer_config("10m", "ppo", sets, cfg.device)
+    row = measure_type(config, "ppo", cfg.steps, cfg.max_minutes * 60, device)
+    return 1.0 / row.sps if row.sps else None
+
+
+def call_overhead_s_per_step(config: dict, repeats: int = 5) -> float:
+    """Per-step time of the policy's calls when their arithmetic is negligible: the same network
+    structure (layers, heads, window, LSTM) at width 8, on inputs laid out as in training (each
+    env's window one frame on per rollout step; minibatches as sb3-contrib pads them), one rollout
+    call per ``n_envs`` steps and ``n_epochs`` minibatch forward+backward passes per ``batch_size``
+    samples, on one thread. On a GPU this is the launch-bound floor that small batches cannot go
+    below however fast the arithmetic."""
+    a, n_envs = config["agent"], config["env"]["n_envs"]
+    narrow = {**a, "latent_dim": 8, "num_heads": 1, "lstm_hidden_size": 8, "net_arch": {"pi": [8], "vf": [8]}}
+    policy = build_policy(narrow)
+    length = a["sequence_length"] if a["type"] == "transformer_strategy" else 1
+    rollout = stream_rows(n_envs, repeats + 1, length)[..., : policy.observation_space.shape[0]]
+    zeros = torch.zeros(1, n_envs, 8)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            policy.forward(rollout[0], RNNStates((zeros, zeros), (zeros, zeros)), torch.zeros(n_envs))
+            t0 = time.perf_counter()
+            for obs in rollout[1:]:
+                policy.forward(obs, RNNStates((zeros, zeros), (zeros, zeros)), torch.zeros(n_envs))
+            rollout_s = (time.perf_counter() - t0) / repeats
+        times = []
+        for r in range(repeats + 1):
+            batch = minibatch(
+                a["n_steps"], a["batch_size"], length, (r * a["n_steps"] // repeats) % a["n_steps"], seed=r
+            )
+            batch = batch[:, : policy.observation_space.shape[0]]
+            t0 = time.perf_counter()
+            values, log_prob, _ = policy.evaluate_actions(
+                batch, torch.zeros(len(batch), 10), _one_sequence_states(), torch.zeros(len(batch))
+            )
+            (values.sum() + log_prob.sum()).backward()
+            times.append(time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(threads)
+    return rollout_s / n_envs + a["n_epochs"] * statistics.median(times[1:]) / a["batch_size"]
+
+
+def _one_sequence_states() -> RNNStates:
+    h = torch.zeros(1, 1, 8)
+    return RNNStates((h, h), (h, h))
+
+
+def t4_projection_hours(gflop_per_step: float, overhead_s: float | None) -> float | None:
+    if overhead_s is None:
+        return None
+    flop_s = gflop_per_step * 1e9 / (T4_FP16_PEAK * T4_UTILISATION)
+    return STEPS_10M * (flop_s + overhead_s) / 3600
+
+
+def _f(value, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def print_table(rows: list[dict], gpu: bool) -> None:
+    header = ["encoder", "steps/s", "rollout GFLOP", "update GFLOP", "GFLOP/step", "TFLOP/s", "peak GiB", "10M steps"]
+    if not gpu:
+        header.append("T4 10M (from FLOPs)")
+    print("  ".join(f"{h:>19}" if i else f"{h:<12}" for i, h in enumerate(header)))
+    for r in rows:
+        cells = [
+            _f(r["steps_per_s"], ",.1f") + (" est." if r["estimated"] else ""),
+            _f(r["rollout_gflop"], ".4f"),
+            _f(r["update_gflop"], ".3f"),
+            _f(r["gflop_per_step"], ".3f"),
+            _f(r["achieved_tflops"], ".3f"),
+            _f(r["peak_gpu_gib"], ".2f"),
+            _f(r["hours_10m"], ".2f") + " h",
+        ]
+        if not gpu:
+            cells.append(_f(r.get("t4_hours"), ".2f") + " h")
+        print(f"{r['encoder']:<12}  " + "  ".join(f"{c:>19}" for c in cells))
+        if r["error"] or r["note"]:
+            print(f"{'':<12}  {r['error'] or r['note']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: auto")
+    parser.add_argument("--precision", default=None, choices=["fp32", "bf16", "fp16"], help="fp16 on CUDA")
+    parser.add_argument("--steps", type=int, default=32_768, help="learner steps to time per row (whole rollouts)")
+    parser.add_argument("--max-minutes", type=float, default=3.0, help="time bound per row (default 3)")
+    parser.add_argument("--cpu-smoke", action="store_true", help="tiny sizes on the CPU, to check the script")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides")
+    add_report_flags(parser)
+    cfg = parser.parse_args(argv)
+    if cfg.cpu_smoke:
+        cfg.device, cfg.set, cfg.steps, cfg.max_minutes = "cpu", [*SMOKE_SETS, *cfg.set], 64, 1.0
+    device = pick_device(cfg.device, announce=False)
+    gpu = device.type == "cuda"
+    cfg.precision = cfg.precision or ("fp16" if gpu else "fp32")
+    if not gpu and cfg.precision != "fp32":
+        parser.error(f"--precision {cfg.precision} needs a CUDA GPU (this run is on {device})")
+    print(f"{device_line(device)['device']}; precision {cfg.precision}" + (" (cpu smoke: tiny sizes)" * cfg.cpu_smoke))
+    rows = [measure_encoder(cfg, encoder, device) for encoder in ("streaming", "full_window")]
+    outside = None if gpu else outside_network_s_per_step(cfg, device)
+    for r in rows:
+        r["call_overhead_s_per_step"] = None if gpu else call_overhead_s_per_step(r["config"])
+        overhead = None if outside is None else outside + r["call_overhead_s_per_step"]
+        r["t4_hours"] = None if gpu else t4_projection_hours(r["gflop_per_step"], overhead)
+    print()
+    print_table(rows, gpu)
+    new, old = rows
+    if new["steps_per_s"] and old["steps_per_s"]:
+        print(
+            f"\nstreaming / full_window: {new['steps_per_s'] / old['steps_per_s']:.1f}x steps/s, "
+            f"{old['gflop_per_step'] / new['gflop_per_step']:.1f}x fewer FLOPs per step"
+        )
+    if not gpu:
+        print(
+            f"T4 projection (not a GPU measurement): FLOPs at {T4_UTILISATION:.0%} of {T4_FP16_PEAK / 1e12:.0f} "
+            f"TFLOP/s fp16, plus {_f(outside and outside * 1e3, '.3f')} ms/step measured here outside the networks "
+            "(env, SB3 loop: ppo with an 8-wide MLP), plus the policy calls' floor measured at width 8 "
+            + ", ".join(f"({r['encoder']} {r['call_overhead_s_per_step'] * 1e3:.3f} ms/step)" for r in rows)
+        )
+    projected = new["hours_10m"] if gpu else new["t4_hours"]
+    missed = []
+    if new["gflop_per_step"] > TARGET_GFLOP:
+        missed.append(f"GFLOP/step {new['gflop_per_step']:.3f} > {TARGET_GFLOP}")
+    if not cfg.cpu_smoke and (projected is None or projected > TARGET_HOURS):
+        missed.append(f"projected 10M-step time {_f(projected, '.2f')} h > {TARGET_HOURS} h")
+    results = {"device": device_line(device), "precision": cfg.precision, "smoke": cfg.cpu_smoke}
+    results["rows"] = [{k: v for k, v in r.items() if k != "config"} for r in rows]
+    results["outside_network_s_per_step"] = outside
+    return finish(cfg, "gpu_speed", results, missed)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
