@@ -190,7 +190,8 @@ class SelfPlayHandler:
     :param agent_loader: path → Agent, reading weights only (supplied by the trainer)
     :param save_handler: where the snapshot list comes from
     :param fallback: the opponent before the first snapshot exists
-    :param cache_size: snapshots kept loaded in memory
+    :param cache_size: snapshots kept loaded in memory; None (the default): every snapshot in the pool,
+        so none is read from disk twice (a snapshot that leaves the pool leaves the cache)
     :param seed: seeds the choice among snapshots
     """
 
@@ -199,7 +200,7 @@ class SelfPlayHandler:
         agent_loader: Callable[[Path], Agent],
         save_handler: SaveHandler | None = None,
         fallback: Agent | None = None,
-        cache_size: int = 8,
+        cache_size: int | None = None,
         seed: int | None = None,
     ):
         self.agent_loader = agent_loader
@@ -261,6 +262,7 @@ class SelfPlayHandler:
         path = Path(path)
         if path in self.cache:
             self.cache.move_to_end(path)
+            self._trim()
             return self.cache[path]
         agent = self.agent_loader(path)
         self.loads += 1
@@ -269,6 +271,11 @@ class SelfPlayHandler:
         return agent
 
     def _trim(self) -> None:
+        if self.cache_size is None:  # the whole pool: drop only what has left it (pruned by max_saved)
+            pool = set(self.snapshots())
+            for path in [p for p in self.cache if p not in pool and not p.exists()]:
+                del self.cache[path]
+            return
         while len(self.cache) > self.cache_size:
             self.cache.popitem(last=False)
 

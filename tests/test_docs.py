@@ -62,10 +62,12 @@ def test_every_cli_mode_and_flag_named_in_the_docs_exists():
 
 # --- the README's measured figures and the benchmarks that produce them -----------------------
 BENCHMARKS = [
+    "encoder_speed",
     "env_speed",
     "eval_speed",
     "exploitability",
     "fidelity",
+    "gpu_speed",
     "learn_quality",
     "soak",
     "train_speed",

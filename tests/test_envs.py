@@ -328,3 +328,17 @@ def test_saved_matches_continue_exactly_whatever_the_snapshot_cache_holds(tmp_pa
     other_pool.set_state(saved_pool)
     other_pool.extra_snapshots = pool.extra_snapshots  # stored by name; this pool has no run folder to find them in
     np.testing.assert_array_equal(play(resumed, actions[63:]), expected)
+
+
+def test_the_default_snapshot_cache_holds_the_whole_pool_and_lets_go_of_pruned_snapshots(tmp_path):
+    """Issue 15: no snapshot is read from disk twice during play; one deleted from the pool (max_saved)
+    leaves the cache."""
+    env, pool = _snapshot_pool_env(tmp_path, cache_size=None)
+    env.reset()
+    for _ in range(400):  # 40-frame matches: many picks among the 4 snapshots
+        env.step(np.zeros((6, 10)))
+    assert pool.served > 20 and pool.loads == 4 and len(pool.cache) == 4
+    gone = pool.extra_snapshots.pop(0)
+    gone.unlink()
+    pool.agent_for_path(pool.extra_snapshots[0])  # any access trims
+    assert gone not in pool.cache and len(pool.cache) == 3

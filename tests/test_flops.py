@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
+from benchmarks import encoder_speed, gpu_speed
 from benchmarks import flops as F
 from user import train_agent as T
 
@@ -137,3 +139,22 @@ def test_the_seeds_10m_config_costs_what_the_issue_measured():
     assert seed.update / seed.total > 0.94
     streaming = F.step_flops(T.TRAIN_CONFIG_10M, T.build_policy(T.TRAIN_CONFIG_10M["agent"]))
     assert streaming.total <= 0.7e9
+
+
+# --- the speed benchmarks built on these counts, at tiny sizes ----------------------------------
+def test_the_gpu_benchmark_runs_on_the_cpu_at_tiny_sizes(tmp_path, capsys):
+    out = tmp_path / "gpu.json"
+    assert gpu_speed.main(["--cpu-smoke", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "streaming" in printed and "full_window" in printed and "T4 projection (not a GPU measurement)" in printed
+    rows = {r["encoder"]: r for r in json.loads(out.read_text())["rows"]}
+    assert rows["streaming"]["gflop_per_step"] < rows["full_window"]["gflop_per_step"]
+    assert all(r["steps_per_s"] > 0 and r["t4_hours"] > 0 for r in rows.values())
+
+
+def test_the_encoder_benchmark_times_both_encoders_side_by_side(tmp_path):
+    out = tmp_path / "encoder.json"
+    assert encoder_speed.main(["--smoke", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert set(rows) == {"rollout step", "training minibatch"}
+    assert all(r["full_window_s"] > 0 and r["streaming_s"] > 0 for r in rows.values())

@@ -10,12 +10,14 @@ import zipfile
 
 import pytest
 import torch
+from sb3_contrib.common.recurrent.type_aliases import RNNStates
 
 from tests.test_train_agent import tiny_config
 from user import agent_io
 from user import submission_agent as S
 from user import train_agent as T
 from user.env_wrappers import history_observation_space, observation_scale
+from user.optim import LossScale
 from user.strategy_encoder import StreamingConditionedExtractor, continuation_rows, pooled_tokens
 
 SEQUENCE, LAYERS, WINDOW = 20, 3, 4  # reach 9 frames, 11 pooled tokens
@@ -136,3 +138,62 @@ def test_checkpoints_of_the_full_window_encoder_still_load(tmp_path):
     streaming = copy.deepcopy(config)
     streaming["agent"]["encoder"] = "streaming"
     assert type(T.build_policy(streaming["agent"]).features_extractor) is StreamingConditionedExtractor
+
+
+# --- fp16's dynamic loss scale (user/optim.py), which a T4 run needs --------------------------------
+def _policy_with_scale(scale: float | None):
+    policy = T.build_policy(tiny_config()["agent"])
+    if scale is not None:
+        policy.loss_scale = policy.optimizer.loss_scale = LossScale(scale, growth_interval=2)
+    return policy
+
+
+def _update(policy, seed: int = 3) -> None:
+    g = torch.Generator().manual_seed(seed)
+    obs = torch.randn(6, policy.observation_space.shape[0], generator=g)
+    h = torch.zeros(1, 1, policy.lstm_actor.hidden_size)
+    values, log_prob, entropy = policy.evaluate_actions(
+        obs, torch.randint(0, 2, (6, 10), generator=g).float(), RNNStates((h, h), (h, h)), torch.zeros(6)
+    )
+    policy.optimizer.zero_grad()
+    (values.square().mean() - log_prob.mean() - 0.01 * entropy.mean()).backward()
+    policy.optimizer.step()
+
+
+def test_a_loss_scaled_update_equals_the_unscaled_one():
+    plain, scaled = _policy_with_scale(None), _policy_with_scale(2.0**12)
+    scaled.load_state_dict(plain.state_dict())
+    _update(plain)
+    _update(scaled)
+    for (name, a), b in zip(plain.state_dict().items(), scaled.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_an_overflowing_step_is_skipped_and_the_scale_backs_off_then_grows():
+    policy = _policy_with_scale(2.0**12)
+    before = copy.deepcopy(policy.state_dict())
+    h = torch.zeros(1, 1, policy.lstm_actor.hidden_size)
+    obs = torch.randn(2, policy.observation_space.shape[0])
+    values, _, _ = policy.evaluate_actions(obs, torch.zeros(2, 10), RNNStates((h, h), (h, h)), torch.zeros(2))
+    policy.optimizer.zero_grad()
+    (values.sum() * float("inf")).backward()
+    policy.optimizer.step()
+    assert all(torch.equal(a, b) for a, b in zip(before.values(), policy.state_dict().values(), strict=True))
+    assert (policy.loss_scale.scale, policy.loss_scale.skipped) == (2.0**11, 1)
+    _update(policy)
+    _update(policy)
+    assert policy.loss_scale.scale == 2.0**12, "doubles after growth_interval (2) good steps"
+    state = policy.optimizer.state_dict()
+    assert state["loss_scale"] == {"scale": 2.0**12, "good_steps": 0, "skipped": 1}
+    fresh = _policy_with_scale(1.0)
+    fresh.optimizer.load_state_dict(state)
+    assert fresh.loss_scale.scale == 2.0**12, "a resumed run continues with the saved scale"
+
+
+def test_fp16_precision_turns_the_loss_scale_on():
+    policy = T.build_policy(tiny_config()["agent"])
+    T.apply_precision_and_compile(policy, {"precision": "fp16", "compile": False})
+    assert isinstance(policy.loss_scale, LossScale) and policy.optimizer.loss_scale is policy.loss_scale
+    bf16 = T.build_policy(tiny_config()["agent"])
+    T.apply_precision_and_compile(bf16, {"precision": "bf16", "compile": False})
+    assert bf16.loss_scale is None, "bf16 has fp32's exponent range: no scaling"

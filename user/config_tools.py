@@ -264,9 +264,10 @@ def validate_config(config: dict, base: dict) -> dict:
         "eval.snapshot_matches",
         "eval.snapshot_opponents",
         "self_play.recent_k",
-        "self_play.cache_size",
     ):
         _positive_int(config, key)
+    if config["self_play"]["cache_size"] is not None:
+        _positive_int(config, "self_play.cache_size")
     seed = tr["seed"]
     _check(
         isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= MAX_SEED,

@@ -139,7 +139,7 @@ from user.monitoring import (
     setup_logging,
     tensorboard_dir,
 )
-from user.optim import GuardedAdam, record_grad_norms
+from user.optim import GuardedAdam, LossScale, ScaleGradient, record_grad_norms
 from user.resume import (
     capture_state,
     check_against_checkpoint,
@@ -241,7 +241,9 @@ _SHARED_REWARD_CONFIG: dict[str, Any] = {
 _SHARED_SELF_PLAY_CONFIG: dict[str, Any] = {
     "handler": "random",  # which snapshot to play: "random", "recent" or "latest"
     "recent_k": 5,
-    "cache_size": 8,  # snapshots kept loaded in memory
+    # Snapshots kept loaded in memory: None = the whole pool (each read from disk once; issue 15),
+    # or a number to bound memory (each 10m-size snapshot holds ~5M parameters, ~20 MB in fp32).
+    "cache_size": None,
     # name: (weight, entry). A "self_play" entry of None is filled with the self-play
     # handler; other entries are registry names of scripted agents.
     "opponents": {"self_play": (0.8, None), "based": (0.15, "based"), "constant": (0.05, "constant")},
@@ -278,7 +280,7 @@ _SHARED_TRAINING_CONFIG: dict[str, Any] = {
     "max_rollbacks": 3,
     # Mixed precision for the transformer and the LSTM on CUDA: "fp32", "bf16" or "fp16".
     # bf16 needs an Ampere or newer GPU (a T4 has no bf16 tensor cores: use fp16 there);
-    # fp16 runs without loss scaling in SB3's update. CPU and MPS run fp32 only.
+    # fp16 runs with dynamic loss scaling (user/optim.py LossScale). CPU and MPS run fp32 only.
     "precision": "fp32",
     "compile": False,  # torch.compile the strategy encoder (CUDA or CPU)
 }
@@ -698,6 +700,15 @@ class BrawlLstmPolicy(RecurrentActorCriticPolicy):
     """
 
     autocast_dtype: torch.dtype | None = None
+    loss_scale: LossScale | None = None  # fp16: gradients scaled from the outputs back (user/optim.py)
+
+    def evaluate_actions(self, obs, actions, lstm_states, episode_starts):
+        values, log_prob, entropy = super().evaluate_actions(obs, actions, lstm_states, episode_starts)
+        if self.loss_scale is None or not torch.is_grad_enabled():
+            return values, log_prob, entropy
+        scale = self.loss_scale.scale
+        scaled = [None if t is None else ScaleGradient.apply(t, scale) for t in (values, log_prob, entropy)]
+        return tuple(scaled)
 
     def _process_sequence(self, features, lstm_states, episode_starts, lstm):  # shadows the staticmethod
         if self.autocast_dtype is None:
@@ -717,6 +728,10 @@ def apply_precision_and_compile(policy, training_config: dict) -> None:
     if dtype is not None:
         if isinstance(policy, BrawlLstmPolicy):
             policy.autocast_dtype = dtype
+        if dtype == torch.float16 and isinstance(policy, BrawlLstmPolicy):
+            # fp16's narrow exponent underflows small gradients: dynamic loss scaling, shared by the
+            # policy (which scales) and GuardedAdam (which unscales, skips overflowed steps).
+            policy.loss_scale = policy.optimizer.loss_scale = LossScale()
         if isinstance(extractor, STRATEGY_EXTRACTORS):
             extractor.autocast_dtype = dtype
     if training_config["compile"] and isinstance(extractor, STRATEGY_EXTRACTORS):
