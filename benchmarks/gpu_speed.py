@@ -6,8 +6,8 @@ Usage::
     .venv/bin/python benchmarks/gpu_speed.py --cpu-smoke     # tiny sizes on the CPU: checks that it runs
 
 For each encoder (``streaming``, the default, and ``full_window``, the seed's) the trainer's own model
-at the ``10m`` config's sizes (d 256, 8 heads, 6 layers, 90 frames, LSTM 512, 16 envs, n_steps 512,
-batch 128, 10 epochs) trains against BasedAgent (``benchmarks/train_speed.py``'s ``measure_type``:
+at the ``10m`` config's sizes (d 256, 8 heads, 6 layers, 90 frames, LSTM 512, 64 envs, n_steps 256,
+batch 2048, 10 epochs) trains against BasedAgent (``benchmarks/train_speed.py``'s ``measure_type``:
 a warm-up of one rollout and one epoch, then whole rollouts and their updates timed, or the warm-up's
 estimate when one iteration would not fit ``--max-minutes``). It prints
 
@@ -22,9 +22,10 @@ bf16 tensor cores). Without a GPU each row is also projected to a T4 (not a GPU 
     10M x (GFLOP per step / (30% of the T4's 65 TFLOP/s fp16 peak)
            + seconds per step outside the networks, measured here: the ``ppo`` type with an 8-wide
              MLP at the same env sizes (env stepping, SB3's loop and buffers)
-           + the policy calls' floor, measured here: the same network structure at width 8, one
-             rollout call per n_envs steps and n_epochs minibatch passes per batch_size samples,
-             what a GPU cannot go below however fast its arithmetic)
+           + the policy calls' fixed cost, measured here: each call of the same network structure at
+             width 8 with a handful of rows, one rollout call per n_envs steps and n_epochs
+             minibatch passes per batch_size samples; what a GPU cannot go below however fast
+             its arithmetic)
 
 ``--check`` fails when the streaming encoder's
 GFLOP/step is above 0.7 or its projected 10M-step time above 1 h.
@@ -45,10 +46,12 @@ if __package__ in (None, ""):
 
 from sb3_contrib.common.recurrent.type_aliases import RNNStates
 
-from benchmarks.encoder_speed import minibatch, stream_rows
+from benchmarks.encoder_speed import stream_rows
 from benchmarks.flops import step_flops
 from benchmarks.report import add_report_flags, finish
 from benchmarks.train_speed import device_line, measure_type, trainer_config
+from environment.evaluation import play_vs_opponents, scripted_opponents
+from user.agent_io import TransformerStrategyAgent
 from user.train_agent import build_policy, pick_device
 
 T4_FP16_PEAK = 65e12  # FLOP/s, tensor cores
@@ -67,6 +70,9 @@ SMOKE_SETS = [
     "agent.batch_size=32",
     "agent.n_epochs=2",
     "env.n_envs=4",
+    "eval.matches_per_opponent=1",
+    "eval.max_timesteps=60",
+    "eval.snapshot_matches=1",
 ]
 
 
@@ -104,43 +110,69 @@ def outside_network_s_per_step(cfg: argparse.Namespace, device: torch.device) ->
     return 1.0 / row.sps if row.sps else None
 
 
-def call_overhead_s_per_step(config: dict, repeats: int = 5) -> float:
-    """Per-step time of the policy's calls when their arithmetic is negligible: the same network
-    structure (layers, heads, window, LSTM) at width 8, on inputs laid out as in training (each
-    env's window one frame on per rollout step; minibatches as sb3-contrib pads them), one rollout
-    call per ``n_envs`` steps and ``n_epochs`` minibatch forward+backward passes per ``batch_size``
-    samples, on one thread. On a GPU this is the launch-bound floor that small batches cannot go
-    below however fast the arithmetic."""
+def call_overhead_s_per_step(config: dict, repeats: int = 7) -> float:
+    """Per-step share of the policy calls' fixed cost: each call's ops dispatched one after another,
+    measured on one thread with the same network structure (layers, heads, window, LSTM) at width 8
+    and a handful of rows (a rollout call of 2 envs one frame on; a minibatch of one 16-step
+    sequence, forward and backward), so the arithmetic is negligible; times one rollout call per
+    ``n_envs`` steps and ``n_epochs`` minibatch passes per ``batch_size`` samples. On a GPU this is
+    the launch-bound floor a step cannot go below however fast the arithmetic (the arithmetic
+    itself is the FLOP term)."""
     a, n_envs = config["agent"], config["env"]["n_envs"]
     narrow = {**a, "latent_dim": 8, "num_heads": 1, "lstm_hidden_size": 8, "net_arch": {"pi": [8], "vf": [8]}}
     policy = build_policy(narrow)
     length = a["sequence_length"] if a["type"] == "transformer_strategy" else 1
-    rollout = stream_rows(n_envs, repeats + 1, length)[..., : policy.observation_space.shape[0]]
-    zeros = torch.zeros(1, n_envs, 8)
+    width = policy.observation_space.shape[0]
+    rollout = stream_rows(2, repeats + 1, length)[..., :width]
+    zeros = torch.zeros(1, 2, 8)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         with torch.no_grad():
-            policy.forward(rollout[0], RNNStates((zeros, zeros), (zeros, zeros)), torch.zeros(n_envs))
-            t0 = time.perf_counter()
-            for obs in rollout[1:]:
-                policy.forward(obs, RNNStates((zeros, zeros), (zeros, zeros)), torch.zeros(n_envs))
-            rollout_s = (time.perf_counter() - t0) / repeats
+            times = []
+            for obs in rollout:
+                t0 = time.perf_counter()
+                policy.forward(obs, RNNStates((zeros, zeros), (zeros, zeros)), torch.zeros(2))
+                times.append(time.perf_counter() - t0)
+            rollout_call = statistics.median(times[1:])  # the first fills the cache
         times = []
         for r in range(repeats + 1):
-            batch = minibatch(
-                a["n_steps"], a["batch_size"], length, (r * a["n_steps"] // repeats) % a["n_steps"], seed=r
-            )
-            batch = batch[:, : policy.observation_space.shape[0]]
+            batch = stream_rows(1, 16, length, seed=r)[:, 0, :width]
             t0 = time.perf_counter()
             values, log_prob, _ = policy.evaluate_actions(
                 batch, torch.zeros(len(batch), 10), _one_sequence_states(), torch.zeros(len(batch))
             )
             (values.sum() + log_prob.sum()).backward()
             times.append(time.perf_counter() - t0)
+        update_call = statistics.median(times[1:])
     finally:
         torch.set_num_threads(threads)
-    return rollout_s / n_envs + a["n_epochs"] * statistics.median(times[1:]) / a["batch_size"]
+    return rollout_call / n_envs + a["n_epochs"] * update_call / a["batch_size"]
+
+
+def evaluation_floor_s(config: dict) -> float:
+    """Seconds of one of the trainer's evaluations when the network's arithmetic is negligible:
+    an agent of the config's structure at width 8 (argmax, one thread) plays the evaluation's
+    matches (``eval.matches_per_opponent`` against every scripted bot, all in one engine, then
+    ``eval.snapshot_matches`` against each of ``eval.snapshot_opponents`` snapshots), engine
+    included. The evaluation calls the policy once per frame for all its matches, so on a GPU
+    this fixed cost, not the arithmetic, is what an evaluation costs."""
+    a, ev = config["agent"], config["eval"]
+    narrow = {**a, "latent_dim": 8, "num_heads": 1, "lstm_hidden_size": 8, "net_arch": {"pi": [8], "vf": [8]}}
+
+    def agent() -> TransformerStrategyAgent:
+        return TransformerStrategyAgent(build_policy(narrow), narrow)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        t0 = time.perf_counter()
+        play_vs_opponents(agent(), scripted_opponents(), ev["matches_per_opponent"], ev["max_timesteps"])
+        snapshots = {f"snapshot{i}": agent() for i in range(ev["snapshot_opponents"])}
+        play_vs_opponents(agent(), snapshots, ev["snapshot_matches"], ev["max_timesteps"])
+        return time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _one_sequence_states() -> RNNStates:
@@ -221,6 +253,15 @@ def main(argv: list[str] | None = None) -> int:
             + ", ".join(f"({r['encoder']} {r['call_overhead_s_per_step'] * 1e3:.3f} ms/step)" for r in rows)
         )
     projected = new["hours_10m"] if gpu else new["t4_hours"]
+    config = new["config"]
+    evaluations = config["training"]["total_timesteps"] // config["eval"]["eval_freq"]
+    eval_s = evaluation_floor_s(config)
+    eval_share = None if projected is None else evaluations * eval_s / (projected * 3600)
+    print(
+        f"evaluations: {evaluations} per 10M-step run (eval_freq {config['eval']['eval_freq']:,}), each at least "
+        f"{eval_s:.1f} s (the policy's fixed cost per frame, measured here at width 8, engine included): "
+        f"{_f(eval_share, '.1%')} of the projected run"
+    )
     missed = []
     if new["gflop_per_step"] > TARGET_GFLOP:
         missed.append(f"GFLOP/step {new['gflop_per_step']:.3f} > {TARGET_GFLOP}")
@@ -229,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {"device": device_line(device), "precision": cfg.precision, "smoke": cfg.cpu_smoke}
     results["rows"] = [{k: v for k, v in r.items() if k != "config"} for r in rows]
     results["outside_network_s_per_step"] = outside
+    results["evaluation"] = {"per_run": evaluations, "floor_s": eval_s, "share_of_run": eval_share}
     return finish(cfg, "gpu_speed", results, missed)
 
 

@@ -6,11 +6,12 @@ Usage::
     .venv/bin/python benchmarks/train_speed.py --sweep [--type transformer_strategy] [--n-envs 4,8,16] \
         [--workers 1,2,4] [--env-only]
     .venv/bin/python benchmarks/train_speed.py --precision          # CUDA only
+    .venv/bin/python benchmarks/train_speed.py --flops              # GFLOP per agent step, every config
     ... [--device auto|cpu|cuda] [--json PATH]
 
 Main table: each agent type (``ppo``, ``recurrent_ppo``, ``transformer_strategy``) built by the
 trainer's own ``build_model`` at the TEST config's sizes (``TRAIN_CONFIG_TEST`` agent and env
-settings: 16 envs, n_steps 512, batch 128, 10 epochs, ...), on a ``BrawlVecEnv`` whose opponent mix
+settings: 64 envs, n_steps 256, batch 2048, 10 epochs, ...), on a ``BrawlVecEnv`` whose opponent mix
 is BasedAgent only (no snapshots needed; ``OpponentHistory`` around it for transformer_strategy, the
 action space made ``float_multibinary()``, the config's reward). Alongside, the tournament template's
 way of training: plain SB3 ``RecurrentPPO("MlpLstmPolicy", lstm_hidden_size=512)`` (sb3-contrib's
@@ -62,6 +63,7 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
 
+from benchmarks.flops import step_flops
 from benchmarks.report import add_report_flags, finish
 from environment.envs import BrawlVecEnv, SelfPlayWarehouseBrawl
 from environment.self_play import OpponentsCfg
@@ -71,6 +73,7 @@ from user.env_wrappers import OpponentHistory, float_multibinary
 from user.train_agent import (
     CONFIGS,
     build_model,
+    build_policy,
     build_reward_manager,
     pick_device,
     seed_everything,
@@ -654,6 +657,30 @@ def run_precision(cfg: argparse.Namespace, device: torch.device) -> dict:
     }
 
 
+def run_flops(cfg: argparse.Namespace) -> dict:
+    """GFLOP per agent step of every named config (benchmarks/flops.py), with the seed's full-window
+    encoder beside each transformer config."""
+    print("GFLOP per agent step, counted from the shapes (benchmarks/flops.py; matrix products only)\n")
+    print(f"{'config':<20}{'type':<22}{'encoder':<13}{'rollout':>10}{'update':>10}{'total':>10}")
+    rows = []
+    for name in CONFIGS:
+        config = validate_config(apply_overrides(copy.deepcopy(CONFIGS[name]), cfg.set))
+        a = config["agent"]
+        encoders = ("streaming", "full_window") if a["type"] == "transformer_strategy" else (a["encoder"],)
+        for encoder in encoders:
+            config["agent"]["encoder"] = encoder
+            counted = step_flops(config, build_policy(config["agent"]))
+            row = {"config": name, "type": a["type"], "encoder": encoder, "rollout_gflop": counted.rollout / 1e9}
+            row.update(update_gflop=counted.update / 1e9, gflop_per_step=counted.total / 1e9)
+            rows.append(row)
+            shown = encoder if a["type"] == "transformer_strategy" else "-"
+            print(
+                f"{name:<20}{a['type']:<22}{shown:<13}{row['rollout_gflop']:>10.4f}{row['update_gflop']:>10.4f}"
+                f"{row['gflop_per_step']:>10.4f}"
+            )
+    return {"mode": "flops", "overrides": cfg.set, "rows": rows}
+
+
 def _progress(row: Row, workers: bool = False) -> None:
     what = row.error or (
         f"{_fmt_sps(row)} steps/s ({row.steps:,} steps in {row.wall_s:.1f} s, warm-up {row.warmup_s:.1f} s)"
@@ -705,6 +732,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--precision", action="store_true", help="fp32/bf16/fp16 x compile (CUDA only)")
     parser.add_argument(
+        "--flops", action="store_true", help="GFLOP per agent step of every named config (counted, nothing trained)"
+    )
+    parser.add_argument(
         "--config", choices=list(CONFIGS), default=None, help="sizes to use (default: test; cpu for --sweep)"
     )
     parser.add_argument(
@@ -742,7 +772,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     t0 = time.perf_counter()
     results: dict = {"machine": info, "quick": cfg.quick, "steps": cfg.steps, "modes": []}
-    if not (cfg.sweep or cfg.precision):
+    if cfg.flops:
+        results["modes"].append(run_flops(cfg))
+    elif not (cfg.sweep or cfg.precision):
         results["modes"].append(run_main_table(cfg, device))
     if cfg.sweep:
         results["modes"].append(run_sweep(cfg, device))

@@ -85,8 +85,10 @@ def test_shared_agent_config_matches_the_spec():
         90,
     )
     assert a["lstm_hidden_size"] == 512 and a["shared_lstm"] and a["net_arch"] == {"pi": [96, 96], "vf": [96, 96]}
+    # batch 2048 of n_steps 256 x 64 envs (the seed: 128 of 512 x 16): sized for a GPU, issue 15
+    assert (a["n_steps"], T._SHARED_ENV_CONFIG["n_envs"]) == (256, 64)
     assert (a["batch_size"], a["n_epochs"], a["learning_rate"], a["clip_range"], a["gamma"], a["gae_lambda"]) == (
-        128,
+        2048,
         10,
         2.5e-4,
         0.2,

@@ -195,9 +195,13 @@ _SHARED_AGENT_CONFIG: dict[str, Any] = {
     # (0.99 per decision at repeat 4 ≈ 13 s instead of 3 s). One training step is then
     # `action_repeat` frames: total_timesteps, n_steps and save_freq count decisions.
     "action_repeat": 1,
-    # PPO
-    "n_steps": 512,
-    "batch_size": 128,
+    # PPO. Sized for a GPU (issue 15): the seed's minibatch of 128 (640 minibatch passes per 8,192
+    # samples) has a fixed cost per pass that alone is ~0.5 ms per step, 1.4 h per 10M steps on any
+    # GPU (benchmarks/gpu_speed.py); 2,048 of 64 x 256 gives 80 passes per 16,384 samples
+    # (4.9 gradient steps per 1,000 samples, inside the 4-8 of published fighting-game PPO agents,
+    # issue 14) and a floor of ~0.05 ms. Learning at these sizes was not measured on a GPU.
+    "n_steps": 256,
+    "batch_size": 2048,
     "n_epochs": 10,
     "learning_rate": 2.5e-4,
     "clip_range": 0.2,
@@ -250,7 +254,7 @@ _SHARED_SELF_PLAY_CONFIG: dict[str, Any] = {
 }
 
 _SHARED_ENV_CONFIG: dict[str, Any] = {
-    "n_envs": 16,  # matches stepped together
+    "n_envs": 64,  # matches stepped together (64: the rollout's policy call is shared by more steps)
     # Worker processes stepping the matches (environment/worker_vec_env.py, shared memory):
     # 1 = in the training process. More pays only with spare cores (benchmarks/train_speed.py
     # --sweep --workers 1,2,4 measures it); scripted opponents and dense/sparse rewards only.
