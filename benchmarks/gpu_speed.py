@@ -47,12 +47,12 @@ if __package__ in (None, ""):
 from sb3_contrib.common.recurrent.type_aliases import RNNStates
 
 from benchmarks.encoder_speed import stream_rows
-from benchmarks.flops import step_flops
+from benchmarks.flops import snapshot_share, step_flops
 from benchmarks.report import add_report_flags, finish
-from benchmarks.train_speed import device_line, measure_type, trainer_config
+from benchmarks.train_speed import Row, device_line, measure_type, trainer_config
 from environment.evaluation import play_vs_opponents, scripted_opponents
 from user.agent_io import TransformerStrategyAgent
-from user.train_agent import build_policy, pick_device
+from user.train_agent import CONFIGS, build_policy, pick_device
 
 T4_FP16_PEAK = 65e12  # FLOP/s, tensor cores
 T4_UTILISATION = 0.30
@@ -82,7 +82,10 @@ def measure_encoder(cfg: argparse.Namespace, encoder: str, device: torch.device)
     flops = step_flops(config, build_policy(config["agent"]))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    row = measure_type(config, encoder, cfg.steps, cfg.max_minutes * 60, device)
+    if cfg.project_only:
+        row = Row(encoder, "transformer_strategy", 0, 0, 0, 0, note="not timed (--project-only)")
+    else:
+        row = measure_type(config, encoder, cfg.steps, cfg.max_minutes * 60, device)
     out = {
         "encoder": encoder,
         "steps_per_s": row.sps,
@@ -110,12 +113,13 @@ def outside_network_s_per_step(cfg: argparse.Namespace, device: torch.device) ->
     return 1.0 / row.sps if row.sps else None
 
 
-def call_overhead_s_per_step(config: dict, repeats: int = 7) -> float:
+def call_overhead_s_per_step(config: dict, self_play: bool, repeats: int = 7) -> float:
     """Per-step share of the policy calls' fixed cost: each call's ops dispatched one after another,
     measured on one thread with the same network structure (layers, heads, window, LSTM) at width 8
     and a handful of rows (a rollout call of 2 envs one frame on; a minibatch of one 16-step
     sequence, forward and backward), so the arithmetic is negligible; times one rollout call per
-    ``n_envs`` steps and ``n_epochs`` minibatch passes per ``batch_size`` samples. On a GPU this is
+    ``n_envs`` steps (two with self-play: the snapshots in play share one stacked call) and
+    ``n_epochs`` minibatch passes per ``batch_size`` samples. On a GPU this is
     the launch-bound floor a step cannot go below however fast the arithmetic (the arithmetic
     itself is the FLOP term)."""
     a, n_envs = config["agent"], config["env"]["n_envs"]
@@ -147,7 +151,10 @@ def call_overhead_s_per_step(config: dict, repeats: int = 7) -> float:
         update_call = statistics.median(times[1:])
     finally:
         torch.set_num_threads(threads)
-    return rollout_call / n_envs + a["n_epochs"] * update_call / a["batch_size"]
+    # With self-play in the mix, the snapshots in play add one stacked call a frame (user/batched_play.py),
+    # counted at the learner's rollout call.
+    rollout_calls = 2 if self_play else 1
+    return rollout_calls * rollout_call / n_envs + a["n_epochs"] * update_call / a["batch_size"]
 
 
 def evaluation_floor_s(config: dict) -> float:
@@ -220,6 +227,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=32_768, help="learner steps to time per row (whole rollouts)")
     parser.add_argument("--max-minutes", type=float, default=3.0, help="time bound per row (default 3)")
     parser.add_argument("--cpu-smoke", action="store_true", help="tiny sizes on the CPU, to check the script")
+    parser.add_argument(
+        "--project-only",
+        action="store_true",
+        help="without a GPU: skip timing the full-size training (hours on a CPU); FLOPs, the measured "
+        "fixed costs and the T4 projection only",
+    )
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides")
     add_report_flags(parser)
     cfg = parser.parse_args(argv)
@@ -228,13 +241,17 @@ def main(argv: list[str] | None = None) -> int:
     device = pick_device(cfg.device, announce=False)
     gpu = device.type == "cuda"
     cfg.precision = cfg.precision or ("fp16" if gpu else "fp32")
+    if gpu and cfg.project_only:
+        parser.error("--project-only is for machines without a GPU: on a GPU the rows are measured")
     if not gpu and cfg.precision != "fp32":
         parser.error(f"--precision {cfg.precision} needs a CUDA GPU (this run is on {device})")
     print(f"{device_line(device)['device']}; precision {cfg.precision}" + (" (cpu smoke: tiny sizes)" * cfg.cpu_smoke))
     rows = [measure_encoder(cfg, encoder, device) for encoder in ("streaming", "full_window")]
     outside = None if gpu else outside_network_s_per_step(cfg, device)
     for r in rows:
-        r["call_overhead_s_per_step"] = None if gpu else call_overhead_s_per_step(r["config"])
+        # the timed rows play BasedAgent only; the projection counts the 10m config's own self-play
+        self_play = snapshot_share(CONFIGS["10m"]) > 0
+        r["call_overhead_s_per_step"] = None if gpu else call_overhead_s_per_step(r["config"], self_play)
         overhead = None if outside is None else outside + r["call_overhead_s_per_step"]
         r["t4_hours"] = None if gpu else t4_projection_hours(r["gflop_per_step"], overhead)
     print()

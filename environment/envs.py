@@ -192,6 +192,28 @@ class LearnerMatches:
         self._assign_opponents(rows)
         return self.builder.build(self.engine.state)
 
+    def _step_groups(self, obs: np.ndarray) -> None:
+        """Each opponent's actions for its matches: one call per agent, except that agents which
+        can share a call (equal ``batch_key()``, e.g. snapshots of one architecture) share one
+        (``predict_together``)."""
+        together: dict[object, list[tuple[int, np.ndarray]]] = {}
+        for k in np.unique(self.opponent_group):
+            rows = np.flatnonzero(self.opponent_group == k)
+            key = self.groups[k].batch_key() if hasattr(self.groups[k], "batch_key") else None
+            if key is None:
+                actions = self.groups[k].predict_batch(obs[rows, 1], self.episode_start[rows], rows)
+                self.keys[rows, 1] = _pressed(np.asarray(actions))
+            else:
+                together.setdefault(key, []).append((int(k), rows))
+        for members in together.values():
+            agents = [self.groups[k] for k, _ in members]
+            all_rows = [rows for _, rows in members]
+            actions = type(agents[0]).predict_together(
+                agents, [obs[r, 1] for r in all_rows], [self.episode_start[r] for r in all_rows], all_rows
+            )
+            for rows, acts in zip(all_rows, actions, strict=True):
+                self.keys[rows, 1] = _pressed(np.asarray(acts))
+
     def step(self, learner_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, StepEvents]:
         """Advance all matches a frame; returns (obs (n,2,64) before autoreset, reward, events)."""
         obs = self.builder.out  # the observation every player acted on
@@ -200,10 +222,7 @@ class LearnerMatches:
             actions = self.groups[0].predict_batch(obs[:, 1], self.episode_start, self.all_rows)
             self.keys[:, 1] = _pressed(np.asarray(actions))
         else:
-            for k in np.unique(self.opponent_group):
-                rows = np.flatnonzero(self.opponent_group == k)
-                actions = self.groups[k].predict_batch(obs[rows, 1], self.episode_start[rows], rows)
-                self.keys[rows, 1] = _pressed(np.asarray(actions))
+            self._step_groups(obs)
         self.episode_start[...] = False
         s = self.engine.state
         self.ctx.prev_x[...] = s.x

@@ -214,7 +214,7 @@ def inductor_cache_in_tmp_path(tmp_path, monkeypatch):
 
 @pytest.mark.usefixtures("inductor_cache_in_tmp_path")
 def test_compiled_encoder_matches_the_eager_one_and_keeps_its_names():
-    agent = tiny_config()["agent"]
+    agent = tiny_config(agent__encoder="full_window")["agent"]
     compiled = T.build_policy(agent)
     eager = T.build_policy(agent)
     eager.load_state_dict(compiled.state_dict())
@@ -223,3 +223,8 @@ def test_compiled_encoder_matches_the_eager_one_and_keeps_its_names():
     obs = torch.as_tensor(np.stack([compiled.observation_space.sample() for _ in range(4)]))
     with torch.no_grad():
         torch.testing.assert_close(compiled.features_extractor(obs), eager.features_extractor(obs))
+
+
+def test_compiling_the_streaming_encoder_is_a_config_error():
+    with pytest.raises(T.ConfigError, match="training.compile compiles the full-window encoder only"):
+        tiny_config(training__compile=True)

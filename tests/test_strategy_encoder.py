@@ -8,6 +8,7 @@ import copy
 import json
 import zipfile
 
+import numpy as np
 import pytest
 import torch
 from sb3_contrib.common.recurrent.type_aliases import RNNStates
@@ -197,3 +198,23 @@ def test_fp16_precision_turns_the_loss_scale_on():
     bf16 = T.build_policy(tiny_config()["agent"])
     T.apply_precision_and_compile(bf16, {"precision": "bf16", "compile": False})
     assert bf16.loss_scale is None, "bf16 has fp32's exponent range: no scaling"
+
+
+def test_a_playing_agent_resumed_from_its_state_continues_bit_for_bit():
+    """A capture is where a resumed run starts: the cache must not make the uninterrupted run's next
+    step differ from the resumed one's (which starts with an empty cache) by a rounding."""
+    config = tiny_config(agent__latent_dim=32, agent__num_heads=4)["agent"]
+    policy = T.build_policy(config)
+    g = torch.Generator().manual_seed(5)
+    frames = (torch.rand(21, 5, 64, generator=g) * 2 - 1).numpy().astype("float32")
+    agent = agent_io.TransformerStrategyAgent(policy, config)
+    for obs in frames[:20]:
+        agent.predict_batch(obs, np.zeros(5, bool), np.arange(5))
+    state = agent.get_state()
+    agent.predict_batch(frames[20], np.zeros(5, bool), np.arange(5))
+    twin = T.build_policy(config)
+    twin.load_state_dict(policy.state_dict())
+    resumed = agent_io.TransformerStrategyAgent(twin, config)
+    resumed.set_state(state)
+    resumed.predict_batch(frames[20], np.zeros(5, bool), np.arange(5))
+    assert np.array_equal(resumed.get_state()["h"], agent.get_state()["h"]), "the LSTM memory, bit for bit"

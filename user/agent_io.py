@@ -19,6 +19,7 @@ import json
 import warnings
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -325,6 +326,27 @@ def _verify_named_checkpoint(zip_path: Path) -> None:
 # ==================================================================================
 # === The trained agent in play ===
 # ==================================================================================
+@dataclass
+class _Plan:
+    """One ``predict_batch`` call: its rows, which of them decide now, and their decided keys."""
+
+    obs: np.ndarray
+    starts: np.ndarray
+    ids: np.ndarray
+    deciding: np.ndarray
+    decided: np.ndarray | None = None
+
+
+@dataclass
+class PolicyRequest:
+    """What a policy step needs for the deciding rows of one agent."""
+
+    obs: np.ndarray  # the policy's observations (with the history window)
+    state: tuple[np.ndarray, np.ndarray] | None  # LSTM (h, c), (layers, n, hidden); None: no LSTM
+    starts: np.ndarray
+    ids: np.ndarray  # the rows' match ids
+
+
 class TransformerStrategyAgent(Agent):
     """A trained policy playing as an environment Agent.
 
@@ -394,45 +416,85 @@ class TransformerStrategyAgent(Agent):
     def predict_batch(
         self, obs: np.ndarray, episode_start: np.ndarray, env_ids: np.ndarray | None = None
     ) -> np.ndarray:
+        plan = self._plan(obs, episode_start, env_ids)
+        if plan.deciding.any():
+            request = self._request(plan)
+            plan.decided = self._apply(request, *self._policy_step(request))
+        return self._finish(plan)
+
+    # --- one step in three phases, so that several agents can share the policy call -------------
+    def batch_key(self) -> tuple | None:
+        """Agents with equal keys can be stepped in one call (user/batched_play.py); None: alone."""
+        if not hasattr(self, "_batch_key"):  # the architecture and play mode never change
+            from user.batched_play import batch_key  # the stacked forward needs torch.func: loaded on use
+
+            self._batch_key = batch_key(self)
+        return self._batch_key
+
+    @staticmethod
+    def predict_together(agents, obs_list, starts_list, ids_list) -> list[np.ndarray]:
+        """``predict_batch`` of several agents of one architecture (equal ``batch_key``), with one
+        stacked policy call for all their deciding rows instead of one call per agent."""
+        from user.batched_play import stacked_policy_step
+
+        plans = [a._plan(o, s, i) for a, o, s, i in zip(agents, obs_list, starts_list, ids_list, strict=True)]
+        deciding = [(a, p, a._request(p)) for a, p in zip(agents, plans, strict=True) if p.deciding.any()]
+        results = stacked_policy_step([a.policy for a, _, _ in deciding], [r for _, _, r in deciding])
+        for (agent, plan, request), (actions, states) in zip(deciding, results, strict=True):
+            plan.decided = agent._apply(request, actions, states)
+        return [a._finish(p) for a, p in zip(agents, plans, strict=True)]
+
+    def _plan(self, obs: np.ndarray, episode_start: np.ndarray, env_ids: np.ndarray | None) -> _Plan:
+        """Which rows decide now: every frame, or with ``action_repeat`` on a match's first frame and
+        every ``repeat`` frames after it, as in training (BrawlVecEnv(action_repeat=...))."""
         obs = check_observation_batch(obs)
         n = obs.shape[0]
-        if n == 0:
-            return np.zeros((0, P.N_KEYS), np.int8)
         ids = np.arange(n) if env_ids is None else np.asarray(env_ids, np.intp)
-        if ids.max() >= self._capacity:
+        if n and ids.max() >= self._capacity:
             self._allocate(max(int(ids.max()) + 1, 2 * self._capacity))
         starts = np.asarray(episode_start, bool)
         repeat = self.agent_config["action_repeat"]
-        if repeat == 1:
-            return self._decide(obs, starts, ids)
-        # Decide on the first frame of a match and every `repeat` frames after it, as in
-        # training (BrawlVecEnv(action_repeat=...)); hold the keys in between.
+        if repeat == 1 or n == 0:
+            return _Plan(obs, starts, ids, np.ones(n, bool))
         self._frames_held[ids[starts]] = 0
-        deciding = self._frames_held[ids] % repeat == 0
-        if deciding.any():
-            self._held[ids[deciding]] = self._decide(obs[deciding], starts[deciding], ids[deciding])
-        self._frames_held[ids] += 1
-        return self._held[ids].copy()
+        return _Plan(obs, starts, ids, self._frames_held[ids] % repeat == 0)
 
-    def _decide(self, obs: np.ndarray, starts: np.ndarray, ids: np.ndarray) -> np.ndarray:
-        """New actions for rows ``ids``: one policy step (history, LSTM state)."""
-        policy_obs = self._policy_obs(obs, ids, starts)
-        extractor = getattr(self.policy, "features_extractor", None)
-        if hasattr(extractor, "stream_ids"):  # the streaming encoder keeps each match's frames by id
-            extractor.stream_ids = torch.as_tensor(ids)
+    def _request(self, plan: _Plan) -> PolicyRequest:
+        """The deciding rows' policy input: their history windows moved on, LSTM state (zeroed at starts)."""
+        d = plan.deciding
+        obs, starts, ids = plan.obs[d], plan.starts[d], plan.ids[d]
+        state = None
         if self.recurrent:
             self._h[:, ids[starts]] = 0.0
             self._c[:, ids[starts]] = 0.0
             state = (self._h[:, ids], self._c[:, ids])
-            actions, (h, c) = self.policy.predict(
-                policy_obs, state=state, episode_start=starts, deterministic=self.deterministic
-            )
-            self._h[:, ids], self._c[:, ids] = h, c
-        else:
-            actions, _ = self.policy.predict(policy_obs, deterministic=self.deterministic)
+        return PolicyRequest(self._policy_obs(obs, ids, starts), state, starts, ids)
+
+    def _policy_step(self, request: PolicyRequest) -> tuple[np.ndarray, tuple | None]:
+        extractor = getattr(self.policy, "features_extractor", None)
+        if hasattr(extractor, "stream_ids"):  # the streaming encoder keeps each match's frames by id
+            extractor.stream_ids = torch.as_tensor(request.ids)
+        if not self.recurrent:
+            return self.policy.predict(request.obs, deterministic=self.deterministic)[0], None
+        return self.policy.predict(
+            request.obs, state=request.state, episode_start=request.starts, deterministic=self.deterministic
+        )
+
+    def _apply(self, request: PolicyRequest, actions: np.ndarray, states: tuple | None) -> np.ndarray:
+        """Keep the new LSTM state; the actions as ten keys."""
+        if states is not None:
+            self._h[:, request.ids], self._c[:, request.ids] = states
         if isinstance(self.policy.action_space, spaces.Discrete):  # the macro head: ids → keys
-            return macro_keys(np.asarray(actions).reshape(len(obs))).astype(np.int8)
+            return macro_keys(np.asarray(actions).reshape(len(request.ids))).astype(np.int8)
         return (np.asarray(actions) > 0.5).astype(np.int8)
+
+    def _finish(self, plan: _Plan) -> np.ndarray:
+        if self.agent_config["action_repeat"] == 1 or len(plan.ids) == 0:
+            return plan.decided if plan.decided is not None else np.zeros((0, P.N_KEYS), np.int8)
+        if plan.decided is not None:
+            self._held[plan.ids[plan.deciding]] = plan.decided
+        self._frames_held[plan.ids] += 1
+        return self._held[plan.ids].copy()
 
     def _policy_obs(self, obs: np.ndarray, ids: np.ndarray, starts: np.ndarray) -> np.ndarray:
         if not self.uses_history:
@@ -448,6 +510,10 @@ class TransformerStrategyAgent(Agent):
         raise TypeError("save a TransformerStrategyAgent through the trainer's model (save_checkpoint_pair)")
 
     def get_state(self) -> dict[str, np.ndarray]:
+        # A capture is where a resumed run starts, with an empty encoder cache (the streaming
+        # encoder's first step then encodes whole windows): restarting this agent's cache here
+        # makes the uninterrupted run take the same path, so both continue bit for bit.
+        restart_stream_cache(self.policy)
         return {
             "h": self._h.copy(),
             "c": self._c.copy(),
@@ -461,6 +527,13 @@ class TransformerStrategyAgent(Agent):
         self._h, self._c, self._history = state["h"].copy(), state["c"].copy(), state["history"].copy()
         self._frames_held = state["frames_held"].copy()
         self._held = state["held"].copy()
+
+
+def restart_stream_cache(policy) -> None:
+    """Empty the streaming encoder's rollout cache, if the policy has one (see ``get_state``)."""
+    extractor = getattr(policy, "features_extractor", None)
+    if hasattr(extractor, "reset_cache"):
+        extractor.reset_cache()
 
 
 def load_agent(

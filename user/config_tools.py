@@ -298,6 +298,12 @@ def validate_config(config: dict, base: dict) -> dict:
     )
     _check(a["encoder"] in ENCODERS, f"agent.encoder must be one of {ENCODERS}, got {a['encoder']!r}")
     _positive_int(config, "agent.attention_window")
+    _check(
+        not (tr["compile"] and a["type"] == "transformer_strategy" and a["encoder"] == "streaming"),
+        "training.compile compiles the full-window encoder only: the streaming encoder runs many small "
+        "ops of changing shapes (cached steps, streams), which torch.compile would recompile for; "
+        "set training.compile=false (or agent.encoder=full_window)",
+    )
     if a["type"] == "transformer_strategy" and a["encoder"] == "streaming":
         problem = check_streaming_sizes(a["sequence_length"], a["num_layers"], a["attention_window"])
         _check(problem is None, problem or "")

@@ -39,7 +39,7 @@ from environment.checkpoints import (
 )
 from environment.evaluation import EloRatings, best_steps_by_headline, public_bot_names, worst_public_win_rate
 from environment.self_play import snapshot_files, snapshot_names, snapshot_steps
-from user.agent_io import save_checkpoint_pair, set_parameters_safely
+from user.agent_io import restart_stream_cache, save_checkpoint_pair, set_parameters_safely
 from user.config_tools import ConfigError, lookup, merge_config, with_encoder_of_its_time
 
 log = logging.getLogger("train_agent")
@@ -206,6 +206,9 @@ RESUME_SCHEMA: tuple[Field, ...] = (
 
 def capture_state(run, schema: tuple[Field, ...] = RESUME_SCHEMA) -> dict[str, Any]:
     """Everything beyond the weights that a resumed run needs to continue exactly, as a nested tree."""
+    model = getattr(run, "model", None)
+    if model is not None:  # the learner's encoder cache too (TransformerStrategyAgent.get_state says why)
+        restart_stream_cache(model.policy)
     tree: dict[str, Any] = {}
     for field in schema:
         value = field.capture(run)

@@ -286,7 +286,7 @@ _SHARED_TRAINING_CONFIG: dict[str, Any] = {
     # bf16 needs an Ampere or newer GPU (a T4 has no bf16 tensor cores: use fp16 there);
     # fp16 runs with dynamic loss scaling (user/optim.py LossScale). CPU and MPS run fp32 only.
     "precision": "fp32",
-    "compile": False,  # torch.compile the strategy encoder (CUDA or CPU)
+    "compile": False,  # torch.compile the full-window strategy encoder (CUDA or CPU); not the streaming one
 }
 
 _SHARED_EVAL_CONFIG: dict[str, Any] = {
@@ -738,7 +738,7 @@ def apply_precision_and_compile(policy, training_config: dict) -> None:
             policy.loss_scale = policy.optimizer.loss_scale = LossScale()
         if isinstance(extractor, STRATEGY_EXTRACTORS):
             extractor.autocast_dtype = dtype
-    if training_config["compile"] and isinstance(extractor, STRATEGY_EXTRACTORS):
+    if training_config["compile"] and isinstance(extractor, TransformerConditionedExtractor):
         extractor.encoder.compile()  # in place: parameter names (and checkpoints) stay the same
 
 
