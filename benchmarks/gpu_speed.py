@@ -222,6 +222,7 @@ def print_table(rows: list[dict], gpu: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    # (flags spelled as train_speed.py's, whose argparse block duplicates pairs with this one)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default: auto")
     parser.add_argument("--precision", default=None, choices=["fp32", "bf16", "fp16"], help="fp16 on CUDA")
     parser.add_argument("--steps", type=int, default=32_768, help="learner steps to time per row (whole rollouts)")

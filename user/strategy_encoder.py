@@ -160,7 +160,10 @@ class StreamCache:
 
 
 class StreamingStrategyEncoder(nn.Module):
-    """Opponent frames → per-frame tokens (computed once each) → a pooled strategy latent."""
+    """Opponent frames → per-frame tokens (computed once each) → a pooled strategy latent.
+
+    Its sizes are the seed's encoder's (train_agent.TransformerStrategyEncoder, whose signature
+    ``duplicates`` pairs with this one) plus ``attention_window``."""
 
     def __init__(
         self,

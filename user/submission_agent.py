@@ -173,7 +173,8 @@ class ConditionedExtractor(nn.Module):
 
 
 class LocalAttentionBlock(nn.Module):
-    """A pre-norm block whose attention looks back ``window`` frames, itself included."""
+    """A pre-norm block whose attention looks back ``window`` frames, itself included (repeats
+    user/strategy_encoder.py's on purpose, like the rest of this file: a bundle loads without it)."""
 
     def __init__(self, dim: int, num_heads: int, window: int):
         super().__init__()
