@@ -11,9 +11,12 @@ turns (new, old, new, old, ...) so that the machine's drift hits both alike:
 
 - **rollout step**: ``--envs`` (16) streams, each step's window one frame on from the last, under
   ``torch.no_grad()`` as in SB3's rollout; the streaming encoder uses its cache;
-- **training minibatch**: forward and backward of one minibatch of ``batch_size`` rows laid out as
-  sb3-contrib lays them out (consecutive steps of the env-major buffer, one sequence per env, zero
-  padding to the longest), cycling through minibatch start offsets spread over a rollout.
+- **training minibatch**: forward and backward of one minibatch of ``--batch-size`` rows (default
+  128 of rollouts of ``--n-steps`` 512: the seed's, which issue 15's target is about; the full-window
+  encoder needs ~8 MB of activations per row, so the 10m config's 2,048 would take ~16 GB here)
+  laid out as sb3-contrib lays them out (consecutive steps of the env-major buffer, one sequence
+  per env, zero padding to the longest), cycling through minibatch start offsets spread over a
+  rollout.
 
 Statistic: the median over ``--repeats`` of each timing; the ratio is old / new. ``--check`` fails
 when the ratios miss issue 15's targets (rollout step >= 20x, minibatch >= 15x) at the 10m sizes.
@@ -34,7 +37,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.report import add_report_flags, finish
-from user.train_agent import CONFIGS, build_policy, validate_config
+from user.train_agent import CONFIGS, build_policy
 
 TARGETS = {"rollout step": 20.0, "training minibatch": 15.0}
 SMOKE_SIZES = {"latent_dim": 32, "num_heads": 2, "num_layers": 2, "sequence_length": 12, "attention_window": 3}
@@ -108,16 +111,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--envs", type=int, default=16, help="streams in the rollout step (16)")
     parser.add_argument("--steps", type=int, default=20, help="rollout steps timed per repeat (20)")
     parser.add_argument("--repeats", type=int, default=7, help="timings of each kind per encoder (7)")
+    parser.add_argument("--batch-size", type=int, default=128, help="minibatch rows (128, the seed's)")
+    parser.add_argument("--n-steps", type=int, default=512, help="rollout length the minibatch is cut from (512)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes and counts: checks that it runs")
     add_report_flags(parser)
     cfg = parser.parse_args(argv)
     torch.set_num_threads(cfg.threads)
     config = copy.deepcopy(CONFIGS[cfg.config])
+    config["agent"].update(batch_size=cfg.batch_size, n_steps=cfg.n_steps)
     if cfg.smoke:
         config["agent"].update(SMOKE_SIZES, n_steps=16, batch_size=32)
         config["env"]["n_envs"] = 4
         cfg.envs, cfg.steps, cfg.repeats = 4, 3, 2
-    a = validate_config(config)["agent"]
+    config["env"]["n_envs"] = max(
+        config["env"]["n_envs"], -(-config["agent"]["batch_size"] // config["agent"]["n_steps"])
+    )
+    a = config["agent"]
     print(
         f"Strategy extractor at the '{cfg.config}' sizes{' (smoke: tiny)' if cfg.smoke else ''}: d {a['latent_dim']}, "
         f"{a['num_heads']} heads, {a['num_layers']} layers, window {a['sequence_length']} frames, streaming "

@@ -79,7 +79,9 @@ SMOKE_SETS = [
 def measure_encoder(cfg: argparse.Namespace, encoder: str, device: torch.device) -> dict:
     sets = [*cfg.set, f"agent.encoder={encoder}", f"training.precision={cfg.precision}"]
     config, _ = trainer_config("10m", "transformer_strategy", sets, cfg.device)
-    flops = step_flops(config, build_policy(config["agent"]))
+    # timed against BasedAgent only; counted with the 10m config's own opponent mix (its self-play share)
+    counted_config = {**config, "self_play": CONFIGS["10m"]["self_play"]}
+    flops = step_flops(counted_config, build_policy(config["agent"]))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     if cfg.project_only:
@@ -162,22 +164,28 @@ def evaluation_floor_s(config: dict) -> float:
     an agent of the config's structure at width 8 (argmax, one thread) plays the evaluation's
     matches (``eval.matches_per_opponent`` against every scripted bot, all in one engine, then
     ``eval.snapshot_matches`` against each of ``eval.snapshot_opponents`` snapshots), engine
-    included. The evaluation calls the policy once per frame for all its matches, so on a GPU
-    this fixed cost, not the arithmetic, is what an evaluation costs."""
+    included, each phase scaled to matches that last the whole ``eval.max_timesteps`` (an
+    evaluation steps until its longest match ends; an untrained agent's end early, a trained
+    agent's often do not). The evaluation calls the policy once per frame for all its matches,
+    so on a GPU this fixed cost, not the arithmetic, is what an evaluation costs."""
     a, ev = config["agent"], config["eval"]
     narrow = {**a, "latent_dim": 8, "num_heads": 1, "lstm_hidden_size": 8, "net_arch": {"pi": [8], "vf": [8]}}
 
     def agent() -> TransformerStrategyAgent:
         return TransformerStrategyAgent(build_policy(narrow), narrow)
 
+    def full_length_s(opponents: dict, matches: int) -> float:
+        t0 = time.perf_counter()
+        played = play_vs_opponents(agent(), opponents, matches, ev["max_timesteps"])
+        longest = max(match["frames"] for results in played.values() for match in results)
+        return (time.perf_counter() - t0) * ev["max_timesteps"] / max(longest, 1)
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        t0 = time.perf_counter()
-        play_vs_opponents(agent(), scripted_opponents(), ev["matches_per_opponent"], ev["max_timesteps"])
+        roster = full_length_s(scripted_opponents(), ev["matches_per_opponent"])
         snapshots = {f"snapshot{i}": agent() for i in range(ev["snapshot_opponents"])}
-        play_vs_opponents(agent(), snapshots, ev["snapshot_matches"], ev["max_timesteps"])
-        return time.perf_counter() - t0
+        return roster + full_length_s(snapshots, ev["snapshot_matches"])
     finally:
         torch.set_num_threads(threads)
 

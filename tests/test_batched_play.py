@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from environment.envs import BrawlVecEnv
+from environment.evaluation import play_vs_opponents
 from environment.self_play import OpponentsCfg
 from tests.test_train_agent import tiny_config
 from user import agent_io
@@ -62,3 +63,23 @@ def test_the_env_makes_one_call_for_all_its_snapshots(monkeypatch):
     in_play = len(set(env.core.opponent_group.tolist()))
     assert in_play > 1 and calls and max(calls) == in_play, "one call for every snapshot in play"
     assert all(n >= 2 for n in calls)
+
+
+def test_an_evaluation_against_snapshots_steps_them_together_with_the_same_results(monkeypatch):
+    config = tiny_config()["agent"]
+    together, alone = agents(config, [4, 5, 6])
+    learner, learner_twin = agents(config, [7])
+    for agent in alone:  # stepped one at a time
+        monkeypatch.setattr(agent, "batch_key", lambda: None)
+    calls = []
+    original = agent_io.TransformerStrategyAgent.predict_together
+
+    def counting(agents, *args):
+        calls.append(len(agents))
+        return original(agents, *args)
+
+    monkeypatch.setattr(agent_io.TransformerStrategyAgent, "predict_together", staticmethod(counting))
+    stacked = play_vs_opponents(learner[0], {f"s{i}": a for i, a in enumerate(together)}, 2, max_timesteps=60)
+    assert calls and set(calls) <= {2, 3} and calls[0] == 3
+    single = play_vs_opponents(learner_twin[0], {f"s{i}": a for i, a in enumerate(alone)}, 2, max_timesteps=60)
+    assert stacked == single

@@ -130,11 +130,17 @@ class LocalAttentionBlock(nn.Module):
 
     def step(self, x: torch.Tensor, past_keys: torch.Tensor, past_values: torch.Tensor):
         """x (b, d) one new frame per stream, past keys/values (b, window - 1, h, e) →
-        (output (b, d), its keys (b, h, e), its values (b, h, e))."""
+        (output (b, d), its keys (b, h, e), its values (b, h, e)).
+
+        The same attention as ``_attend`` in one fused kernel (scores, age bias, softmax, mix):
+        a rollout step is a few rows, where the count of kernels, not their arithmetic, is the cost."""
         q, k, v = self._qkv(x)
-        keys = torch.cat([past_keys, k.unsqueeze(1)], dim=1)
-        values = torch.cat([past_values, v.unsqueeze(1)], dim=1)
-        return self._attend(x, q, keys, values), k, v
+        keys = torch.cat([past_keys, k.unsqueeze(1)], dim=1).transpose(1, 2)  # (b, h, window, e)
+        values = torch.cat([past_values, v.unsqueeze(1)], dim=1).transpose(1, 2)
+        mask = self.age_bias.unsqueeze(1).to(q.dtype)  # (h, 1, window): added to the scores
+        mixed = F.scaled_dot_product_attention(q.unsqueeze(2), keys, values, attn_mask=mask).squeeze(2)
+        x = x + self.out(mixed.flatten(-2))
+        return x + self.ff(self.norm2(x)), k, v
 
 
 @dataclass
@@ -322,8 +328,11 @@ class StreamingConditionedExtractor(BaseFeaturesExtractor):
 
     def _weights_version(self) -> tuple[int, ...]:
         # In-place updates (optimizer steps, load_state_dict) bump a tensor's version counter,
-        # so a cache filled under other weights is never reused.
-        return tuple(p._version for p in self.parameters())
+        # so a cache filled under other weights is never reused. (The parameter objects stay the
+        # same through .to() and load_state_dict, so their list is kept.)
+        if getattr(self, "_parameter_list", None) is None:
+            self._parameter_list = list(self.parameters())
+        return tuple(p._version for p in self._parameter_list)
 
     def _cached_rows(self, windows: torch.Tensor) -> RowTokens:
         """The rollout path: a row whose window moved on by one frame since its stream's last
