@@ -380,9 +380,16 @@ TRAIN_CONFIG_TEST = merge_config(
         "eval": {"eval_freq": 10_000},
     },
 )
+# Evaluations every 5M steps: one costs ~33 s however fast the GPU (a policy call per frame of 2,700-frame
+# matches, the scripted bots and the engine on the CPU; benchmarks/gpu_speed.py), against a projected
+# ~0.34 h for the 10M steps on a T4, so the two of them take ~5% of the run (every 100k: ~270%).
 TRAIN_CONFIG_10M = merge_config(
     _BASE_CONFIG,
-    {"name": "10m", "training": {"total_timesteps": 10_000_000, "save_freq": 100_000, "max_saved": 100}},
+    {
+        "name": "10m",
+        "training": {"total_timesteps": 10_000_000, "save_freq": 100_000, "max_saved": 100},
+        "eval": {"eval_freq": 5_000_000},
+    },
 )
 # Curriculum: stage 1 learns to hit a standing target, stage 2 faces BasedAgent.
 TRAIN_CONFIG_CURRICULUM = merge_config(
@@ -391,6 +398,7 @@ TRAIN_CONFIG_CURRICULUM = merge_config(
         "name": "curriculum",
         "self_play": {"opponents": {"constant": (1.0, "constant")}},
         "training": {"total_timesteps": 1_000_000},
+        "eval": {"eval_freq": 500_000},  # short stages: every 500k (10m's 5M would never come)
     },
 )
 TRAIN_CONFIG_CURRICULUM_STAGE2 = merge_config(
@@ -399,6 +407,7 @@ TRAIN_CONFIG_CURRICULUM_STAGE2 = merge_config(
         "name": "curriculum_stage2",
         "self_play": {"opponents": {"based": (1.0, "based")}},
         "training": {"total_timesteps": 3_000_000},
+        "eval": {"eval_freq": 500_000},
     },
 )
 # The same agent type at small dimensions, for machines without a GPU: what `bash run.sh train`
