@@ -29,7 +29,7 @@ bf16 tensor cores). Without a GPU each row is also projected to a T4 (not a GPU 
              minibatch passes per batch_size samples; what a GPU cannot go below however fast
              its arithmetic)
 
-``--check`` fails when the streaming encoder's
+``--check`` fails when the evaluations take over 5% of the projected run, or the streaming encoder's
 GFLOP/step is above 0.7 or its projected 10M-step time above 1 h.
 """
 
@@ -60,6 +60,7 @@ T4_FP16_PEAK = 65e12  # FLOP/s, tensor cores
 T4_UTILISATION = 0.30
 TARGET_GFLOP = 0.7
 TARGET_HOURS = 1.0
+TARGET_EVAL_SHARE = 0.05
 STEPS_10M = 10_000_000
 SMOKE_SETS = [
     "agent.latent_dim=32",
@@ -297,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
         missed.append(f"GFLOP/step {new['gflop_per_step']:.3f} > {TARGET_GFLOP}")
     if not cfg.cpu_smoke and (projected is None or projected > TARGET_HOURS):
         missed.append(f"projected 10M-step time {_f(projected, '.2f')} h > {TARGET_HOURS} h")
+    if not cfg.cpu_smoke and (eval_share is None or eval_share > TARGET_EVAL_SHARE):
+        missed.append(f"evaluations {_f(eval_share, '.1%')} of the run > {TARGET_EVAL_SHARE:.0%}")
     results = {"device": device_line(device), "precision": cfg.precision, "smoke": cfg.cpu_smoke}
     results["rows"] = [{k: v for k, v in r.items() if k != "config"} for r in rows]
     results["outside_network_s_per_step"] = outside
