@@ -271,7 +271,6 @@ class StreamingConditionedExtractor(BaseFeaturesExtractor):
         # The rollout cache (no-grad calls only). stream_ids: which stream each row of the next
         # call belongs to (a playing agent sets its match ids); None = row i is stream i.
         self.stream_ids: torch.Tensor | None = None
-        self.use_cache = True
         self._cache: StreamCache | None = None
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
@@ -324,7 +323,7 @@ class StreamingConditionedExtractor(BaseFeaturesExtractor):
         )
 
     def _caching(self) -> bool:
-        return self.use_cache and not torch.is_grad_enabled()
+        return not torch.is_grad_enabled()  # the rollout and play; an update encodes its minibatch as streams
 
     def _weights_version(self) -> tuple[int, ...]:
         # In-place updates (optimizer steps, load_state_dict) bump a tensor's version counter,
