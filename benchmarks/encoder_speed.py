@@ -106,6 +106,7 @@ def measure(agent_config: dict, envs: int, steps: int, repeats: int) -> dict[str
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    # (a list of argparse flags: duplicates pairs it with other benchmarks' by shape alone)
     parser.add_argument("--config", default="10m", choices=sorted(CONFIGS), help="sizes from this config (10m)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--envs", type=int, default=16, help="streams in the rollout step (16)")

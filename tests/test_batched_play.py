@@ -44,10 +44,10 @@ def test_stacked_snapshots_act_as_each_one_alone(head, repeat):
         np.testing.assert_allclose(a.get_state()["h"], b.get_state()["h"], atol=1e-5)
 
 
-def test_the_env_makes_one_call_for_all_its_snapshots(monkeypatch):
-    config = tiny_config()["agent"]
-    together, _ = agents(config, [1, 2, 3])
-    calls = []
+@pytest.fixture
+def stacked_calls(monkeypatch) -> list[int]:
+    """The number of agents in each predict_together call made while the test runs."""
+    calls: list[int] = []
     original = agent_io.TransformerStrategyAgent.predict_together
 
     def counting(agents, *args):
@@ -55,6 +55,13 @@ def test_the_env_makes_one_call_for_all_its_snapshots(monkeypatch):
         return original(agents, *args)
 
     monkeypatch.setattr(agent_io.TransformerStrategyAgent, "predict_together", staticmethod(counting))
+    return calls
+
+
+def test_the_env_makes_one_call_for_all_its_snapshots(stacked_calls):
+    calls = stacked_calls
+    config = tiny_config()["agent"]
+    together, _ = agents(config, [1, 2, 3])
     mix = {f"snapshot{i}": (1.0, agent) for i, agent in enumerate(together)}
     env = BrawlVecEnv(n_envs=9, opponents=OpponentsCfg(mix), max_timesteps=30, seed=2)
     env.reset()
@@ -65,20 +72,13 @@ def test_the_env_makes_one_call_for_all_its_snapshots(monkeypatch):
     assert all(n >= 2 for n in calls)
 
 
-def test_an_evaluation_against_snapshots_steps_them_together_with_the_same_results(monkeypatch):
+def test_an_evaluation_against_snapshots_steps_them_together_with_the_same_results(monkeypatch, stacked_calls):
+    calls = stacked_calls
     config = tiny_config()["agent"]
     together, alone = agents(config, [4, 5, 6])
     learner, learner_twin = agents(config, [7])
     for agent in alone:  # stepped one at a time
         monkeypatch.setattr(agent, "batch_key", lambda: None)
-    calls = []
-    original = agent_io.TransformerStrategyAgent.predict_together
-
-    def counting(agents, *args):
-        calls.append(len(agents))
-        return original(agents, *args)
-
-    monkeypatch.setattr(agent_io.TransformerStrategyAgent, "predict_together", staticmethod(counting))
     stacked = play_vs_opponents(learner[0], {f"s{i}": a for i, a in enumerate(together)}, 2, max_timesteps=60)
     assert calls and set(calls) <= {2, 3} and calls[0] == 3
     single = play_vs_opponents(learner_twin[0], {f"s{i}": a for i, a in enumerate(alone)}, 2, max_timesteps=60)
