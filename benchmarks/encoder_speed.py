@@ -36,6 +36,7 @@ import torch
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.flops import minibatch_sequences
 from benchmarks.report import add_report_flags, finish
 from user.train_agent import CONFIGS, build_policy
 
@@ -60,10 +61,7 @@ def stream_rows(n_streams: int, steps: int, length: int, seed: int = 1) -> torch
 
 def minibatch(n_steps: int, batch_size: int, length: int, offset: int, seed: int) -> torch.Tensor:
     """One minibatch as sb3-contrib pads it, starting ``offset`` steps into an env's block."""
-    lengths, left, start = [], batch_size, offset
-    while left > 0:
-        lengths.append(min(n_steps - start, left))
-        left, start = left - lengths[-1], 0
+    lengths = minibatch_sequences(n_steps, batch_size, offset)
     longest, rows = max(lengths), []
     for i, n in enumerate(lengths):
         sequence = stream_rows(1, n, length, seed=seed + i)[:, 0]

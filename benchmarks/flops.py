@@ -118,6 +118,16 @@ def head_flops(policy, actor_only: bool = False) -> float:
 
 
 # --- the layout of the work ------------------------------------------------------------------------
+def minibatch_sequences(n_steps: int, batch_size: int, offset: int) -> list[int]:
+    """The sequence lengths of a minibatch of ``batch_size`` consecutive steps of the env-major
+    buffer starting ``offset`` steps into an env's block of ``n_steps`` (one sequence per env)."""
+    lengths, left, start = [], batch_size, offset
+    while left > 0:
+        lengths.append(min(n_steps - start, left))
+        left, start = left - lengths[-1], 0
+    return lengths
+
+
 def minibatch_layout(n_steps: int, batch_size: int, sequence_length: int) -> tuple[float, float]:
     """(rows, new frame tokens) per sample of an update, averaged over where a minibatch starts.
 
@@ -127,12 +137,7 @@ def minibatch_layout(n_steps: int, batch_size: int, sequence_length: int) -> tup
     """
     rows = tokens = 0.0
     for offset in range(n_steps):
-        lengths, left, start = [], batch_size, offset
-        while left > 0:
-            take = min(n_steps - start, left)
-            lengths.append(take)
-            left -= take
-            start = 0
+        lengths = minibatch_sequences(n_steps, batch_size, offset)
         longest = max(lengths)
         rows += len(lengths) * longest
         padding = [longest - n for n in lengths]

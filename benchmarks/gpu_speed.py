@@ -39,6 +39,7 @@ import argparse
 import statistics
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -118,6 +119,23 @@ def outside_network_s_per_step(cfg: argparse.Namespace, device: torch.device) ->
     return 1.0 / row.sps if row.sps else None
 
 
+def narrow_agent(agent_config: dict) -> dict:
+    """The same network structure (layers, heads, window, LSTM) at width 8: its calls' arithmetic is
+    negligible, so timing them measures their fixed cost."""
+    return {**agent_config, "latent_dim": 8, "num_heads": 1, "lstm_hidden_size": 8, "net_arch": {"pi": [8], "vf": [8]}}
+
+
+@contextmanager
+def one_thread():
+    """Dispatch costs are per thread: measured on one, the caller's thread count restored after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def call_overhead_s_per_step(config: dict, self_play: bool, repeats: int = 7) -> float:
     """Per-step share of the policy calls' fixed cost: each call's ops dispatched one after another,
     measured on one thread with the same network structure (layers, heads, window, LSTM) at width 8
@@ -128,38 +146,40 @@ def call_overhead_s_per_step(config: dict, self_play: bool, repeats: int = 7) ->
     the launch-bound floor a step cannot go below however fast the arithmetic (the arithmetic
     itself is the FLOP term)."""
     a, n_envs = config["agent"], config["env"]["n_envs"]
-    narrow = {**a, "latent_dim": 8, "num_heads": 1, "lstm_hidden_size": 8, "net_arch": {"pi": [8], "vf": [8]}}
-    policy = build_policy(narrow)
+    policy = build_policy(narrow_agent(a))
     length = a["sequence_length"] if a["type"] == "transformer_strategy" else 1
     width = policy.observation_space.shape[0]
-    rollout = stream_rows(2, repeats + 1, length)[..., :width]
     zeros = torch.zeros(1, 2, 8)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+
+    def rollout_call(obs):
         with torch.no_grad():
-            times = []
-            for obs in rollout:
-                t0 = time.perf_counter()
-                policy.forward(obs, RNNStates((zeros, zeros), (zeros, zeros)), torch.zeros(2))
-                times.append(time.perf_counter() - t0)
-            rollout_call = statistics.median(times[1:])  # the first fills the cache
-        times = []
-        for r in range(repeats + 1):
-            batch = stream_rows(1, 16, length, seed=r)[:, 0, :width]
-            t0 = time.perf_counter()
-            values, log_prob, _ = policy.evaluate_actions(
-                batch, torch.zeros(len(batch), 10), _one_sequence_states(), torch.zeros(len(batch))
-            )
-            (values.sum() + log_prob.sum()).backward()
-            times.append(time.perf_counter() - t0)
-        update_call = statistics.median(times[1:])
-    finally:
-        torch.set_num_threads(threads)
+            policy.forward(obs, RNNStates((zeros, zeros), (zeros, zeros)), torch.zeros(2))
+
+    def update_call(batch):
+        values, log_prob, _ = policy.evaluate_actions(
+            batch, torch.zeros(len(batch), 10), _one_sequence_states(), torch.zeros(len(batch))
+        )
+        (values.sum() + log_prob.sum()).backward()
+
+    with one_thread():
+        # each env one frame on per rollout call; the first call fills the cache and is not counted
+        rollout_s = _median_after_first(rollout_call, stream_rows(2, repeats + 1, length)[..., :width])
+        batches = [stream_rows(1, 16, length, seed=r)[:, 0, :width] for r in range(repeats + 1)]
+        update_s = _median_after_first(update_call, batches)
     # With self-play in the mix, the snapshots in play add one stacked call a frame (user/batched_play.py),
     # counted at the learner's rollout call.
     rollout_calls = 2 if self_play else 1
-    return rollout_calls * rollout_call / n_envs + a["n_epochs"] * update_call / a["batch_size"]
+    return rollout_calls * rollout_s / n_envs + a["n_epochs"] * update_s / a["batch_size"]
+
+
+def _median_after_first(call, inputs) -> float:
+    """Median seconds of ``call(x)`` over ``inputs``, the first (warm-up) call left out."""
+    times = []
+    for x in inputs:
+        t0 = time.perf_counter()
+        call(x)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times[1:])
 
 
 def evaluation_floor_s(config: dict) -> float:
@@ -172,7 +192,7 @@ def evaluation_floor_s(config: dict) -> float:
     agent's often do not). The evaluation calls the policy once per frame for all its matches,
     so on a GPU this fixed cost, not the arithmetic, is what an evaluation costs."""
     a, ev = config["agent"], config["eval"]
-    narrow = {**a, "latent_dim": 8, "num_heads": 1, "lstm_hidden_size": 8, "net_arch": {"pi": [8], "vf": [8]}}
+    narrow = narrow_agent(a)
 
     def agent() -> TransformerStrategyAgent:
         return TransformerStrategyAgent(build_policy(narrow), narrow)
@@ -183,14 +203,10 @@ def evaluation_floor_s(config: dict) -> float:
         longest = max(match["frames"] for results in played.values() for match in results)
         return (time.perf_counter() - t0) * ev["max_timesteps"] / max(longest, 1)
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         roster = full_length_s(scripted_opponents(), ev["matches_per_opponent"])
         snapshots = {f"snapshot{i}": agent() for i in range(ev["snapshot_opponents"])}
         return roster + full_length_s(snapshots, ev["snapshot_matches"])
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _one_sequence_states() -> RNNStates:

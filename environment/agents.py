@@ -111,6 +111,11 @@ class Agent:
     def reset(self) -> None:
         """Forget any memory (called at the start of a match)."""
 
+    def batch_key(self) -> object | None:
+        """Agents with equal keys can be stepped by one ``type(agent).predict_together`` call (e.g.
+        snapshots of one network, user/batched_play.py); None (the default): stepped alone."""
+        return None
+
     def save(self, file_path: str) -> None:
         raise TypeError(f"{type(self).__name__} has no weights to save")
 
@@ -287,6 +292,25 @@ AGENT_REGISTRY: dict[str, AgentFactory] = {
     "random": RandomAgent,
     "based": BasedAgent,
 }
+
+
+def act_together(calls: list[tuple[Agent, np.ndarray, np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+    """The actions of each ``(agent, obs, episode_start, env_ids)`` call, in order: ``predict_batch``
+    per agent, except that agents with equal ``batch_key()`` share one ``predict_together`` call."""
+    actions: list[np.ndarray | None] = [None] * len(calls)
+    shared: dict[object, list[int]] = {}
+    for i, (agent, obs, starts, ids) in enumerate(calls):
+        key = agent.batch_key()
+        if key is None:
+            actions[i] = agent.predict_batch(obs, starts, ids)
+        else:
+            shared.setdefault(key, []).append(i)
+    for members in shared.values():
+        agents = [calls[i][0] for i in members]
+        together = type(agents[0]).predict_together(agents, *([calls[i][part] for i in members] for part in (1, 2, 3)))
+        for i, acts in zip(members, together, strict=True):
+            actions[i] = acts
+    return actions  # type: ignore[return-value]
 
 
 def register_agent(name: str, factory: AgentFactory) -> None:

@@ -37,7 +37,7 @@ from pettingzoo import ParallelEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
 from environment import params as P
-from environment.agents import Agent, BasedAgent, action_space, observation_space
+from environment.agents import Agent, BasedAgent, act_together, action_space, observation_space
 from environment.engine import BrawlEngine, StepEvents
 from environment.match import StatsAccumulator, result_for_player
 from environment.observation import ObservationBuilder
@@ -193,26 +193,12 @@ class LearnerMatches:
         return self.builder.build(self.engine.state)
 
     def _step_groups(self, obs: np.ndarray) -> None:
-        """Each opponent's actions for its matches: one call per agent, except that agents which
-        can share a call (equal ``batch_key()``, e.g. snapshots of one architecture) share one
-        (``predict_together``)."""
-        together: dict[object, list[tuple[int, np.ndarray]]] = {}
-        for k in np.unique(self.opponent_group):
-            rows = np.flatnonzero(self.opponent_group == k)
-            key = self.groups[k].batch_key() if hasattr(self.groups[k], "batch_key") else None
-            if key is None:
-                actions = self.groups[k].predict_batch(obs[rows, 1], self.episode_start[rows], rows)
-                self.keys[rows, 1] = _pressed(np.asarray(actions))
-            else:
-                together.setdefault(key, []).append((int(k), rows))
-        for members in together.values():
-            agents = [self.groups[k] for k, _ in members]
-            all_rows = [rows for _, rows in members]
-            actions = type(agents[0]).predict_together(
-                agents, [obs[r, 1] for r in all_rows], [self.episode_start[r] for r in all_rows], all_rows
-            )
-            for rows, acts in zip(all_rows, actions, strict=True):
-                self.keys[rows, 1] = _pressed(np.asarray(acts))
+        """Each opponent's actions for its matches: one call per agent, or one for agents that can
+        share it (snapshots of one network: ``act_together``)."""
+        groups = [(int(k), np.flatnonzero(self.opponent_group == k)) for k in np.unique(self.opponent_group)]
+        calls = [(self.groups[k], obs[rows, 1], self.episode_start[rows], rows) for k, rows in groups]
+        for (_, rows), actions in zip(groups, act_together(calls), strict=True):
+            self.keys[rows, 1] = _pressed(np.asarray(actions))
 
     def step(self, learner_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, StepEvents]:
         """Advance all matches a frame; returns (obs (n,2,64) before autoreset, reward, events)."""

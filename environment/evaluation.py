@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from environment import params as P
-from environment.agents import Agent, ScriptedAgent, agent_names, make_agent
+from environment.agents import Agent, ScriptedAgent, act_together, agent_names, make_agent
 from environment.engine import BrawlEngine, StepEvents
 from environment.match import MatchStats, StatsAccumulator
 from environment.observation import ObservationBuilder
@@ -63,7 +63,7 @@ def play_vs_opponents(
     max_timesteps, seed + j*m)[k]``. Each frame ``agent.predict_batch`` is called once on
     all live rows and each opponent's once on its live rows, with ``env_ids`` = engine rows
     (offset by N when an opponent is the agent object itself, so memories do not collide);
-    opponents that can share a call (equal ``batch_key()``: snapshots of one architecture) share one.
+    opponents that can share a call (equal ``batch_key()``: snapshots of one network) share one.
     A finished match is recorded, restarted and ignored (fed no keys, no agent calls); the
     loop ends when every match has finished once.
 
@@ -129,27 +129,18 @@ def play_vs_opponents(
         mine = obs[rows, agent_slot[rows]]
         keys[:] = False
         keys[rows, agent_slot[rows]] = agent.predict_batch(mine, start[rows], rows) > 0.5
-        together: dict[Any, list[tuple[Agent, np.ndarray, np.ndarray]]] = {}
+        calls, call_rows = [], []
         for j, name in enumerate(names):
             r = rows[(rows >= j * m) & (rows < (j + 1) * m)]
             if r.size:
                 opp = opponents[name]
-                ids = r + n if opp is agent else r
-                key = opp.batch_key() if hasattr(opp, "batch_key") and opp is not agent else None
-                if key is None:
-                    keys[r, opp_slot[r]] = opp.predict_batch(obs[r, opp_slot[r]], start[r], ids) > 0.5
-                else:  # snapshots of one architecture: one call for all (user/batched_play.py)
-                    together.setdefault(key, []).append((opp, r, ids))
-        for members in together.values():
-            opps = [opp for opp, _, _ in members]
-            acts = type(opps[0]).predict_together(
-                opps,
-                [obs[r, opp_slot[r]] for _, r, _ in members],
-                [start[r] for _, r, _ in members],
-                [ids for _, _, ids in members],
-            )
-            for (_, r, _), act in zip(members, acts, strict=True):
-                keys[r, opp_slot[r]] = act > 0.5
+                if opp is agent:  # its own opponent: memories under offset ids, never shared
+                    keys[r, opp_slot[r]] = opp.predict_batch(obs[r, opp_slot[r]], start[r], r + n) > 0.5
+                else:
+                    calls.append((opp, obs[r, opp_slot[r]], start[r], r))
+                    call_rows.append(r)
+        for r, acts in zip(call_rows, act_together(calls), strict=True):
+            keys[r, opp_slot[r]] = acts > 0.5
         attack_frames[rows] += mine[:, STATE_INDEX] == P.ATTACK
         start[:] = False
         if ctx is not None:

@@ -439,7 +439,10 @@ class TransformerStrategyAgent(Agent):
 
         plans = [a._plan(o, s, i) for a, o, s, i in zip(agents, obs_list, starts_list, ids_list, strict=True)]
         deciding = [(a, p, a._request(p)) for a, p in zip(agents, plans, strict=True) if p.deciding.any()]
-        results = stacked_policy_step([a.policy for a, _, _ in deciding], [r for _, _, r in deciding])
+        if len(deciding) > 1:
+            results = stacked_policy_step([a.policy for a, _, _ in deciding], [r for _, _, r in deciding])
+        else:  # one agent deciding this frame: its own call
+            results = [agent._policy_step(request) for agent, _, request in deciding]
         for (agent, plan, request), (actions, states) in zip(deciding, results, strict=True):
             plan.decided = agent._apply(request, actions, states)
         return [a._finish(p) for a, p in zip(agents, plans, strict=True)]

@@ -25,7 +25,14 @@ from gymnasium import spaces
 from torch.func import functional_call, stack_module_state
 
 from environment.observation import OBS_HALF, OBS_SIZE
-from user.strategy_encoder import RowTokens, StreamingConditionedExtractor, _fields, _select, relative_features
+from user.strategy_encoder import (
+    ROW_BATCH_DIMS,
+    RowTokens,
+    StreamingConditionedExtractor,
+    _fields,
+    placed,
+    relative_features,
+)
 
 
 def batch_key(agent) -> tuple | None:
@@ -101,21 +108,20 @@ class _Stack:
 _STACKS: dict[tuple, _Stack] = {}
 
 
-def stacked_policy_step(policies: list, requests: list) -> list[tuple[np.ndarray, tuple | None]]:
+def stacked_policy_step(policies: list, requests: list) -> list[tuple[np.ndarray, tuple]]:
     """(actions, (h, c)) for each policy's request (``TransformerStrategyAgent`` PolicyRequest),
     as ``policy.predict(..., deterministic=True)`` would give them, in one call."""
-    if len(policies) < 2:
-        return [_alone(p, r) for p, r in zip(policies, requests, strict=True)]
     with torch.no_grad():
         inputs = [_inputs(p, r) for p, r in zip(policies, requests, strict=True)]
         width = max(len(r.ids) for r in requests)
         padded = {
             name: torch.stack([_pad(x[name], width) for x in inputs]) for name in ("obs", "hit", "h", "c", "start")
         }
-        past = {n: torch.stack([_pad(x["past"][n], width, d) for x in inputs]) for n, d in _DIMS.items()}
-        whole = {n: torch.stack([_pad(x["whole"][n], width, d) for x in inputs]) for n, d in _DIMS.items()}
-        stack = _STACKS.setdefault(_stack_key(policies[0]), _Stack())
-        base, params = stack.get(policies)
+        past, whole = (
+            {n: torch.stack([_pad(getattr(x[part], n), width, d) for x in inputs]) for n, d in ROW_BATCH_DIMS.items()}
+            for part in ("past", "whole")
+        )
+        base, params = _STACKS.setdefault(_stack_key(policies[0]), _Stack()).get(policies)
 
         def one(params, obs, past, whole, hit, h, c, start):
             # Weights only: the buffers (the observation scale) are the same constants in every snapshot.
@@ -127,23 +133,14 @@ def stacked_policy_step(policies: list, requests: list) -> list[tuple[np.ndarray
     results = []
     for k, (policy, request, x) in enumerate(zip(policies, requests, inputs, strict=True)):
         n = len(request.ids)
-        own = RowTokens(**{name: _unpad(rows[name][k], n, d) for name, d in _DIMS.items()})
-        _store(policy.features_extractor, x["ids"], x["windows"], own)
+        own = RowTokens(**{name: rows[name][k].narrow(d, 0, n) for name, d in ROW_BATCH_DIMS.items()})
+        policy.features_extractor.remember(x["windows"], x["ids"], own)
         results.append((_mode(policy, logits[k, :n]), (h[k, :n][None].cpu().numpy(), c[k, :n][None].cpu().numpy())))
     return results
 
 
-# The batch dimension of each RowTokens field (the past keys/values lead with the layer).
-_DIMS = {"tokens": 0, "memory_kv": 0, "pool_logits": 0, "past_keys": 1, "past_values": 1}
-
-
 def _stack_key(policy) -> tuple:
     return (type(policy).__name__, tuple((n, tuple(p.shape)) for n, p in policy.named_parameters()))
-
-
-def _alone(policy, request) -> tuple[np.ndarray, tuple]:
-    policy.features_extractor.stream_ids = torch.as_tensor(request.ids)
-    return policy.predict(request.obs, state=request.state, episode_start=request.starts, deterministic=True)
 
 
 def _inputs(policy, request) -> dict:
@@ -153,18 +150,18 @@ def _inputs(policy, request) -> dict:
     obs = torch.as_tensor(request.obs, device=device)
     windows = obs[:, OBS_SIZE:].reshape(len(obs), ex.sequence_length, OBS_HALF)
     ids = torch.as_tensor(request.ids, device=device)
-    cache = ex._cache_for(windows, int(ids.max()) + 1)
-    past = _select(cache.rows, ids)
-    hit = cache.filled[ids] & (windows[:, :-1] == cache.windows[ids, 1:]).flatten(1).all(dim=1)
-    whole = {name: torch.zeros_like(t) for name, _, t in _fields(past)}
-    if not hit.all():
-        misses = torch.nonzero(~hit).squeeze(1)
-        for name, dim, value in _fields(ex.rows_by_stream(windows[misses])):
-            whole[name].index_copy_(dim, misses, value.to(whole[name].dtype))
+    past, hit = ex.lookup(windows, ids)
+    misses = torch.nonzero(~hit).squeeze(1)
+    whole = placed(past, (misses, ex.rows_by_stream(windows[misses]))) if len(misses) else placed(past)
     h, c = (torch.as_tensor(s[0], device=device) for s in request.state)
     start = torch.as_tensor(request.starts, dtype=torch.float32, device=device)
-    past_dict = {name: t for name, _, t in _fields(past)}
-    return {"obs": obs, "windows": windows, "ids": ids, "past": past_dict, "whole": whole, "hit": hit} | {
+    return {
+        "obs": obs,
+        "windows": windows,
+        "ids": ids,
+        "past": past,
+        "whole": whole,
+        "hit": hit,
         "h": h,
         "c": c,
         "start": start,
@@ -178,17 +175,6 @@ def _pad(x: torch.Tensor, width: int, dim: int = 0) -> torch.Tensor:
     shape = list(x.shape)
     shape[dim] = missing
     return torch.cat([x, x.new_zeros(shape)], dim=dim)
-
-
-def _unpad(x: torch.Tensor, n: int, dim: int) -> torch.Tensor:
-    return x.narrow(dim, 0, n)
-
-
-def _store(ex: StreamingConditionedExtractor, ids, windows, rows: RowTokens) -> None:
-    cache = ex._cache
-    cache.windows[ids], cache.filled[ids] = windows, True
-    for name, dim, value in _fields(rows):
-        getattr(cache.rows, name).index_copy_(dim, ids, value.to(getattr(cache.rows, name).dtype))
 
 
 def _mode(policy, logits: torch.Tensor) -> np.ndarray:

@@ -33,7 +33,7 @@ checks that the cached, streamed and one-window-at-a-time paths give the same la
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -313,9 +313,8 @@ class StreamingConditionedExtractor(BaseFeaturesExtractor):
         enc = self.encoder
         newest = ends.unsqueeze(1) - torch.arange(enc.pooled - 1, -1, -1, device=ends.device)
         past = ends.unsqueeze(1) - torch.arange(enc.window - 2, -1, -1, device=ends.device)
-        row_tokens = tokens[newest]
         return RowTokens(
-            tokens=row_tokens,
+            tokens=tokens[newest],
             memory_kv=self.memory_kv(tokens)[newest],
             pool_logits=enc.pool_score(tokens).squeeze(-1)[newest],
             past_keys=torch.stack([k[past] for k in keys]),
@@ -338,35 +337,42 @@ class StreamingConditionedExtractor(BaseFeaturesExtractor):
         call encodes that frame alone; the others are encoded whole. Refills the cache."""
         ids = self.stream_ids if self.stream_ids is not None else torch.arange(len(windows))
         ids = ids.to(windows.device)
-        cache = self._cache_for(windows, int(ids.max()) + 1 if len(ids) else 0)
-        # The trainer's rollout: row i is stream i of a cache of exactly these streams (no gathers).
-        every = len(ids) == len(cache.filled) and bool((ids == torch.arange(len(ids), device=ids.device)).all())
-        past = cache.rows if every else _select(cache.rows, ids)
-        filled, cached_windows = (cache.filled, cache.windows) if every else (cache.filled[ids], cache.windows[ids])
-        hit = filled & (windows[:, :-1] == cached_windows[:, 1:]).flatten(1).all(dim=1)
-        rows = self._new_rows(windows, hit, past)
-        if every:
-            cache.rows, cache.windows, cache.filled = rows, windows.clone(), torch.ones_like(filled)
+        past, hit = self.lookup(windows, ids)
+        if hit.all():
+            rows = self._stepped_rows(windows[:, -1], past)
+        elif not hit.any():
+            rows = self.rows_by_stream(windows)
         else:
-            cache.windows[ids], cache.filled[ids] = windows, True
-            for name, batch_dim, new in _fields(rows):
-                getattr(cache.rows, name).index_copy_(batch_dim, ids, new.to(getattr(cache.rows, name).dtype))
+            hits, misses = torch.nonzero(hit).squeeze(1), torch.nonzero(~hit).squeeze(1)
+            stepped = self._stepped_rows(windows[hits, -1], _select(past, hits))
+            rows = placed(past, (hits, stepped), (misses, self.rows_by_stream(windows[misses])))
+        self.remember(windows, ids, rows)
         return rows
 
-    def _new_rows(self, windows: torch.Tensor, hit: torch.Tensor, past: RowTokens) -> RowTokens:
-        if not hit.any():
-            return self.rows_by_stream(windows)
-        if hit.all():
-            return self._stepped_rows(windows[:, -1], past)
-        hits, misses = torch.nonzero(hit).squeeze(1), torch.nonzero(~hit).squeeze(1)
-        stepped = self._stepped_rows(windows[hits, -1], _select(past, hits))
-        whole = self.rows_by_stream(windows[misses])
-        merged = {}
-        for (name, batch_dim, a), (_, _, b) in zip(_fields(stepped), _fields(whole), strict=True):
-            out = a.new_empty((*a.shape[:batch_dim], len(windows), *a.shape[batch_dim + 1 :]))
-            out.index_copy_(batch_dim, hits, a)
-            merged[name] = out.index_copy_(batch_dim, misses, b.to(out.dtype))
-        return RowTokens(**merged)
+    def _whole_cache(self, ids: torch.Tensor) -> bool:
+        """The trainer's rollout: row i is stream i of a cache of exactly these streams (no gathers)."""
+        cache = self._cache
+        return len(ids) == len(cache.filled) and bool((ids == torch.arange(len(ids), device=ids.device)).all())
+
+    def lookup(self, windows: torch.Tensor, ids: torch.Tensor) -> tuple[RowTokens, torch.Tensor]:
+        """Each row's cached past (its stream's last call) and whether the row hits it: its window is
+        that call's moved on by one frame, so only its newest frame needs encoding."""
+        cache = self._cache_for(windows, int(ids.max()) + 1 if len(ids) else 0)
+        if self._whole_cache(ids):
+            past, filled, cached_windows = cache.rows, cache.filled, cache.windows
+        else:
+            past, filled, cached_windows = _select(cache.rows, ids), cache.filled[ids], cache.windows[ids]
+        return past, filled & (windows[:, :-1] == cached_windows[:, 1:]).flatten(1).all(dim=1)
+
+    def remember(self, windows: torch.Tensor, ids: torch.Tensor, rows: RowTokens) -> None:
+        """Keep ``rows`` as the streams' cache (after a ``lookup`` of the same ids)."""
+        cache = self._cache
+        if self._whole_cache(ids):
+            cache.rows, cache.windows, cache.filled = rows, windows.clone(), torch.ones_like(cache.filled)
+            return
+        cache.windows[ids], cache.filled[ids] = windows, True
+        for name, dim, new in _fields(rows):
+            getattr(cache.rows, name).index_copy_(dim, ids, new.to(getattr(cache.rows, name).dtype))
 
     def _stepped_rows(self, frames: torch.Tensor, past: RowTokens) -> RowTokens:
         token, keys, values = self.encoder.step(frames / self.frame_scale, past.past_keys, past.past_values)
@@ -389,11 +395,11 @@ class StreamingConditionedExtractor(BaseFeaturesExtractor):
             return old
         size = max(capacity, 2 * len(old.filled)) if old is not None else capacity
         self._cache = self._empty_cache(size, windows.device, version)
-        if old is not None:
-            n = torch.arange(len(old.filled), device=windows.device)
-            self._cache.windows[: len(n)], self._cache.filled[: len(n)] = old.windows, old.filled
-            for name, batch_dim, kept in _fields(old.rows):
-                getattr(self._cache.rows, name).index_copy_(batch_dim, n, kept.float())
+        if old is not None:  # grown: the streams kept so far come along
+            n = len(old.filled)
+            self._cache.windows[:n], self._cache.filled[:n] = old.windows, old.filled
+            for name, dim, kept in _fields(old.rows):
+                getattr(self._cache.rows, name).narrow(dim, 0, n).copy_(kept)
         return self._cache
 
     def _empty_cache(self, capacity: int, device: torch.device, version: tuple) -> StreamCache:
@@ -416,10 +422,23 @@ class StreamingConditionedExtractor(BaseFeaturesExtractor):
         self._cache = None
 
 
+# The batch dimension of each RowTokens field: the past keys/values lead with the layer.
+ROW_BATCH_DIMS = {"tokens": 0, "memory_kv": 0, "pool_logits": 0, "past_keys": 1, "past_values": 1}
+
+
 def _fields(rows: RowTokens) -> list[tuple[str, int, torch.Tensor]]:
-    """(name, the batch dimension, tensor) of each field: the past keys/values lead with the layer."""
-    return [(f.name, 1 if f.name.startswith("past_") else 0, getattr(rows, f.name)) for f in fields(rows)]
+    """(name, batch dimension, tensor) of each field."""
+    return [(name, dim, getattr(rows, name)) for name, dim in ROW_BATCH_DIMS.items()]
 
 
 def _select(rows: RowTokens, index: torch.Tensor) -> RowTokens:
     return RowTokens(**{name: t.index_select(dim, index) for name, dim, t in _fields(rows)})
+
+
+def placed(like: RowTokens, *parts: tuple[torch.Tensor, RowTokens]) -> RowTokens:
+    """Rows shaped as ``like`` (zeros), with each part's rows put at its index."""
+    out = {name: torch.zeros_like(t) for name, _, t in _fields(like)}
+    for index, rows in parts:
+        for name, dim, t in _fields(rows):
+            out[name].index_copy_(dim, index, t.to(out[name].dtype))
+    return RowTokens(**out)
