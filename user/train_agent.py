@@ -380,9 +380,9 @@ TRAIN_CONFIG_TEST = merge_config(
         "eval": {"eval_freq": 10_000},
     },
 )
-# Evaluations every 5M steps: one costs ~31 s however fast the GPU (a policy call per frame of 2,700-frame
+# Evaluations every 5M steps: one costs ~32 s however fast the GPU (a policy call per frame of 2,700-frame
 # matches, the scripted bots and the engine on the CPU; benchmarks/gpu_speed.py), against a projected
-# ~0.33 h for the 10M steps on a T4, so the two of them take 5.2% of the run (every 100k: ~260%).
+# ~0.35 h for the 10M steps on a T4, so the two of them take 5.1% of the run (every 100k: ~260%).
 TRAIN_CONFIG_10M = merge_config(
     _BASE_CONFIG,
     {
