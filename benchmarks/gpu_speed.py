@@ -39,7 +39,6 @@ import argparse
 import statistics
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -50,6 +49,7 @@ if __package__ in (None, ""):
 from sb3_contrib.common.recurrent.type_aliases import RNNStates
 
 from benchmarks.encoder_speed import stream_rows
+from benchmarks.exploitability import one_torch_thread
 from benchmarks.flops import snapshot_share, step_flops
 from benchmarks.report import add_report_flags, finish
 from benchmarks.train_speed import Row, device_line, measure_type, trainer_config
@@ -125,17 +125,6 @@ def narrow_agent(agent_config: dict) -> dict:
     return {**agent_config, "latent_dim": 8, "num_heads": 1, "lstm_hidden_size": 8, "net_arch": {"pi": [8], "vf": [8]}}
 
 
-@contextmanager
-def one_thread():
-    """Dispatch costs are per thread: measured on one, the caller's thread count restored after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def call_overhead_s_per_step(config: dict, self_play: bool, repeats: int = 7) -> float:
     """Per-step share of the policy calls' fixed cost: each call's ops dispatched one after another,
     measured on one thread with the same network structure (layers, heads, window, LSTM) at width 8
@@ -161,7 +150,7 @@ def call_overhead_s_per_step(config: dict, self_play: bool, repeats: int = 7) ->
         )
         (values.sum() + log_prob.sum()).backward()
 
-    with one_thread():
+    with one_torch_thread():
         # each env one frame on per rollout call; the first call fills the cache and is not counted
         rollout_s = _median_after_first(rollout_call, stream_rows(2, repeats + 1, length)[..., :width])
         batches = [stream_rows(1, 16, length, seed=r)[:, 0, :width] for r in range(repeats + 1)]
@@ -203,7 +192,7 @@ def evaluation_floor_s(config: dict) -> float:
         longest = max(match["frames"] for results in played.values() for match in results)
         return (time.perf_counter() - t0) * ev["max_timesteps"] / max(longest, 1)
 
-    with one_thread():
+    with one_torch_thread():
         roster = full_length_s(scripted_opponents(), ev["matches_per_opponent"])
         snapshots = {f"snapshot{i}": agent() for i in range(ev["snapshot_opponents"])}
         return roster + full_length_s(snapshots, ev["snapshot_matches"])
