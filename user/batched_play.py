@@ -75,7 +75,7 @@ class ActorStep(nn.Module):
             keep = hit.reshape((1,) * dim + (-1,) + (1,) * (value.dim() - dim - 1))
             rows[name] = torch.where(keep, value, whole[name])
         latent, _ = ex.encoder.pool(rows["tokens"], rows["pool_logits"])
-        context = ex._cross_attend(current, latent, rows["memory_kv"])
+        context = ex._cross_attend(current, latent, rows["memory_keys"], rows["memory_values"])
         features = ex.fuse(torch.cat([current, context, latent], dim=-1))
         h, c = _lstm_step(self.lstm, features, h * (1 - start)[:, None], c * (1 - start)[:, None])
         return self.action_net(self.policy_net(h)), rows, h, c

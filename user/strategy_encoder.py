@@ -129,16 +129,18 @@ class LocalAttentionBlock(nn.Module):
         return self._attend(x, q, keys, values), k, v
 
     def step(self, x: torch.Tensor, past_keys: torch.Tensor, past_values: torch.Tensor):
-        """x (b, d) one new frame per stream, past keys/values (b, window - 1, h, e) →
+        """x (b, d) one new frame per stream, past keys/values (b, h, window - 1, e) →
         (output (b, d), its keys (b, h, e), its values (b, h, e)).
 
-        The same attention as ``_attend`` in one fused kernel (scores, age bias, softmax, mix):
-        a rollout step is a few rows, where the count of kernels, not their arithmetic, is the cost."""
+        The same attention as ``_attend``, with the new frame's own score and value taken apart
+        from the past's: a rollout step is a few rows, where the count of kernels and copies, not
+        their arithmetic, is the cost, so nothing here concatenates or transposes a window."""
         q, k, v = self._qkv(x)
-        keys = torch.cat([past_keys, k.unsqueeze(1)], dim=1).transpose(1, 2)  # (b, h, window, e)
-        values = torch.cat([past_values, v.unsqueeze(1)], dim=1).transpose(1, 2)
-        mask = self.age_bias.unsqueeze(1).to(q.dtype)  # (h, 1, window): added to the scores
-        mixed = F.scaled_dot_product_attention(q.unsqueeze(2), keys, values, attn_mask=mask).squeeze(2)
+        scale = 1.0 / math.sqrt(q.shape[-1])
+        past_scores = torch.matmul(past_keys, q.unsqueeze(-1)).squeeze(-1)  # (b, h, window - 1)
+        own_score = (k * q).sum(dim=-1, keepdim=True)
+        weights = torch.softmax(torch.cat([past_scores, own_score], dim=-1) * scale + self.age_bias, dim=-1)
+        mixed = torch.matmul(weights[..., :-1].unsqueeze(-2), past_values).squeeze(-2) + weights[..., -1:] * v
         x = x + self.out(mixed.flatten(-2))
         return x + self.ff(self.norm2(x)), k, v
 
@@ -146,10 +148,12 @@ class LocalAttentionBlock(nn.Module):
 @dataclass
 class RowTokens:
     """Per row: its window's pooled tokens, their memory keys/values and pooling logits, and
-    (for the rollout cache) each layer's keys/values of its newest ``window - 1`` frames."""
+    (for the rollout cache) each layer's keys/values of its newest ``window - 1`` frames, laid out
+    (layers, rows, heads, window - 1, head dim) so that a step reads them without a copy."""
 
     tokens: torch.Tensor
-    memory_kv: torch.Tensor
+    memory_keys: torch.Tensor  # (rows, heads, pooled, head dim), as the cross-attention reads them
+    memory_values: torch.Tensor
     pool_logits: torch.Tensor
     past_keys: torch.Tensor
     past_values: torch.Tensor
@@ -206,7 +210,7 @@ class StreamingStrategyEncoder(nn.Module):
         return self.norm(x), keys, values
 
     def step(self, frames: torch.Tensor, past_keys: torch.Tensor, past_values: torch.Tensor):
-        """frames (b, 32), one new frame per stream, past (layers, b, window - 1, h, e) →
+        """frames (b, 32), one new frame per stream, past (layers, b, h, window - 1, e) →
         (final tokens (b, d), new keys (layers, b, h, e), new values (layers, b, h, e))."""
         x = self.embed(frames)
         keys, values = [], []
@@ -285,18 +289,29 @@ class StreamingConditionedExtractor(BaseFeaturesExtractor):
         windows = observations[:, OBS_SIZE:].reshape(len(observations), self.sequence_length, OBS_HALF)
         rows = self._cached_rows(windows) if self._caching() else self.rows_by_stream(windows)
         latent, pool_weights = self.encoder.pool(rows.tokens, rows.pool_logits)
-        context = self._cross_attend(current, latent, rows.memory_kv)
+        context = self._cross_attend(current, latent, rows.memory_keys, rows.memory_values)
         self.last_latent = latent.detach()
         self.last_pool_weights = pool_weights.detach()
         return self.fuse(torch.cat([current, context, latent], dim=-1))
 
-    def _cross_attend(self, current: torch.Tensor, latent: torch.Tensor, token_kv: torch.Tensor) -> torch.Tensor:
-        memory = torch.cat([self.memory_kv(latent).unsqueeze(1), token_kv], dim=1)  # (B, 1 + pooled, 2d)
-        keys, values = (_heads(m, self.num_heads) for m in memory.chunk(2, dim=-1))
+    def _cross_attend(self, current, latent, token_keys, token_values) -> torch.Tensor:
+        """The observation attends to the latent and the pooled tokens (keys/values (B, h, pooled, e)).
+
+        The latent's score and value are taken apart from the tokens' (as in a block's step), so
+        the tokens' keys and values are read where they lie, never copied into one memory."""
+        latent_key, latent_value = (_heads(m, self.num_heads) for m in self.memory_kv(latent).chunk(2, dim=-1))
         q = _heads(self.query(current), self.num_heads)
-        scores = torch.einsum("bhe,bmhe->bhm", q, keys) / math.sqrt(q.shape[-1]) + self.memory_age_bias
-        mixed = torch.einsum("bhm,bmhe->bhe", torch.softmax(scores, dim=-1), values)
+        token_scores = torch.matmul(token_keys, q.unsqueeze(-1)).squeeze(-1)
+        latent_score = (latent_key * q).sum(dim=-1, keepdim=True)
+        scores = torch.cat([latent_score, token_scores], dim=-1) / math.sqrt(q.shape[-1]) + self.memory_age_bias
+        weights = torch.softmax(scores, dim=-1)  # latent first
+        mixed = weights[..., :1] * latent_value + torch.matmul(weights[..., 1:].unsqueeze(-2), token_values).squeeze(-2)
         return self.attended(mixed.flatten(-2))
+
+    def _memory(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """tokens (..., d) → their cross-attention keys and values (..., h, e)."""
+        keys, values = (_heads(m, self.num_heads) for m in self.memory_kv(tokens).chunk(2, dim=-1))
+        return keys, values
 
     # --- the latent's inputs, three ways (the same numbers) -------------------------------
     def rows_by_stream(self, windows: torch.Tensor) -> RowTokens:
@@ -313,12 +328,14 @@ class StreamingConditionedExtractor(BaseFeaturesExtractor):
         enc = self.encoder
         newest = ends.unsqueeze(1) - torch.arange(enc.pooled - 1, -1, -1, device=ends.device)
         past = ends.unsqueeze(1) - torch.arange(enc.window - 2, -1, -1, device=ends.device)
+        memory_keys, memory_values = self._memory(tokens)  # each token's once, then each row's
         return RowTokens(
             tokens=tokens[newest],
-            memory_kv=self.memory_kv(tokens)[newest],
+            memory_keys=memory_keys[newest].transpose(1, 2).contiguous(),
+            memory_values=memory_values[newest].transpose(1, 2).contiguous(),
             pool_logits=enc.pool_score(tokens).squeeze(-1)[newest],
-            past_keys=torch.stack([k[past] for k in keys]),
-            past_values=torch.stack([v[past] for v in values]),
+            past_keys=torch.stack([k[past].transpose(1, 2) for k in keys]),
+            past_values=torch.stack([v[past].transpose(1, 2) for v in values]),
         )
 
     def _caching(self) -> bool:
@@ -377,12 +394,15 @@ class StreamingConditionedExtractor(BaseFeaturesExtractor):
     def _stepped_rows(self, frames: torch.Tensor, past: RowTokens) -> RowTokens:
         token, keys, values = self.encoder.step(frames / self.frame_scale, past.past_keys, past.past_values)
         shift = lambda old, new: torch.cat([old[:, 1:], new.unsqueeze(1)], dim=1)  # noqa: E731
+        shift_heads = lambda old, new: torch.cat([old[:, :, 1:], new.unsqueeze(2)], dim=2)  # noqa: E731
+        memory_key, memory_value = self._memory(token)
         return RowTokens(
             tokens=shift(past.tokens, token),
-            memory_kv=shift(past.memory_kv, self.memory_kv(token)),
+            memory_keys=shift_heads(past.memory_keys, memory_key),  # (b, h, pooled, e)
+            memory_values=shift_heads(past.memory_values, memory_value),
             pool_logits=shift(past.pool_logits, self.encoder.pool_score(token).squeeze(-1)),
-            past_keys=torch.cat([past.past_keys[:, :, 1:], keys.unsqueeze(2)], dim=2),
-            past_values=torch.cat([past.past_values[:, :, 1:], values.unsqueeze(2)], dim=2),
+            past_keys=torch.cat([past.past_keys[..., 1:, :], keys.unsqueeze(3)], dim=3),
+            past_values=torch.cat([past.past_values[..., 1:, :], values.unsqueeze(3)], dim=3),
         )
 
     def _cache_for(self, windows: torch.Tensor, capacity: int) -> StreamCache:
@@ -404,12 +424,14 @@ class StreamingConditionedExtractor(BaseFeaturesExtractor):
 
     def _empty_cache(self, capacity: int, device: torch.device, version: tuple) -> StreamCache:
         enc, d = self.encoder, self.features_dim
-        past = (len(enc.blocks), capacity, enc.window - 1, self.num_heads, d // self.num_heads)
+        past = (len(enc.blocks), capacity, self.num_heads, enc.window - 1, d // self.num_heads)
+        memory = (capacity, self.num_heads, enc.pooled, d // self.num_heads)
         return StreamCache(
             windows=torch.zeros((capacity, self.sequence_length, OBS_HALF), device=device),
             rows=RowTokens(
                 tokens=torch.zeros((capacity, enc.pooled, d), device=device),
-                memory_kv=torch.zeros((capacity, enc.pooled, 2 * d), device=device),
+                memory_keys=torch.zeros(memory, device=device),
+                memory_values=torch.zeros(memory, device=device),
                 pool_logits=torch.zeros((capacity, enc.pooled), device=device),
                 past_keys=torch.zeros(past, device=device),
                 past_values=torch.zeros(past, device=device),
@@ -423,7 +445,14 @@ class StreamingConditionedExtractor(BaseFeaturesExtractor):
 
 
 # The batch dimension of each RowTokens field: the past keys/values lead with the layer.
-ROW_BATCH_DIMS = {"tokens": 0, "memory_kv": 0, "pool_logits": 0, "past_keys": 1, "past_values": 1}
+ROW_BATCH_DIMS = {
+    "tokens": 0,
+    "memory_keys": 0,
+    "memory_values": 0,
+    "pool_logits": 0,
+    "past_keys": 1,
+    "past_values": 1,
+}
 
 
 def _fields(rows: RowTokens) -> list[tuple[str, int, torch.Tensor]]:

@@ -255,11 +255,20 @@ class StreamingExtractor(nn.Module):
         newest = ends.unsqueeze(1) - torch.arange(enc.pooled - 1, -1, -1)
         weights = torch.softmax(enc.pool_score(tokens).squeeze(-1)[newest] + enc.pool_age_bias, dim=-1)
         latent = enc.head((weights.unsqueeze(-1) * tokens[newest]).sum(dim=1))
-        memory = torch.cat([self.memory_kv(latent).unsqueeze(1), self.memory_kv(tokens)[newest]], dim=1)
-        keys, values = (_heads(m, self.num_heads) for m in memory.chunk(2, dim=-1))
+        # The observation attends to the latent and the pooled tokens: the latent's score and value
+        # apart from the tokens' (keys/values (rows, heads, pooled, e)), as the trainer computes them.
+        latent_key, latent_value = (_heads(m, self.num_heads) for m in self.memory_kv(latent).chunk(2, dim=-1))
+        keys, values = (  # (rows, heads, pooled, e)
+            _heads(m, self.num_heads)[newest].transpose(1, 2).contiguous()
+            for m in self.memory_kv(tokens).chunk(2, dim=-1)
+        )
         q = _heads(self.query(current), self.num_heads)
-        scores = torch.einsum("bhe,bmhe->bhm", q, keys) / math.sqrt(q.shape[-1]) + self.memory_age_bias
-        context = self.attended(torch.einsum("bhm,bmhe->bhe", torch.softmax(scores, dim=-1), values).flatten(-2))
+        token_scores = torch.matmul(keys, q.unsqueeze(-1)).squeeze(-1)
+        latent_score = (latent_key * q).sum(dim=-1, keepdim=True)
+        scores = torch.cat([latent_score, token_scores], dim=-1) / math.sqrt(q.shape[-1]) + self.memory_age_bias
+        weights = torch.softmax(scores, dim=-1)
+        mixed = weights[..., :1] * latent_value + torch.matmul(weights[..., 1:].unsqueeze(-2), values).squeeze(-2)
+        context = self.attended(mixed.flatten(-2))
         return self.fuse(torch.cat([current, context, latent], dim=-1))
 
 
