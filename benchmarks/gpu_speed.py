@@ -174,8 +174,8 @@ def _median_after_first(call, inputs) -> float:
 def evaluation_floor_s(config: dict) -> float:
     """Seconds of one of the trainer's evaluations when the network's arithmetic is negligible:
     an agent of the config's structure at width 8 (argmax, one thread) plays the evaluation's
-    matches (``eval.matches_per_opponent`` against every scripted bot, all in one engine, then
-    ``eval.snapshot_matches`` against each of ``eval.snapshot_opponents`` snapshots), engine
+    matches (``eval.matches_per_opponent`` against every scripted bot and ``eval.snapshot_matches``
+    against each of ``eval.snapshot_opponents`` snapshots, all in one engine pass), engine
     included, each phase scaled to matches that last the whole ``eval.max_timesteps`` (an
     evaluation steps until its longest match ends; an untrained agent's end early, a trained
     agent's often do not). The evaluation calls the policy once per frame for all its matches,
@@ -186,16 +186,17 @@ def evaluation_floor_s(config: dict) -> float:
     def agent() -> TransformerStrategyAgent:
         return TransformerStrategyAgent(build_policy(narrow), narrow)
 
-    def full_length_s(opponents: dict, matches: int) -> float:
+    def full_length_s(opponents: dict, matches: dict[str, int]) -> float:
         t0 = time.perf_counter()
         played = play_vs_opponents(agent(), opponents, matches, ev["max_timesteps"])
         longest = max(match["frames"] for results in played.values() for match in results)
         return (time.perf_counter() - t0) * ev["max_timesteps"] / max(longest, 1)
 
     with one_torch_thread():
-        roster = full_length_s(scripted_opponents(), ev["matches_per_opponent"])
+        bots = scripted_opponents()
         snapshots = {f"snapshot{i}": agent() for i in range(ev["snapshot_opponents"])}
-        return roster + full_length_s(snapshots, ev["snapshot_matches"])
+        counts = {**dict.fromkeys(bots, ev["matches_per_opponent"]), **dict.fromkeys(snapshots, ev["snapshot_matches"])}
+        return full_length_s({**bots, **snapshots}, counts)  # one pass, as the trainer plays them
 
 
 def _one_sequence_states() -> RNNStates:

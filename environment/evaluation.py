@@ -46,7 +46,7 @@ class EvaluationStopped(Exception):
 def play_vs_opponents(
     agent: Agent,
     opponents: dict[str, Agent],
-    matches_per_opponent: int,
+    matches_per_opponent: int | dict[str, int],
     max_timesteps: int = P.MATCH_FRAMES,
     seed: int = 0,
     reward_manager: RewardManager | None = None,
@@ -57,10 +57,12 @@ def play_vs_opponents(
 ) -> dict[str, list[dict[str, Any]]]:
     """Play ``matches_per_opponent`` matches against every opponent, all in one engine.
 
+    ``matches_per_opponent`` is one count for all, or a count per opponent (every one named).
     ``agent`` is player 0 everywhere (unless ``alternate_slots``). Rows are grouped by
-    opponent in dict order, so opponent j's k-th match is engine row ``j*m + k``, seeded
-    ``seed + j*m + k``: for deterministic agents it equals ``play_matches(agent, opp_j, m,
-    max_timesteps, seed + j*m)[k]``. Each frame ``agent.predict_batch`` is called once on
+    opponent in dict order, so opponent j's k-th match is engine row ``s_j + k``, where ``s_j``
+    counts the matches of the opponents before it (``j*m`` with one count), seeded ``seed + s_j +
+    k``: for deterministic agents it equals ``play_matches(agent, opp_j, m_j, max_timesteps,
+    seed + s_j)[k]``. Each frame ``agent.predict_batch`` is called once on
     all live rows and each opponent's once on its live rows, with ``env_ids`` = engine rows
     (offset by N when an opponent is the agent object itself, so memories do not collide);
     opponents that can share a call (equal ``batch_key()``: snapshots of one network) share one.
@@ -86,18 +88,19 @@ def play_vs_opponents(
         the agent acted in the Attack state, read from its observation), ``seed``,
         ``start_side`` (+1 right, -1 left: where the agent started) and ``agent_slot``
     """
-    if matches_per_opponent <= 0 or not opponents:
-        raise ValueError("need at least one opponent and matches_per_opponent > 0")
+    names = list(opponents)
+    counts = match_counts(names, matches_per_opponent)
     if reward_manager is not None and alternate_slots:
         raise ValueError("a reward_manager pays player 0, so it cannot follow an agent that changes slots")
-    names, m = list(opponents), int(matches_per_opponent)
-    n = len(names) * m
+    starts = np.concatenate([[0], np.cumsum(counts)])  # opponent j's rows: starts[j] .. starts[j + 1] - 1
+    n = int(starts[-1])
     engine = BrawlEngine(n, max_timesteps=max_timesteps, seed=seed, params=P.TOURNAMENT_PARAMS)
-    agent_slot = (np.arange(n) % m // 2 % 2) if alternate_slots else np.zeros(n, np.intp)
-    opp_slot = 1 - agent_slot
     every = np.arange(n)
+    kth = every - np.repeat(starts[:-1], counts)  # each row's match number against its opponent
+    agent_slot = (kth // 2 % 2) if alternate_slots else np.zeros(n, np.intp)
+    opp_slot = 1 - agent_slot
     if alternate_sides:
-        agent_side = np.where(np.arange(n) % m % 2 == 0, 1, -1)
+        agent_side = np.where(kth % 2 == 0, 1, -1)
         reset_with_sides(engine, np.where(agent_slot == 0, agent_side, -agent_side))
     else:
         engine.reset()
@@ -131,7 +134,7 @@ def play_vs_opponents(
         keys[rows, agent_slot[rows]] = agent.predict_batch(mine, start[rows], rows) > 0.5
         calls, call_rows = [], []
         for j, name in enumerate(names):
-            r = rows[(rows >= j * m) & (rows < (j + 1) * m)]
+            r = rows[(rows >= starts[j]) & (rows < starts[j + 1])]
             if r.size:
                 opp = opponents[name]
                 if opp is agent:  # its own opponent: memories under offset ids, never shared
@@ -174,7 +177,23 @@ def play_vs_opponents(
             stats.clear(done)
             for tracker in trackers:
                 tracker.clear(done)
-    return {name: results[j * m : (j + 1) * m] for j, name in enumerate(names)}  # type: ignore[misc]
+    return {name: results[starts[j] : starts[j + 1]] for j, name in enumerate(names)}  # type: ignore[misc]
+
+
+def match_counts(names: list[str], matches_per_opponent: int | dict[str, int]) -> list[int]:
+    """Each named opponent's match count, from one count for all or a dict naming every one."""
+    if not names:
+        raise ValueError("need at least one opponent")
+    if isinstance(matches_per_opponent, dict):
+        if set(matches_per_opponent) != set(names):
+            got = sorted(matches_per_opponent)
+            raise ValueError(f"match counts must name exactly the opponents {names} (got {got})")
+        counts = [int(matches_per_opponent[name]) for name in names]
+    else:
+        counts = [int(matches_per_opponent)] * len(names)
+    if min(counts) <= 0:
+        raise ValueError(f"need matches_per_opponent > 0 for every opponent (got {min(counts)})")
+    return counts
 
 
 def reset_with_sides(engine: BrawlEngine, p0_sides: np.ndarray) -> None:

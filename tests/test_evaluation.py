@@ -317,6 +317,23 @@ def test_play_vs_opponents_alternates_sides_and_slots_and_feeds_trackers():
         )
 
 
+def test_play_vs_opponents_takes_a_match_count_per_opponent():
+    """The trainer's evaluation plays the roster and its Elo snapshots in one pass, with a count
+    each: opponent j's rows follow the matches of those before it, seeded from there."""
+    agent = make_agent("based")
+    opponents = {"random": make_agent("random", seed=3), "constant": make_agent("constant")}
+    mixed = play_vs_opponents(agent, opponents, {"random": 2, "constant": 3}, max_timesteps=200, seed=5)
+    assert [len(mixed["random"]), len(mixed["constant"])] == [2, 3]
+    assert [d["seed"] for d in mixed["constant"]] == [7, 8, 9]
+    alone = play_matches(make_agent("based"), make_agent("constant"), 3, max_timesteps=200, seed=7)
+    assert [{k: d[k] for k in ("frames", "player_1", "player_2")} for d in mixed["constant"]] == [
+        r.to_dict() for r in alone
+    ]
+    for bad, problem in (({"random": 2}, "name exactly"), ({"random": 2, "constant": 0}, "> 0")):
+        with pytest.raises(ValueError, match=problem):
+            play_vs_opponents(agent, opponents, bad, max_timesteps=10)
+
+
 def test_format_table_aligns_columns():
     text = format_table([{"name": "based", "value": 0.5, "n": 3}, {"name": "x", "value": 12.25, "n": 10}])
     lines = text.splitlines()

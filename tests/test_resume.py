@@ -697,7 +697,12 @@ def test_an_evaluation_never_touches_the_memory_of_the_pools_snapshot_agents(tmp
     cached = dict(run.self_play.cache)
     assert cached, "the pool has agents in memory"
     before = {p: {k: v.copy() for k, v in a.get_state().items()} for p, a in cached.items()}
-    results = monitoring._play_recent_snapshots(run, run.snapshot_agent(), 999, should_stop=lambda: False)
+    snapshots = monitoring.recent_snapshots(run)
+    assert snapshots and not set(snapshots.values()) & set(cached.values()), "read afresh, not the pool's"
+    _, results = monitoring.evaluate_with_snapshots(
+        run.snapshot_agent(), ["based"], 1, 30, seed=999, snapshots={p.name: a for p, a in snapshots.items()},
+        snapshot_matches=config["eval"]["snapshot_matches"],
+    )  # fmt: skip
     assert results and all(len(r) == config["eval"]["snapshot_matches"] for r in results.values())
     for path, agent in cached.items():
         after = agent.get_state()

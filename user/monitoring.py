@@ -439,22 +439,42 @@ def evaluate_agent(
     Opponents are seeded from ``seed``, so an evaluation repeats exactly. Each
     returned EvalRow also carries ``results`` (the agent's win/draw/loss list).
     """
-    opponents = {name: make_agent(name, seed=seed + i) for i, name in enumerate(opponent_names)}
+    rows, _ = evaluate_with_snapshots(agent, opponent_names, matches_per_opponent, max_timesteps, seed, should_stop)
+    return rows
+
+
+def evaluate_with_snapshots(
+    agent: Agent,
+    opponent_names: list[str],
+    matches_per_opponent: int,
+    max_timesteps: int,
+    seed: int = 0,
+    should_stop: Callable[[], bool] | None = None,
+    snapshots: dict[str, Agent] | None = None,
+    snapshot_matches: int = 0,
+) -> tuple[list, dict[str, list[str]]]:
+    """``evaluate_agent``, with ``snapshot_matches`` against each of ``snapshots`` played in the
+    same engine pass: (the bots' EvalRows, each snapshot's results). An evaluation's cost is its
+    frames (the policy is called once per frame for all matches), so one pass costs about half of
+    a roster pass followed by a snapshot pass."""
+    bots = {name: make_agent(name, seed=seed + i) for i, name in enumerate(opponent_names)}
+    snapshots = snapshots or {}
+    counts = {**{name: matches_per_opponent for name in bots}, **{name: snapshot_matches for name in snapshots}}
     played = play_vs_opponents(
         agent,
-        opponents,
-        matches_per_opponent,
+        {**bots, **snapshots},
+        counts,
         max_timesteps,
         seed=seed,
         reward_manager=default_reward_manager(),
         should_stop=should_stop,
     )
     rows = []
-    for name, matches in played.items():
-        row = summarize(name, matches)
-        row.results = result_list(matches)  # type: ignore[attr-defined]
+    for name in bots:
+        row = summarize(name, played[name])
+        row.results = result_list(played[name])  # type: ignore[attr-defined]
         rows.append(row)
-    return rows
+    return rows, {name: result_list(played[name]) for name in snapshots}
 
 
 def eval_csv_row(row) -> dict[str, Any]:
@@ -616,10 +636,18 @@ def evaluate_run(run, steps: int) -> list[dict[str, Any]]:
     )
     should_stop = lambda: bool(run.stop_flag)  # noqa: E731
     try:
-        rows = evaluate_agent(
-            agent, opponents, ev["matches_per_opponent"], ev["max_timesteps"], seed=steps, should_stop=should_stop
+        snapshots = recent_snapshots(run)  # Elo matches, in the same pass as the bots'
+        rows, by_name = evaluate_with_snapshots(
+            agent,
+            opponents,
+            ev["matches_per_opponent"],
+            ev["max_timesteps"],
+            seed=steps,
+            should_stop=should_stop,
+            snapshots={_snapshot_name(path): a for path, a in snapshots.items()},
+            snapshot_matches=ev["snapshot_matches"],
         )
-        snapshot_results = _play_recent_snapshots(run, agent, steps, should_stop)
+        snapshot_results = {path: by_name[_snapshot_name(path)] for path in snapshots}
     except EvaluationStopped:
         # Nothing was written and next_eval is unchanged: the resumed run plays this evaluation again.
         log.info(
@@ -647,19 +675,17 @@ def evaluate_run(run, steps: int) -> list[dict[str, Any]]:
     return [eval_csv_row(r) for r in rows]
 
 
-def _play_recent_snapshots(run, agent: Agent, steps: int, should_stop) -> dict[Path, list[str]]:
-    """Results against the newest snapshots, for Elo. Each snapshot is read afresh: the self-play
-    pool's agent objects hold the memory of the training matches they play, which these matches
-    must not touch (a resumed run, whose pool cache differs, would then play differently)."""
+def recent_snapshots(run) -> dict[Path, Agent]:
+    """The newest snapshots, for Elo matches. Each is read afresh: the self-play pool's agent
+    objects hold the memory of the training matches they play, which these matches must not
+    touch (a resumed run, whose pool cache differs, would then play differently)."""
     ev = run.config["eval"]
     recent = [p for p in run.save_handler.history if p.exists()][-ev["snapshot_opponents"] :]
-    if not recent:
-        return {}
-    opponents = {p.name.removesuffix("_steps.zip"): run.self_play.agent_loader(p) for p in recent}
-    played = play_vs_opponents(
-        agent, opponents, ev["snapshot_matches"], ev["max_timesteps"], seed=steps, should_stop=should_stop
-    )
-    return {path: result_list(matches) for path, matches in zip(recent, played.values(), strict=True)}
+    return {p: run.self_play.agent_loader(p) for p in recent}
+
+
+def _snapshot_name(path: Path) -> str:
+    return "snapshot:" + path.name.removesuffix("_steps.zip")
 
 
 def _rate(run, name: str, rows, snapshot_results: dict[Path, list[str]], steps: int) -> None:
