@@ -380,9 +380,10 @@ TRAIN_CONFIG_TEST = merge_config(
         "eval": {"eval_freq": 10_000},
     },
 )
-# Evaluations every 5M steps: one costs ~32 s however fast the GPU (a policy call per frame of 2,700-frame
-# matches, the scripted bots and the engine on the CPU; benchmarks/gpu_speed.py), against a projected
-# ~0.35 h for the 10M steps on a T4, so the two of them take 5.1% of the run (every 100k: ~260%).
+# Evaluations every 5M steps: one costs ~22 s however fast the GPU (a policy call per frame of 2,700-frame
+# matches against the roster and the Elo snapshots in one pass, the scripted bots and the engine on the
+# CPU; benchmarks/gpu_speed.py), against a projected ~0.30 h for the 10M steps on a T4, so the two of
+# them take 4.1% of the run (every 100k: ~200%).
 TRAIN_CONFIG_10M = merge_config(
     _BASE_CONFIG,
     {
