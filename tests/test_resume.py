@@ -541,8 +541,8 @@ def _stop_at(monkeypatch, moment: str) -> None:
             original_start(callback)
 
         monkeypatch.setattr(T.RolloutBoundaryCallback, "_on_rollout_start", on_rollout_start)
-    else:  # during the first evaluation: a few frames into its roster matches, or into its Elo matches
-        phase = "play_vs_opponents" if moment == "during an evaluation's Elo matches" else "evaluate_agent"
+    else:  # during the first evaluation: a few frames into its pass (the roster's and the Elo snapshots' matches)
+        phase = "evaluate_with_snapshots"
         original_evaluate = T.TrainingRun.evaluate
 
         def evaluate(run, steps):
@@ -575,7 +575,6 @@ def _stop_at(monkeypatch, moment: str) -> None:
         ("between saves", 512, 384),
         ("during an evaluation", 384, 384),
         ("during an evaluation", 512, 512),  # at a scheduled save: its snapshot must not be in the replay's pool
-        ("during an evaluation's Elo matches", 512, 512),  # after its roster matches, against the snapshots
     ],
 )
 def test_a_stop_between_scheduled_saves_resumes_bit_identically_with_self_play(
