@@ -321,3 +321,23 @@ def test_every_flag_in_the_readmes_scale_section_exists():
     assert {"--storage", "--resume", "--backend", "--ray-address", "--grid", "--seeds"} <= flags
     for flag in sorted(flags):
         assert flag in helps or flag in trainer, f"{flag} is named in the README's scale section but no --help lists it"
+
+
+def test_a_failed_sweep_restored_with_resume_continues_from_its_last_checkpoint(ray_instance, tmp_path):
+    """The experiment errors (no retries left), then `sweep --resume` restores it through Tune: the trial
+    continues from its checkpoint at 128, not from step 0, and ends with the uninterrupted run's weights."""
+    storage = tmp_path / "sweep"
+    trials = scale.plan_sweep(tiny_config(**SHORT), [0], None)
+    trials[0]["crash_once"] = str(tmp_path / "crashed")
+    with pytest.raises(ConfigError, match=r"1 trial\(s\) failed: set0_seed0; fix the cause, then --resume"):
+        scale.run_sweep(storage, trials, "ray", parallel=1, max_failures=0)
+    run_dir = storage / "runs" / "set0_seed0"
+    assert scale.newest_checkpoint_step(run_dir) == 128
+    assert scale.main(["sweep", "--resume", "--storage", str(storage), "--backend", "ray"]) == 0
+    assert scale.newest_checkpoint_step(run_dir) == 256
+    assert "Resuming" in (run_dir / "training.log").read_text()
+    straight = tmp_path / "straight"
+    T.run_training_loop(tiny_config(**SHORT), straight, progress=False)
+    assert same_weights(policy_weights(run_dir), policy_weights(straight))
+    with open(storage / "results.csv", newline="") as fh:
+        assert [r["step"] for r in csv.DictReader(fh)] == ["128", "256"]
