@@ -45,8 +45,10 @@ import json
 import logging
 import math
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -420,7 +422,7 @@ def _tune_trial(param: dict[str, Any], storage: str) -> None:
     run_trial(trial, storage_path, report)
 
 
-def sweep_on_ray(storage: Path, names: list[str], parallel: int, max_failures: int, resume: bool) -> list[str]:
+def sweep_on_ray(storage: Path, names: list[str], parallel: int | None, max_failures: int, resume: bool) -> list[str]:
     """Run (or continue) the experiment's trials as Tune trials; returns the names of trials that failed."""
     from ray import tune
 
@@ -454,35 +456,106 @@ def sweep_on_ray(storage: Path, names: list[str], parallel: int, max_failures: i
 def sweep_locally(storage: Path, names: list[str], parallel: int, max_failures: int) -> list[str]:
     """The trials as subprocesses of this script (``trial``), ``parallel`` at a time; a failed one is
     started again (it continues from its newest checkpoint) up to ``max_failures`` times."""
-    logs = storage / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // parallel)))
-    pending, running, failures, failed = list(names), {}, dict.fromkeys(names, 0), []
-    while pending or running:
-        while pending and len(running) < parallel:
-            name = pending.pop(0)
-            command = [sys.executable, "-m", "user.scale", "trial", "--storage", str(storage), "--trial", name]
-            with open(logs / f"{name}.log", "a", encoding="utf-8") as out:
-                running[name] = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-            log.info("Trial %s started (pid %d)", name, running[name].pid)
+    pending = list(names)
+    return run_subprocess_trials(storage, parallel, max_failures, lambda: pending.pop(0) if pending else None)
+
+
+def run_subprocess_trials(
+    storage: Path,
+    parallel: int,
+    max_failures: int,
+    next_trial: Callable[[], str | None],
+    finished: Callable[[str, bool], None] | None = None,
+) -> list[str]:
+    """Run trials as subprocesses, ``parallel`` at a time, asking ``next_trial()`` for the next name (None:
+    no more) and telling ``finished(name, ok)``; a failed trial is started again up to ``max_failures``
+    times. Ctrl-C or SIGTERM stops every running trial with SIGTERM, which saves its checkpoint first.
+    Returns the trials that failed."""
+    runner = _SubprocessTrials(storage, parallel)
+    retry: list[str] = []
+    failures: dict[str, int] = {}
+    failed: list[str] = []
+    more = True
+    with _sigterm_as_interrupt():
+        try:
+            while True:
+                while len(runner.running) < parallel and (retry or more):
+                    name = retry.pop(0) if retry else next_trial()
+                    if name is None:
+                        more = False
+                    else:
+                        runner.start(name)
+                if not runner.running:
+                    return failed
+                for name, code in runner.wait_for_exits():
+                    if code != 0 and failures.get(name, 0) < max_failures:
+                        failures[name] = failures.get(name, 0) + 1
+                        log.warning("Trial %s exited with %d: retry %d of %d", name, code, failures[name], max_failures)
+                        retry.append(name)
+                        continue
+                    if code != 0:
+                        failed.append(name)
+                        log.error("Trial %s failed (exit %d); its output: %s", name, code, runner.log_of(name))
+                    if finished is not None:
+                        finished(name, code == 0)
+        except KeyboardInterrupt:
+            stopped = runner.stop_all()
+            raise ConfigError(
+                f"stopped: {stopped} running trial(s) saved a checkpoint; continue with --resume --storage {storage}"
+            ) from None
+
+
+class _SubprocessTrials:
+    """The local backend's running trials: ``python -m user.scale trial`` per trial, output in logs/."""
+
+    def __init__(self, storage: Path, parallel: int):
+        self.storage = storage
+        (storage / "logs").mkdir(parents=True, exist_ok=True)
+        self.env = dict(os.environ)
+        self.env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // parallel)))
+        self.running: dict[str, subprocess.Popen] = {}
+
+    def log_of(self, name: str) -> Path:
+        return self.storage / "logs" / f"{name}.log"
+
+    def start(self, name: str) -> None:
+        command = [sys.executable, "-m", "user.scale", "trial", "--storage", str(self.storage), "--trial", name]
+        with open(self.log_of(name), "a", encoding="utf-8") as out:
+            self.running[name] = subprocess.Popen(command, cwd=REPO, env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        log.info("Trial %s started (pid %d)", name, self.running[name].pid)
+
+    def wait_for_exits(self) -> list[tuple[str, int]]:
         time.sleep(0.5)
-        for name, proc in list(running.items()):
-            if proc.poll() is None:
-                continue
-            del running[name]
-            if proc.returncode == 0:
+        exited = [(name, proc.returncode) for name, proc in self.running.items() if proc.poll() is not None]
+        for name, code in exited:
+            del self.running[name]
+            if code == 0:
                 log.info("Trial %s finished", name)
-            elif failures[name] < max_failures:
-                failures[name] += 1
-                log.warning(
-                    "Trial %s exited with %d: retry %d of %d", name, proc.returncode, failures[name], max_failures
-                )
-                pending.append(name)
-            else:
-                failed.append(name)
-                log.error("Trial %s failed (exit %d); its output: %s", name, proc.returncode, logs / f"{name}.log")
-    return failed
+        return exited
+
+    def stop_all(self) -> int:
+        for proc in self.running.values():
+            proc.terminate()  # the trainer's SIGTERM: a checkpoint at the next safe point, then exit
+        for proc in self.running.values():
+            proc.wait()
+        return len(self.running)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM ends the local runner as Ctrl-C does (main thread only; elsewhere nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # ==================================================================================
@@ -496,13 +569,13 @@ def run_sweep(
     storage: Path,
     trials: list[dict[str, Any]] | None,
     backend: str,
-    parallel: int,
+    parallel: int | None,
     max_failures: int = 2,
     resume: bool = False,
 ) -> list[dict[str, Any]]:
     """Write the experiment (or, with ``resume``, continue the one in ``storage``), run its trials on
     ``backend`` (Ray must be up for "ray": :func:`ray_session`), then write results.csv and the plot."""
-    if parallel < 1:
+    if parallel is not None and parallel < 1:
         raise ConfigError(f"--parallel must be a positive integer, got {parallel}")
     if max_failures < 0:
         raise ConfigError(f"--max-failures must be 0 or more, got {max_failures}")
@@ -515,11 +588,11 @@ def run_sweep(
             )
         write_experiment(storage, "sweep", trials or [])
     names = [t["name"] for t in trials or []]
-    log.info("Sweep of %d trials in %s (%s backend, %d at a time)", len(names), storage, backend, parallel)
+    log.info("Sweep of %d trials in %s (%s backend)", len(names), storage, backend)
     if backend == "ray":
         failed = sweep_on_ray(storage, names, parallel, max_failures, resume)
     else:
-        failed = sweep_locally(storage, names, parallel, max_failures)
+        failed = sweep_locally(storage, names, parallel or (os.cpu_count() or 1), max_failures)
     rows = finish_results(storage, names)
     if failed:
         raise ConfigError(f"{len(failed)} trial(s) failed: {', '.join(failed)}; fix the cause, then --resume")
@@ -542,12 +615,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             check_override_items(items, "--grid")
         args_for_config = argparse.Namespace(config=args.config, config_file=args.config_file, set=args.set)
         trials = plan_sweep(T.resolve_cli_config(args_for_config), seeds, args.grid)
-    parallel = args.parallel or (os.cpu_count() or 1)
     if backend == "ray":
         with ray_session(args.ray_address, args.num_cpus, Path(args.ray_temp_dir)):
-            rows = run_sweep(storage, trials, backend, parallel, args.max_failures, args.resume)
+            rows = run_sweep(storage, trials, backend, args.parallel, args.max_failures, args.resume)
     else:
-        rows = run_sweep(storage, trials, backend, parallel, args.max_failures, args.resume)
+        rows = run_sweep(storage, trials, backend, args.parallel, args.max_failures, args.resume)
     best = best_trial(rows)
     if best:
         print(f"best trial: {best} ({run_dir_of(storage, best)})")
@@ -693,7 +765,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="one override set (the trainer's --set items); give --grid once per set",
     )
-    sweep.add_argument("--parallel", type=int, help="trials at once (default: the CPU count)")
+    sweep.add_argument("--parallel", type=int, help="trials at once (default: as many as the CPUs allow, one CPU each)")
     sweep.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial (default 2)")
     sweep.set_defaults(func=_cmd_sweep)
 
