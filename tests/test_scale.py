@@ -308,7 +308,7 @@ def test_every_flag_in_the_readmes_scale_section_exists():
 
     section = SCALE_SECTION.search((REPO / "README.md").read_text()).group(0)
     helps = ""
-    for sub in ("sweep", "rate"):
+    for sub in ("sweep", "rate", "search"):
         done = subprocess.run(
             [sys.executable, "user/scale.py", sub, "--help"], cwd=REPO, capture_output=True, text=True, timeout=120
         )
@@ -318,7 +318,7 @@ def test_every_flag_in_the_readmes_scale_section_exists():
     ).stdout
     ray_cli = {"--generate", "--head", "--node-ip-address", "--port", "--include-dashboard", "--address"}
     flags = set(re.findall(r"(?<![\w-])(--[a-z][a-z_-]+)", section)) - ray_cli
-    assert {"--storage", "--resume", "--backend", "--ray-address", "--grid", "--seeds"} <= flags
+    assert {"--storage", "--resume", "--backend", "--ray-address", "--grid", "--seeds", "--param", "--trials"} <= flags
     for flag in sorted(flags):
         assert flag in helps or flag in trainer, f"{flag} is named in the README's scale section but no --help lists it"
 
@@ -341,3 +341,69 @@ def test_a_failed_sweep_restored_with_resume_continues_from_its_last_checkpoint(
     assert same_weights(policy_weights(run_dir), policy_weights(straight))
     with open(storage / "results.csv", newline="") as fh:
         assert [r["step"] for r in csv.DictReader(fh)] == ["128", "256"]
+
+
+# --- search ------------------------------------------------------------------------------------
+def test_search_params_parse_and_bad_ones_are_named():
+    assert scale.parse_param("agent.learning_rate=loguniform:1e-5:1e-3") == (
+        "agent.learning_rate",
+        {"kind": "loguniform", "low": 1e-5, "high": 1e-3},
+    )
+    assert scale.parse_param("agent.n_epochs=int:1:3") == ("agent.n_epochs", {"kind": "int", "low": 1, "high": 3})
+    assert scale.parse_param("agent.net_arch=choice:[{pi: [16], vf: [16]}, {pi: [8], vf: [8]}]")[1]["choices"][1] == {
+        "pi": [8],
+        "vf": [8],
+    }
+    for item, message in (
+        ("agent.ent_coef", "--param expects key.path=KIND:ARGS"),
+        ("agent.ent_coef=normal:0:1", "unknown kind 'normal'"),
+        ("agent.ent_coef=uniform:0.1:0.01", "need LOW < HIGH"),
+        ("agent.ent_coef=loguniform:0:1", "and LOW > 0"),
+        ("agent.n_epochs=int:1:x", "int needs LOW:HIGH numbers"),
+        ("agent.batch_size=choice:512", "choice needs a YAML list"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            scale.parse_param(item)
+    with pytest.raises(ConfigError, match="unknown config key 'agent.nope'"):
+        scale.plan_search(tiny_config(), ["agent.nope=uniform:0:1"], 2)
+    with pytest.raises(ConfigError, match="--trials must be a positive integer"):
+        scale.plan_search(tiny_config(), ["agent.ent_coef=uniform:0:0.1"], 0)
+    experiment = scale.plan_search(tiny_config(**SHORT), ["agent.ent_coef=uniform:0:0.1", "agent.n_epochs=int:1:2"], 2)
+    trial = scale.sampled_trial(experiment, "trial_000", {"agent.ent_coef": 0.05, "agent.n_epochs": 2})
+    assert trial["config"]["agent"]["ent_coef"] == 0.05 and trial["config"]["agent"]["n_epochs"] == 2
+    assert trial["overrides"] == ["agent.ent_coef=0.05", "agent.n_epochs=2"]
+
+
+SEARCH_SPACE = ["agent.ent_coef=uniform:0.0:0.05", "agent.learning_rate=loguniform:1e-4:1e-3"]
+
+
+def check_search(storage: Path, names: list[str]) -> None:
+    with open(storage / "results.csv", newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert [(r["trial"], r["step"]) for r in table] == [(n, s) for n in names for s in ("128", "256")]
+    for name in names:
+        trial = scale.trial_named(storage, name)
+        assert 0.0 <= trial["params"]["agent.ent_coef"] <= 0.05
+        assert 1e-4 <= trial["config"]["agent"]["learning_rate"] <= 1e-3
+        assert (storage / "runs" / name / "rl_model_256_steps.zip").exists()
+
+
+@pytest.mark.slow  # two trainer subprocesses
+def test_a_local_search_samples_with_optuna_and_runs_its_trials_as_subprocesses(tmp_path):
+    optuna = pytest.importorskip("optuna")
+    storage = tmp_path / "search"
+    experiment = scale.plan_search(tiny_config(**SHORT), SEARCH_SPACE, 2)
+    scale.run_search(storage, experiment, "local", parallel=2, seed=3)
+    check_search(storage, ["trial_000", "trial_001"])
+    study = optuna.load_study(study_name="search", storage=f"sqlite:///{storage / 'optuna.db'}")
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+
+
+def test_a_search_on_ray_samples_with_optunasearch(ray_instance, tmp_path):
+    pytest.importorskip("optuna")
+    storage = tmp_path / "search"
+    experiment = scale.plan_search(tiny_config(**SHORT), SEARCH_SPACE, 2)
+    scale.run_search(storage, experiment, "ray", parallel=2, seed=3)
+    names = scale.sampled_trial_names(storage)
+    assert len(names) == 2 and all(n.startswith("trial_") for n in names)
+    check_search(storage, names)

@@ -18,6 +18,8 @@ Subcommands
   the trainer's ``--mode league`` (user/modes.py), whose rows are played as Ray tasks (a task whose
   worker dies is retried) and applied in the league's canonical order, so the table equals the local
   one. Without Ray, the local round robin.
+- ``search``: hyperparameter search with Optuna's TPE (``--param KEY=KIND:ARGS``, ``--trials``), on Ray through
+  Tune's OptunaSearch, without it Optuna alone (its study in ``optuna.db``); trials run as a sweep's do.
 
 Every subcommand takes ``--ray-address`` (default: start a new local Ray on this machine, bound to
 127.0.0.1: never an old cluster that an earlier run left behind), ``--storage`` (default
@@ -39,6 +41,7 @@ import contextlib
 import copy
 import csv
 import dataclasses
+import functools
 import importlib.util
 import io
 import json
@@ -156,10 +159,84 @@ def read_experiment(storage: Path) -> dict[str, Any]:
 
 
 def trial_named(storage: Path, name: str) -> dict[str, Any]:
+    """A trial of the experiment: listed in experiment.json (sweep) or sampled into trials/<name>.json (search)."""
+    sampled = storage / "trials" / f"{name}.json"
+    if sampled.exists():
+        return json.loads(sampled.read_text(encoding="utf-8"))
     for trial in read_experiment(storage)["trials"]:
         if trial["name"] == name:
             return trial
     raise ConfigError(f"{storage / 'experiment.json'} has no trial {name!r}")
+
+
+def sampled_trial_names(storage: Path) -> list[str]:
+    return sorted(p.stem for p in (storage / "trials").glob("*.json"))
+
+
+# --- search: the space of --param KEY=KIND:ARGS ------------------------------------------------
+PARAM_KINDS = ("uniform", "loguniform", "int", "choice")
+
+
+def parse_param(item: str) -> tuple[str, dict[str, Any]]:
+    """``agent.learning_rate=loguniform:1e-5:1e-3`` → ``("agent.learning_rate", {"kind": ..., ...})``;
+    kinds: ``uniform:LOW:HIGH``, ``loguniform:LOW:HIGH``, ``int:LOW:HIGH`` (both ends included),
+    ``choice:[A, B, ...]`` (a YAML list of the trainer's --set values)."""
+    from user.config_tools import load_yaml
+
+    key, _, spec = item.partition("=")
+    kind, _, rest = spec.partition(":")
+    if not key or not spec:
+        raise ConfigError(f"--param expects key.path=KIND:ARGS, got {item!r}")
+    if kind not in PARAM_KINDS:
+        raise ConfigError(f"--param {key}: unknown kind {kind!r}; choose from {', '.join(PARAM_KINDS)}")
+    if kind == "choice":
+        try:
+            choices = load_yaml(rest)
+        except Exception:
+            choices = None
+        if not isinstance(choices, list) or not choices:
+            raise ConfigError(f"--param {key}: choice needs a YAML list, e.g. choice:[512, 1024], got {rest!r}")
+        return key, {"kind": kind, "choices": choices}
+    low, _, high = rest.partition(":")
+    try:
+        bounds = (int(low), int(high)) if kind == "int" else (float(low), float(high))
+    except ValueError:
+        raise ConfigError(f"--param {key}: {kind} needs LOW:HIGH numbers, got {rest!r}") from None
+    if not bounds[0] < bounds[1] or (kind == "loguniform" and bounds[0] <= 0):
+        raise ConfigError(
+            f"--param {key}: need LOW < HIGH{' and LOW > 0' if kind == 'loguniform' else ''}, got {rest!r}"
+        )
+    return key, {"kind": kind, "low": bounds[0], "high": bounds[1]}
+
+
+SEARCH_METRICS = ("worst_win_rate", "mean_win_rate", "elo", "ep_rew_mean")
+
+
+def plan_search(config: dict, params: list[str], trials: int, metric: str = "worst_win_rate") -> dict[str, Any]:
+    """The search's experiment: the base config and the parsed space, each key checked against the
+    trainer's config (with the space's first value) before anything runs."""
+    from user.train_agent import validate_config
+
+    if trials < 1:
+        raise ConfigError(f"--trials must be a positive integer, got {trials}")
+    if metric not in SEARCH_METRICS:
+        raise ConfigError(f"--metric {metric!r}: choose from {', '.join(SEARCH_METRICS)}")
+    if not params:
+        raise ConfigError("search needs at least one --param key.path=KIND:ARGS")
+    space = dict(parse_param(item) for item in params)
+    for key, spec in space.items():
+        sample = spec["choices"][0] if spec["kind"] == "choice" else spec["low"]
+        validate_config(apply_overrides(copy.deepcopy(config), [f"{key}={json.dumps(sample)}"]))
+    return {"kind": "search", "base": config, "space": space, "trials": [], "n_trials": trials, "metric": metric}
+
+
+def sampled_trial(experiment: dict[str, Any], name: str, values: dict[str, Any]) -> dict[str, Any]:
+    """A trial of the search with these sampled ``values``, its config resolved like a sweep's."""
+    values = {key: getattr(value, "item", lambda v=value: v)() for key, value in values.items()}  # NumPy scalars
+    overrides = [f"{key}={json.dumps(values[key])}" for key in experiment["space"]]
+    seed = int(experiment["base"]["training"]["seed"])
+    trial = plan_sweep(experiment["base"], [seed], [overrides])[0]
+    return {**trial, "name": name, "params": values}
 
 
 # ==================================================================================
@@ -558,6 +635,161 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def write_sampled_trial(storage: Path, trial: dict[str, Any]) -> None:
+    (storage / "trials").mkdir(parents=True, exist_ok=True)
+    path = storage / "trials" / f"{trial['name']}.json"
+    if not path.exists():  # a retried or resumed trial keeps the values it was sampled with
+        atomic_write_text(path, json.dumps(trial, indent=2, default=list))
+
+
+def _tune_search_trial(param: dict[str, Any], storage: str) -> None:
+    """A Tune trial of ``search``: the values OptunaSearch sampled, as a trainer run (see _tune_trial)."""
+    from ray import tune
+
+    storage_path = Path(storage)
+    name = f"trial_{tune.get_context().get_trial_id()}"
+    write_sampled_trial(storage_path, sampled_trial(read_experiment(storage_path), name, param))
+    _tune_trial({"trial": name}, storage)
+
+
+def tune_space(space: dict[str, Any]) -> dict[str, Any]:
+    from ray import tune
+
+    make = {
+        "uniform": lambda s: tune.uniform(s["low"], s["high"]),
+        "loguniform": lambda s: tune.loguniform(s["low"], s["high"]),
+        "int": lambda s: tune.randint(s["low"], s["high"] + 1),  # Tune's upper end is excluded
+        "choice": lambda s: tune.choice(s["choices"]),
+    }
+    return {key: make[spec["kind"]](spec) for key, spec in space.items()}
+
+
+def search_on_ray(
+    storage: Path, experiment: dict[str, Any], parallel: int | None, max_failures: int, resume: bool, seed: int
+) -> list[str]:
+    """The search as Tune trials sampled by Optuna's TPE (OptunaSearch), maximising ``metric``."""
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+
+    trainable = tune.with_resources(tune.with_parameters(_tune_search_trial, storage=str(storage)), {"cpu": 1})
+    tune_dir = storage / "tune"
+    if resume and tune.Tuner.can_restore(str(tune_dir)):
+        tuner = tune.Tuner.restore(str(tune_dir), trainable, resume_errored=True)
+    else:
+        searcher = OptunaSearch(metric=experiment["metric"], mode="max", seed=seed)
+        tuner = tune.Tuner(
+            trainable,
+            param_space=tune_space(experiment["space"]),
+            tune_config=tune.TuneConfig(
+                search_alg=searcher, num_samples=experiment["n_trials"], max_concurrent_trials=parallel
+            ),
+            run_config=tune.RunConfig(
+                name="tune",
+                storage_path=str(storage),
+                failure_config=tune.FailureConfig(max_failures=max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                verbose=0,
+            ),
+        )
+    return [f"trial_{r.metrics.get('trial_id', '?')}" for r in tuner.fit() if r.error is not None]
+
+
+def search_locally(storage: Path, experiment: dict[str, Any], parallel: int, max_failures: int, seed: int) -> list[str]:
+    """The search with Optuna's TPE directly (its study in ``optuna.db``, so --resume continues it), the
+    trials as subprocesses like a local sweep's; a trial's value is its last report's ``metric``."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        study_name="search",
+        storage=f"sqlite:///{storage / 'optuna.db'}",
+        load_if_exists=True,
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=seed),
+    )
+    distributions = {
+        key: (
+            optuna.distributions.CategoricalDistribution([json.dumps(c) for c in spec["choices"]])
+            if spec["kind"] == "choice"
+            else optuna.distributions.IntDistribution(spec["low"], spec["high"])
+            if spec["kind"] == "int"
+            else optuna.distributions.FloatDistribution(spec["low"], spec["high"], log=spec["kind"] == "loguniform")
+        )
+        for key, spec in experiment["space"].items()
+    }
+    numbers: dict[str, int] = {}
+    unfinished = [t.number for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]  # a stopped driver
+
+    def next_trial() -> str | None:
+        if unfinished:
+            number = unfinished.pop(0)
+        elif len(study.trials) < experiment["n_trials"]:
+            trial = study.ask(distributions)
+            values = {
+                k: json.loads(v) if experiment["space"][k]["kind"] == "choice" else v for k, v in trial.params.items()
+            }
+            number = trial.number
+            write_sampled_trial(storage, sampled_trial(experiment, f"trial_{number:03d}", values))
+        else:
+            return None
+        numbers[f"trial_{number:03d}"] = number
+        return f"trial_{number:03d}"
+
+    def finished(name: str, ok: bool) -> None:
+        rows = read_reports(reports_of(storage, name))
+        value = rows[-1].get(experiment["metric"]) if rows else None
+        if ok and value is not None:
+            study.tell(numbers[name], value)
+        else:
+            study.tell(numbers[name], state=optuna.trial.TrialState.FAIL)
+
+    return run_subprocess_trials(storage, parallel, max_failures, next_trial, finished)
+
+
+def run_search(
+    storage: Path,
+    experiment: dict[str, Any] | None,
+    backend: str,
+    parallel: int | None,
+    max_failures: int = 2,
+    resume: bool = False,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Write the search's experiment (or continue the one in ``storage``), run it, write results.csv and
+    the plot. Needs Optuna (requirements-scale.txt)."""
+    if importlib.util.find_spec("optuna") is None:
+        raise ConfigError("search needs Optuna: pip install -r requirements-scale.txt")
+    if parallel is not None and parallel < 1:
+        raise ConfigError(f"--parallel must be a positive integer, got {parallel}")
+    if resume:
+        experiment = read_experiment(storage)
+        if experiment.get("kind") != "search":
+            raise ConfigError(f"--resume: {storage} holds a {experiment.get('kind')}, not a search")
+    else:
+        if (storage / "experiment.json").exists():
+            raise ConfigError(
+                f"{storage} already holds an experiment: continue it with --resume, or choose another --storage"
+            )
+        storage.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(storage / "experiment.json", json.dumps(experiment, indent=2, default=list))
+    assert experiment is not None
+    log.info(
+        "Search of %d trials over %s in %s (%s backend)",
+        experiment["n_trials"],
+        ", ".join(experiment["space"]),
+        storage,
+        backend,
+    )
+    if backend == "ray":
+        failed = search_on_ray(storage, experiment, parallel, max_failures, resume, seed)
+    else:
+        failed = search_locally(storage, experiment, parallel or (os.cpu_count() or 1), max_failures, seed)
+    rows = finish_results(storage, sampled_trial_names(storage))
+    if failed:
+        raise ConfigError(f"{len(failed)} trial(s) failed: {', '.join(failed)}; fix the cause, then --resume")
+    return rows
+
+
 # ==================================================================================
 # === Commands ===
 # ==================================================================================
@@ -623,6 +855,38 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     best = best_trial(rows)
     if best:
         print(f"best trial: {best} ({run_dir_of(storage, best)})")
+    print(f"wrote {storage / 'results.csv'} and {storage / 'results.png'}")
+    return 0
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    storage = storage_of(args)
+    backend = pick_backend(args.backend, args.ray_address)
+    experiment = None
+    if args.resume:
+        if args.param or args.set or args.config or args.config_file:
+            raise ConfigError(
+                "--resume continues the search in --storage with its own space; drop --param/--set/--config"
+            )
+    else:
+        from user import train_agent as T
+
+        check_override_items(args.set or [], "--set")
+        for item in args.param or []:
+            parse_param(item)  # a bad --param stops before the config is built
+        base = T.resolve_cli_config(argparse.Namespace(config=args.config, config_file=args.config_file, set=args.set))
+        experiment = plan_search(base, args.param or [], args.trials, args.metric)
+    run = functools.partial(
+        run_search, storage, experiment, backend, args.parallel, args.max_failures, args.resume, args.search_seed
+    )
+    if backend == "ray":
+        with ray_session(args.ray_address, args.num_cpus, Path(args.ray_temp_dir)):
+            rows = run()
+    else:
+        rows = run()
+    best = best_trial(rows)
+    if best:
+        print(f"best trial: {best} {json.dumps(trial_named(storage, best)['params'])} ({run_dir_of(storage, best)})")
     print(f"wrote {storage / 'results.csv'} and {storage / 'results.png'}")
     return 0
 
@@ -768,6 +1032,28 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--parallel", type=int, help="trials at once (default: as many as the CPUs allow, one CPU each)")
     sweep.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial (default 2)")
     sweep.set_defaults(func=_cmd_sweep)
+
+    search = commands.add_parser("search", parents=[common], help="hyperparameter search with Optuna's TPE")
+    search.add_argument("--config", help="the trainer's config name (default: TRAIN_CONFIG)")
+    search.add_argument("--config-file", help="load the base config from a YAML or JSON file")
+    search.add_argument("--set", action="append", metavar="KEY=VALUE", help="an override for every trial")
+    search.add_argument(
+        "--param",
+        action="append",
+        metavar="KEY=KIND:ARGS",
+        help="a searched value: uniform:LOW:HIGH, loguniform:LOW:HIGH, int:LOW:HIGH or choice:[A, B]",
+    )
+    search.add_argument("--trials", type=int, default=8, help="trials to sample (default 8)")
+    search.add_argument(
+        "--metric",
+        default="worst_win_rate",
+        choices=SEARCH_METRICS,
+        help="maximised, as of each trial's last checkpoint (default worst_win_rate)",
+    )
+    search.add_argument("--search-seed", type=int, default=0, help="the sampler's seed (default 0)")
+    search.add_argument("--parallel", type=int, help="trials at once (default: as many as the CPUs allow)")
+    search.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial (default 2)")
+    search.set_defaults(func=_cmd_search)
 
     rate = commands.add_parser("rate", parents=[common], help="a round robin with Elo over run folders and the roster")
     rate.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run folders")
