@@ -308,7 +308,7 @@ def test_every_flag_in_the_readmes_scale_section_exists():
 
     section = SCALE_SECTION.search((REPO / "README.md").read_text()).group(0)
     helps = ""
-    for sub in ("sweep", "rate", "search"):
+    for sub in ("sweep", "rate", "search", "pbt"):
         done = subprocess.run(
             [sys.executable, "user/scale.py", sub, "--help"], cwd=REPO, capture_output=True, text=True, timeout=120
         )
@@ -407,3 +407,44 @@ def test_a_search_on_ray_samples_with_optunasearch(ray_instance, tmp_path):
     names = scale.sampled_trial_names(storage)
     assert len(names) == 2 and all(n.startswith("trial_") for n in names)
     check_search(storage, names)
+
+
+# --- pbt ---------------------------------------------------------------------------------------
+def test_pbt_mutates_only_what_a_resume_accepts_and_an_adopted_checkpoint_continues_exactly(short_run, tmp_path):
+    experiment = scale.plan_pbt(tiny_config(**SHORT), 2, ["agent.ent_coef=uniform:0:0.05"])
+    assert [(t["name"], t["seed"]) for t in experiment["trials"]] == [("member0", 0), ("member1", 1)]
+    for item, message in (
+        ("agent.n_steps=choice:[32, 64]", "--mutate agent.n_steps: a resumed run cannot change it"),
+        ("training.seed=int:0:5", "--mutate training.seed: a resumed run cannot change it"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            scale.plan_pbt(tiny_config(**SHORT), 2, [item])
+    with pytest.raises(ConfigError, match="--population must be at least 2"):
+        scale.plan_pbt(tiny_config(**SHORT), 1, ["agent.ent_coef=uniform:0:0.05"])
+    # The exploit: a member's own folder moved aside, the source's run taken from its step 128, resumed to
+    # the source's end with the source's weights (the same seed and values: bit for bit).
+    member = tmp_path / "runs" / "member1"
+    member.mkdir(parents=True)
+    (member / "monitor.csv").write_text("#{}\nr,l,t\n")
+    scale.adopt_checkpoint(member, short_run, 128)
+    assert (tmp_path / "runs" / "member1.attempt1" / "monitor.csv").exists()
+    assert scale.newest_checkpoint_step(member) == 128 and not (member / "rl_model_256_steps.zip").exists()
+    T.resume_training(member, progress=False)
+    assert same_weights(policy_weights(member), policy_weights(short_run))
+
+
+def test_pbt_on_ray_copies_the_better_member_and_mutates(ray_instance, tmp_path):
+    storage = tmp_path / "pbt"
+    experiment = scale.plan_pbt(tiny_config(training__total_timesteps=512), 2, ["agent.ent_coef=uniform:0:0.05"])
+    rows = scale.run_pbt(storage, experiment, interval=256, quantile=0.5, max_failures=1, synch=True)
+    for name in ("member0", "member1"):
+        assert scale.newest_checkpoint_step(storage / "runs" / name) == 512
+    assert {r["trial"] for r in rows} == {"member0", "member1"}
+    # At each interval the worse member (of 2, quantile 0.5) takes the better one's run (its own folder moved
+    # aside) and goes on with a mutated value.
+    exploited = sorted(p.name for p in (storage / "runs").glob("member*.attempt*"))
+    assert exploited, "no member took another's run"
+    member = exploited[0].split(".")[0]
+    values = [r["overrides"] for r in rows if r["trial"] == member]
+    assert len(set(values)) > 1 and all(v.startswith("agent.ent_coef=") for v in values)
+    assert all(0.0 <= float(v.split("=")[1]) <= 0.05 for v in values)

@@ -20,6 +20,8 @@ Subcommands
   one. Without Ray, the local round robin.
 - ``search``: hyperparameter search with Optuna's TPE (``--param KEY=KIND:ARGS``, ``--trials``), on Ray through
   Tune's OptunaSearch, without it Optuna alone (its study in ``optuna.db``); trials run as a sweep's do.
+- ``pbt``: population-based training on Ray (Tune's PopulationBasedTraining): members that fall behind
+  continue a better member's run with mutated ``--mutate`` values, only those a ``--resume`` accepts.
 
 Every subcommand takes ``--ray-address`` (default: start a new local Ray on this machine, bound to
 127.0.0.1: never an old cluster that an earlier run left behind), ``--storage`` (default
@@ -48,6 +50,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -292,7 +295,10 @@ def set_aside(run_dir: Path) -> Path | None:
 
 
 def run_trial(
-    trial: dict[str, Any], storage: Path, report: Callable[[dict[str, Any], dict[str, Any]], None] | None = None
+    trial: dict[str, Any],
+    storage: Path,
+    report: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
+    resume_overrides: list[str] | None = None,
 ) -> None:
     """Run one trial to its last step: a new run, or the continuation of its folder's newest checkpoint
     (a retried or resumed trial continues exactly, as ``--resume`` does). Each scheduled checkpoint
@@ -319,7 +325,7 @@ def run_trial(
         log.info("Trial %s is finished (step %s)", trial["name"], f"{step:,}")
     elif step is not None:
         log.info("Trial %s continues from its checkpoint at step %s", trial["name"], f"{step:,}")
-        T.resume_training(run_dir, progress=False, on_checkpoint=on_checkpoint)
+        T.resume_training(run_dir, resume_overrides, progress=False, on_checkpoint=on_checkpoint)
     else:
         set_aside(run_dir)
         T.run_training_loop(copy.deepcopy(trial["config"]), run_dir, progress=False, on_checkpoint=on_checkpoint)
@@ -483,20 +489,10 @@ def _tune_trial(param: dict[str, Any], storage: str) -> None:
 
     storage_path = Path(storage)
     trial = trial_named(storage_path, param["trial"])
-    pointer = storage_path / "pointers" / trial["name"]
-
-    def report(row: dict[str, Any], summary: dict[str, Any]) -> None:
-        pointer.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(
-            pointer / "pointer.json", json.dumps({"run_dir": str(run_dir_of(storage_path, trial["name"])), **row})
-        )
-        metrics = {k: (math.nan if row[k] is None else row[k]) for k in RESULT_COLUMNS[3:-1]}
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(pointer)))
-
     restored = tune.get_checkpoint()
     if restored is not None:
         log.info("Tune restarts trial %s from its checkpoint %s", trial["name"], restored.path)
-    run_trial(trial, storage_path, report)
+    _run_reporting(trial, storage_path, None)
 
 
 def sweep_on_ray(storage: Path, names: list[str], parallel: int | None, max_failures: int, resume: bool) -> list[str]:
@@ -790,6 +786,179 @@ def run_search(
     return rows
 
 
+# --- pbt: population-based training, mutating only what a resume accepts -----------------------------
+def plan_pbt(config: dict, population: int, mutations: list[str]) -> dict[str, Any]:
+    """The population (``member<i>``, seeds ``seed + i``) and the mutated values' space; a key that a
+    ``--resume`` may not change (user/resume.py's frozen keys: sizes, env, reward, seed, ...) is refused."""
+    from user.resume import check_resumable_changes
+    from user.train_agent import validate_config
+
+    if population < 2:
+        raise ConfigError(f"--population must be at least 2 (PBT copies the better members), got {population}")
+    if not mutations:
+        raise ConfigError("pbt needs at least one --mutate key.path=KIND:ARGS")
+    space = dict(parse_param(item) for item in mutations)
+    for key, spec in space.items():
+        sample = spec["choices"][-1] if spec["kind"] == "choice" else spec["high"]
+        changed = validate_config(apply_overrides(copy.deepcopy(config), [f"{key}={json.dumps(sample)}"]))
+        try:
+            check_resumable_changes(config, changed)
+        except ConfigError:
+            raise ConfigError(f"--mutate {key}: a resumed run cannot change it, so PBT cannot mutate it") from None
+    seed = int(config["training"]["seed"])
+    members = plan_sweep(config, [seed + i for i in range(population)], None)
+    for i, member in enumerate(members):
+        member["name"] = f"member{i}"
+    return {"kind": "pbt", "trials": members, "space": space}
+
+
+def adopt_checkpoint(run_dir: Path, source: Path, step: int) -> None:
+    """PBT's exploit: this member continues ``source``'s run from its checkpoint at ``step``. Its own folder
+    is moved aside whole; the source's files up to ``step`` are copied (checkpoints newer than ``step`` are
+    not, so a resume takes ``step``; the logs are cut back to it by the resume)."""
+    from environment.self_play import snapshot_steps
+
+    set_aside(run_dir)
+    run_dir.mkdir(parents=True)
+    for path in sorted(source.iterdir()):
+        if not path.is_file() or path.name == RunFolderLock.NAME or path.name.startswith("."):
+            continue
+        if path.name.startswith("rl_model_") and snapshot_steps(path) > step:
+            continue
+        shutil.copy2(path, run_dir / path.name)
+    log.info("PBT: %s continues %s from step %s", run_dir.name, source.name, f"{step:,}")
+
+
+def pbt_member(storage: Path, trial_id: str, planned: str) -> str:
+    """The member a Tune trial is, for good: PBT's exploit copies the better trial's whole config, our
+    ``trial`` key included, so the name is kept per Tune trial id from its first start."""
+    path = storage / "members" / f"{trial_id}.json"
+    if path.exists():
+        return json.loads(path.read_text(encoding="utf-8"))["member"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps({"member": planned}))
+    return planned
+
+
+def _tune_pbt_trial(param: dict[str, Any], storage: str) -> None:
+    """A PBT member: its run with the current mutated values (``--set`` on resume); after an exploit, Tune
+    hands it another member's checkpoint pointer, whose run it adopts first."""
+    from ray import tune
+
+    storage_path = Path(storage)
+    experiment = read_experiment(storage_path)
+    trial = trial_named(storage_path, pbt_member(storage_path, tune.get_context().get_trial_id(), param["trial"]))
+    values = {key: param[key] for key in experiment["space"]}
+    values = {key: getattr(v, "item", lambda v=v: v)() for key, v in values.items()}
+    overrides = [f"{key}={json.dumps(value)}" for key, value in values.items()]
+    run_dir = run_dir_of(storage_path, trial["name"])
+    restored = tune.get_checkpoint()
+    if restored is not None:
+        pointer = json.loads((Path(restored.path) / "pointer.json").read_text(encoding="utf-8"))
+        if Path(pointer["run_dir"]) != run_dir:
+            adopt_checkpoint(run_dir, Path(pointer["run_dir"]), int(pointer["step"]))
+    trial = {**trial, "overrides": overrides, "config": apply_overrides(trial["config"], overrides), "params": values}
+    _run_reporting(trial, storage_path, overrides)
+
+
+def _run_reporting(trial: dict[str, Any], storage: Path, resume_overrides: list[str]) -> None:
+    """run_trial with Tune reporting (see _tune_trial), resuming with ``resume_overrides``."""
+    from ray import tune
+
+    pointer = storage / "pointers" / trial["name"]
+
+    def report(row: dict[str, Any], summary: dict[str, Any]) -> None:
+        pointer.mkdir(parents=True, exist_ok=True)
+        run_dir = str(run_dir_of(storage, trial["name"]))
+        atomic_write_text(pointer / "pointer.json", json.dumps({"run_dir": run_dir, **row}))
+        metrics = {k: (math.nan if row[k] is None else row[k]) for k in RESULT_COLUMNS[3:-1]}
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(pointer)))
+
+    run_trial(trial, storage, report, resume_overrides)
+
+
+def pbt_on_ray(
+    storage: Path,
+    experiment: dict[str, Any],
+    interval: int,
+    metric: str,
+    quantile: float,
+    max_failures: int,
+    resume: bool,
+    synch: bool = False,
+) -> list[str]:
+    from ray import tune
+    from ray.tune.schedulers import PopulationBasedTraining
+
+    trainable = tune.with_resources(tune.with_parameters(_tune_pbt_trial, storage=str(storage)), {"cpu": 1})
+    tune_dir = storage / "tune"
+    if resume and tune.Tuner.can_restore(str(tune_dir)):
+        tuner = tune.Tuner.restore(str(tune_dir), trainable, resume_errored=True)
+    else:
+        space = tune_space(experiment["space"])
+        scheduler = PopulationBasedTraining(
+            time_attr="step",
+            perturbation_interval=interval,
+            hyperparam_mutations=space,
+            quantile_fraction=quantile,
+            metric=metric,
+            mode="max",
+            synch=synch,
+        )
+        names = [t["name"] for t in experiment["trials"]]
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"trial": tune.grid_search(names), **space},
+            tune_config=tune.TuneConfig(scheduler=scheduler, reuse_actors=False),
+            run_config=tune.RunConfig(
+                name="tune",
+                storage_path=str(storage),
+                failure_config=tune.FailureConfig(max_failures=max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=5),  # pointers: tiny; PBT copies older ones
+                verbose=0,
+            ),
+        )
+    return [r.config["trial"] for r in tuner.fit() if r.error is not None]
+
+
+def run_pbt(
+    storage: Path,
+    experiment: dict[str, Any] | None,
+    interval: int,
+    metric: str = "worst_win_rate",
+    quantile: float = 0.25,
+    max_failures: int = 2,
+    resume: bool = False,
+    synch: bool = False,
+) -> list[dict[str, Any]]:
+    """PBT on Ray (it must be up): the members train, and at every ``interval`` steps the worst
+    ``quantile`` continue the best ones' checkpoints with mutated values; results.csv and the plot.
+    ``synch``: every member waits at each interval for the others (each then restarts from its checkpoint)."""
+    if metric not in SEARCH_METRICS:
+        raise ConfigError(f"--metric {metric!r}: choose from {', '.join(SEARCH_METRICS)}")
+    if interval < 1:
+        raise ConfigError(f"--interval must be a positive number of steps, got {interval}")
+    if not 0 < quantile <= 0.5:
+        raise ConfigError(f"--quantile must be in (0, 0.5], got {quantile}")
+    if resume:
+        experiment = read_experiment(storage)
+    else:
+        if (storage / "experiment.json").exists():
+            raise ConfigError(
+                f"{storage} already holds an experiment: continue it with --resume, or choose another --storage"
+            )
+        storage.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(storage / "experiment.json", json.dumps(experiment, indent=2, default=list))
+    assert experiment is not None
+    names = [t["name"] for t in experiment["trials"]]
+    log.info("PBT of %d members over %s in %s", len(names), ", ".join(experiment["space"]), storage)
+    failed = pbt_on_ray(storage, experiment, interval, metric, quantile, max_failures, resume, synch)
+    rows = finish_results(storage, names)
+    if failed:
+        raise ConfigError(f"{len(failed)} member(s) failed: {', '.join(failed)}; fix the cause, then --resume")
+    return rows
+
+
 # ==================================================================================
 # === Commands ===
 # ==================================================================================
@@ -887,6 +1056,38 @@ def _cmd_search(args: argparse.Namespace) -> int:
     best = best_trial(rows)
     if best:
         print(f"best trial: {best} {json.dumps(trial_named(storage, best)['params'])} ({run_dir_of(storage, best)})")
+    print(f"wrote {storage / 'results.csv'} and {storage / 'results.png'}")
+    return 0
+
+
+def _cmd_pbt(args: argparse.Namespace) -> int:
+    storage = storage_of(args)
+    backend = pick_backend(args.backend, args.ray_address)
+    if backend != "ray":
+        raise ConfigError(
+            "pbt runs on Ray only (pip install -r requirements-scale.txt); without it, use sweep or search"
+        )
+    experiment = None
+    if args.resume:
+        if args.mutate or args.set or args.config or args.config_file:
+            raise ConfigError(
+                "--resume continues the PBT in --storage with its own population; drop --mutate/--set/--config"
+            )
+    else:
+        from user import train_agent as T
+
+        check_override_items(args.set or [], "--set")
+        for item in args.mutate or []:
+            parse_param(item)
+        base = T.resolve_cli_config(argparse.Namespace(config=args.config, config_file=args.config_file, set=args.set))
+        experiment = plan_pbt(base, args.population, args.mutate or [])
+    with ray_session(args.ray_address, args.num_cpus, Path(args.ray_temp_dir)):
+        rows = run_pbt(
+            storage, experiment, args.interval, args.metric, args.quantile, args.max_failures, args.resume, args.synch
+        )
+    best = best_trial(rows)
+    if best:
+        print(f"best member: {best} ({run_dir_of(storage, best)})")
     print(f"wrote {storage / 'results.csv'} and {storage / 'results.png'}")
     return 0
 
@@ -1054,6 +1255,24 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--parallel", type=int, help="trials at once (default: as many as the CPUs allow)")
     search.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial (default 2)")
     search.set_defaults(func=_cmd_search)
+
+    pbt = commands.add_parser("pbt", parents=[common], help="population-based training (Ray only)")
+    pbt.add_argument("--config", help="the trainer's config name (default: TRAIN_CONFIG)")
+    pbt.add_argument("--config-file", help="load the base config from a YAML or JSON file")
+    pbt.add_argument("--set", action="append", metavar="KEY=VALUE", help="an override for every member")
+    pbt.add_argument(
+        "--mutate",
+        action="append",
+        metavar="KEY=KIND:ARGS",
+        help="a mutated value, as search's --param; only values a --resume may change",
+    )
+    pbt.add_argument("--population", type=int, default=4, help="members (default 4), seeds seed..seed+N-1")
+    pbt.add_argument("--interval", type=int, required=True, help="training steps between perturbations")
+    pbt.add_argument("--metric", default="worst_win_rate", choices=SEARCH_METRICS, help="maximised")
+    pbt.add_argument("--quantile", type=float, default=0.25, help="share of members replaced each time (default 0.25)")
+    pbt.add_argument("--max-failures", type=int, default=2, help="retries of a failed member (default 2)")
+    pbt.add_argument("--synch", action="store_true", help="members wait for each other at every interval")
+    pbt.set_defaults(func=_cmd_pbt)
 
     rate = commands.add_parser("rate", parents=[common], help="a round robin with Elo over run folders and the roster")
     rate.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run folders")
