@@ -90,7 +90,7 @@ def test_bad_arguments_are_named(call, message):
     assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
-def test_the_command_line_stops_on_bad_input_with_one_line(tmp_path):
+def test_the_command_line_stops_on_bad_input_with_one_line(tmp_path, capsys):
     storage = tmp_path / "sweep"
     storage.mkdir()
     (storage / "experiment.json").write_text('{"kind": "sweep", "trials": []}')
@@ -99,15 +99,25 @@ def test_the_command_line_stops_on_bad_input_with_one_line(tmp_path):
         (["sweep", "--storage", str(storage), "--backend", "local", "--config", "test"], "already holds an experiment"),
         (["sweep", "--storage", str(tmp_path / "none"), "--resume", "--backend", "local"], "holds no experiment"),
         (["sweep", "--resume", "--seeds", "1", "--storage", str(storage), "--backend", "local"], "drop the grid flags"),
+        (["search", "--backend", "local", "--param", "agent.ent_coef=uniform:1:0"], "need LOW < HIGH"),
+        (["pbt", "--backend", "local", "--interval", "256"], "pbt runs on Ray only"),
         (["rate", str(tmp_path / "gone"), "--backend", "local"], "run folder not found"),
         (["rate", str(tmp_path), "--backend", "local", "--episodes", "0"], "--episodes must be a positive integer"),
     ):
-        done = subprocess.run(
-            [sys.executable, "user/scale.py", *argv], cwd=REPO, capture_output=True, text=True, timeout=120
-        )
-        errors = [line for line in (done.stdout + done.stderr).splitlines() if "ERROR" in line]
-        assert done.returncode == 2 and len(errors) == 1 and message in errors[0], (argv, done.stdout + done.stderr)
-        assert "Traceback" not in done.stdout + done.stderr
+        assert scale.main(argv) == 2, argv
+        out = capsys.readouterr()
+        errors = [line for line in (out.out + out.err).splitlines() if "ERROR" in line]
+        assert len(errors) == 1 and message in errors[0], (argv, out.out + out.err)
+    # As a script: the same one line, no traceback.
+    done = subprocess.run(
+        [sys.executable, "user/scale.py", "sweep", "--seeds", "x", "--backend", "local"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "ERROR --seeds: 'x' is not an integer" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
 
 
 def test_results_keep_one_row_per_trial_and_step_and_plot_each_trial(tmp_path):
@@ -307,15 +317,9 @@ def test_every_flag_in_the_readmes_scale_section_exists():
     from tests.test_docs import SCALE_SECTION
 
     section = SCALE_SECTION.search((REPO / "README.md").read_text()).group(0)
-    helps = ""
-    for sub in ("sweep", "rate", "search", "pbt"):
-        done = subprocess.run(
-            [sys.executable, "user/scale.py", sub, "--help"], cwd=REPO, capture_output=True, text=True, timeout=120
-        )
-        helps += done.stdout
-    trainer = subprocess.run(
-        [sys.executable, "user/train_agent.py", "--help"], cwd=REPO, capture_output=True, text=True, timeout=120
-    ).stdout
+    subcommands = next(a for a in scale.build_parser()._actions if a.dest == "command").choices
+    helps = "".join(subcommands[sub].format_help() for sub in ("sweep", "rate", "search", "pbt"))
+    trainer = T.build_arg_parser(list(T.CONFIGS)).format_help()
     ray_cli = {"--generate", "--head", "--node-ip-address", "--port", "--include-dashboard", "--address"}
     flags = set(re.findall(r"(?<![\w-])(--[a-z][a-z_-]+)", section)) - ray_cli
     assert {"--storage", "--resume", "--backend", "--ray-address", "--grid", "--seeds", "--param", "--trials"} <= flags
@@ -433,6 +437,7 @@ def test_pbt_mutates_only_what_a_resume_accepts_and_an_adopted_checkpoint_contin
     assert same_weights(policy_weights(member), policy_weights(short_run))
 
 
+@pytest.mark.slow  # about 30 s: two members restarted at each interval
 def test_pbt_on_ray_copies_the_better_member_and_mutates(ray_instance, tmp_path):
     storage = tmp_path / "pbt"
     experiment = scale.plan_pbt(tiny_config(training__total_timesteps=512), 2, ["agent.ent_coef=uniform:0:0.05"])

@@ -301,8 +301,9 @@ def run_trial(
     resume_overrides: list[str] | None = None,
 ) -> None:
     """Run one trial to its last step: a new run, or the continuation of its folder's newest checkpoint
-    (a retried or resumed trial continues exactly, as ``--resume`` does). Each scheduled checkpoint
-    appends its row to ``reports/<trial>.jsonl`` and is passed to ``report`` (Ray Tune's)."""
+    (a retried or resumed trial continues exactly, as ``--resume`` does, with ``resume_overrides`` as its
+    ``--set``: PBT's mutated values). Each scheduled checkpoint appends its row to ``reports/<trial>.jsonl``
+    and is passed to ``report`` (Ray Tune's)."""
     from user import train_agent as T
 
     run_dir, reports = run_dir_of(storage, trial["name"]), reports_of(storage, trial["name"])
@@ -1165,7 +1166,11 @@ def rate_runs(
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             i = futures[done[0]]
-            rows[i] = ray.get(done[0])
+            try:
+                rows[i] = ray.get(done[0])
+            except ray.exceptions.RayError as exc:  # the task failed after its retries: one line, the cause's
+                cause = str(exc).strip().splitlines()[-1][:300]
+                raise ConfigError(f"rate: row {i} ({players[i].name}) failed: {cause}; --resume replays it") from None
             atomic_write_text(rows_dir / f"{i}.json", json.dumps(rows[i]))
     else:
         from user.train_agent import load_agent
