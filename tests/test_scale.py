@@ -131,6 +131,7 @@ def test_results_keep_one_row_per_trial_and_step_and_plot_each_trial(tmp_path):
     reports.mkdir()
     lines = [row("a", 128, None), row("a", 256, 0.25), row("a", 256, 0.5)]  # 256 reported again by a retry
     (reports / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines) + '{"trial": "a", "st')  # torn
+    scale.append_report(reports / "a.jsonl", row("a", 384, 0.5))  # after the torn line: kept whole
     (reports / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [row("b", 256, 0.75), row("b", 128, 0.5)]))
     rows = scale.finish_results(tmp_path, ["a", "b", "never_reported"])
     with open(tmp_path / "results.csv", newline="") as fh:
@@ -139,6 +140,7 @@ def test_results_keep_one_row_per_trial_and_step_and_plot_each_trial(tmp_path):
     assert [(r["trial"], r["step"], r["worst_win_rate"]) for r in table] == [
         ("a", "128", ""),
         ("a", "256", "0.5"),
+        ("a", "384", "0.5"),
         ("b", "128", "0.5"),
         ("b", "256", "0.75"),
     ]

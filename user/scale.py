@@ -279,6 +279,19 @@ def newest_checkpoint_step(run_dir: Path) -> int | None:
     return None if found is None else found[0]
 
 
+def append_report(path: Path, row: dict[str, Any]) -> None:
+    """One line per report; a line torn by a killed trial is ended first (and skipped when read)."""
+    with open(path, "ab") as fh:
+        if fh.tell() > 0:
+            with open(path, "rb") as last:
+                last.seek(-1, os.SEEK_END)
+                if last.read(1) != b"\n":
+                    fh.write(b"\n")
+        fh.write((json.dumps(row) + "\n").encode())
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def set_aside(run_dir: Path) -> Path | None:
     """Move a run folder that holds no usable checkpoint (a trial that failed before its first save)
     out of the way, whole: ``<trial>.attempt<k>``. Refused while a live trainer holds it."""
@@ -311,8 +324,7 @@ def run_trial(
 
     def on_checkpoint(summary: dict[str, Any]) -> None:
         row = report_row(trial, summary)
-        with open(reports, "a", encoding="utf-8") as fh:  # one short line per append; a torn one is skipped
-            fh.write(json.dumps(row) + "\n")
+        append_report(reports, row)
         if report is not None:
             report(row, summary)
         marker = trial.get("crash_once")
