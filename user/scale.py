@@ -1107,7 +1107,12 @@ def _cmd_pbt(args: argparse.Namespace) -> int:
 
 def _cmd_trial(args: argparse.Namespace) -> int:
     storage = Path(args.storage).resolve()
-    run_trial(trial_named(storage, args.trial), storage)
+    trial = trial_named(storage, args.trial)
+    run_trial(trial, storage)
+    step = newest_checkpoint_step(run_dir_of(storage, trial["name"]))
+    if step is None or step < trial["config"]["training"]["total_timesteps"]:  # stopped by a signal: not done
+        log.error("Trial %s stopped at step %s, before its last step; it continues from there", trial["name"], step)
+        return 3
     return 0
 
 
