@@ -471,6 +471,7 @@ def ray_session(address: str | None, num_cpus: int | None, temp_dir: Path = DEFA
         yield ray
         return
     t0 = time.monotonic()
+    environ_before = dict(os.environ)
     if address:
         ray.init(address=address, logging_level=logging.WARNING)
     else:
@@ -480,6 +481,7 @@ def ray_session(address: str | None, num_cpus: int | None, temp_dir: Path = DEFA
                 f"--ray-temp-dir {temp_dir} is too long for Ray's sockets; give a path under 60 characters"
             )
         temp_dir.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("RAY_TMPDIR", str(temp_dir))  # Tune's file locks too (else /tmp/_ray_lockfiles)
         ray.init(
             address="local",
             num_cpus=num_cpus,
@@ -493,6 +495,8 @@ def ray_session(address: str | None, num_cpus: int | None, temp_dir: Path = DEFA
         yield ray
     finally:
         ray.shutdown()
+        if "RAY_TMPDIR" not in environ_before:
+            os.environ.pop("RAY_TMPDIR", None)
 
 
 def _tune_trial(param: dict[str, Any], storage: str) -> None:
