@@ -250,7 +250,7 @@ def test_local_rate_equals_the_league_mode(short_run, tmp_path):
         scale.rate_runs([short_run], tmp_path / "rate", "local", matches=1, max_timesteps=60)
 
 
-@pytest.mark.slow  # two trainer subprocesses (about a minute on 2 cores)
+@pytest.mark.slow  # two trainer subprocesses (15-27 s here, more on a busy machine)
 def test_a_local_sweep_runs_its_trials_as_subprocesses_and_writes_results(tmp_path):
     storage = tmp_path / "sweep"
     command = [sys.executable, "user/scale.py", "sweep", "--backend", "local", "--storage", str(storage)]
