@@ -91,7 +91,20 @@ MAX_RUN_JSON_BYTES = 256 << 20  # manifest.json and the resume state's .json, wh
 # === Errors ===
 
 
-class CheckpointError(Exception):
+class PortableError(Exception):
+    """A project exception that pickles as its nearest builtin one, e.g. ``ValueError("ConfigError: ...")``.
+
+    Ray sends a remote task's exception to the driver pickled; a driver (or any process) without this
+    project on its path could not import the class and lost the error (issue 17, problem 4). The
+    message keeps the class name. Nothing in the project pickles exceptions itself: worker processes
+    send tracebacks as text (``environment/worker_vec_env.py``)."""
+
+    def __reduce__(self):
+        builtin = next(c for c in type(self).__mro__ if c.__module__ == "builtins")
+        return builtin, (f"{type(self).__name__}: {self}",)
+
+
+class CheckpointError(PortableError):
     """A checkpoint, manifest or run log is missing, corrupt, unsafe or inconsistent."""
 
 

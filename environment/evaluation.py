@@ -7,7 +7,8 @@
   the headline is :func:`worst_public_win_rate` (the worst win rate over the public bots),
   with :func:`wilson_interval` for its uncertainty and :class:`SelfDestructCounter` for
   falls not caused by a hit.
-- :class:`EloRatings` and :func:`round_robin` rate agents on the tournament's Elo scale.
+- :class:`EloRatings` and :func:`round_robin` rate agents on the tournament's Elo scale
+  (:func:`round_robin_row` plays one row, :func:`rate_round_robin` applies rows in order).
 - :func:`latent_distances`, :func:`separation_verdict`, :func:`project_2d` check whether a
   strategy encoder separates opponents.
 
@@ -28,6 +29,7 @@ import numpy as np
 
 from environment import params as P
 from environment.agents import Agent, ScriptedAgent, act_together, agent_names, make_agent
+from environment.checkpoints import PortableError
 from environment.engine import BrawlEngine, StepEvents
 from environment.match import MatchStats, StatsAccumulator
 from environment.observation import ObservationBuilder
@@ -39,7 +41,7 @@ STATE_INDEX = 8  # observation index of the player's state (DESIGN §4)
 # ==================================================================================
 # Batched matches
 # ==================================================================================
-class EvaluationStopped(Exception):
+class EvaluationStopped(PortableError):
     """``should_stop`` asked an evaluation to end early (a stop signal): no result is returned."""
 
 
@@ -621,18 +623,46 @@ def round_robin(
     """Every pair plays ``matches_per_pair`` matches; Elo is updated match by match.
 
     Agent i (dict order) is player 0 against all later agents in one batched
-    :func:`play_vs_opponents` call (seeded ``seed + 10_000·i``). Returns the ratings
+    :func:`play_vs_opponents` call (:func:`round_robin_row`). Returns the ratings
     (``ratings`` updated in place if given) and one dict per pair: ``a``, ``b``,
     ``matches``, ``wins``/``draws``/``losses`` (a's side), ``win_rate`` and the ratings after.
+    The agents are the same objects in every row; the trainer's league builds each row's agents
+    afresh instead (``user/modes.py``), so that its rows can be played anywhere, in any order.
     """
-    elo = ratings if ratings is not None else EloRatings()
     names = list(agents)
+    rows = [
+        round_robin_row(agents[a], {b: agents[b] for b in names[i + 1 :]}, matches_per_pair, max_timesteps, seed, i)
+        for i, a in enumerate(names[:-1])
+    ]
+    return rate_round_robin(names, rows, ratings)
+
+
+def round_robin_row(
+    agent: Agent, later: dict[str, Agent], matches_per_pair: int, max_timesteps: int, seed: int, row: int
+) -> dict[str, list[str]]:
+    """Row ``row`` of a round robin: ``agent`` as player 0 against every later agent, in one batched
+    call seeded ``seed + 10_000·row``; the results (``"win"``/``"draw"``/``"loss"``, agent's side) per
+    opponent, match by match."""
+    played = play_vs_opponents(agent, later, matches_per_pair, max_timesteps, seed + 10_000 * row)
+    return {b: [d["player_1"]["result"] for d in matches] for b, matches in played.items()}
+
+
+def rate_round_robin(
+    names: list[str], rows: Sequence[dict[str, list[str]]], ratings: EloRatings | None = None
+) -> tuple[EloRatings, list[dict[str, Any]]]:
+    """Apply a round robin's results to Elo in its canonical order: row i (``names[i]`` against every
+    later name, in ``names`` order), match by match. The order changes the ratings, so rows played
+    in parallel (``user/scale.py rate``) are applied here exactly as played one after another."""
+    elo = ratings if ratings is not None else EloRatings()
+    if len(rows) != len(names) - 1:
+        raise ValueError(f"a round robin of {len(names)} agents has {len(names) - 1} rows, got {len(rows)}")
     pairs = []
     for i, a in enumerate(names[:-1]):
-        later = {b: agents[b] for b in names[i + 1 :]}
-        played = play_vs_opponents(agents[a], later, matches_per_pair, max_timesteps, seed + 10_000 * i)
-        for b, matches in played.items():
-            results = [d["player_1"]["result"] for d in matches]
+        results_of = rows[i]
+        if list(results_of) != names[i + 1 :]:
+            raise ValueError(f"row {i} ({a}) must hold {names[i + 1 :]} in that order, got {list(results_of)}")
+        for b in names[i + 1 :]:
+            results = results_of[b]
             ra, rb = elo.update_from_results(a, b, results)
             counts = {f"{r}s" if r != "loss" else "losses": results.count(r) for r in ("win", "draw", "loss")}
             pairs.append(
@@ -738,8 +768,10 @@ __all__ = [
     "play_vs_opponents",
     "project_2d",
     "public_bot_names",
+    "rate_round_robin",
     "reset_with_sides",
     "round_robin",
+    "round_robin_row",
     "scripted_opponents",
     "separation_verdict",
     "success_table",

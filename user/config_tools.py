@@ -27,7 +27,13 @@ import torch
 import yaml
 
 from environment.agents import agent_names, is_agent_name
-from environment.checkpoints import MAX_JSON_BYTES, CheckpointError, CheckpointNotFoundError, read_regular_file
+from environment.checkpoints import (
+    MAX_JSON_BYTES,
+    CheckpointError,
+    CheckpointNotFoundError,
+    PortableError,
+    read_regular_file,
+)
 from environment.envs import BrawlVecEnv
 from environment.matchmaking import check_schedule_config
 from user.strategy_encoder import check_streaming_sizes
@@ -55,7 +61,7 @@ def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_ConfigYamlLoader)  # a SafeLoader: builds no Python objects
 
 
-class ConfigError(ValueError):
+class ConfigError(PortableError, ValueError):
     """A config that cannot train; the message names the key."""
 
 

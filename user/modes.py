@@ -13,6 +13,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -264,34 +265,91 @@ def _write_analysis_csv(path: Path, d: dict, labels: list[str]) -> None:
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
-def _mode_league(args: argparse.Namespace, load_agent: AgentLoader) -> int:
-    run_dir = Path(_require(args.run, "--run", "league"))
-    if not run_dir.is_dir():
-        raise ConfigError(f"--run: run folder not found: {run_dir}")
-    manifest = CheckpointManifest(run_dir)
-    valid = []
-    for step in manifest.steps():
-        try:
-            manifest.verify(step)
-            valid.append(step)
-        except CheckpointError as exc:
-            log.warning("Leaving a damaged snapshot out of the league: %s", exc)
-    snapshots = [next(f for f in manifest.files(s) if f.name.endswith(".zip")) for s in valid][-6:]
-    if not snapshots:
-        raise ConfigError(f"{run_dir} has no checkpoints in its manifest.json")
-    agents: dict[str, Agent] = {p.name.removesuffix("_steps.zip"): _load(load_agent, p) for p in snapshots}
-    agents |= {name: make_agent(name, seed=i) for i, name in enumerate(agent_names())}
-    t0 = time.monotonic()
-    ratings, _ = evaluation.round_robin(agents, _matches(args, 4), args.max_timesteps, seed=0)
+# The league's canonical round robin (``--mode league`` here, ``user/scale.py rate`` on Ray): who plays,
+# in which order, and each row's agents built afresh, so a row played in another process equals it here.
+LEAGUE_SNAPSHOTS = 6  # the newest valid snapshots of each run
+LEAGUE_SEED = 0
+
+
+@dataclass(frozen=True)
+class Participant:
+    """One player of a league: a roster bot (``make_agent(name, seed)``) or a checkpoint .zip."""
+
+    name: str
+    checkpoint: str | None = None
+    seed: int = 0
+
+
+def league_participants(run_dirs: list[Path], keep: int = LEAGUE_SNAPSHOTS) -> list[Participant]:
+    """The newest ``keep`` valid snapshots of each run (named ``rl_model_<N>``, or ``<run>/rl_model_<N>``
+    when there are several runs), then the scripted roster, in that order."""
+    players: list[Participant] = []
+    for run_dir in run_dirs:
+        if not run_dir.is_dir():
+            raise ConfigError(f"--run: run folder not found: {run_dir}")
+        manifest = CheckpointManifest(run_dir)
+        valid = []
+        for step in manifest.steps():
+            try:
+                manifest.verify(step)
+                valid.append(step)
+            except CheckpointError as exc:
+                log.warning("Leaving a damaged snapshot out of the league: %s", exc)
+        snapshots = [next(f for f in manifest.files(s) if f.name.endswith(".zip")) for s in valid][-keep:]
+        if not snapshots:
+            raise ConfigError(f"{run_dir} has no checkpoints in its manifest.json")
+        prefix = f"{run_dir.name}/" if len(run_dirs) > 1 else ""
+        players += [Participant(prefix + p.name.removesuffix("_steps.zip"), str(p.resolve())) for p in snapshots]
+    players += [Participant(name, seed=i) for i, name in enumerate(agent_names())]
+    names = [p.name for p in players]
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise ConfigError(f"two league players share the name {twice[0]}: give run folders with different names")
+    return players
+
+
+def league_row(
+    players: list[Participant], row: int, matches: int, max_timesteps: int, load_agent: AgentLoader
+) -> dict[str, list[str]]:
+    """Row ``row`` of the league's round robin, with its agents loaded afresh (a bot's random stream then
+    starts where it would in any other process): player ``row`` against every later player."""
+    agents: dict[str, Agent] = {}
+    for p in players[row:]:
+        agents[p.name] = load_agent(Path(p.checkpoint)) if p.checkpoint else make_agent(p.name, seed=p.seed)
+    first, *later = agents
+    return evaluation.round_robin_row(
+        agents[first], {n: agents[n] for n in later}, matches, max_timesteps, LEAGUE_SEED, row
+    )
+
+
+def league_table(players: list[Participant], rows: list[dict[str, list[str]]]) -> list[dict]:
+    """The Elo table (rank, name, rating, games) of a round robin's rows, applied in canonical order."""
+    ratings, _ = evaluation.rate_round_robin([p.name for p in players], rows)
     ranked = enumerate(ratings.table())
-    table = [{"rank": i + 1, "name": n, "rating": round(r, 1), "games": g} for i, (n, r, g) in ranked]
-    print(f"Round robin of {len(agents)} agents ({time.monotonic() - t0:.1f} s):")
-    print(evaluation.format_table(table))
-    out = Path(args.out) if args.out else run_dir / "league.csv"
+    return [{"rank": i + 1, "name": n, "rating": round(r, 1), "games": g} for i, (n, r, g) in ranked]
+
+
+def write_league_table(table: list[dict], out: Path) -> None:
     atomic_write_text(
         out,
         "rank,name,rating,games\n" + "".join(f"{r['rank']},{r['name']},{r['rating']},{r['games']}\n" for r in table),
     )
+
+
+def _mode_league(args: argparse.Namespace, load_agent: AgentLoader) -> int:
+    run_dir = Path(_require(args.run, "--run", "league"))
+    players = league_participants([run_dir])
+    for p in players:
+        if p.checkpoint:
+            log.info("Loading %s", p.checkpoint)
+    t0 = time.monotonic()
+    matches = _matches(args, 4)
+    rows = [league_row(players, i, matches, args.max_timesteps, load_agent) for i in range(len(players) - 1)]
+    table = league_table(players, rows)
+    print(f"Round robin of {len(players)} agents ({time.monotonic() - t0:.1f} s):")
+    print(evaluation.format_table(table))
+    out = Path(args.out) if args.out else run_dir / "league.csv"
+    write_league_table(table, out)
     print(f"wrote {out}")
     return 0
 

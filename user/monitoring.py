@@ -35,7 +35,7 @@ from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
 
 from environment import params as P
 from environment.agents import Agent, agent_names, make_agent
-from environment.checkpoints import CsvLog, temp_name_for
+from environment.checkpoints import CsvLog, PortableError, temp_name_for
 from environment.evaluation import (
     EvaluationStopped,
     format_table,
@@ -58,7 +58,7 @@ log = logging.getLogger("train_agent")
 # Frames per match unless a config says otherwise: the game's own default (90 s at 30 FPS).
 
 
-class DivergenceError(RuntimeError):
+class DivergenceError(PortableError, RuntimeError):
     """A non-finite loss, gradient or parameter: training stopped before it could spread."""
 
 
