@@ -438,6 +438,7 @@ def evaluate_agent(
 
     Opponents are seeded from ``seed``, so an evaluation repeats exactly. Each
     returned EvalRow also carries ``results`` (the agent's win/draw/loss list).
+    (Its signature is ``evaluate_with_snapshots``' first six, which ``duplicates`` pairs.)
     """
     rows, _ = evaluate_with_snapshots(agent, opponent_names, matches_per_opponent, max_timesteps, seed, should_stop)
     return rows

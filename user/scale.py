@@ -1242,11 +1242,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--ray-temp-dir", default=str(DEFAULT_RAY_TEMP), help=f"the local Ray's files (default {DEFAULT_RAY_TEMP})"
     )
 
-    sweep = commands.add_parser("sweep", parents=[common], help="a grid of seeds x --grid override sets")
-    sweep.add_argument("--config", help="the trainer's config name (default: TRAIN_CONFIG)")
-    sweep.add_argument("--config-file", help="load the base config from a YAML or JSON file")
-    sweep.add_argument(
+    # What every training subcommand takes: the trials' config and their retries.
+    training = argparse.ArgumentParser(add_help=False)
+    training.add_argument("--config", help="the trainer's config name (default: TRAIN_CONFIG)")
+    training.add_argument("--config-file", help="load the base config from a YAML or JSON file")
+    training.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="an override for every trial (the trainer's --set)"
+    )
+    training.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial (default 2)")
+    parallel = argparse.ArgumentParser(add_help=False)
+    parallel.add_argument("--parallel", type=int, help="trials at once (default: as many as the CPUs allow, one each)")
+
+    sweep = commands.add_parser(
+        "sweep", parents=[common, training, parallel], help="a grid of seeds x --grid override sets"
     )
     sweep.add_argument("--seeds", nargs="+", metavar="SEED", help="seeds, e.g. --seeds 0 1 2 (default: the config's)")
     sweep.add_argument(
@@ -1256,14 +1264,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="one override set (the trainer's --set items); give --grid once per set",
     )
-    sweep.add_argument("--parallel", type=int, help="trials at once (default: as many as the CPUs allow, one CPU each)")
-    sweep.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial (default 2)")
     sweep.set_defaults(func=_cmd_sweep)
 
-    search = commands.add_parser("search", parents=[common], help="hyperparameter search with Optuna's TPE")
-    search.add_argument("--config", help="the trainer's config name (default: TRAIN_CONFIG)")
-    search.add_argument("--config-file", help="load the base config from a YAML or JSON file")
-    search.add_argument("--set", action="append", metavar="KEY=VALUE", help="an override for every trial")
+    search = commands.add_parser(
+        "search", parents=[common, training, parallel], help="hyperparameter search with Optuna's TPE"
+    )
     search.add_argument(
         "--param",
         action="append",
@@ -1278,14 +1283,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="maximised, as of each trial's last checkpoint (default worst_win_rate)",
     )
     search.add_argument("--search-seed", type=int, default=0, help="the sampler's seed (default 0)")
-    search.add_argument("--parallel", type=int, help="trials at once (default: as many as the CPUs allow)")
-    search.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial (default 2)")
     search.set_defaults(func=_cmd_search)
 
-    pbt = commands.add_parser("pbt", parents=[common], help="population-based training (Ray only)")
-    pbt.add_argument("--config", help="the trainer's config name (default: TRAIN_CONFIG)")
-    pbt.add_argument("--config-file", help="load the base config from a YAML or JSON file")
-    pbt.add_argument("--set", action="append", metavar="KEY=VALUE", help="an override for every member")
+    pbt = commands.add_parser("pbt", parents=[common, training], help="population-based training (Ray only)")
     pbt.add_argument(
         "--mutate",
         action="append",
@@ -1296,7 +1296,6 @@ def build_parser() -> argparse.ArgumentParser:
     pbt.add_argument("--interval", type=int, required=True, help="training steps between perturbations")
     pbt.add_argument("--metric", default="worst_win_rate", choices=SEARCH_METRICS, help="maximised")
     pbt.add_argument("--quantile", type=float, default=0.25, help="share of members replaced each time (default 0.25)")
-    pbt.add_argument("--max-failures", type=int, default=2, help="retries of a failed member (default 2)")
     pbt.add_argument("--synch", action="store_true", help="members wait for each other at every interval")
     pbt.set_defaults(func=_cmd_pbt)
 
