@@ -74,10 +74,8 @@ log = logging.getLogger("scale")
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_RAY_TEMP = REPO / "checkpoints" / "ray_tmp"  # git-ignored; Ray's sockets need a short path
-RESULT_COLUMNS = [
-    "trial",
-    "seed",
-    "overrides",
+# A results.csv row: the trial, then what the trainer's on_checkpoint summary says of the checkpoint.
+SUMMARY_COLUMNS = (
     "step",
     "worst_win_rate",
     "mean_win_rate",
@@ -86,7 +84,8 @@ RESULT_COLUMNS = [
     "steps_per_s",
     "ep_rew_mean",
     "checkpoint",
-]
+)
+RESULT_COLUMNS = ["trial", "seed", "overrides", *SUMMARY_COLUMNS]
 
 
 # ==================================================================================
@@ -251,21 +250,11 @@ class TrialCrash(PortableError, RuntimeError):
 
 def report_row(trial: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
     """A results.csv row from the trainer's on_checkpoint summary (resume.checkpoint_summary)."""
-    keep = (
-        "step",
-        "worst_win_rate",
-        "mean_win_rate",
-        "evaluated_at",
-        "elo",
-        "steps_per_s",
-        "ep_rew_mean",
-        "checkpoint",
-    )
     return {
         "trial": trial["name"],
         "seed": trial["seed"],
         "overrides": " ".join(trial["overrides"]),
-        **{k: summary.get(k) for k in keep},
+        **{k: summary.get(k) for k in SUMMARY_COLUMNS},
     }
 
 
@@ -512,28 +501,35 @@ def _tune_trial(param: dict[str, Any], storage: str) -> None:
     _run_reporting(trial, storage_path, None)
 
 
+def _tuner(trial_fn, storage: Path, resume: bool, max_failures: int, new, checkpoints_kept: int = 1):
+    """The Tune experiment in ``<storage>/tune``: restored when ``resume`` finds one (its errored trials
+    run again from their checkpoints), else a new one from ``new() -> (param_space, TuneConfig)``; each
+    trial takes one CPU and is retried ``max_failures`` times."""
+    from ray import tune
+
+    trainable = tune.with_resources(tune.with_parameters(trial_fn, storage=str(storage)), {"cpu": 1})
+    tune_dir = storage / "tune"
+    if resume and tune.Tuner.can_restore(str(tune_dir)):
+        return tune.Tuner.restore(str(tune_dir), trainable, resume_errored=True)
+    param_space, tune_config = new()
+    run_config = tune.RunConfig(
+        name="tune",
+        storage_path=str(storage),
+        failure_config=tune.FailureConfig(max_failures=max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=checkpoints_kept),
+        verbose=0,
+    )
+    return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
+
+
 def sweep_on_ray(storage: Path, names: list[str], parallel: int | None, max_failures: int, resume: bool) -> list[str]:
     """Run (or continue) the experiment's trials as Tune trials; returns the names of trials that failed."""
     from ray import tune
 
-    trainable = tune.with_resources(tune.with_parameters(_tune_trial, storage=str(storage)), {"cpu": 1})
-    tune_dir = storage / "tune"
-    if resume and tune.Tuner.can_restore(str(tune_dir)):
-        tuner = tune.Tuner.restore(str(tune_dir), trainable, resume_errored=True)
-    else:
-        tuner = tune.Tuner(
-            trainable,
-            param_space={"trial": tune.grid_search(names)},
-            tune_config=tune.TuneConfig(max_concurrent_trials=parallel, reuse_actors=False),
-            run_config=tune.RunConfig(
-                name="tune",
-                storage_path=str(storage),
-                failure_config=tune.FailureConfig(max_failures=max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                verbose=0,
-            ),
-        )
-    grid = tuner.fit()
+    def new() -> tuple[dict, Any]:
+        return {"trial": tune.grid_search(names)}, tune.TuneConfig(max_concurrent_trials=parallel, reuse_actors=False)
+
+    grid = _tuner(_tune_trial, storage, resume, max_failures, new).fit()
     failed = []
     for result in grid:
         if result.error is not None:
@@ -684,26 +680,14 @@ def search_on_ray(
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
-    trainable = tune.with_resources(tune.with_parameters(_tune_search_trial, storage=str(storage)), {"cpu": 1})
-    tune_dir = storage / "tune"
-    if resume and tune.Tuner.can_restore(str(tune_dir)):
-        tuner = tune.Tuner.restore(str(tune_dir), trainable, resume_errored=True)
-    else:
+    def new() -> tuple[dict, Any]:
         searcher = OptunaSearch(metric=experiment["metric"], mode="max", seed=seed)
-        tuner = tune.Tuner(
-            trainable,
-            param_space=tune_space(experiment["space"]),
-            tune_config=tune.TuneConfig(
-                search_alg=searcher, num_samples=experiment["n_trials"], max_concurrent_trials=parallel
-            ),
-            run_config=tune.RunConfig(
-                name="tune",
-                storage_path=str(storage),
-                failure_config=tune.FailureConfig(max_failures=max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                verbose=0,
-            ),
+        config = tune.TuneConfig(
+            search_alg=searcher, num_samples=experiment["n_trials"], max_concurrent_trials=parallel
         )
+        return tune_space(experiment["space"]), config
+
+    tuner = _tuner(_tune_search_trial, storage, resume, max_failures, new)
     return [f"trial_{r.metrics.get('trial_id', '?')}" for r in tuner.fit() if r.error is not None]
 
 
@@ -907,11 +891,7 @@ def pbt_on_ray(
     from ray import tune
     from ray.tune.schedulers import PopulationBasedTraining
 
-    trainable = tune.with_resources(tune.with_parameters(_tune_pbt_trial, storage=str(storage)), {"cpu": 1})
-    tune_dir = storage / "tune"
-    if resume and tune.Tuner.can_restore(str(tune_dir)):
-        tuner = tune.Tuner.restore(str(tune_dir), trainable, resume_errored=True)
-    else:
+    def new() -> tuple[dict, Any]:
         space = tune_space(experiment["space"])
         scheduler = PopulationBasedTraining(
             time_attr="step",
@@ -923,18 +903,11 @@ def pbt_on_ray(
             synch=synch,
         )
         names = [t["name"] for t in experiment["trials"]]
-        tuner = tune.Tuner(
-            trainable,
-            param_space={"trial": tune.grid_search(names), **space},
-            tune_config=tune.TuneConfig(scheduler=scheduler, reuse_actors=False),
-            run_config=tune.RunConfig(
-                name="tune",
-                storage_path=str(storage),
-                failure_config=tune.FailureConfig(max_failures=max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=5),  # pointers: tiny; PBT copies older ones
-                verbose=0,
-            ),
-        )
+        config = tune.TuneConfig(scheduler=scheduler, reuse_actors=False)
+        return {"trial": tune.grid_search(names), **space}, config
+
+    # PBT copies older checkpoints (tiny pointers to run folders), so it keeps more of them.
+    tuner = _tuner(_tune_pbt_trial, storage, resume, max_failures, new, checkpoints_kept=5)
     return [r.config["trial"] for r in tuner.fit() if r.error is not None]
 
 
@@ -1045,23 +1018,26 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _new_plan_base(args: argparse.Namespace, searched: list[str] | None, flag: str, what: str) -> dict | None:
+    """The base config of a new search or PBT, with ``--set`` and the searched values checked
+    before anything starts; None on ``--resume``, which continues the plan kept in --storage."""
+    if args.resume:
+        if searched or args.set or args.config or args.config_file:
+            raise ConfigError(f"--resume continues the {what} kept in --storage; drop {flag}/--set/--config")
+        return None
+    from user import train_agent as T
+
+    check_override_items(args.set or [], "--set")
+    for item in searched or []:
+        parse_param(item)  # a bad value stops before the config is built
+    return T.resolve_cli_config(argparse.Namespace(config=args.config, config_file=args.config_file, set=args.set))
+
+
 def _cmd_search(args: argparse.Namespace) -> int:
     storage = storage_of(args)
     backend = pick_backend(args.backend, args.ray_address)
-    experiment = None
-    if args.resume:
-        if args.param or args.set or args.config or args.config_file:
-            raise ConfigError(
-                "--resume continues the search in --storage with its own space; drop --param/--set/--config"
-            )
-    else:
-        from user import train_agent as T
-
-        check_override_items(args.set or [], "--set")
-        for item in args.param or []:
-            parse_param(item)  # a bad --param stops before the config is built
-        base = T.resolve_cli_config(argparse.Namespace(config=args.config, config_file=args.config_file, set=args.set))
-        experiment = plan_search(base, args.param or [], args.trials, args.metric)
+    base = _new_plan_base(args, args.param, "--param", "search")
+    experiment = None if base is None else plan_search(base, args.param or [], args.trials, args.metric)
     run = functools.partial(
         run_search, storage, experiment, backend, args.parallel, args.max_failures, args.resume, args.search_seed
     )
@@ -1084,20 +1060,8 @@ def _cmd_pbt(args: argparse.Namespace) -> int:
         raise ConfigError(
             "pbt runs on Ray only (pip install -r requirements-scale.txt); without it, use sweep or search"
         )
-    experiment = None
-    if args.resume:
-        if args.mutate or args.set or args.config or args.config_file:
-            raise ConfigError(
-                "--resume continues the PBT in --storage with its own population; drop --mutate/--set/--config"
-            )
-    else:
-        from user import train_agent as T
-
-        check_override_items(args.set or [], "--set")
-        for item in args.mutate or []:
-            parse_param(item)
-        base = T.resolve_cli_config(argparse.Namespace(config=args.config, config_file=args.config_file, set=args.set))
-        experiment = plan_pbt(base, args.population, args.mutate or [])
+    base = _new_plan_base(args, args.mutate, "--mutate", "PBT")
+    experiment = None if base is None else plan_pbt(base, args.population, args.mutate or [])
     with ray_session(args.ray_address, args.num_cpus, Path(args.ray_temp_dir)):
         rows = run_pbt(
             storage, experiment, args.interval, args.metric, args.quantile, args.max_failures, args.resume, args.synch
