@@ -143,8 +143,17 @@ def reports_of(storage: Path, name: str) -> Path:
 
 
 def write_experiment(storage: Path, kind: str, trials: list[dict[str, Any]]) -> None:
+    start_experiment(storage, {"kind": kind, "trials": trials})
+
+
+def start_experiment(storage: Path, experiment: dict[str, Any]) -> None:
+    """Write a new experiment.json; one already there is continued with --resume, never replaced."""
+    if (storage / "experiment.json").exists():
+        raise ConfigError(
+            f"{storage} already holds an experiment: continue it with --resume, or choose another --storage"
+        )
     storage.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(storage / "experiment.json", json.dumps({"kind": kind, "trials": trials}, indent=2, default=list))
+    atomic_write_text(storage / "experiment.json", json.dumps(experiment, indent=2, default=list))
 
 
 def read_experiment(storage: Path) -> dict[str, Any]:
@@ -763,12 +772,7 @@ def run_search(
         if experiment.get("kind") != "search":
             raise ConfigError(f"--resume: {storage} holds a {experiment.get('kind')}, not a search")
     else:
-        if (storage / "experiment.json").exists():
-            raise ConfigError(
-                f"{storage} already holds an experiment: continue it with --resume, or choose another --storage"
-            )
-        storage.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(storage / "experiment.json", json.dumps(experiment, indent=2, default=list))
+        start_experiment(storage, experiment)
     assert experiment is not None
     log.info(
         "Search of %d trials over %s in %s (%s backend)",
@@ -933,12 +937,7 @@ def run_pbt(
     if resume:
         experiment = read_experiment(storage)
     else:
-        if (storage / "experiment.json").exists():
-            raise ConfigError(
-                f"{storage} already holds an experiment: continue it with --resume, or choose another --storage"
-            )
-        storage.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(storage / "experiment.json", json.dumps(experiment, indent=2, default=list))
+        start_experiment(storage, experiment)
     assert experiment is not None
     names = [t["name"] for t in experiment["trials"]]
     log.info("PBT of %d members over %s in %s", len(names), ", ".join(experiment["space"]), storage)
@@ -973,10 +972,6 @@ def run_sweep(
     if resume:
         trials = read_experiment(storage)["trials"]
     else:
-        if (storage / "experiment.json").exists():
-            raise ConfigError(
-                f"{storage} already holds an experiment: continue it with --resume, or choose another --storage"
-            )
         write_experiment(storage, "sweep", trials or [])
     names = [t["name"] for t in trials or []]
     log.info("Sweep of %d trials in %s (%s backend)", len(names), storage, backend)
