@@ -455,3 +455,20 @@ def test_pbt_on_ray_copies_the_better_member_and_mutates(ray_instance, tmp_path)
     values = [r["overrides"] for r in rows if r["trial"] == member]
     assert len(set(values)) > 1 and all(v.startswith("agent.ent_coef=") for v in values)
     assert all(0.0 <= float(v.split("=")[1]) <= 0.05 for v in values)
+
+
+@pytest.mark.slow  # ten tiny trainer runs as subprocesses, two local Ray instances of its own
+def test_the_scale_speed_benchmark_runs_its_four_sweeps(tmp_path):
+    pytest.importorskip("ray")
+    out = tmp_path / "speed.json"
+    done = subprocess.run(
+        [sys.executable, "benchmarks/scale_speed.py", "--smoke", "--out", str(tmp_path / "sweeps"), "--json", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    figures = json.loads(out.read_text())
+    assert figures["sequential_s"] > 0 and figures["ray_s"] > 0 and figures["speedup"] > 0
+    runs = sorted(p.name for p in (tmp_path / "sweeps" / "ray" / "runs").iterdir())
+    assert runs == [f"set0_seed{s}" for s in range(4)]
