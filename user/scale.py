@@ -1001,14 +1001,23 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             check_override_items(items, "--grid")
         args_for_config = argparse.Namespace(config=args.config, config_file=args.config_file, set=args.set)
         trials = plan_sweep(T.resolve_cli_config(args_for_config), seeds, args.grid)
-    if backend == "ray":
-        with ray_session(args.ray_address, args.num_cpus, Path(args.ray_temp_dir)):
-            rows = run_sweep(storage, trials, backend, args.parallel, args.max_failures, args.resume)
-    else:
-        rows = run_sweep(storage, trials, backend, args.parallel, args.max_failures, args.resume)
+    run = functools.partial(run_sweep, storage, trials, backend, args.parallel, args.max_failures, args.resume)
+    return _print_outcome(storage, _on_backend(args, backend, run), "trial")
+
+
+def _on_backend(args: argparse.Namespace, backend: str, run: Callable[[], list]) -> list:
+    """``run()``, inside a Ray session (a new local Ray, or --ray-address's) when the backend is Ray."""
+    if backend != "ray":
+        return run()
+    with ray_session(args.ray_address, args.num_cpus, Path(args.ray_temp_dir)):
+        return run()
+
+
+def _print_outcome(storage: Path, rows: list, role: str, describe: Callable[[str], str] = lambda name: "") -> int:
+    """Name the best trial (the best worst-bot win rate at its newest evaluation) and where the results went."""
     best = best_trial(rows)
     if best:
-        print(f"best trial: {best} ({run_dir_of(storage, best)})")
+        print(f"best {role}: {best}{describe(best)} ({run_dir_of(storage, best)})")
     print(f"wrote {storage / 'results.csv'} and {storage / 'results.png'}")
     return 0
 
@@ -1036,16 +1045,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
     run = functools.partial(
         run_search, storage, experiment, backend, args.parallel, args.max_failures, args.resume, args.search_seed
     )
-    if backend == "ray":
-        with ray_session(args.ray_address, args.num_cpus, Path(args.ray_temp_dir)):
-            rows = run()
-    else:
-        rows = run()
-    best = best_trial(rows)
-    if best:
-        print(f"best trial: {best} {json.dumps(trial_named(storage, best)['params'])} ({run_dir_of(storage, best)})")
-    print(f"wrote {storage / 'results.csv'} and {storage / 'results.png'}")
-    return 0
+    rows = _on_backend(args, backend, run)
+    return _print_outcome(storage, rows, "trial", lambda name: " " + json.dumps(trial_named(storage, name)["params"]))
 
 
 def _cmd_pbt(args: argparse.Namespace) -> int:
@@ -1057,15 +1058,18 @@ def _cmd_pbt(args: argparse.Namespace) -> int:
         )
     base = _new_plan_base(args, args.mutate, "--mutate", "PBT")
     experiment = None if base is None else plan_pbt(base, args.population, args.mutate or [])
-    with ray_session(args.ray_address, args.num_cpus, Path(args.ray_temp_dir)):
-        rows = run_pbt(
-            storage, experiment, args.interval, args.metric, args.quantile, args.max_failures, args.resume, args.synch
-        )
-    best = best_trial(rows)
-    if best:
-        print(f"best member: {best} ({run_dir_of(storage, best)})")
-    print(f"wrote {storage / 'results.csv'} and {storage / 'results.png'}")
-    return 0
+    run = functools.partial(
+        run_pbt,
+        storage,
+        experiment,
+        args.interval,
+        args.metric,
+        args.quantile,
+        args.max_failures,
+        args.resume,
+        args.synch,
+    )
+    return _print_outcome(storage, _on_backend(args, backend, run), "member")
 
 
 def _cmd_trial(args: argparse.Namespace) -> int:
