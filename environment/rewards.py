@@ -15,6 +15,8 @@ Dense terms (called every frame, ``RewTerm(func, weight, params)``):
 | attack_spam           | −dt while me is in the Attack state (8)                                  | −    |
 | too_many_keys         | −dt while me holds more than max_keys (3) keys                           | −    |
 | closing_distance      | |p_me − p_opp| before − after this frame; 0 while either is KO           | ±    |
+| own_approach          | the learner's own share of that: |p_me − p_opp| before − |p_me after −    | ±    |
+|                       | p_opp before|; waiting while the opponent walks in earns 0               |      |
 | edge_pressure         | +dt · max(clip((|x_opp| − edge_x)/(14 − edge_x)), clip((y_opp − low_y)/   | +    |
 |                       | (8 − low_y))), clip to [0, 1]; 0 while opp is KO                         |      |
 | toward_weapon         | while me is unarmed and a weapon lies in a slot: distance to the nearest | ±    |
@@ -191,6 +193,24 @@ def closing_distance(ctx: RewardContext) -> np.ndarray:
     s = ctx.state
     before = _distance(ctx.prev_x[:, 0], ctx.prev_y[:, 0], ctx.prev_x[:, 1], ctx.prev_y[:, 1])
     after = _distance(s.x[:, 0], s.y[:, 0], s.x[:, 1], s.y[:, 1])
+    ko = s.state == P.KO
+    invalid = ko[:, 0] | ko[:, 1] | _either(ctx.events.knocked_out)
+    return np.where(invalid, 0.0, before - after)
+
+
+def own_approach(ctx: RewardContext) -> np.ndarray:
+    """How far the learner's own movement this frame took it toward the opponent (+ when closing in).
+
+    :func:`closing_distance` pays the learner when the *opponent* walks in too, so against bots
+    that approach, waiting earns as much as walking, and a policy can learn to stand still and
+    draw with a bot that never comes (issue 14: argmax play stuck against standing bots). This
+    term measures the learner's step against the opponent's position before the frame. Same
+    units and the same zeros (either player KO, a knockout's frame) as ``closing_distance``.
+    """
+    s = ctx.state
+    opp_x, opp_y = ctx.theirs(ctx.prev_x), ctx.theirs(ctx.prev_y)
+    before = _distance(ctx.mine(ctx.prev_x), ctx.mine(ctx.prev_y), opp_x, opp_y)
+    after = _distance(ctx.mine(s.x), ctx.mine(s.y), opp_x, opp_y)
     ko = s.state == P.KO
     invalid = ko[:, 0] | ko[:, 1] | _either(ctx.events.knocked_out)
     return np.where(invalid, 0.0, before - after)

@@ -75,6 +75,19 @@ def test_closing_distance_sign_and_ko():
     assert R.closing_distance(ctx)[2] == 0.0
 
 
+def test_own_approach_pays_only_the_learners_own_step_toward_the_opponent():
+    # Row 0: the learner walked 1 toward a standing opponent. Row 1: the learner stood still while
+    # the opponent walked 1 in (closing_distance pays that, own_approach does not). Row 2: the
+    # learner stepped 1 away. Row 3: an approach on a knockout's frame.
+    ctx = make_ctx(4)
+    ctx.prev_x[:] = [[-4.0, 3.0], [-3.0, 4.0], [-2.0, 3.0], [-4.0, 3.0]]
+    ctx.events.knocked_out[3, 1] = True
+    np.testing.assert_allclose(R.own_approach(ctx), [1.0, 0.0, -1.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(R.closing_distance(ctx), [1.0, 1.0, -1.0, 0.0], atol=1e-6)
+    ctx.player = 1  # from the other slot, row 1 is the opponent's own step in
+    np.testing.assert_allclose(R.own_approach(ctx)[:2], [0.0, 1.0], atol=1e-6)
+
+
 def test_edge_pressure():
     ctx = make_ctx(4)
     ctx.state.x[:, 1] = [10.5, -10.5, 3.0, 3.0]

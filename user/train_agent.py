@@ -79,6 +79,7 @@ from environment.rewards import (
     on_knockout_dealt,
     on_knockout_taken,
     on_win,
+    own_approach,
     sparse_reward_manager,
     too_many_keys,
     toward_weapon,
@@ -224,7 +225,8 @@ _SHARED_REWARD_CONFIG: dict[str, Any] = {
         "danger_zone": 0.5,  # −1/s while low near the bottom blast zone
         "attack_spam": 0.1,  # −1/s while in the attack state
         "too_many_keys": 0.2,  # −1/s while holding more than 3 keys
-        "closing_distance": 0.05,  # distance to the opponent closed this frame
+        "closing_distance": 0.05,  # distance to the opponent closed this frame (by either player)
+        "own_approach": 0.0,  # distance the learner's own movement closed this frame
         "edge_pressure": 0.2,  # +1/s scaled by how close the opponent is to a blast zone
         "toward_weapon": 0.05,  # distance to the nearest weapon closed while unarmed
     },
@@ -831,6 +833,7 @@ def gen_reward_manager(reward_config: dict = _SHARED_REWARD_CONFIG) -> RewardMan
         "attack_spam": attack_spam,
         "too_many_keys": too_many_keys,
         "closing_distance": closing_distance,
+        "own_approach": own_approach,
         "edge_pressure": edge_pressure,
         "toward_weapon": toward_weapon,
     }
