@@ -81,6 +81,8 @@ def test_a_sweep_plan_is_every_seed_for_every_override_set():
             "agent.batch_size (100) must divide",
         ),
         (lambda: scale.pick_backend("local", "10.0.0.5:6379"), "--ray-address needs --backend ray"),
+        (lambda: scale.parse_segments(["coach=1"]), "--segments expects ROLE=COUNT once per role"),
+        (lambda: scale.parse_segments(["main=2", "main=3"]), "--segments expects ROLE=COUNT once per role"),
         (lambda: scale.run_sweep(Path("nowhere"), [], "local", parallel=0), "--parallel must be a positive integer"),
     ],
 )
@@ -102,6 +104,7 @@ def test_the_command_line_stops_on_bad_input_with_one_line(tmp_path, capsys):
         (["search", "--backend", "local", "--param", "agent.ent_coef=uniform:1:0"], "need LOW < HIGH"),
         (["pbt", "--backend", "local", "--interval", "256"], "pbt runs on Ray only"),
         (["rate", str(tmp_path / "gone"), "--backend", "local"], "run folder not found"),
+        (["league", "--backend", "local", "--segments", "main=2"], "--segments/--segment-steps need Ray"),
         (["rate", str(tmp_path), "--backend", "local", "--episodes", "0"], "--episodes must be a positive integer"),
     ):
         assert scale.main(argv) == 2, argv
@@ -315,12 +318,66 @@ def test_distributed_rate_equals_the_league_mode_with_a_task_killed(ray_instance
     assert (tmp_path / "rate" / "league.csv").read_text() == league
 
 
+def league_invariants(storage: Path) -> dict:
+    """league.json after a league: every segment reported once and in order, every admission recorded
+    once as a player and an event, every reported checkpoint on disk. Returns the state."""
+    state = json.loads((storage / "league.json").read_text())
+    for role, reports in state["reports"].items():
+        assert [r["segment"] for r in reports] == list(range(state["rules"]["segments"][role])), role
+        assert [r["step"] for r in reports] == sorted(r["step"] for r in reports), role  # steps only grow
+    admitted = [r["decision"]["player"] for rs in state["reports"].values() for r in rs if r["decision"]["admitted"]]
+    admits = [e["player"] for e in state["events"] if e["event"] == "admit"]
+    assert sorted(admits) == sorted(admitted) == sorted(p["name"] for p in state["players"])
+    assert len(set(admits)) == len(admits)
+    for reports in state["reports"].values():
+        for report in reports:
+            assert Path(report["checkpoint"]).exists()
+    return state
+
+
+def test_the_league_goes_on_when_its_actor_is_killed_and_loses_no_admission(ray_instance, tmp_path):
+    """A main agent and a main exploiter on Ray; the league actor's process is SIGKILLed after the first
+    admission. Ray restarts it, it reloads league.json, and the league finishes with every report and
+    admission recorded once."""
+    import os
+    import signal
+    import threading
+
+    storage = tmp_path / "league"
+    rules = {"segments": {"main": 3, "main_exploiter": 2}, "segment_steps": 128, "eval_matches": 2}
+    killed: list[int] = []
+
+    def kill_the_actor_after_the_first_admission() -> None:
+        path = storage / "league.json"
+        for _ in range(600):
+            if path.exists() and json.loads(path.read_text() or "{}").get("players"):
+                pid = int(scale.pid_file(storage, scale.LEAGUE_ACTOR).read_text())
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                return
+            threading.Event().wait(0.2)
+
+    killer = threading.Thread(target=kill_the_actor_after_the_first_admission, daemon=True)
+    killer.start()
+    base = tiny_config(eval__max_timesteps=60, eval__eval_freq=128)
+    table = scale.run_league(storage, base, rules, max_failures=1)
+    killer.join(timeout=5)
+    assert killed, "the actor was never killed"
+    restarted = int(scale.pid_file(storage, scale.LEAGUE_ACTOR).read_text())
+    assert restarted != killed[0]  # a new actor process wrote its pid after the kill
+    state = league_invariants(storage)
+    assert {row["name"] for row in table} == {p["name"] for p in state["players"]}
+    assert (storage / "league.csv").read_text().startswith("name,role,step,elo,games\n")
+    rows = list(csv.DictReader((storage / "results.csv").open()))
+    assert {row["trial"].split("/")[0] for row in rows} == {"main", "main_exploiter"}
+
+
 def test_every_flag_in_the_readmes_scale_section_exists():
     from tests.test_docs import SCALE_SECTION
 
     section = SCALE_SECTION.search((REPO / "README.md").read_text()).group(0)
     subcommands = next(a for a in scale.build_parser()._actions if a.dest == "command").choices
-    helps = "".join(subcommands[sub].format_help() for sub in ("sweep", "rate", "search", "pbt"))
+    helps = "".join(subcommands[sub].format_help() for sub in ("sweep", "rate", "search", "pbt", "league"))
     trainer = T.build_arg_parser(list(T.CONFIGS)).format_help()
     ray_cli = {"--generate", "--head", "--node-ip-address", "--port", "--include-dashboard", "--address"}
     flags = set(re.findall(r"(?<![\w-])(--[a-z][a-z_-]+)", section)) - ray_cli

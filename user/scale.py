@@ -1183,6 +1183,205 @@ def _cmd_rate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ==================================================================================
+# === league: role learners and one league actor (user/league.py) ===
+# ==================================================================================
+LEAGUE_ACTOR = "league"
+LEAGUE_NAMESPACE = "warehouse_brawl"
+
+
+def parse_segments(items: list[str] | None) -> dict[str, int]:
+    """``--segments main=4 main_exploiter=4`` as {role: count} (default: main and main exploiter, 4 each)."""
+    from user.league import ROLES
+
+    if not items:
+        return {"main": 4, "main_exploiter": 4}
+    out: dict[str, int] = {}
+    for item in items:
+        role, _, count = item.partition("=")
+        if role not in ROLES or not count.isdigit() or int(count) < 1 or role in out:
+            raise ConfigError(f"--segments expects ROLE=COUNT once per role ({', '.join(ROLES)}), got {item!r}")
+        out[role] = int(count)
+    return out
+
+
+def pid_file(storage: Path, name: str) -> Path:
+    """Where a league process writes its pid (the soak benchmark kills them)."""
+    return storage / "pids" / f"{name}.pid"
+
+
+def write_pid(storage: Path, name: str) -> None:
+    path = pid_file(storage, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, f"{os.getpid()}\n")
+
+
+class LeagueActor:
+    """The league in a Ray actor: Ray restarts it after a crash with the same arguments, and the new
+    one reloads league.json (user/league.py)."""
+
+    def __init__(self, storage: str, rules: dict[str, Any]):
+        from user.league import League, LeagueRules
+
+        write_pid(Path(storage), LEAGUE_ACTOR)
+        self.league = League(storage, LeagueRules(**rules))
+
+    def plan(self, role: str) -> dict[str, Any]:
+        return self.league.plan(role)
+
+    def report(self, role: str, segment: int, step: int, checkpoint: str, results: dict[str, list[int]]):
+        return self.league.report(role, segment, step, checkpoint, results)
+
+
+class _RayLeagueClient:
+    """A learner's view of the league actor: each call blocks; calls cut by the actor's crash are
+    retried by Ray (max_task_retries) once it has restarted."""
+
+    def __init__(self, actor):
+        self.actor = actor
+
+    def plan(self, role: str) -> dict[str, Any]:
+        import ray
+
+        return ray.get(self.actor.plan.remote(role))
+
+    def report(self, role: str, segment: int, step: int, checkpoint: str, results: dict[str, list[int]]):
+        import ray
+
+        return ray.get(self.actor.report.remote(role, segment, step, checkpoint, results))
+
+
+def _league_role_task(role: str, storage: str, base_config: dict, rules: dict[str, Any]) -> int:
+    """One role's learner in a Ray worker (one CPU); started again by Ray when its worker dies."""
+    import ray
+    import torch
+
+    from user.league import LeagueRules, run_role
+
+    torch.set_num_threads(1)
+    write_pid(Path(storage), role)
+    actor = ray.get_actor(LEAGUE_ACTOR, namespace=LEAGUE_NAMESPACE)
+    return run_role(role, Path(storage), _RayLeagueClient(actor), base_config, LeagueRules(**rules))
+
+
+def league_trial_names(storage: Path) -> list[str]:
+    """Every segment run the league has started, role by role (results.csv's trials)."""
+    runs = storage / "runs"
+    return sorted(f"{d.parent.name}/{d.name}" for d in runs.glob("*/g*_seg*") if d.is_dir() and "." not in d.name)
+
+
+def run_league(
+    storage: Path,
+    base_config: dict | None,
+    rules: dict[str, Any] | None,
+    max_failures: int = 2,
+    resume: bool = False,
+) -> list[dict[str, Any]]:
+    """The league on Ray (Ray must be up: :func:`ray_session`): the league actor and one task per role;
+    returns the pool's Elo table and writes league.csv, results.csv and results.png."""
+    import ray
+
+    from user.league import League, LeagueRules
+
+    if resume:
+        experiment = read_experiment(storage)
+        base_config, rules = experiment["config"], experiment["rules"]
+    else:
+        LeagueRules(**rules)  # a bad rule stops here, before anything is written
+        start_experiment(storage, {"kind": "league", "config": base_config, "rules": rules, "trials": []})
+    League(storage, LeagueRules(**rules))  # league.json exists (or is checked) before any learner asks
+    actor = (
+        ray.remote(LeagueActor)
+        .options(
+            name=LEAGUE_ACTOR,
+            namespace=LEAGUE_NAMESPACE,
+            num_cpus=0,
+            max_restarts=-1,
+            max_task_retries=-1,
+        )
+        .remote(str(storage), rules)
+    )
+    task = ray.remote(num_cpus=1, max_retries=max_failures, retry_exceptions=True)(_league_role_task)
+    futures = {task.remote(role, str(storage), base_config, rules): role for role in rules["segments"]}
+    failed = []
+    try:
+        for future, role in futures.items():
+            try:
+                ray.get(future)
+            except ray.exceptions.RayError as exc:
+                failed.append(role)
+                log.error("League role %s failed: %s", role, str(exc).strip().splitlines()[-1][:300])
+    finally:
+        ray.kill(actor, no_restart=True)
+    league = League(storage)
+    table = league.table()
+    write_league_csv(table, storage / "league.csv")
+    finish_results(storage, league_trial_names(storage))
+    print(format_table(table, "{:.1f}"))
+    if failed:
+        raise ConfigError(f"league role(s) {', '.join(failed)} failed; fix the cause, then --resume")
+    return table
+
+
+def write_league_csv(table: list[dict[str, Any]], path: Path) -> None:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, ["name", "role", "step", "elo", "games"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(table)
+    atomic_write_text(path, out.getvalue())
+
+
+def _cmd_league(args: argparse.Namespace) -> int:
+    storage = storage_of(args)
+    backend = pick_backend(args.backend, args.ray_address)
+    league_flags = [args.segments, args.segment_steps]
+    if args.resume and (any(league_flags) or args.set or args.config or args.config_file):
+        raise ConfigError(
+            "--resume continues the league kept in --storage; drop --segments/--segment-steps/--set/--config"
+        )
+    if backend == "local":
+        return _league_locally(args, storage)
+    base = rules = None
+    if not args.resume:
+        from user import train_agent as T
+
+        check_override_items(args.set or [], "--set")
+        base = T.validate_config(
+            T.resolve_cli_config(argparse.Namespace(config=args.config, config_file=args.config_file, set=args.set))
+        )
+        rules = {
+            "segments": parse_segments(args.segments),
+            "segment_steps": args.segment_steps or int(base["training"]["total_timesteps"]) // 8,
+            "eval_matches": args.eval_matches,
+            "main_admit_win_rate": args.main_admit,
+            "exploiter_admit_win_rate": args.exploiter_admit,
+            "pool_share": args.pool_share,
+        }
+    with ray_session(args.ray_address, args.num_cpus, Path(args.ray_temp_dir)):
+        run_league(storage, base, rules, args.max_failures, args.resume)
+    print(f"wrote {storage / 'league.json'}, {storage / 'league.csv'}, {storage / 'results.csv'}")
+    return 0
+
+
+def _league_locally(args: argparse.Namespace, storage: Path) -> int:
+    """Without Ray: one trainer run whose exploiter phases (controls.exploiter) train main exploiters
+    against the main agent and admit the winners to its self-play pool, as a sweep of one trial."""
+    if args.segments or args.segment_steps:
+        raise ConfigError("--segments/--segment-steps need Ray (--backend ray); the local league is one run")
+    trials = None
+    if not args.resume:
+        from user import train_agent as T
+
+        check_override_items(args.set or [], "--set")
+        base = T.resolve_cli_config(argparse.Namespace(config=args.config, config_file=args.config_file, set=args.set))
+        items = [f"controls.exploiter.every_updates={args.exploiter_every}"]
+        items.append(f"controls.exploiter.win_threshold={args.exploiter_admit}")
+        trials = plan_sweep(base, None, [items])
+        trials[0]["name"] = "main"
+    rows = run_sweep(storage, trials, "local", 1, args.max_failures, args.resume)
+    return _print_outcome(storage, rows, "run")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Many training runs and ratings at once, on Ray or on this machine (issue 17).",
@@ -1268,6 +1467,34 @@ def build_parser() -> argparse.ArgumentParser:
     rate.add_argument("--max-timesteps", type=int, default=None, help="frames per match (default: the game's 2700)")
     rate.add_argument("--snapshots", type=int, default=6, help="newest valid snapshots per run (default 6)")
     rate.set_defaults(func=_cmd_rate)
+
+    league = commands.add_parser(
+        "league", parents=[common, training], help="a main agent and exploiters, each its own learner (Ray)"
+    )
+    league.add_argument(
+        "--segments",
+        nargs="+",
+        metavar="ROLE=COUNT",
+        help="segments per role: main, main_exploiter, league_exploiter (default main=4 main_exploiter=4)",
+    )
+    league.add_argument(
+        "--segment-steps", type=int, help="training steps per segment (default: the config's total / 8)"
+    )
+    league.add_argument("--eval-matches", type=int, default=8, help="matches per opponent after a segment (default 8)")
+    league.add_argument(
+        "--main-admit", type=float, default=0.5, help="win rate vs its pool opponents that admits main (default 0.5)"
+    )
+    league.add_argument(
+        "--exploiter-admit", type=float, default=0.7, help="win rate vs its targets that admits an exploiter (0.7)"
+    )
+    league.add_argument("--pool-share", type=float, default=0.5, help="main's matches against the pool (default 0.5)")
+    league.add_argument(
+        "--exploiter-every",
+        type=int,
+        default=20,
+        help="local backend: PPO updates between the trainer's exploiter phases (default 20)",
+    )
+    league.set_defaults(func=_cmd_league)
 
     trial = commands.add_parser(
         "trial", help="run one trial of the experiment in --storage (the local backend's worker)"
