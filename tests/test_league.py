@@ -133,13 +133,13 @@ def test_bad_league_rules_are_named(changes, message):
 
 def test_a_segment_config_trains_against_the_plan_from_the_plans_weights():
     base = tiny_config()
-    plan = {"role": "main", "init_from": "/m0.zip", "opponents": {"main_g0_s0": [1.0, "/m0.zip"]}}
+    plan = {"role": "main", "segment": 1, "init_from": "/m0.zip", "opponents": {"main_g0_s0": [1.0, "/m0.zip"]}}
     config = L.segment_config(base, plan, 256, pool_share=0.5)
     own = sum(w for w, _ in base["self_play"]["opponents"].values())
     assert config["self_play"]["opponents"]["league:main_g0_s0"] == (pytest.approx(own), "checkpoint:/m0.zip")
     assert config["training"]["init_from"] == "/m0.zip" and config["warm_start"]["seconds"] == 0.0
-    assert config["training"]["total_timesteps"] == 256 and config["training"]["seed"] == base["training"]["seed"]
-    exploiter = {"role": "main_exploiter", "init_from": None, "opponents": plan["opponents"]}
+    assert config["training"]["total_timesteps"] == 256 and config["training"]["seed"] == base["training"]["seed"] + 1
+    exploiter = {"role": "main_exploiter", "segment": 3, "init_from": None, "opponents": plan["opponents"]}
     config = L.segment_config(base, exploiter, 256, pool_share=0.5)
     weights = {name: w for name, (w, _) in config["self_play"]["opponents"].items()}
     assert weights["league:main_g0_s0"] == 1.0 and sum(weights.values()) == 1.0  # the pool only

@@ -372,6 +372,88 @@ def test_the_league_goes_on_when_its_actor_is_killed_and_loses_no_admission(ray_
     assert {row["trial"].split("/")[0] for row in rows} == {"main", "main_exploiter"}
 
 
+@pytest.mark.slow
+def test_the_local_league_is_one_run_with_the_trainers_exploiter_phases(tmp_path):
+    """Without Ray, `league` trains the main agent with exploiter phases (controls.exploiter)."""
+    from tests.test_train_agent import TINY_SETS
+
+    storage = tmp_path / "league"
+    sets = [*TINY_SETS, "training.total_timesteps=256", "controls.exploiter.steps=64"]
+    sets += ["controls.exploiter.eval_matches=2"]
+    argv = ["league", "--backend", "local", "--storage", str(storage), "--config", "test", "--exploiter-every", "2"]
+    assert scale.main(argv + [arg for item in sets for arg in ("--set", item)]) == 0
+    run_dir = storage / "runs" / "main"
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["controls"]["exploiter"]["every_updates"] == 2
+    phases = list(csv.DictReader((run_dir / "exploiters.csv").open()))
+    assert phases and all(row["admitted"] in ("True", "False") for row in phases)
+    assert [row["trial"] for row in csv.DictReader((storage / "results.csv").open())] == ["main", "main"]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def accepts(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_a_sweep_joins_a_cluster_started_apart_which_stops_on_its_own_signal(ray_instance, tmp_path):
+    """A two-process local cluster: `ray start --head --block` as its own process, a sweep driver joining
+    it with --ray-address; then only the process the test started is signalled, and the cluster is gone."""
+    import signal
+    import time
+
+    from tests.test_train_agent import TINY_SETS
+
+    port = free_port()
+    temp = REPO / "checkpoints" / f"ray_c{port}"  # short: Ray's sockets live below it
+    ray_cli = Path(sys.executable).parent / "ray"
+    head_command = [str(ray_cli), "start", "--head", "--block", "--port", str(port), "--node-ip-address", "127.0.0.1"]
+    head_command += [
+        "--num-cpus",
+        "2",
+        "--include-dashboard",
+        "false",
+        "--temp-dir",
+        str(temp),
+        "--disable-usage-stats",
+    ]
+    head = subprocess.Popen(head_command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 90
+        while not accepts(port):
+            assert head.poll() is None and time.monotonic() < deadline, "the head did not start"
+            time.sleep(0.5)
+        storage = tmp_path / "sweep"
+        sets = [*TINY_SETS, "training.total_timesteps=256"]
+        driver = [sys.executable, "-m", "user.scale", "sweep", "--ray-address", f"127.0.0.1:{port}"]
+        driver += ["--storage", str(storage), "--config", "test", "--seeds", "0"]
+        driver += [arg for item in sets for arg in ("--set", item)]
+        done = subprocess.run(driver, cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        assert "Ray up" in done.stdout + done.stderr and f"127.0.0.1:{port}" in done.stdout + done.stderr
+        rows = list(csv.DictReader((storage / "results.csv").open()))
+        assert [(r["trial"], r["step"]) for r in rows] == [("set0_seed0", "128"), ("set0_seed0", "256")]
+    finally:
+        head.send_signal(signal.SIGTERM)  # only the process this test started
+        head.wait(timeout=60)
+    deadline = time.monotonic() + 30
+    while accepts(port) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not accepts(port), "the cluster's head still listens after its process was stopped"
+    assert ray_instance.is_initialized()  # the tests' own Ray is untouched
+    shutil.rmtree(temp, ignore_errors=True)
+
+
 def test_every_flag_in_the_readmes_scale_section_exists():
     from tests.test_docs import SCALE_SECTION
 

@@ -324,11 +324,13 @@ def segment_name(role: str, generation: int, segment: int) -> str:
 def segment_config(base: dict, plan: dict[str, Any], steps: int, pool_share: float) -> dict:
     """The trainer config of one segment: ``steps`` steps from ``plan['init_from']`` (or the role's start
     weights) against the config's own opponents plus the plan's pool players (``pool_share`` of the
-    weight for the main agent; an exploiter plays its pool opponents only). The seed depends on the role
-    and generation only, so a reset exploiter starts from the same weights each time."""
+    weight for the main agent; an exploiter plays its pool opponents only). A segment that starts from
+    the role's start weights takes the role's seed, so a reset exploiter starts from the same weights
+    each time; a continuing segment adds its index (new matches, not a replay of the last segment's)."""
     config = copy.deepcopy(base)
     config["training"]["total_timesteps"] = steps
-    config["training"]["seed"] = int(base["training"]["seed"]) + ROLE_SEED_OFFSET[plan["role"]]
+    role_seed = int(base["training"]["seed"]) + ROLE_SEED_OFFSET[plan["role"]]
+    config["training"]["seed"] = role_seed + (plan["segment"] if plan["init_from"] else 0)
     if plan["init_from"]:
         config["training"]["init_from"] = plan["init_from"]
         config["warm_start"]["seconds"] = 0.0
