@@ -143,5 +143,10 @@ def test_a_segment_config_trains_against_the_plan_from_the_plans_weights():
     config = L.segment_config(base, exploiter, 256, pool_share=0.5)
     weights = {name: w for name, (w, _) in config["self_play"]["opponents"].items()}
     assert weights["league:main_g0_s0"] == 1.0 and sum(weights.values()) == 1.0  # the pool only
+    entries = {name: entry for name, (_, entry) in config["self_play"]["opponents"].items()}
+    assert entries == {
+        **{n: e for n, (_, e) in base["self_play"]["opponents"].items()},
+        "league:main_g0_s0": "checkpoint:/m0.zip",
+    }
     assert config["training"]["seed"] == base["training"]["seed"] + L.ROLE_SEED_OFFSET["main_exploiter"]
     assert config["training"]["init_from"] == base["training"]["init_from"]  # its start weights

@@ -86,6 +86,11 @@ def test_own_approach_pays_only_the_learners_own_step_toward_the_opponent():
     np.testing.assert_allclose(R.closing_distance(ctx), [1.0, 1.0, -1.0, 0.0], atol=1e-6)
     ctx.player = 1  # from the other slot, row 1 is the opponent's own step in
     np.testing.assert_allclose(R.own_approach(ctx)[:2], [0.0, 1.0], atol=1e-6)
+    # A step toward an opponent that ends past the stage's edge (|x| > 7) earns nothing.
+    ctx = make_ctx(2)
+    ctx.prev_x[:] = [[7.5, 9.0], [6.0, 9.0]]
+    ctx.state.x[:] = [[8.0, 9.0], [7.0, 9.0]]
+    np.testing.assert_allclose(R.own_approach(ctx), [0.0, 1.0], atol=1e-6)
 
 
 def test_edge_pressure():

@@ -339,7 +339,7 @@ def segment_config(base: dict, plan: dict[str, Any], steps: int, pool_share: flo
         f"league:{name}": (share, f"{CHECKPOINT_OPPONENT}{path}") for name, (share, path) in plan["opponents"].items()
     }
     if plan["role"] != "main" and league:
-        own = {name: (0.0, entry) for name, entry in own.items()}  # exploiters: the pool only
+        own = {name: (0.0, entry) for name, (_, entry) in own.items()}  # exploiters: the pool only
         config["controls"]["opponent_schedule"]["enabled"] = False
         config["self_play"]["opponents"] = {**own, **league}
         return config
