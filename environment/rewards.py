@@ -17,7 +17,7 @@ Dense terms (called every frame, ``RewTerm(func, weight, params)``):
 | closing_distance      | |p_me − p_opp| before − after this frame; 0 while either is KO           | ±    |
 | own_approach          | the learner's own share of that: |p_me − p_opp| before − |p_me after −    | ±    |
 |                       | p_opp before|; waiting while the opponent walks in earns 0; 0 as well   |      |
-|                       | for a step ending past the stage's edge (|x_me| > edge_x, 7.0)           |      |
+|                       | for a step that does not end on a ground or the platform (airborne)     |      |
 | edge_pressure         | +dt · max(clip((|x_opp| − edge_x)/(14 − edge_x)), clip((y_opp − low_y)/   | +    |
 |                       | (8 − low_y))), clip to [0, 1]; 0 while opp is KO                         |      |
 | toward_weapon         | while me is unarmed and a weapon lies in a slot: distance to the nearest | ±    |
@@ -199,7 +199,7 @@ def closing_distance(ctx: RewardContext) -> np.ndarray:
     return np.where(invalid, 0.0, before - after)
 
 
-def own_approach(ctx: RewardContext, edge_x: float = 7.0) -> np.ndarray:
+def own_approach(ctx: RewardContext) -> np.ndarray:
     """How far the learner's own movement this frame took it toward the opponent (+ when closing in).
 
     :func:`closing_distance` pays the learner when the *opponent* walks in too, so against bots
@@ -207,16 +207,16 @@ def own_approach(ctx: RewardContext, edge_x: float = 7.0) -> np.ndarray:
     draw with a bot that never comes (issue 14: argmax play stuck against standing bots). This
     term measures the learner's step against the opponent's position before the frame. Same
     units and the same zeros (either player KO, a knockout's frame) as ``closing_distance``, and
-    0 for a step that ends past the stage's outer edges (``|x| > edge_x``; the grounds end at
-    ±7): chasing a knocked-away opponent off the stage is how an agent falls, not how it fights.
+    0 for a step that does not end on a ground or the platform: walking at an opponent across
+    the gap between the grounds, or after one knocked off the stage, is how an agent falls, not
+    how it fights (a first version paid airborne steps, and its agents fell about once a match).
     """
     s = ctx.state
     opp_x, opp_y = ctx.theirs(ctx.prev_x), ctx.theirs(ctx.prev_y)
-    my_x = ctx.mine(s.x)
     before = _distance(ctx.mine(ctx.prev_x), ctx.mine(ctx.prev_y), opp_x, opp_y)
-    after = _distance(my_x, ctx.mine(s.y), opp_x, opp_y)
+    after = _distance(ctx.mine(s.x), ctx.mine(s.y), opp_x, opp_y)
     ko = s.state == P.KO
-    invalid = ko[:, 0] | ko[:, 1] | _either(ctx.events.knocked_out) | (np.abs(my_x) > edge_x)
+    invalid = ko[:, 0] | ko[:, 1] | _either(ctx.events.knocked_out) | ~ctx.mine(s.grounded)
     return np.where(invalid, 0.0, before - after)
 
 

@@ -80,16 +80,17 @@ def test_own_approach_pays_only_the_learners_own_step_toward_the_opponent():
     # the opponent walked 1 in (closing_distance pays that, own_approach does not). Row 2: the
     # learner stepped 1 away. Row 3: an approach on a knockout's frame.
     ctx = make_ctx(4)
+    ctx.state.grounded[:] = True
     ctx.prev_x[:] = [[-4.0, 3.0], [-3.0, 4.0], [-2.0, 3.0], [-4.0, 3.0]]
     ctx.events.knocked_out[3, 1] = True
     np.testing.assert_allclose(R.own_approach(ctx), [1.0, 0.0, -1.0, 0.0], atol=1e-6)
     np.testing.assert_allclose(R.closing_distance(ctx), [1.0, 1.0, -1.0, 0.0], atol=1e-6)
     ctx.player = 1  # from the other slot, row 1 is the opponent's own step in
     np.testing.assert_allclose(R.own_approach(ctx)[:2], [0.0, 1.0], atol=1e-6)
-    # A step toward an opponent that ends past the stage's edge (|x| > 7) earns nothing.
+    # A step toward the opponent that ends in the air (off a ledge, over the gap) earns nothing.
     ctx = make_ctx(2)
-    ctx.prev_x[:] = [[7.5, 9.0], [6.0, 9.0]]
-    ctx.state.x[:] = [[8.0, 9.0], [7.0, 9.0]]
+    ctx.prev_x[:] = [[-4.0, 3.0], [-4.0, 3.0]]
+    ctx.state.grounded[:, 0] = [False, True]
     np.testing.assert_allclose(R.own_approach(ctx), [0.0, 1.0], atol=1e-6)
 
 

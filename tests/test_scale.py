@@ -378,16 +378,18 @@ def test_the_local_league_is_one_run_with_the_trainers_exploiter_phases(tmp_path
     from tests.test_train_agent import TINY_SETS
 
     storage = tmp_path / "league"
-    sets = [*TINY_SETS, "training.total_timesteps=256", "controls.exploiter.steps=64"]
+    sets = [*TINY_SETS, "training.total_timesteps=384", "controls.exploiter.steps=64"]  # 3 updates of 128
     sets += ["controls.exploiter.eval_matches=2"]
-    argv = ["league", "--backend", "local", "--storage", str(storage), "--config", "test", "--exploiter-every", "2"]
+    argv = ["league", "--backend", "local", "--storage", str(storage), "--config", "test", "--exploiter-every", "1"]
     assert scale.main(argv + [arg for item in sets for arg in ("--set", item)]) == 0
     run_dir = storage / "runs" / "main"
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["controls"]["exploiter"]["every_updates"] == 2
+    assert config["controls"]["exploiter"]["every_updates"] == 1
     phases = list(csv.DictReader((run_dir / "exploiters.csv").open()))
-    assert phases and all(row["admitted"] in ("True", "False") for row in phases)
-    assert [row["trial"] for row in csv.DictReader((storage / "results.csv").open())] == ["main", "main"]
+    assert [row["step"] for row in phases] == ["128", "256"]  # after updates 1 and 2
+    assert all(row["admitted"] in ("True", "False") for row in phases)
+    rows = list(csv.DictReader((storage / "results.csv").open()))
+    assert [(row["trial"], row["step"]) for row in rows] == [("main", "128"), ("main", "256"), ("main", "384")]
 
 
 def free_port() -> int:
