@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0, help="minutes of kills (default 10)")
     parser.add_argument("--kill-every", type=float, default=60.0, help="seconds between kills, +-30%% (default 60)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--segments", type=int, default=12, help="segments per role (default 12: outlasts 10 min)")
+    parser.add_argument("--segments", type=int, default=32, help="segments per role (default 32: outlasts 10 min)")
     parser.add_argument("--segment-steps", type=int, default=65_536)
     parser.add_argument("--save-freq", type=int, default=16_384)
     parser.add_argument("--n-envs", type=int, default=64)

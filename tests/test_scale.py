@@ -370,6 +370,12 @@ def test_the_league_goes_on_when_its_actor_is_killed_and_loses_no_admission(ray_
     assert (storage / "league.csv").read_text().startswith("name,role,step,elo,games\n")
     rows = list(csv.DictReader((storage / "results.csv").open()))
     assert {row["trial"].split("/")[0] for row in rows} == {"main", "main_exploiter"}
+    # --resume of a finished league trains nothing more and gives the same table; a new league
+    # in the same storage is refused.
+    assert scale.run_league(storage, None, None, max_failures=0, resume=True) == table
+    assert json.loads((storage / "league.json").read_text()) == state
+    with pytest.raises(ConfigError, match="already holds an experiment"):
+        scale.run_league(storage, base, rules)
 
 
 @pytest.mark.slow
