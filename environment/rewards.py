@@ -184,6 +184,13 @@ def _either(arr: np.ndarray) -> np.ndarray:
     return (arr[:, 0] != 0) | (arr[:, 1] != 0)
 
 
+def _knockout_frame(ctx: RewardContext) -> np.ndarray:
+    """(n,) bool: either player is KO or was knocked out this frame. A knocked-out player is frozen
+    beyond the blast line and then respawns at its start point: neither is movement."""
+    ko = ctx.state.state == P.KO
+    return ko[:, 0] | ko[:, 1] | _either(ctx.events.knocked_out)
+
+
 def closing_distance(ctx: RewardContext) -> np.ndarray:
     """Distance between the players before the step minus after it (+ when closing in).
 
@@ -194,9 +201,7 @@ def closing_distance(ctx: RewardContext) -> np.ndarray:
     s = ctx.state
     before = _distance(ctx.prev_x[:, 0], ctx.prev_y[:, 0], ctx.prev_x[:, 1], ctx.prev_y[:, 1])
     after = _distance(s.x[:, 0], s.y[:, 0], s.x[:, 1], s.y[:, 1])
-    ko = s.state == P.KO
-    invalid = ko[:, 0] | ko[:, 1] | _either(ctx.events.knocked_out)
-    return np.where(invalid, 0.0, before - after)
+    return np.where(_knockout_frame(ctx), 0.0, before - after)
 
 
 def own_approach(ctx: RewardContext) -> np.ndarray:
@@ -215,9 +220,7 @@ def own_approach(ctx: RewardContext) -> np.ndarray:
     opp_x, opp_y = ctx.theirs(ctx.prev_x), ctx.theirs(ctx.prev_y)
     before = _distance(ctx.mine(ctx.prev_x), ctx.mine(ctx.prev_y), opp_x, opp_y)
     after = _distance(ctx.mine(s.x), ctx.mine(s.y), opp_x, opp_y)
-    ko = s.state == P.KO
-    invalid = ko[:, 0] | ko[:, 1] | _either(ctx.events.knocked_out) | ~ctx.mine(s.grounded)
-    return np.where(invalid, 0.0, before - after)
+    return np.where(_knockout_frame(ctx) | ~ctx.mine(s.grounded), 0.0, before - after)
 
 
 def edge_pressure(ctx: RewardContext, edge_x: float = 7.0, low_y: float = 4.2) -> np.ndarray:

@@ -370,13 +370,18 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def write_results(rows: list[dict[str, Any]], path: Path) -> Path:
+def write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> Path:
+    """``rows`` as a CSV of ``columns`` (None and NaN as empty cells), written atomically."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(RESULT_COLUMNS)
-    writer.writerows([_cell(row.get(c)) for c in RESULT_COLUMNS] for row in rows)
+    writer.writerow(columns)
+    writer.writerows([_cell(row.get(c)) for c in columns] for row in rows)
     atomic_write_text(path, out.getvalue())
     return path
+
+
+def write_results(rows: list[dict[str, Any]], path: Path) -> Path:
+    return write_csv(path, RESULT_COLUMNS, rows)
 
 
 def best_trial(rows: list[dict[str, Any]]) -> str | None:
@@ -1315,20 +1320,12 @@ def run_league(
         ray.kill(actor, no_restart=True)
     league = League(storage)
     table = league.table()
-    write_league_csv(table, storage / "league.csv")
+    write_csv(storage / "league.csv", ["name", "role", "step", "elo", "games"], table)
     finish_results(storage, league_trial_names(storage))
     print(format_table(table, "{:.1f}"))
     if failed:
         raise ConfigError(f"league role(s) {', '.join(failed)} failed; fix the cause, then --resume")
     return table
-
-
-def write_league_csv(table: list[dict[str, Any]], path: Path) -> None:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, ["name", "role", "step", "elo", "games"], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(table)
-    atomic_write_text(path, out.getvalue())
 
 
 def _cmd_league(args: argparse.Namespace) -> int:
@@ -1341,14 +1338,12 @@ def _cmd_league(args: argparse.Namespace) -> int:
         )
     if backend == "local":
         return _league_locally(args, storage)
-    base = rules = None
-    if not args.resume:
-        from user import train_agent as T
+    rules = None
+    base = _new_plan_base(args, None, "--segments", "league")  # None on --resume (checked above)
+    if base is not None:
+        from user.train_agent import validate_config
 
-        check_override_items(args.set or [], "--set")
-        base = T.validate_config(
-            T.resolve_cli_config(argparse.Namespace(config=args.config, config_file=args.config_file, set=args.set))
-        )
+        base = validate_config(base)
         rules = {
             "segments": parse_segments(args.segments),
             "segment_steps": args.segment_steps or int(base["training"]["total_timesteps"]) // 8,
@@ -1369,11 +1364,8 @@ def _league_locally(args: argparse.Namespace, storage: Path) -> int:
     if args.segments or args.segment_steps:
         raise ConfigError("--segments/--segment-steps need Ray (--backend ray); the local league is one run")
     trials = None
-    if not args.resume:
-        from user import train_agent as T
-
-        check_override_items(args.set or [], "--set")
-        base = T.resolve_cli_config(argparse.Namespace(config=args.config, config_file=args.config_file, set=args.set))
+    base = _new_plan_base(args, None, "--segments", "league")  # None on --resume (checked above)
+    if base is not None:
         items = [f"controls.exploiter.every_updates={args.exploiter_every}"]
         items.append(f"controls.exploiter.win_threshold={args.exploiter_admit}")
         trials = plan_sweep(base, None, [items])
