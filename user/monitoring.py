@@ -525,10 +525,17 @@ class StrategyStats:
 
     def get_state(self) -> dict[str, Any]:
         """The per-episode sums a resumed run needs for its first drift (a rollout's values are not
-        kept: state is captured at a rollout's start, right after row() emptied them)."""
+        kept: state is captured at a rollout's start, right after row() emptied them).
+
+        Copies: add() updates the sums in place, and a stop mid-rollout saves the state captured
+        at the rollout's start, after add() has run for the steps since."""
         if self.episode_sum is None:
             return {}
-        return {"episode_sum": self.episode_sum, "episode_len": self.episode_len, "previous_mean": self.previous_mean}
+        return {
+            "episode_sum": self.episode_sum.copy(),
+            "episode_len": self.episode_len.copy(),
+            "previous_mean": self.previous_mean.copy(),
+        }
 
     def set_state(self, state: dict[str, Any]) -> None:
         if state:
