@@ -146,7 +146,7 @@ def call_overhead_s_per_step(config: dict, self_play: bool, repeats: int = 7) ->
 
     def update_call(batch):
         values, log_prob, _ = policy.evaluate_actions(
-            batch, torch.zeros(len(batch), 10), _one_sequence_states(), torch.zeros(len(batch))
+            batch, torch.zeros(len(batch), *policy.action_space.shape), _one_sequence_states(), torch.zeros(len(batch))
         )
         (values.sum() + log_prob.sum()).backward()
 

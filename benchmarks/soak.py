@@ -103,6 +103,7 @@ TRAINER_SETS = [  # the soak's sizes (its list looks like the tests' TINY_SETS t
     "eval.eval_freq=16384",
     "eval.matches_per_opponent=1",
     "eval.snapshot_matches=1",
+    "warm_start.seconds=0",
 ]
 WAIT_RANGE_S = (5.0, 40.0)
 STRICT_STEP_FILES = {"metrics.csv"}

@@ -23,6 +23,12 @@ from user.resume import rng_state
 LINEAR = {"kind": "linear", "start": 1.0, "end": 0.0}
 COSINE = {"kind": "cosine", "start": 1.0, "end": 0.0}
 CONSTANT = {"kind": "constant", "start": 0.3, "end": 0.9}
+# The older weighting modes set the bots' weights themselves: the opponent schedule (on in every
+# named config) goes off, and the mix is the base config's (snapshots, based and constant).
+WEIGHTING_MIX = {
+    "controls__opponent_schedule__enabled": "false",
+    "self_play__opponents": "{self_play: [0.8, null], based: [0.15, based], constant: [0.05, constant]}",
+}
 
 
 # --- schedules ---------------------------------------------------------------------------
@@ -88,7 +94,7 @@ def test_opponent_priority_per_mode(mode, expected):
 
 
 def test_reweighting_keeps_the_bots_share_and_favours_the_hard_ones(tmp_path):
-    config = tiny_config(controls__opponent_weighting__mode="inverse_win_rate")
+    config = tiny_config(controls__opponent_weighting__mode="inverse_win_rate", **WEIGHTING_MIX)
     run = T.TrainingRun(config, tmp_path, torch.device("cpu"))
     try:
         share = sum(run.bot_share.values())
@@ -102,7 +108,7 @@ def test_reweighting_keeps_the_bots_share_and_favours_the_hard_ones(tmp_path):
 
 
 def test_pfsp_weights_the_snapshots_by_the_evaluations_results(tmp_path):
-    config = tiny_config(controls__opponent_weighting__mode="pfsp_hard")
+    config = tiny_config(controls__opponent_weighting__mode="pfsp_hard", **WEIGHTING_MIX)
     run = T.TrainingRun(config, tmp_path, torch.device("cpu"))
     try:
         beaten, beating = tmp_path / "rl_model_128_steps.zip", tmp_path / "rl_model_256_steps.zip"
@@ -137,7 +143,9 @@ def test_temperature_and_pfsp_weights_shape_which_snapshot_plays(tmp_path):
 
 def test_the_roster_pool_adds_every_bot_and_keeps_the_bots_share(tmp_path):
     config = tiny_config(
-        controls__opponent_weighting__mode="inverse_win_rate", controls__opponent_weighting__pool="roster"
+        controls__opponent_weighting__mode="inverse_win_rate",
+        controls__opponent_weighting__pool="roster",
+        **WEIGHTING_MIX,
     )
     run = T.TrainingRun(config, tmp_path, torch.device("cpu"))
     try:

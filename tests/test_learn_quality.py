@@ -221,6 +221,7 @@ def test_exploitability_keeps_a_checkpoint_frozen(tmp_path):
             "training.save_freq=128",
             "eval.eval_freq=100000",
             "training.final_video=false",
+            "warm_start.seconds=0",
         ],
     )
     T.run_training_loop(config, tmp_path / "run", progress=False)

@@ -53,7 +53,10 @@ TINY_SETS = [
     "eval.matches_per_opponent=2",
     "eval.max_timesteps=120",
     "training.final_video=false",
+    "warm_start.seconds=0",  # the recipe's 150-s behaviour cloning has tests of its own
 ]
+# Snapshots only: the opponent schedule (on in every named config) weights bots, so it goes off.
+SELF_PLAY_ONLY = {"self_play__opponents": "{self_play: [1.0, null]}", "controls__opponent_schedule__enabled": "false"}
 
 
 def tiny_config(**sections) -> dict:
@@ -128,6 +131,10 @@ def test_every_named_config_validates():
         ("agent.shared_lstm=true", None),  # valid on its own
         ("agent.action_head=buttons", "agent.action_head must be 'keys' or 'macro', got 'buttons'"),
         ("agent.action_head=macro", None),
+        (
+            "self_play.opponents={self_play: [1.0, null]}",  # the recipe's opponent schedule weights bots
+            "controls.opponent_schedule weights the scripted bots, but self_play.opponents gives them no share",
+        ),
         # Text in number fields, non-finite numbers, and non-booleans in switches (issue 18, item 9).
         ("agent.gamma=abc", "agent.gamma must be a number, got 'abc'"),
         ("training.min_free_gb=lots", "training.min_free_gb must be a number, got 'lots'"),
@@ -146,7 +153,9 @@ def test_config_validation_names_the_key(override, message):
 
 
 def test_impossible_lstm_combination_is_rejected():
-    config = T.apply_overrides(copy.deepcopy(T.TRAIN_CONFIG_TEST), ["agent.enable_critic_lstm=true"])
+    config = T.apply_overrides(
+        copy.deepcopy(T.TRAIN_CONFIG_TEST), ["agent.shared_lstm=true", "agent.enable_critic_lstm=true"]
+    )
     with pytest.raises(T.ConfigError, match="shared_lstm and agent.enable_critic_lstm"):
         T.validate_config(config)
 
@@ -430,13 +439,15 @@ def test_self_play_entry_is_filled_with_the_handler(tmp_path):
     config = tiny_config()
     save_handler, handler, opponents = T.build_self_play_components(config, tmp_path / "run")
     assert opponents.opponents["self_play"][1] is handler
-    assert opponents.opponents["based"] == (0.15, "based")
+    weights = {name: weight for name, (weight, _) in opponents.opponents.items()}
+    assert weights["self_play"] / sum(weights.values()) == pytest.approx(0.2)  # the schedule weights only the bots
+    assert opponents.opponents["based"][1] == "based"
     assert isinstance(handler, T.SelfPlayRandom) and handler.save_handler is save_handler
     assert opponents.agent_for("self_play") is handler.fallback  # no snapshot yet
 
 
 def test_snapshot_opponent_is_used_after_its_first_save(tmp_path):
-    config = tiny_config(**{"self_play__opponents": "{self_play: [1.0, null]}"})
+    config = tiny_config(**SELF_PLAY_ONLY)
     run = T.run_training_loop(config, tmp_path / "run", progress=False)
     assert run.self_play.served > 0 and run.self_play.last_choice is not None
     assert run.self_play.loads == 0, "snapshots played from memory, not re-read from disk"
@@ -626,7 +637,7 @@ def test_a_warm_start_clones_the_bots_into_a_new_run_and_is_logged(tmp_path):
             r.close()
             r.lock.release()
     with pytest.raises(T.ConfigError, match="needs agent.action_head: macro"):
-        tiny_config(warm_start__seconds=1.0)
+        tiny_config(warm_start__seconds=1.0, agent__action_head="keys")
 
 
 def test_run_folders_are_absolute_whatever_directory_the_caller_moves_to(tmp_path, monkeypatch):

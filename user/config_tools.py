@@ -435,10 +435,17 @@ SCHEDULE_KINDS = ("constant", "linear", "cosine")
 WEIGHTING_MODES = ("off", "inverse_win_rate", "pfsp_hard", "pfsp_variance")
 
 
-def _validate_opponent_schedule(controls: dict) -> None:
+def _validate_opponent_schedule(config: dict) -> None:
+    controls = config["controls"]
     spec = controls["opponent_schedule"]
     if not spec["enabled"]:
         return
+    bot_weight = sum(entry[0] for name, entry in config["self_play"]["opponents"].items() if name != "self_play")
+    _check(
+        bot_weight > 0,
+        "controls.opponent_schedule weights the scripted bots, but self_play.opponents gives them no share: "
+        "add a bot entry (e.g. based: [0.8, based]) or set controls.opponent_schedule.enabled=false",
+    )
     _check(
         controls["opponent_weighting"]["mode"] == "off",
         "controls.opponent_schedule and controls.opponent_weighting both set the bots' weights: turn one off",
@@ -472,7 +479,7 @@ def _validate_controls(config: dict) -> None:
             )
             if name in ("learning_rate", "clip_range"):
                 _check(value > 0, f"controls.schedules.{name}.{end} must be > 0")
-    _validate_opponent_schedule(c)
+    _validate_opponent_schedule(config)
     w = c["opponent_weighting"]
     _check(w["mode"] in WEIGHTING_MODES, f"controls.opponent_weighting.mode must be one of {WEIGHTING_MODES}")
     _check(0 <= w["floor"] < 1, "controls.opponent_weighting.floor must be in [0, 1)")

@@ -371,11 +371,48 @@ _BASE_CONFIG: dict[str, Any] = {
     "warm_start": _SHARED_WARM_START_CONFIG,
 }
 
+# The fighter recipe (issue 14; the technical guide §9 has the measured path), measured on the
+# `cpu` config and carried into every named config at its own sizes, so that a GPU run trains a
+# fighter too (at the GPU sizes its learning was not measured: no GPU was lent):
+# - the macro head: one of 24 named moves per decision instead of ten independent keys, whose
+#   argmax held k in every state;
+# - a decision every 4 frames and gamma 0.97: a 3-s half-life (0.99 at every frame was 9 s);
+# - a warm start: 150 s of behaviour cloning of four style bots played through the macro menu
+#   (held-out agreement ~70%); without it the same PPO run beat 2-3 of the 11 bots after 3.5M
+#   steps, with it 11 of 11 after 1M (a new run only: --resume and init_from skip it);
+# - a feed-forward critic on the shared features: sb3-contrib gives a shared-LSTM critic
+#   `latent_pi.detach()`, so its value loss trains only a small MLP head (explained variance
+#   0.02); on the features it reaches ~0.7 within 1M steps;
+# - the opponent schedule over the whole roster in three groups, with the constant-action bots
+#   the warm-started agent drew with kept as permanent opponents, and 20% self-play;
+# - rewards: damage counts 10x, closing the distance 20x, attacking untaxed, weapon pickups and
+#   drops pay nothing (random h presses made them noise), scale 0.1.
+_FIGHTER_RECIPE: dict[str, Any] = {
+    "agent": {
+        "action_head": "macro",
+        "action_repeat": 4,
+        "gamma": 0.97,
+        "ent_coef": 0.01,
+        "shared_lstm": False,
+        "enable_critic_lstm": False,
+    },
+    "reward": {
+        "scale": 0.1,
+        "terms": {"damage_interaction": 10.0, "closing_distance": 1.0, "attack_spam": 0.0, "toward_weapon": 0.0},
+        "signals": {"equip_hammer": 0.0, "equip_spear": 0.0, "drop": 0.0},
+    },
+    # The bots come from controls.opponent_schedule; this mix gives self-play its 20%.
+    "self_play": {"opponents": {"self_play": (0.2, None), "based": (0.8, "based")}},
+    "controls": {"opponent_schedule": {"enabled": True}},
+    "warm_start": {"seconds": 150.0},
+}
+_RECIPE_BASE_CONFIG = merge_config(_BASE_CONFIG, _FIGHTER_RECIPE)
+
 # Each named config is a deep copy of its base with only what differs (merge_config): no two
 # configs share a nested dict, and a key the base lacks is an error.
 # The 50k test run and the 10M run share every hyperparameter (a test asserts it).
 TRAIN_CONFIG_TEST = merge_config(
-    _BASE_CONFIG,
+    _RECIPE_BASE_CONFIG,
     {
         "name": "test",
         "training": {"total_timesteps": 50_000, "save_freq": 5_000, "max_saved": 10, "debug_csvs": True},
@@ -387,19 +424,21 @@ TRAIN_CONFIG_TEST = merge_config(
 # CPU; benchmarks/gpu_speed.py), against a projected ~0.30 h for the 10M steps on a T4, so the two of
 # them take 4.1% of the run (every 100k: ~200%).
 TRAIN_CONFIG_10M = merge_config(
-    _BASE_CONFIG,
+    _RECIPE_BASE_CONFIG,
     {
         "name": "10m",
         "training": {"total_timesteps": 10_000_000, "save_freq": 100_000, "max_saved": 100},
         "eval": {"eval_freq": 5_000_000},
     },
 )
-# Curriculum: stage 1 learns to hit a standing target, stage 2 faces BasedAgent.
+# Curriculum: stage 1 learns to hit a standing target; stage 2 (from stage 1's weights, so with no
+# warm start) faces the scripted roster through the opponent schedule, no self-play.
 TRAIN_CONFIG_CURRICULUM = merge_config(
     TRAIN_CONFIG_10M,
     {
         "name": "curriculum",
         "self_play": {"opponents": {"constant": (1.0, "constant")}},
+        "controls": {"opponent_schedule": {"enabled": False}},  # stage 1 is ConstantAgent alone
         "training": {"total_timesteps": 1_000_000},
         "eval": {"eval_freq": 500_000},  # short stages: every 500k (10m's 5M would never come)
     },
@@ -414,25 +453,15 @@ TRAIN_CONFIG_CURRICULUM_STAGE2 = merge_config(
     },
 )
 # The same agent type at small dimensions, for machines without a GPU: what `bash run.sh train`
-# runs there, sized to finish within 30 minutes on 2 cores (install included). The recipe
-# (issue 14; the technical guide §9 has the measured path):
-# - the macro head: one of 24 named moves per decision instead of ten independent keys, whose
-#   argmax held k in every state;
-# - a warm start: 150 s of behaviour cloning of four style bots played through the macro menu
-#   (held-out agreement ~70%); without it the same PPO run beat 2-3 of the 11 bots after 3.5M
-#   steps, with it 11 of 11 after 1M;
+# runs there, sized to finish within 30 minutes on 2 cores (install included). On top of the
+# fighter recipe above, what its sizes need (issue 14):
 # - an update that moves the policy: minibatches of 512 x 3 epochs = 48 gradient steps per
 #   8,192 samples (5.9 per 1,000), approx-KL 0.01-0.02, clip fraction 0.07-0.15;
-# - gamma 0.97: a 3-s half-life at a decision every 4 frames (0.99 was 9 s);
-# - the opponent schedule over the whole roster in three groups, with the constant-action bots
-#   the warm-started agent drew with kept as permanent opponents, and 20% self-play;
-# - a cheap encoder (sequence_length 8, d 32) and a feed-forward critic on the shared features:
-#   sb3-contrib gives a shared-LSTM critic `latent_pi.detach()`, so its value loss trains only a
-#   small MLP head (explained variance 0.02); on the features it reaches ~0.7 within 1M steps;
-# - rewards: damage counts 10x, closing the distance 20x, attacking untaxed, weapon pickups and
-#   drops pay nothing (random h presses made them noise), scale 0.1.
+# - a cheap encoder (sequence_length 8, d 32) and an LSTM of 64;
+# - "latest": one snapshot opponent at a time. Each distinct snapshot in play costs a policy
+#   forward every frame; "random" over a growing pool slowed a run from 4,400 to 2,900 steps/s.
 TRAIN_CONFIG_CPU = merge_config(
-    _BASE_CONFIG,
+    _RECIPE_BASE_CONFIG,
     {
         "name": "cpu",
         "agent": {
@@ -442,30 +471,14 @@ TRAIN_CONFIG_CPU = merge_config(
             "sequence_length": 8,
             "attention_window": 4,  # 1 layer: tokens see 4 frames, the latent pools the newest 5
             "lstm_hidden_size": 64,
-            "shared_lstm": False,
-            "enable_critic_lstm": False,
             "net_arch": {"pi": [64, 64], "vf": [64, 64]},
-            "action_head": "macro",
-            "action_repeat": 4,
             "n_steps": 64,
             "batch_size": 512,
             "n_epochs": 3,
             "learning_rate": 3e-4,
-            "gamma": 0.97,
-            "ent_coef": 0.01,
-        },
-        "reward": {
-            "scale": 0.1,
-            "terms": {"damage_interaction": 10.0, "closing_distance": 1.0, "attack_spam": 0.0, "toward_weapon": 0.0},
-            "signals": {"equip_hammer": 0.0, "equip_spear": 0.0, "drop": 0.0},
         },
         "env": {"n_envs": 128},
-        # "latest": one snapshot opponent at a time. Each distinct snapshot in play costs a policy
-        # forward every frame; "random" over a growing pool slowed a run from 4,400 to 2,900 steps/s.
-        # The bots come from controls.opponent_schedule; this mix gives self-play its 20%.
-        "self_play": {"handler": "latest", "opponents": {"self_play": (0.2, None), "based": (0.8, "based")}},
-        "controls": {"opponent_schedule": {"enabled": True}},
-        "warm_start": {"seconds": 150.0},
+        "self_play": {"handler": "latest"},
         "training": {"total_timesteps": 3_000_000, "save_freq": 500_000, "max_saved": 20},
         "eval": {"eval_freq": 1_000_000, "matches_per_opponent": 10},
     },
