@@ -26,7 +26,7 @@ from environment.rewards import RewardContext, sparse_reward_manager
 from environment.self_play import snapshot_steps
 from environment.state import allocate
 from environment.worker_vec_env import WorkerVecEnv
-from user import agent_io
+from user import agent_io, behavior_cloning
 from user import train_agent as T
 
 REPO = Path(__file__).resolve().parents[1]
@@ -614,6 +614,15 @@ def test_the_game_package_needs_neither_torch_nor_matplotlib():
     assert done.stdout.strip() == "[]"
 
 
+def _no_json_constants(name: str):
+    raise AssertionError(f"{name} is not JSON")
+
+
+def test_warm_start_json_writes_null_where_no_number_exists():
+    assert behavior_cloning.rounded_or_none(float("nan"), 3) is None
+    assert behavior_cloning.rounded_or_none(0.12345, 3) == 0.123
+
+
 def test_a_warm_start_clones_the_bots_into_a_new_run_and_is_logged(tmp_path):
     sets = {
         "agent__action_head": "macro",
@@ -626,7 +635,7 @@ def test_a_warm_start_clones_the_bots_into_a_new_run_and_is_logged(tmp_path):
     run = T.start_run(tiny_config(**sets), tmp_path / "warm")
     cold = T.start_run(tiny_config(**{**sets, "warm_start__seconds": 0.0}), tmp_path / "cold")
     try:
-        summary = json.loads((tmp_path / "warm" / "warm_start.json").read_text())
+        summary = json.loads((tmp_path / "warm" / "warm_start.json").read_text(), parse_constant=_no_json_constants)
         assert summary["recorded_decisions"] == 4 * 150 and summary["steps"] > 0
         assert set(summary["demonstrator_win_rates"]) == {"aggressive", "zoner"}
         assert not (tmp_path / "cold" / "warm_start.json").exists()

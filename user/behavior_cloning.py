@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -408,6 +409,12 @@ def pretrain(
     }
 
 
+def rounded_or_none(value: float, digits: int) -> float | None:
+    """A number for warm_start.json: None (JSON null) where there is none, e.g. the win rate of a bot
+    none of whose recorded matches finished; JSON has no NaN."""
+    return None if math.isnan(value) else round(value, digits)
+
+
 def held_out_stats(policy: ActorCriticPolicy, demos: Demonstrations, envs: np.ndarray) -> dict[str, Any]:
     """Agreement on ``envs`` overall and per bot, and the commonest label's share there (the bar to beat)."""
     if len(envs) == 0:
@@ -502,9 +509,9 @@ def warm_start(run) -> dict[str, Any]:
         "record_seconds": round(recorded_s, 1),
         "pretrain_seconds": round(stats["seconds"], 1),
         "steps": stats["steps"],
-        "held_out_accuracy": round(stats["held_out_accuracy"], 4),
-        "held_out_commonest_share": round(stats["held_out_commonest_share"], 4),
-        "demonstrator_win_rates": {k: round(v, 3) for k, v in demos.win_rates().items()},
+        "held_out_accuracy": rounded_or_none(stats["held_out_accuracy"], 4),
+        "held_out_commonest_share": rounded_or_none(stats["held_out_commonest_share"], 4),
+        "demonstrator_win_rates": {k: rounded_or_none(v, 3) for k, v in demos.win_rates().items()},
     }
     atomic_write_text(run.run_dir / "warm_start.json", json.dumps(summary, indent=2))
     log.info(
