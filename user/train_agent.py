@@ -390,7 +390,8 @@ _BASE_CONFIG: dict[str, Any] = {
 #   own step toward the opponent, on a ground) instead of `closing_distance` (closed by either
 #   player), which taught argmax play to wait for a bot that walks in and so to freeze in front of
 #   one that never comes: over 3 seeds each, the worst win rate over all bots and both play modes
-#   was 67-83% with it and 51-81% without (technical guide §9, "Seed to seed").
+#   was 67-83% with it (50% on a rerun of seed 0) and 51-81% without (technical guide §9,
+#   "Seed to seed").
 _FIGHTER_RECIPE: dict[str, Any] = {
     "agent": {
         "action_head": "macro",
