@@ -435,14 +435,20 @@ SCHEDULE_KINDS = ("constant", "linear", "cosine")
 WEIGHTING_MODES = ("off", "inverse_win_rate", "pfsp_hard", "pfsp_variance")
 
 
+def scripted_share(opponents: dict[str, Any]) -> float:
+    """The share of matches that a ``self_play.opponents`` mix gives everything but self-play (the
+    opponent schedule's ``bot_share``); the weights are checked first (they sum to more than 0)."""
+    weights = {name: float(weight) for name, (weight, _) in opponents.items()}
+    return 1.0 - weights.get("self_play", 0.0) / sum(weights.values())
+
+
 def _validate_opponent_schedule(config: dict) -> None:
     controls = config["controls"]
     spec = controls["opponent_schedule"]
     if not spec["enabled"]:
         return
-    bot_weight = sum(entry[0] for name, entry in config["self_play"]["opponents"].items() if name != "self_play")
     _check(
-        bot_weight > 0,
+        scripted_share(config["self_play"]["opponents"]) > 0,
         "controls.opponent_schedule weights the scripted bots, but self_play.opponents gives them no share: "
         "add a bot entry (e.g. based: [0.8, based]) or set controls.opponent_schedule.enabled=false",
     )

@@ -986,8 +986,7 @@ def build_opponent_schedule(config: dict) -> OpponentSchedule | None:
     spec = config["controls"]["opponent_schedule"]
     if not spec["enabled"]:
         return None
-    weights = {name: float(weight) for name, (weight, _) in config["self_play"]["opponents"].items()}
-    bot_share = 1.0 - weights.get("self_play", 0.0) / sum(weights.values())
+    bot_share = config_tools.scripted_share(config["self_play"]["opponents"])
     return OpponentSchedule({k: v for k, v in spec.items() if k != "enabled"}, bot_share)
 
 
