@@ -18,6 +18,8 @@ Dense terms (called every frame, ``RewTerm(func, weight, params)``):
 | own_approach          | the learner's own share of that: |p_me − p_opp| before − |p_me after −    | ±    |
 |                       | p_opp before|; waiting while the opponent walks in earns 0; 0 as well   |      |
 |                       | for a step that does not end on a ground or the platform (airborne)     |      |
+| distance_cost         | −dt · max(0, |p_me − p_opp| − near) (near 3); 0 while either is KO and   | −    |
+|                       | on a knockout's frame: standing far from the opponent costs every second |      |
 | edge_pressure         | +dt · max(clip((|x_opp| − edge_x)/(14 − edge_x)), clip((y_opp − low_y)/   | +    |
 |                       | (8 − low_y))), clip to [0, 1]; 0 while opp is KO                         |      |
 | toward_weapon         | while me is unarmed and a weapon lies in a slot: distance to the nearest | ±    |
@@ -221,6 +223,22 @@ def own_approach(ctx: RewardContext) -> np.ndarray:
     before = _distance(ctx.mine(ctx.prev_x), ctx.mine(ctx.prev_y), opp_x, opp_y)
     after = _distance(ctx.mine(s.x), ctx.mine(s.y), opp_x, opp_y)
     return np.where(_knockout_frame(ctx) | ~ctx.mine(s.grounded), 0.0, before - after)
+
+
+def distance_cost(ctx: RewardContext, near: float = 3.0) -> np.ndarray:
+    """−dt per frame for each unit of distance between the players beyond ``near`` (a penalty).
+
+    The approach terms pay movement, so standing still earns 0 from them: an argmax policy that
+    prefers waiting at the edge of its ground for the opponent to come draws every match against
+    a bot that never comes (issue 14: the judge's `constant`, `hold:dodge`, `hold:pickup_drop`).
+    This term prices the waiting itself, and only the way out of it, getting close, ends the
+    cost; it cannot be dodged by walking back and forth or jumping in place. 0 while either
+    player is KO and on a knockout's frame (a respawn is not distance the learner chose).
+    """
+    s = ctx.state
+    distance = _distance(s.x[:, 0], s.y[:, 0], s.x[:, 1], s.y[:, 1])
+    beyond = np.maximum(distance - near, 0.0)
+    return np.where(_knockout_frame(ctx), 0.0, -beyond * ctx.dt)
 
 
 def edge_pressure(ctx: RewardContext, edge_x: float = 7.0, low_y: float = 4.2) -> np.ndarray:

@@ -94,6 +94,20 @@ def test_own_approach_pays_only_the_learners_own_step_toward_the_opponent():
     np.testing.assert_allclose(R.own_approach(ctx), [0.0, 1.0], atol=1e-6)
 
 
+def test_distance_cost_charges_each_unit_beyond_near_every_second():
+    # Row 0: 7 apart (4 beyond near 3). Row 1: 2 apart (within reach: free). Row 2: 7 apart with
+    # the opponent KO. Row 3: 7 apart on a knockout's frame.
+    ctx = make_ctx(4)
+    ctx.state.x[:] = [[-3.5, 3.5], [-1.0, 1.0], [-3.5, 3.5], [-3.5, 3.5]]
+    ctx.state.y[:] = 0.0
+    ctx.state.state[2, 1] = P.KO
+    ctx.events.knocked_out[3, 0] = True
+    np.testing.assert_allclose(R.distance_cost(ctx), [-4.0 * DT, 0.0, 0.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(R.distance_cost(ctx, near=6.0)[0], -1.0 * DT, atol=1e-6)
+    ctx.player = 1  # the same for either slot: it is the players' distance
+    np.testing.assert_allclose(R.distance_cost(ctx)[0], -4.0 * DT, atol=1e-6)
+
+
 def test_edge_pressure():
     ctx = make_ctx(4)
     ctx.state.x[:, 1] = [10.5, -10.5, 3.0, 3.0]

@@ -72,6 +72,7 @@ from environment.rewards import (
     closing_distance,
     damage_interaction,
     danger_zone,
+    distance_cost,
     edge_pressure,
     on_combo,
     on_drop,
@@ -227,6 +228,7 @@ _SHARED_REWARD_CONFIG: dict[str, Any] = {
         "too_many_keys": 0.2,  # −1/s while holding more than 3 keys
         "closing_distance": 0.05,  # distance to the opponent closed this frame (by either player)
         "own_approach": 0.0,  # distance the learner's own movement closed this frame
+        "distance_cost": 0.0,  # −1/s per unit of distance to the opponent beyond 3
         "edge_pressure": 0.2,  # +1/s scaled by how close the opponent is to a blast zone
         "toward_weapon": 0.05,  # distance to the nearest weapon closed while unarmed
     },
@@ -858,6 +860,7 @@ def gen_reward_manager(reward_config: dict = _SHARED_REWARD_CONFIG) -> RewardMan
         "too_many_keys": too_many_keys,
         "closing_distance": closing_distance,
         "own_approach": own_approach,
+        "distance_cost": distance_cost,
         "edge_pressure": edge_pressure,
         "toward_weapon": toward_weapon,
     }
