@@ -393,7 +393,9 @@ _BASE_CONFIG: dict[str, Any] = {
 #   player), which taught argmax play to wait for a bot that walks in and so to freeze in front of
 #   one that never comes: over 3 seeds each, the worst win rate over all bots and both play modes
 #   was 67-83% with it (50% on a rerun of seed 0) and 51-81% without (technical guide §9,
-#   "Seed to seed").
+#   "Seed to seed"); and `distance_cost` 0.2 prices standing far from the opponent, because paying
+#   movement alone still left argmax play waiting at the edge of its ground for a bot that never
+#   comes (39-50% draws against `constant`, `hold:dodge`, `hold:pickup_drop` on some seeds).
 _FIGHTER_RECIPE: dict[str, Any] = {
     "agent": {
         "action_head": "macro",
@@ -409,6 +411,7 @@ _FIGHTER_RECIPE: dict[str, Any] = {
             "damage_interaction": 10.0,
             "closing_distance": 0.0,
             "own_approach": 1.0,
+            "distance_cost": 0.2,
             "attack_spam": 0.0,
             "toward_weapon": 0.0,
         },
