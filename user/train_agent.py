@@ -395,7 +395,8 @@ _BASE_CONFIG: dict[str, Any] = {
 #   was 67-83% with it (50% on a rerun of seed 0) and 51-81% without (technical guide §9,
 #   "Seed to seed"); and `distance_cost` 0.2 prices standing far from the opponent, because paying
 #   movement alone still left argmax play waiting at the edge of its ground for a bot that never
-#   comes (39-50% draws against `constant`, `hold:dodge`, `hold:pickup_drop` on some seeds).
+#   comes: over 3 seeds the worst result was 50/79/88% with it and 75 (50 on a rerun)/67/83%
+#   without (seed 0 still waits at the left edge against `hold:dodge`).
 _FIGHTER_RECIPE: dict[str, Any] = {
     "agent": {
         "action_head": "macro",
