@@ -389,14 +389,11 @@ _BASE_CONFIG: dict[str, Any] = {
 #   the warm-started agent drew with kept as permanent opponents, and 20% self-play;
 # - rewards: damage counts 10x, attacking untaxed, weapon pickups and drops pay nothing (random h
 #   presses made them noise), scale 0.1; the approach is paid by `own_approach` (the learner's
-#   own step toward the opponent, on a ground) instead of `closing_distance` (closed by either
-#   player), which taught argmax play to wait for a bot that walks in and so to freeze in front of
-#   one that never comes: over 3 seeds each, the worst win rate over all bots and both play modes
-#   was 67-83% with it (50% on a rerun of seed 0) and 51-81% without (technical guide §9,
-#   "Seed to seed"); and `distance_cost` 0.2 prices standing far from the opponent, because paying
-#   movement alone still left argmax play waiting at the edge of its ground for a bot that never
-#   comes: over 3 seeds the worst result was 50/79/88% with it and 75 (50 on a rerun)/67/83%
-#   without (seed 0 still waits at the left edge against `hold:dodge`).
+#   own step toward the opponent, on a ground), not `closing_distance` (closed by either player,
+#   which taught argmax play to wait for bots that walk in), and `distance_cost` 0.2 prices standing
+#   far away, so waiting at its ground's edge for a bot that never comes costs something (one seed
+#   of three still waits there against `hold:dodge`). Both were chosen by the worst result over
+#   every bot on 3 seeds (technical guide §9, "Seed to seed").
 _FIGHTER_RECIPE: dict[str, Any] = {
     "agent": {
         "action_head": "macro",
