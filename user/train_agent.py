@@ -390,10 +390,10 @@ _BASE_CONFIG: dict[str, Any] = {
 # - rewards: damage counts 10x, attacking untaxed, weapon pickups and drops pay nothing (random h
 #   presses made them noise), scale 0.1; the approach is paid by `own_approach` (the learner's
 #   own step toward the opponent, on a ground), not `closing_distance` (closed by either player,
-#   which taught argmax play to wait for bots that walk in), and `distance_cost` 0.2 prices standing
-#   far away, so waiting at its ground's edge for a bot that never comes costs something (one seed
-#   of three still waits there against `hold:dodge`). Both were chosen by the worst result over
-#   every bot on 3 seeds (technical guide §9, "Seed to seed").
+#   which taught argmax play to wait for bots that walk in), and `distance_cost` 0.6 prices standing
+#   far away, so waiting at its ground's edge for a bot that never comes costs more than the
+#   crossing risks (at 0.2 argmax play still waited there on some seeds). Each was chosen by the
+#   worst result over every bot on 3 seeds (technical guide §9, "Seed to seed").
 _FIGHTER_RECIPE: dict[str, Any] = {
     "agent": {
         "action_head": "macro",
@@ -409,7 +409,7 @@ _FIGHTER_RECIPE: dict[str, Any] = {
             "damage_interaction": 10.0,
             "closing_distance": 0.0,
             "own_approach": 1.0,
-            "distance_cost": 0.2,
+            "distance_cost": 0.6,
             "attack_spam": 0.0,
             "toward_weapon": 0.0,
         },
