@@ -391,9 +391,10 @@ _BASE_CONFIG: dict[str, Any] = {
 #   presses made them noise), scale 0.1; the approach is paid by `own_approach` (the learner's
 #   own step toward the opponent, on a ground), not `closing_distance` (closed by either player,
 #   which taught argmax play to wait for bots that walk in), and `distance_cost` 0.6 prices standing
-#   far away, so waiting at its ground's edge for a bot that never comes costs more than the
-#   crossing risks (at 0.2 argmax play still waited there on some seeds). Each was chosen by the
-#   worst result over every bot on 3 seeds (technical guide §9, "Seed to seed").
+#   far away, so waiting at its ground's edge for a bot that never comes costs (at 0.2 argmax play
+#   waited there through half its matches against a standing bot on one seed; at 0.6 still up to
+#   16% on some). Each was chosen by the worst result over every bot on 3 seeds (technical guide
+#   §9, "Seed to seed").
 _FIGHTER_RECIPE: dict[str, Any] = {
     "agent": {
         "action_head": "macro",
