@@ -285,6 +285,38 @@ class HoldMacroAgent(ScriptedAgent):
         keys[:] = self.keys
 
 
+HOLD_RANDOM_KEYS = f"{HOLD_PREFIX}random_keys"
+_STANDING_KEYS = np.array([k for k in range(P.N_KEYS) if k not in (P.K_A, P.K_D)])  # all but the walking keys
+
+
+class HoldRandomKeysAgent(ScriptedAgent):
+    """A constant-action bot whose held keys are drawn per match: each of the eight keys other than
+    ``a`` and ``d`` is held with probability 1/2 (256 combinations, nothing held among them).
+
+    Named ``hold:random_keys``. Without the walking keys it mostly stays where it lands (a few
+    combinations, such as held ``s`` + ``j``, slide it off its ground now and then), so the learner
+    has to cross to it. A training opponent (the schedule's permanent pool), not a
+    judge's bot: it stands for every passive bot at once, so that crossing to a bot that waits
+    does not hinge on which key that bot happens to hold (issue 14: an argmax agent that
+    crossed to ``constant`` waited at its edge for ``hold:dodge``).
+    """
+
+    memory = {"held": np.int16}  # 1 + the held combination's bits (0 = not drawn yet this match)
+
+    def __init__(self, file_path: str | None = None, seed: int | None = None):
+        super().__init__(file_path, seed)
+        self.name = HOLD_RANDOM_KEYS
+
+    def act(self, obs, keys, ids) -> None:
+        held = self.mem["held"]
+        fresh = ids[held[ids] == 0]
+        if fresh.size:
+            draws = self.rng.random((fresh.size, _STANDING_KEYS.size)) < 0.5
+            held[fresh] = 1 + (draws << np.arange(_STANDING_KEYS.size)).sum(axis=1)
+        bits = (held[ids, None] - 1) >> np.arange(_STANDING_KEYS.size) & 1
+        keys[:, _STANDING_KEYS] = bits.astype(bool)
+
+
 # --- registry ---------------------------------------------------------------------
 AgentFactory = Callable[..., Agent]
 AGENT_REGISTRY: dict[str, AgentFactory] = {
@@ -323,15 +355,20 @@ def agent_names() -> list[str]:
 
 
 def is_agent_name(name: str) -> bool:
-    """A registered bot's name, or ``hold:<macro>`` for a macro of environment/macros.py."""
+    """A registered bot's name, ``hold:<macro>`` for a macro of environment/macros.py, or
+    ``hold:random_keys``."""
+    if name == HOLD_RANDOM_KEYS:
+        return True
     if name.startswith(HOLD_PREFIX):
         return name.removeprefix(HOLD_PREFIX) in MACRO_NAMES
     return name in agent_names()
 
 
 def make_agent(name: str, **kwargs) -> Agent:
-    """A new agent by registry name, e.g. ``make_agent("based")``, or ``hold:<macro>``."""
+    """A new agent by registry name, e.g. ``make_agent("based")``, ``hold:<macro>`` or ``hold:random_keys``."""
     _load_roster()
+    if name == HOLD_RANDOM_KEYS:
+        return HoldRandomKeysAgent(**kwargs)
     if name.startswith(HOLD_PREFIX):
         macro = name.removeprefix(HOLD_PREFIX)
         if macro not in MACRO_NAMES:

@@ -310,3 +310,31 @@ def test_move_reach_far_ends_match_the_engine():
     beyond = np.array([d < 4.5 for *_, d in cases[1::2]])
     assert all(hit[0::2]), [label for label, h in zip(labels[0::2], hit[0::2], strict=True) if not h]
     assert not any(hit[1::2] & beyond), [label for label, h in zip(labels[1::2], hit[1::2] & beyond, strict=True) if h]
+
+
+# --- the random-keys holder (a training opponent, not in the registry) ---------------------------
+def test_random_keys_holder_keeps_its_draw_for_a_match_and_redraws_at_the_next():
+    _, start, actions = _rollout(make_agent("hold:random_keys", seed=0), n=64, frames=240)
+    assert not actions[:, :, [P.K_A, P.K_D]].any(), "it never walks"
+    match_id = np.cumsum(start, axis=0)  # per row, which of its matches each frame belongs to
+    for row in range(actions.shape[1]):
+        for m in np.unique(match_id[:, row]):
+            held = actions[match_id[:, row] == m, row]
+            assert (held == held[0]).all(), f"row {row} changed its keys within match {m}"
+    first = actions[0]
+    standing = np.array([k for k in range(P.N_KEYS) if k not in (P.K_A, P.K_D)])
+    assert 0.3 < first[:, standing].mean() < 0.7, "each standing key held about half the time"
+    assert len({tuple(r) for r in first}) > 40, "64 matches draw many different combinations"
+    restarted = np.flatnonzero(match_id[-1] > 1)  # rows whose second match has begun
+    assert restarted.size, "the 200-frame matches restart within the rollout"
+    second = actions[-1, restarted]
+    assert (second != first[restarted]).any(axis=1).mean() > 0.5, "a new match draws new keys"
+
+
+def test_random_keys_holder_mostly_stays_on_its_ground_so_the_learner_must_cross():
+    holder, constant = make_agent("hold:random_keys", seed=1), make_agent("constant")
+    stats = play_matches(constant, holder, n_matches=32, max_timesteps=900, seed=2)
+    # A few combinations move it (held s+j slides it along the ground, off the edge in the end).
+    assert sum(s.player_2.falls > 0 for s in stats) <= 8, "it seldom leaves its ground"
+    assert sum(s.player_1.damage_taken > 0 for s in stats) <= 4, "it seldom reaches a bot that waits"
+    assert sum(s.winner == "draw" for s in stats) >= 24
