@@ -237,3 +237,35 @@ def test_exploitability_bad_input_is_exit_2(capsys):
     assert X.main(["--agent", "based", "--frozen-mode", "greedy"]) == 2
     assert "--frozen-mode 'greedy'" in capsys.readouterr().err
     assert X.main(["--agent", "based", "--minutes", "0"]) == 2
+
+
+# --- benchmarks/trace_matches.py: where drawn and lost matches went --------------------------------
+def test_trace_prints_a_timeline_of_each_drawn_match_and_skips_the_rest(capsys):
+    from benchmarks import trace_matches as TM
+
+    argv = ["--agent", "constant", "--opponents", "constant,hold:walk_left", "--matches", "2"]
+    assert TM.main([*argv, "--max-timesteps", "300", "--every", "100"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    # Two bots that stand still draw; hold:walk_left walks off the stage and loses, so it is not traced.
+    assert "== constant: 0 win, 2 draw, 0 loss" in out
+    assert "== hold:walk_left: 2 win, 0 draw, 0 loss" in out
+    headers = [line for line in out if line.startswith("-- match")]
+    assert len(headers) == 2 and all("draw after 300 frames" in h for h in headers)
+    assert "started on the right as player 1" in headers[0] and "on the left as player 1" in headers[1]
+    timeline = [line for line in out if line.startswith("  frame")]
+    assert [line.split()[1] for line in timeline] == ["0", "100", "200"] * 2
+    assert "Standing" in timeline[-1] and "keys none" in timeline[-1], "both stand on their grounds, holding nothing"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--results", "tie"], "--results takes"), (["--opponents", "moonwalker"], "unknown opponent 'moonwalker'")],
+)
+def test_trace_bad_input_is_one_line_and_exit_2(args, message, capsys):
+    from benchmarks import trace_matches as TM
+
+    base = {"--agent": "constant", "--opponents": "constant"}
+    base.update(dict(zip(args[::2], args[1::2], strict=True)))
+    assert TM.main([item for pair in base.items() for item in pair]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
