@@ -245,6 +245,44 @@ def test_the_macro_head_trains_on_move_ids_and_plays_the_moves_keys(tmp_path, ag
     assert right >= 0.9, f"argmax play follows the state in only {right:.0%} of rows"
 
 
+@pytest.mark.parametrize("agent_type", ["transformer_strategy", "recurrent_ppo"])
+def test_greedy_rollout_rows_play_the_most_likely_move_and_the_others_sample(tmp_path, agent_type):
+    config = tiny_config(agent__type=agent_type, agent__action_head="macro", agent__greedy_rollout_share=0.5)
+    run = T.TrainingRun(config, tmp_path, torch.device("cpu"))
+    run.model.learn(128)  # rollouts collect with greedy rows, and PPO trains on them
+    policy, n = run.model.policy, config["env"]["n_envs"]
+    greedy = policy.greedy_rows.numpy()
+    assert greedy.sum() == round(0.5 * n) and greedy[0] and not greedy[-1]
+    obs = torch.as_tensor(run.model._last_obs)
+    states, starts = run.model._last_lstm_states, torch.zeros(n)
+    with torch.no_grad():
+        mode = policy.get_distribution(obs, states.pi, starts)[0].mode().numpy()
+        draws = [policy.forward(obs, states, starts) for _ in range(12)]
+    actions = np.stack([a.numpy() for a, *_ in draws])
+    assert (actions[:, greedy] == mode[greedy]).all(), "greedy rows play the most likely move every time"
+    assert (actions[:, ~greedy] != mode[~greedy]).any(), "the other rows sample"
+    with torch.no_grad():
+        dist = policy.get_distribution(obs, states.pi, starts)[0]
+        np.testing.assert_allclose(draws[0][2].numpy(), dist.log_prob(torch.as_tensor(actions[0])).numpy(), rtol=1e-5)
+        predicted = np.stack(
+            [policy.get_distribution(obs, states.pi, starts)[0].get_actions().numpy() for _ in range(12)]
+        )
+    assert (predicted[:, greedy] != mode[greedy]).any(), "predict and evaluation sample on every row"
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["agent.greedy_rollout_share=1.0"], "agent.greedy_rollout_share must be a number in \\[0, 1\\)"),
+        (["agent.type=ppo", "agent.greedy_rollout_share=0.5"], "needs a recurrent agent type"),
+        (["agent.greedy_rollout_share=0.001"], "rounds to no env"),
+    ],
+)
+def test_greedy_rollout_share_is_validated(sets, message):
+    with pytest.raises(T.ConfigError, match=message):
+        T.validate_config(T.apply_overrides(copy.deepcopy(T.TRAIN_CONFIG_TEST), sets))
+
+
 def _fit_macro_labels(policy, agent, obs: np.ndarray, labels: np.ndarray, steps: int = 300) -> None:
     """Supervised steps on (first-frame observation, macro id) pairs through SB3's evaluate_actions."""
     agent._allocate(len(obs))

@@ -317,6 +317,19 @@ def validate_config(config: dict, base: dict) -> dict:
         a["action_head"] in ("keys", "macro"),
         f"agent.action_head must be 'keys' or 'macro', got {a['action_head']!r}",
     )
+    share = a["greedy_rollout_share"]
+    _check(
+        isinstance(share, (int, float)) and 0 <= share < 1,
+        f"agent.greedy_rollout_share must be a number in [0, 1), got {share!r}",
+    )
+    _check(
+        share == 0 or a["type"] != "ppo",
+        "agent.greedy_rollout_share needs a recurrent agent type (transformer_strategy or recurrent_ppo), not ppo",
+    )
+    _check(
+        share == 0 or round(share * env["n_envs"]) >= 1,
+        f"agent.greedy_rollout_share {share} of env.n_envs {env['n_envs']} rounds to no env; raise it or set 0",
+    )
     max_repeat = BrawlVecEnv.MAX_ACTION_REPEAT
     _check(
         isinstance(a["action_repeat"], int) and 1 <= a["action_repeat"] <= max_repeat,

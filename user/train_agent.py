@@ -197,6 +197,12 @@ _SHARED_AGENT_CONFIG: dict[str, Any] = {
     # (0.99 per decision at repeat 4 ≈ 13 s instead of 3 s). One training step is then
     # `action_repeat` frames: total_timesteps, n_steps and save_freq count decisions.
     "action_repeat": 1,
+    # Share of the training envs whose rollouts play the policy's most likely action instead of a
+    # sampled one (recurrent types; 0 = all sampled, plain PPO). Argmax play can settle into a loop
+    # that sampled play leaves at once (waiting at the edge of its ground in front of a bot that
+    # stands still); rows that act greedily put those states in the rollouts, where the loop's
+    # lack of reward lowers the looping action. Off-policy for those rows: PPO's clipping bounds it.
+    "greedy_rollout_share": 0.0,
     # PPO. Sized for a GPU (issue 15): the seed's minibatch of 128 (640 minibatch passes per 8,192
     # samples) has a fixed cost per pass that alone is ~0.5 ms per step, 1.4 h per 10M steps on any
     # GPU (benchmarks/gpu_speed.py); 2,048 of 64 x 256 gives 80 passes per 16,384 samples
@@ -736,6 +742,22 @@ def policy_observation_space(agent_config: dict) -> spaces.Box:
     return spaces.Box(low=low, high=high, dtype=np.float32)
 
 
+class GreedyRowsDistribution:
+    """What forward() needs of an SB3 distribution, with the most likely action on the greedy rows.
+
+    A wrapper, not a patch: SB3 policies reuse one distribution object for every call.
+    """
+
+    def __init__(self, distribution, rows: torch.Tensor):
+        self.distribution, self.rows = distribution, rows
+
+    def get_actions(self, deterministic: bool = False) -> torch.Tensor:
+        return torch.where(self.rows, self.distribution.mode(), self.distribution.get_actions(deterministic))
+
+    def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
+        return self.distribution.log_prob(actions)  # PPO stores the policy's probability of the greedy move
+
+
 class BrawlLstmPolicy(RecurrentActorCriticPolicy):
     """sb3-contrib's LSTM policy, with the LSTM optionally under CUDA autocast (bf16/fp16).
 
@@ -745,6 +767,27 @@ class BrawlLstmPolicy(RecurrentActorCriticPolicy):
 
     autocast_dtype: torch.dtype | None = None
     loss_scale: LossScale | None = None  # fp16: gradients scaled from the outputs back (user/optim.py)
+    # Rollout rows (vec-env indices) that play their most likely action instead of a sampled one
+    # (agent.greedy_rollout_share); None: every row samples. Only forward() reads it, and SB3
+    # calls forward() only to collect rollouts (predict() and evaluation use get_distribution()).
+    greedy_rows: torch.Tensor | None = None
+    _acting_greedily = False
+
+    def forward(self, obs, lstm_states, episode_starts, deterministic=False):
+        self._acting_greedily = self.greedy_rows is not None and not deterministic
+        try:
+            return super().forward(obs, lstm_states, episode_starts, deterministic)
+        finally:
+            self._acting_greedily = False
+
+    def _get_action_dist_from_latent(self, latent_pi):
+        distribution = super()._get_action_dist_from_latent(latent_pi)
+        if not self._acting_greedily:
+            return distribution
+        rows = self.greedy_rows
+        if rows.shape[0] != latent_pi.shape[0]:
+            raise ValueError(f"greedy_rows names {rows.shape[0]} rows but the batch has {latent_pi.shape[0]}")
+        return GreedyRowsDistribution(distribution, rows)
 
     def evaluate_actions(self, obs, actions, lstm_states, episode_starts):
         values, log_prob, entropy = super().evaluate_actions(obs, actions, lstm_states, episode_starts)
@@ -817,6 +860,9 @@ def build_model(config: dict, env, device: torch.device, tensorboard_log: str | 
     if a["action_head"] == "keys":  # a softmax over macros is unchanged by one shared bias
         with torch.no_grad():
             model.policy.action_net.bias.fill_(a["initial_key_bias"])
+    greedy = round(a["greedy_rollout_share"] * config["env"]["n_envs"])
+    if greedy:
+        model.policy.greedy_rows = torch.arange(config["env"]["n_envs"], device=device) < greedy
     apply_precision_and_compile(model.policy, config["training"])
     # Without a logger of its own, every learn() call leaves an empty SB3-<time> folder in the
     # temp directory; the training loop replaces this silent one with the run's (configure_sb3_logger).
