@@ -295,10 +295,11 @@ class HoldRandomKeysAgent(ScriptedAgent):
 
     Named ``hold:random_keys``. Without the walking keys it mostly stays where it lands (a few
     combinations, such as held ``s`` + ``j``, slide it off its ground now and then), so the learner
-    has to cross to it. A training opponent (the schedule's permanent pool), not a
+    has to cross to it. A training opponent for ``controls.opponent_schedule.permanent``, not a
     judge's bot: it stands for every passive bot at once, so that crossing to a bot that waits
     does not hinge on which key that bot happens to hold (issue 14: an argmax agent that
-    crossed to ``constant`` waited at its edge for ``hold:dodge``).
+    crossed to ``constant`` waited at its edge for ``hold:dodge``). Not in the recipe: on 3 seeds
+    its worst seed was worse than without it (technical guide §9, stop 29).
     """
 
     memory = {"held": np.int16}  # 1 + the held combination's bits (0 = not drawn yet this match)
