@@ -245,9 +245,12 @@ def test_the_macro_head_trains_on_move_ids_and_plays_the_moves_keys(tmp_path, ag
     assert right >= 0.9, f"argmax play follows the state in only {right:.0%} of rows"
 
 
-@pytest.mark.parametrize("agent_type", ["transformer_strategy", "recurrent_ppo"])
-def test_greedy_rollout_rows_play_the_most_likely_move_and_the_others_sample(tmp_path, agent_type):
-    config = tiny_config(agent__type=agent_type, agent__action_head="macro", agent__greedy_rollout_share=0.5)
+@pytest.mark.parametrize(
+    ("agent_type", "action_head"),
+    [("transformer_strategy", "macro"), ("recurrent_ppo", "macro"), ("recurrent_ppo", "keys")],
+)
+def test_greedy_rollout_rows_play_the_most_likely_move_and_the_others_sample(tmp_path, agent_type, action_head):
+    config = tiny_config(agent__type=agent_type, agent__action_head=action_head, agent__greedy_rollout_share=0.5)
     run = T.TrainingRun(config, tmp_path, torch.device("cpu"))
     run.model.learn(128)  # rollouts collect with greedy rows, and PPO trains on them
     policy, n = run.model.policy, config["env"]["n_envs"]

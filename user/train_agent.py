@@ -754,7 +754,9 @@ class GreedyRowsDistribution:
         self.distribution, self.rows = distribution, rows
 
     def get_actions(self, deterministic: bool = False) -> torch.Tensor:
-        return torch.where(self.rows, self.distribution.mode(), self.distribution.get_actions(deterministic))
+        sampled = self.distribution.get_actions(deterministic)
+        rows = self.rows.reshape(-1, *[1] * (sampled.dim() - 1))  # the keys head's actions are (n, 10)
+        return torch.where(rows, self.distribution.mode(), sampled)
 
     def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
         return self.distribution.log_prob(actions)  # PPO stores the policy's probability of the greedy move
