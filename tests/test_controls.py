@@ -72,6 +72,38 @@ def test_a_run_follows_its_schedules(tmp_path):
         assert metrics.loc[step, "self_play_temperature"] == pytest.approx(4.0 * step / total)
 
 
+def test_greedy_rollout_rows_follow_their_schedule(tmp_path):
+    config = tiny_config(controls__schedules__greedy_rollout_share="{kind: linear, start: 0.0, end: 0.5}")
+    run = T.TrainingRun(config, tmp_path, torch.device("cpu"))
+    try:
+        n, total = config["env"]["n_envs"], config["training"]["total_timesteps"]
+        assert run.model.policy.greedy_rows is None, "the schedule starts at 0: every row samples"
+        counts = []
+        for step in (0, total // 2, total):
+            run.apply_schedules(step)
+            rows = run.model.policy.greedy_rows
+            counts.append(0 if rows is None else int(rows.sum()))
+        assert counts == [0, round(0.25 * n), round(0.5 * n)]
+        run.model.learn(128)  # a rollout with the scheduled rows trains
+    finally:
+        run.close()
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        ({"controls__schedules__greedy_rollout_share": "{kind: linear, start: 0.0, end: 1.0}"}, "end must be below 1"),
+        (
+            {"agent__type": "ppo", "controls__schedules__greedy_rollout_share": "{kind: constant, start: 0.2, end: 0}"},
+            "greedy_rollout_share needs a recurrent agent type",
+        ),
+    ],
+)
+def test_greedy_rollout_schedule_is_validated(sets, message):
+    with pytest.raises(T.ConfigError, match=message):
+        tiny_config(**sets)
+
+
 def test_schedules_are_validated():
     with pytest.raises(T.ConfigError, match="controls.schedules.learning_rate.end must be > 0"):
         tiny_config(controls__schedules__learning_rate="{kind: linear, start: 1.0e-3, end: 0}")

@@ -498,6 +498,13 @@ def _validate_controls(config: dict) -> None:
             )
             if name in ("learning_rate", "clip_range"):
                 _check(value > 0, f"controls.schedules.{name}.{end} must be > 0")
+            if name == "greedy_rollout_share":
+                _check(value < 1, f"controls.schedules.greedy_rollout_share.{end} must be below 1, got {value!r}")
+    _check(
+        c["schedules"]["greedy_rollout_share"] is None or config["agent"]["type"] != "ppo",
+        "controls.schedules.greedy_rollout_share needs a recurrent agent type "
+        "(transformer_strategy or recurrent_ppo), not ppo",
+    )
     _validate_opponent_schedule(config)
     w = c["opponent_weighting"]
     _check(w["mode"] in WEIGHTING_MODES, f"controls.opponent_weighting.mode must be one of {WEIGHTING_MODES}")

@@ -324,6 +324,9 @@ _SHARED_CONTROLS_CONFIG: dict[str, Any] = {
         # Self-play sampling temperature (random handler): 0 = uniform over snapshots,
         # larger = favour recent ones, e.g. {"kind": "linear", "start": 0, "end": 3}.
         "self_play_temperature": None,
+        # agent.greedy_rollout_share over training, e.g. {"kind": "linear", "start": 0, "end": 0.25}:
+        # greedy rows late, once the policy has loops of its own, and none while it still explores.
+        "greedy_rollout_share": None,
     },
     # Opponent weighting, updated after every evaluation (the self-play share stays fixed):
     #   "off"               the weights in self_play.opponents
@@ -812,6 +815,12 @@ class BrawlLstmPolicy(RecurrentActorCriticPolicy):
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def set_greedy_rows(policy: BrawlLstmPolicy, share: float, n_envs: int) -> None:
+    """The first ``round(share * n_envs)`` rollout rows play their most likely move (none at 0)."""
+    greedy = round(share * n_envs)
+    policy.greedy_rows = torch.arange(n_envs, device=policy.device) < greedy if greedy else None
+
+
 def apply_precision_and_compile(policy, training_config: dict) -> None:
     """Turn on autocast for the encoder and LSTM, and torch.compile for the encoder, as configured."""
     dtype = PRECISIONS[training_config["precision"]]
@@ -864,9 +873,9 @@ def build_model(config: dict, env, device: torch.device, tensorboard_log: str | 
     if a["action_head"] == "keys":  # a softmax over macros is unchanged by one shared bias
         with torch.no_grad():
             model.policy.action_net.bias.fill_(a["initial_key_bias"])
-    greedy = round(a["greedy_rollout_share"] * config["env"]["n_envs"])
-    if greedy:
-        model.policy.greedy_rows = torch.arange(config["env"]["n_envs"], device=device) < greedy
+    if a["type"] != "ppo":
+        share = schedule_value(config["controls"]["schedules"]["greedy_rollout_share"], 0.0, a["greedy_rollout_share"])
+        set_greedy_rows(model.policy, share, config["env"]["n_envs"])
     apply_precision_and_compile(model.policy, config["training"])
     # Without a logger of its own, every learn() call leaves an empty SB3-<time> folder in the
     # temp directory; the training loop replaces this silent one with the run's (configure_sb3_logger).
@@ -1290,10 +1299,14 @@ class TrainingRun:
 
     # --- controls -------------------------------------------------------------------------
     def apply_schedules(self, steps: int) -> None:
-        """Entropy coefficient and self-play temperature for the coming rollout (lr and clip: SB3)."""
+        """Entropy coefficient, greedy rows and self-play temperature for the coming rollout (lr and clip: SB3)."""
         schedules = self.config["controls"]["schedules"]
         progress = min(steps / self.config["training"]["total_timesteps"], 1.0)
         self.model.ent_coef = schedule_value(schedules["ent_coef"], progress, self.config["agent"]["ent_coef"])
+        if schedules["greedy_rollout_share"] is not None:
+            share = schedule_value(schedules["greedy_rollout_share"], progress, 0.0)
+            set_greedy_rows(self.model.policy, share, self.config["env"]["n_envs"])
+            self.model.logger.record("train/greedy_rollout_share", share)
         if isinstance(self.self_play, SelfPlayRandom):
             self.self_play.temperature = schedule_value(schedules["self_play_temperature"], progress, 0.0)
             self.model.logger.record("selfplay/temperature", self.self_play.temperature)
