@@ -326,6 +326,8 @@ _SHARED_CONTROLS_CONFIG: dict[str, Any] = {
         "self_play_temperature": None,
         # agent.greedy_rollout_share over training, e.g. {"kind": "linear", "start": 0, "end": 0.25}:
         # greedy rows late, once the policy has loops of its own, and none while it still explores.
+        # Measured at exactly that on one seed (technical guide §9, stop 30): argmax play drew and
+        # fell more than with no greedy rows; not in the recipe.
         "greedy_rollout_share": None,
     },
     # Opponent weighting, updated after every evaluation (the self-play share stays fixed):
