@@ -98,6 +98,39 @@ def validate_keys(keys: np.ndarray, n: int) -> np.ndarray:
 
 
 # ==================================================================================
+# Scattered starts (training only)
+# ==================================================================================
+# Start points keep this far inside each ground's ends, so that nobody starts over the gap or the
+# void; two players closer than SCATTER_MIN_GAP are not both drawn onto one spot.
+SCATTER_EDGE_MARGIN = 0.5
+SCATTER_MIN_GAP = 1.0
+
+
+def check_scattered_starts(share) -> None:
+    if isinstance(share, bool) or not isinstance(share, (int, float, np.integer, np.floating)):
+        raise TypeError(f"scattered_starts must be a number, got {share!r}")
+    if not 0.0 <= float(share) < 1.0:
+        raise ValueError(f"scattered_starts must be in [0, 1) (a share of matches), got {share!r}")
+
+
+def scattered_start_points(rng: np.ndarray, rows: np.ndarray, params: GameParams) -> np.ndarray:
+    """Start x of (player 0, player 1) for each listed match: each uniform over both grounds (inset by
+    SCATTER_EDGE_MARGIN), drawn from the match's own stream. A second player drawn within
+    SCATTER_MIN_GAP of the first is mirrored onto the other ground."""
+    (l0, l1), (r0, r1) = params.left_ground[:2], params.right_ground[:2]
+    left = (l0 + SCATTER_EDGE_MARGIN, l1 - SCATTER_EDGE_MARGIN)
+    right = (r0 + SCATTER_EDGE_MARGIN, r1 - SCATTER_EDGE_MARGIN)
+    left_width, right_width = left[1] - left[0], right[1] - right[0]
+    points = np.empty((rows.size, 2))
+    for player in range(2):
+        u = draw_uniform(rng, rows) * (left_width + right_width)
+        points[:, player] = np.where(u < left_width, left[0] + u, right[0] + u - left_width)
+    too_close = np.abs(points[:, 0] - points[:, 1]) < SCATTER_MIN_GAP
+    points[too_close, 1] = -points[too_close, 1]
+    return points
+
+
+# ==================================================================================
 # The moving platform
 # ==================================================================================
 class PlatformPath:
@@ -164,6 +197,10 @@ class BrawlEngine:
     :param n: number of matches
     :param max_timesteps: frames after which a match ends on stocks (draw if equal)
     :param seed: base seed; match i is seeded with ``seed + i``
+    :param scattered_starts: the share of matches (0 to below 1) that start with each player at a
+        random point over the two grounds instead of the tournament's start points (training only: it
+        shows the learner standing opponents at places and distances the fixed starts never make;
+        0, the default, draws nothing extra, so the match streams are the original's)
     :param params: the game's constants. ``DEFAULT_PARAMS`` is the original stepped frame by frame (how
         the golden traces were recorded); ``TOURNAMENT_PARAMS`` adds the extra platform update that the
         tournament's match loop makes every frame (the platform then turns at its waypoints without a
@@ -172,10 +209,17 @@ class BrawlEngine:
     """
 
     def __init__(
-        self, n: int, max_timesteps: int = P.MATCH_FRAMES, seed: int | None = 0, params: GameParams = DEFAULT_PARAMS
+        self,
+        n: int,
+        max_timesteps: int = P.MATCH_FRAMES,
+        seed: int | None = 0,
+        params: GameParams = DEFAULT_PARAMS,
+        scattered_starts: float = 0.0,
     ):
         if not isinstance(n, (int, np.integer)) or n <= 0:
             raise ValueError(f"n (number of matches) must be a positive integer, got {n!r}")
+        check_scattered_starts(scattered_starts)
+        self.scattered_starts = float(scattered_starts)
         if not isinstance(max_timesteps, (int, np.integer)) or max_timesteps <= 0:
             raise ValueError(f"max_timesteps must be a positive integer, got {max_timesteps!r}")
         self.n = int(n)
@@ -216,11 +260,15 @@ class BrawlEngine:
             sides = np.where(draw_uniform(s.rng, rows) < 0.5, 1.0, -1.0)
         else:
             sides = np.full(rows.size, float(np.sign(p0_side)))
+        starts = np.stack([sides * self.params.spawn_x, -sides * self.params.spawn_x], axis=1)
+        if self.scattered_starts > 0.0:
+            scatter = draw_uniform(s.rng, rows) < self.scattered_starts
+            starts[scatter] = scattered_start_points(s.rng, rows[scatter], self.params)
         streams = s.rng[rows].copy()
         for array in (s.players, s.matches, s.weapons, s.spawners):
             array[rows] = np.zeros((), array.dtype)
         s.rng[rows] = streams
-        _reset_matches(s.players, s.matches, s.weapons, s.spawners, s.contacts, rows, sides, self._constants[0])
+        _reset_matches(s.players, s.matches, s.weapons, s.spawners, s.contacts, rows, starts, self._constants[0])
         self._needs_reset[rows] = False
 
     def get_state(self) -> dict[str, np.ndarray]:
@@ -497,16 +545,17 @@ def _refresh_view(p, match, K) -> None:
 # Reset
 # ==================================================================================
 @kernel
-def _reset_matches(players, matches, weapons, spawners, contacts, rows, sides, K) -> None:
-    """The original's reset: both players in the air at their start points, facing the centre, with no
-    jumps and no recoveries until they land; 3 stocks; the platform halfway along its path."""
+def _reset_matches(players, matches, weapons, spawners, contacts, rows, starts, K) -> None:
+    """The original's reset: both players in the air at their start points (``starts[r]``: player 0's
+    x, player 1's x), facing the centre, with no jumps and no recoveries until they land; 3 stocks;
+    the platform halfway along its path."""
     for r in range(rows.size):
         m = rows[r]
         match = matches[m]
         match.platform_x, match.platform_y = K.platform_x0, K.platform_y0
         for i in range(2):
             p = players[m, i]
-            start = sides[r] * K.spawn_x if i == 0 else -sides[r] * K.spawn_x
+            start = starts[r, i]
             p.spawn_x = start
             p.x, p.y = start, K.spawn_y
             p.facing = 1.0 if start < 0 else -1.0

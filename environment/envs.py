@@ -95,9 +95,19 @@ class LearnerMatches:
     stepped in batches: one ``predict_batch`` call per distinct opponent agent.
     """
 
-    def __init__(self, n: int, opponents: OpponentsCfg, reward_manager, max_timesteps: int, seed: int | None):
+    def __init__(
+        self,
+        n: int,
+        opponents: OpponentsCfg,
+        reward_manager,
+        max_timesteps: int,
+        seed: int | None,
+        scattered_starts: float = 0.0,
+    ):
         self.n = n
-        self.engine = BrawlEngine(n, max_timesteps=max_timesteps, seed=seed, params=P.TOURNAMENT_PARAMS)
+        self.engine = BrawlEngine(
+            n, max_timesteps=max_timesteps, seed=seed, params=P.TOURNAMENT_PARAMS, scattered_starts=scattered_starts
+        )
         self.builder = ObservationBuilder(n)
         self.stats = StatsAccumulator(n)
         self.opponents = opponents
@@ -310,6 +320,8 @@ class BrawlVecEnv(VecEnv):
         step is reset at once and its next match plays the step's remaining frames with
         the learner's keys released; their rewards are paid with the next step, so every
         frame's reward reaches PPO and ``info["episode"]["r"]``, and ``l`` counts frames.
+    :param scattered_starts: the share of matches that start with both players at random points
+        over the grounds (``BrawlEngine``'s; training only, 0 = the tournament's start points)
     """
 
     # Cap on action_repeat: half a second. A match lasts far longer (each knockout alone is
@@ -324,6 +336,7 @@ class BrawlVecEnv(VecEnv):
         max_timesteps: int = P.MATCH_FRAMES,
         seed: int | None = None,
         action_repeat: int = 1,
+        scattered_starts: float = 0.0,
     ):
         if not isinstance(n_envs, (int, np.integer)) or n_envs <= 0:
             raise ValueError(f"n_envs must be a positive integer, got {n_envs!r}")
@@ -341,6 +354,7 @@ class BrawlVecEnv(VecEnv):
             reward_manager or default_reward_manager(),
             max_timesteps,
             seed,
+            scattered_starts,
         )
         self._actions: np.ndarray | None = None
         self._started = np.zeros(self.num_envs, np.float64)

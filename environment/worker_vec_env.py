@@ -275,6 +275,7 @@ class WorkerVecEnv(VecEnv):
         max_timesteps: int = P.MATCH_FRAMES,
         seed: int | None = None,
         action_repeat: int = 1,
+        scattered_starts: float = 0.0,
         **kwargs,
     ) -> WorkerVecEnv:
         """Workers each build ``BrawlVecEnv(n_rows, OpponentsCfg(opponents), ..., seed=seed + first)``.
@@ -291,6 +292,7 @@ class WorkerVecEnv(VecEnv):
             seed=seed,
             reward_manager_factory=reward_manager_factory,
             action_repeat=action_repeat,
+            scattered_starts=scattered_starts,
         )
         return cls(n_envs, workers, make, **kwargs)
 
@@ -481,6 +483,7 @@ def scripted_slice(  # the parameters WorkerVecEnv.for_scripted_opponents forwar
     max_timesteps: int = P.MATCH_FRAMES,
     seed: int | None = None,
     action_repeat: int = 1,
+    scattered_starts: float = 0.0,
 ) -> BrawlVecEnv:
     """The BrawlVecEnv of rows ``first .. first + n_rows - 1`` (seeding rule: module doc)."""
     env = BrawlVecEnv(
@@ -490,6 +493,7 @@ def scripted_slice(  # the parameters WorkerVecEnv.for_scripted_opponents forwar
         max_timesteps=max_timesteps,
         seed=None if seed is None else seed + first,
         action_repeat=action_repeat,
+        scattered_starts=scattered_starts,
     )
     if seed is None:  # BrawlVecEnv(seed=None) seeds match i's stream with i: keep that across slices
         env.core.engine.state.rng[:] = seed_streams(first + np.arange(n_rows))

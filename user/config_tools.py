@@ -343,6 +343,7 @@ def validate_config(config: dict, base: dict) -> dict:
     _validate_reward(config["reward"], base["reward"])
     _validate_opponents(config["self_play"])
     _validate_workers(config)
+    _validate_scattered_starts(config)
     _validate_controls(config)
     _check(
         tr["on_divergence"] in ("stop", "rollback"),
@@ -408,6 +409,14 @@ def _validate_reward(reward: dict, base: dict) -> None:
     _check(
         0 <= c["start_win_rate"] < c["end_win_rate"] <= 1,
         "reward.curriculum needs 0 <= start_win_rate < end_win_rate <= 1",
+    )
+
+
+def _validate_scattered_starts(config: dict) -> None:
+    scattered = config["env"]["scattered_starts"]
+    _check(
+        not isinstance(scattered, bool) and isinstance(scattered, (int, float)) and 0 <= scattered < 1,
+        f"env.scattered_starts must be a share of matches in [0, 1), got {scattered!r}",
     )
 
 

@@ -272,6 +272,10 @@ _SHARED_ENV_CONFIG: dict[str, Any] = {
     # --sweep --workers 1,2,4 measures it); scripted opponents and dense/sparse rewards only.
     "workers": 1,
     "max_timesteps": MATCH_FRAMES,  # frames per match: the game's default, 2700 (90 s)
+    # Share of training matches that start with both players at random points over the two grounds
+    # instead of the tournament's two start points (evaluation always uses those): the learner then
+    # meets standing opponents at places and distances that the fixed starts rarely make.
+    "scattered_starts": 0.0,
 }
 
 _SHARED_TRAINING_CONFIG: dict[str, Any] = {
@@ -1200,6 +1204,7 @@ def make_training_venv(config: dict, opponents: OpponentsCfg, reward_manager):
             action_repeat=a["action_repeat"],
             max_timesteps=env["max_timesteps"],
             seed=seed,
+            scattered_starts=env["scattered_starts"],
         )
     bots = {name: (weight, entry) for name, (weight, entry) in opponents.opponents.items() if isinstance(entry, str)}
     log.info("Stepping %d matches in %d worker processes", env["n_envs"], env["workers"])
@@ -1211,6 +1216,7 @@ def make_training_venv(config: dict, opponents: OpponentsCfg, reward_manager):
         max_timesteps=env["max_timesteps"],
         seed=seed,
         action_repeat=a["action_repeat"],
+        scattered_starts=env["scattered_starts"],
     )
 
 
