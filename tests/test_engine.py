@@ -157,6 +157,41 @@ def test_jump_is_checked_before_attack_on_the_ground():
     assert engine.state.vy[0, 0] < 0 and engine.state.state[0, 0] == P.IN_AIR
 
 
+def test_scattered_starts_put_that_share_of_matches_anywhere_on_the_grounds():
+    n, share = 2000, 0.25
+    fixed = BrawlEngine(n, seed=7, params=P.TOURNAMENT_PARAMS)
+    plain = BrawlEngine(n, seed=7, params=P.TOURNAMENT_PARAMS, scattered_starts=0.0)
+    scattered = BrawlEngine(n, seed=7, params=P.TOURNAMENT_PARAMS, scattered_starts=share)
+    for engine in (fixed, plain, scattered):
+        engine.reset()
+    # Off (the default): the tournament's start points, and the streams draw nothing extra.
+    np.testing.assert_array_equal(plain.state.x, fixed.state.x)
+    np.testing.assert_array_equal(plain.state.rng, fixed.state.rng)
+    assert set(np.abs(fixed.state.x).ravel().tolist()) == {5.0}
+    x = scattered.state.x.copy()
+    moved = np.abs(np.abs(x[:, 0]) - 5.0) > 1e-9
+    assert abs(moved.mean() - share) < 0.04  # 2,000 matches: 3.5 standard deviations
+    on_left = (x >= -6.5) & (x <= -2.5)
+    on_right = (x >= 2.5) & (x <= 6.5)
+    assert (on_left | on_right).all()  # inside a ground, half a unit from its ends
+    same_ground = moved & (on_left[:, 0] == on_left[:, 1])
+    assert same_ground.sum() > 100  # some matches start with both players on one ground...
+    assert (np.abs(x[:, 0] - x[:, 1]) >= 1.0).all()  # ...never on top of each other
+    assert (scattered.state.facing == np.where(x < 0, 1.0, -1.0)).all()  # facing the centre, as the original
+    for _ in range(90):
+        scattered.step(np.zeros((n, 2, P.N_KEYS), bool))
+    assert (scattered.state.state == P.STANDING).all()  # everyone lands on a ground
+    again = BrawlEngine(n, seed=7, params=P.TOURNAMENT_PARAMS, scattered_starts=share)
+    again.reset()
+    np.testing.assert_array_equal(again.state.x, x)  # drawn from the matches' own streams
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.0, "half", True])
+def test_scattered_starts_reject_a_share_outside_0_to_1(share):
+    with pytest.raises((ValueError, TypeError), match="scattered_starts must be"):
+        BrawlEngine(1, scattered_starts=share)
+
+
 def test_knocked_out_player_stays_where_it_died_then_respawns():
     engine = BrawlEngine(1)
     engine.reset(p0_side=1)

@@ -176,6 +176,21 @@ def test_vecenv_seeding_is_deterministic():
     assert not np.array_equal(a, c)
 
 
+def test_vecenv_scattered_starts_start_the_next_matches_anywhere_too():
+    env = BrawlVecEnv(32, max_timesteps=40, seed=1, scattered_starts=0.5)
+    env.reset()
+    starts = [env.core.engine.state.x.copy()]
+    for _ in range(41):  # every match ends at frame 40 and its next one starts
+        env.step_async(np.zeros((32, 10), bool))
+        env.step_wait()
+        if env.core.engine.state.frame.max() == 0:
+            starts.append(env.core.engine.state.x.copy())
+    assert len(starts) == 2
+    for x in starts:
+        scattered = np.abs(np.abs(x[:, 0]) - 5.0) > 1e-9
+        assert 0 < scattered.sum() < 32
+
+
 def test_vecenv_seed_method_reseeds_matches_like_sb3():
     env = BrawlVecEnv(3, max_timesteps=100)
     env.seed(42)

@@ -127,6 +127,8 @@ def test_every_named_config_validates():
         ("agent.action_repeat=0", "agent.action_repeat must be an integer from 1 to 15"),
         ("agent.action_repeat=16", "agent.action_repeat must be an integer from 1 to 15"),
         ("env.workers=0", "env.workers must be an integer from 1 to env.n_envs"),
+        ("env.scattered_starts=1.0", "env.scattered_starts must be a share of matches in \\[0, 1\\), got 1.0"),
+        ("env.scattered_starts=0.25", None),
         ("env.workers=2", "env.workers=2 runs scripted opponents only, but self_play.opponents has 'self_play'"),
         ("agent.shared_lstm=true", None),  # valid on its own
         ("agent.action_head=buttons", "agent.action_head must be 'keys' or 'macro', got 'buttons'"),

@@ -113,6 +113,21 @@ def test_matches_a_single_brawl_vec_env_across_episode_ends():
         _assert_same(_run(env, actions[:5]), _run(single, actions[:5]))
 
 
+def test_scattered_starts_reach_the_workers_matches():
+    n = 16
+    single = BrawlVecEnv(
+        n, OpponentsCfg(dict(BASED)), _dense_rewards(), max_timesteps=MAX_T, seed=3, scattered_starts=0.5
+    )
+    env = WorkerVecEnv.for_scripted_opponents(
+        n, 2, BASED, _dense_rewards, max_timesteps=MAX_T, seed=3, scattered_starts=0.5
+    )
+    with closing(env):
+        first = env.reset()
+        assert np.array_equal(first, single.reset())
+        start_x = single.core.engine.state.x
+        assert (np.abs(np.abs(start_x) - 5.0) > 1e-9).any()  # some matches did not start at ±5
+
+
 @pytest.mark.parametrize("start_method", ["spawn", "forkserver"])
 def test_unseeded_and_start_methods_keep_the_single_env_streams(start_method):
     if start_method not in mp.get_all_start_methods():
