@@ -126,7 +126,7 @@ def scattered_start_points(rng: np.ndarray, rows: np.ndarray, params: GameParams
         u = draw_uniform(rng, rows) * (left_width + right_width)
         points[:, player] = np.where(u < left_width, left[0] + u, right[0] + u - left_width)
     too_close = np.abs(points[:, 0] - points[:, 1]) < SCATTER_MIN_GAP
-    points[too_close, 1] = -points[too_close, 1]
+    points[too_close, 1] = -points[too_close, 1]  # the two grounds span mirrored x ranges
     return points
 
 
@@ -197,15 +197,15 @@ class BrawlEngine:
     :param n: number of matches
     :param max_timesteps: frames after which a match ends on stocks (draw if equal)
     :param seed: base seed; match i is seeded with ``seed + i``
-    :param scattered_starts: the share of matches (0 to below 1) that start with each player at a
-        random point over the two grounds instead of the tournament's start points (training only: it
-        shows the learner standing opponents at places and distances the fixed starts never make;
-        0, the default, draws nothing extra, so the match streams are the original's)
     :param params: the game's constants. ``DEFAULT_PARAMS`` is the original stepped frame by frame (how
         the golden traces were recorded); ``TOURNAMENT_PARAMS`` adds the extra platform update that the
         tournament's match loop makes every frame (the platform then turns at its waypoints without a
         stopped frame): the game agents are judged in, and what the environments,
         ``run_match``/``play_matches`` and evaluation use.
+    :param scattered_starts: the share of matches (0 to below 1) that start with each player at a
+        random point over the two grounds instead of the tournament's start points (training only: it
+        shows the learner standing opponents at places and distances the fixed starts never make;
+        0, the default, draws nothing extra, so the match streams are the original's)
     """
 
     def __init__(
