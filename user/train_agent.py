@@ -437,6 +437,7 @@ _FIGHTER_RECIPE: dict[str, Any] = {
     "self_play": {"opponents": {"self_play": (0.2, None), "based": (0.8, "based")}},
     "controls": {"opponent_schedule": {"enabled": True}},
     "warm_start": {"seconds": 150.0},
+    "env": {"scattered_starts": 0.25},
 }
 _RECIPE_BASE_CONFIG = merge_config(_BASE_CONFIG, _FIGHTER_RECIPE)
 
