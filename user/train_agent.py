@@ -410,8 +410,13 @@ _BASE_CONFIG: dict[str, Any] = {
 #   which taught argmax play to wait for bots that walk in), and `distance_cost` 0.6 prices standing
 #   far away, so waiting at its ground's edge for a bot that never comes costs (at 0.2 argmax play
 #   waited there through half its matches against a standing bot on one seed; at 0.6 still up to
-#   16% on some). Each was chosen by the worst result over every bot on 3 seeds (technical guide
-#   §9, "Seed to seed").
+#   16% on some);
+# - a quarter of the training matches start both players at random points over the grounds
+#   (`env.scattered_starts` 0.25; evaluation and the tournament keep ±5), so the learner meets bots
+#   that stand still on its own ground, behind it and at short range, not only across the gap (on
+#   3 seeds the worst seed was better and falls fewer; the fresh clone met every target).
+# Each was chosen by the worst result over every bot on 3 seeds (technical guide §9, "Seed to
+# seed").
 _FIGHTER_RECIPE: dict[str, Any] = {
     "agent": {
         "action_head": "macro",
