@@ -77,6 +77,7 @@ BENCHMARKS = [
     "fidelity",
     "gpu_speed",
     "learn_quality",
+    "original_engine",
     "soak",
     "train_speed",
     "video_speed",
