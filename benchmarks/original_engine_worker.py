@@ -25,6 +25,8 @@ import os
 import random
 import sys
 
+import numpy as np
+
 # Our names for the original's scripted bots (its environment/agent.py).
 BOT_CLASSES = {
     "based": "BasedAgent",
@@ -58,8 +60,6 @@ def load_bundle(bundle_dir: str):
 
 def play_match(original_agents, submitted_agent, bot: str, slot: int, frames: int, seed: int) -> dict:
     """One match through the original's run_match; the result from the bundle's side."""
-    import numpy as np
-
     random.seed(seed)
     np.random.seed(seed)
     ours, theirs = submitted_agent(), getattr(original_agents, BOT_CLASSES[bot])()
